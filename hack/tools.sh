@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
+# outside the repository keyed by version, and print the directory that holds them.
+#
+#   hack/tools.sh [all|control-plane|helm|kstatus]   (default: all)
+#
+# Idempotent: a tool whose binary is already in the cache is not rebuilt. The cache lives in
+# $IAO_TOOLS_CACHE (default ~/.cache/image-access-operator/tools); each tool gets a folder
+# named after its version, so bumping a version below builds it anew and never mixes builds.
+set -euo pipefail
+
+KUBE_VERSION=${KUBE_VERSION:-1.37.2}          # k8s-openapi's `latest` feature targets 1.37
+KUBE_STAGING_VERSION=0.${KUBE_VERSION#1.}     # staging modules are published as v0.37.x
+ETCD_VERSION=${ETCD_VERSION:-3.6.16}
+HELM_VERSION=${HELM_VERSION:-3.22.0}
+CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${IAO_TOOLS_CACHE:-$HOME/.cache/image-access-operator/tools}
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+# Two cores: one package compiled at a time keeps peak memory well under the machine's size.
+export GOMAXPROCS=${GOMAXPROCS:-2}
+
+timed() { if [ -x /usr/bin/time ]; then /usr/bin/time "$@"; else shift 4; "$@"; fi; }
+log() { printf '[tools %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# build_module DIR BINARY... : DIR is a Go module folder already prepared; builds each
+# "name=package" into DIR/bin atomically (a half-built binary never looks cached).
+build_into() {
+  local dir=$1; shift
+  mkdir -p "$dir/bin"
+  local spec name pkg
+  for spec in "$@"; do
+    name=${spec%%=*}; pkg=${spec#*=}
+    if [ -x "$dir/bin/$name" ]; then continue; fi
+    log "building $name from $pkg"
+    local t0; t0=$(date +%s)
+    (cd "$dir/src" && timed -f "%e s, peak RSS %M KiB" -o "$dir/$name.buildstats" \
+      go build -trimpath -ldflags='-s -w' -o "$dir/bin/$name.tmp" "$pkg")
+    mv "$dir/bin/$name.tmp" "$dir/bin/$name"
+    log "built $name in $(( $(date +%s) - t0 ))s ($(cat "$dir/$name.buildstats" 2>/dev/null))"
+  done
+}
+
+new_module() { # DIR MODULE-NAME
+  mkdir -p "$1/src"
+  if [ ! -f "$1/src/go.mod" ]; then (cd "$1/src" && go mod init "$2" >/dev/null 2>&1); fi
+}
+
+control_plane() {
+  local dir="$CACHE/kubernetes-v$KUBE_VERSION"
+  if [ ! -x "$dir/bin/kube-apiserver" ] || [ ! -x "$dir/bin/kubectl" ]; then
+    new_module "$dir" iao-kube-tools
+    if ! grep -q "k8s.io/kubernetes v$KUBE_VERSION" "$dir/src/go.mod"; then
+      log "resolving k8s.io/kubernetes v$KUBE_VERSION (staging modules at v$KUBE_STAGING_VERSION)"
+      # k8s.io/kubernetes requires its staging modules at v0.0.0 and replaces them with
+      # ./staging paths; a dependency's replaces are ignored, so ours name the published ones.
+      local gomod
+      gomod=$(cd "$dir/src" && go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      local m
+      for m in $(sed -n 's|^\s*\(k8s.io/[^ ]*\) => ./staging/.*|\1|p' "$gomod"); do
+        (cd "$dir/src" && go mod edit "-replace=$m=$m@v$KUBE_STAGING_VERSION")
+      done
+      (cd "$dir/src" && go get "k8s.io/kubernetes@v$KUBE_VERSION")
+    fi
+    build_into "$dir" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl
+  fi
+  local edir="$CACHE/etcd-v$ETCD_VERSION"
+  if [ ! -x "$edir/bin/etcd" ]; then
+    new_module "$edir" iao-etcd
+    (cd "$edir/src" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION")
+    build_into "$edir" etcd=go.etcd.io/etcd/server/v3
+  fi
+  link "$dir/bin/kube-apiserver" "$dir/bin/kubectl" "$edir/bin/etcd"
+}
+
+helm_tool() {
+  local dir="$CACHE/helm-v$HELM_VERSION"
+  if [ ! -x "$dir/bin/helm" ]; then
+    new_module "$dir" iao-helm
+    (cd "$dir/src" && go get "helm.sh/helm/v3@v$HELM_VERSION")
+    build_into "$dir" helm=helm.sh/helm/v3/cmd/helm
+  fi
+  link "$dir/bin/helm"
+}
+
+kstatus_tool() {
+  # A tiny helper of ours around sigs.k8s.io/cli-utils' kstatus, the library Flux and Helm
+  # use to decide whether a resource is Current, InProgress or Failed.
+  local dir="$CACHE/kstatus-cli-utils-v$CLI_UTILS_VERSION-$(sha256sum "$ROOT/hack/kstatus/main.go" | cut -c1-12)"
+  if [ ! -x "$dir/bin/kstatus" ]; then
+    new_module "$dir" iao-kstatus
+    cp "$ROOT/hack/kstatus/main.go" "$dir/src/main.go"
+    (cd "$dir/src" && go get "sigs.k8s.io/cli-utils@v$CLI_UTILS_VERSION" && go mod tidy)
+    build_into "$dir" kstatus=.
+  fi
+  link "$dir/bin/kstatus"
+}
+
+# Every tool is also linked into one folder, so callers need a single PATH entry.
+BIN="$CACHE/bin"
+link() { mkdir -p "$BIN"; local f; for f in "$@"; do ln -sfn "$f" "$BIN/$(basename "$f")"; done; }
+
+case "${1:-all}" in
+  control-plane) control_plane ;;
+  helm) helm_tool ;;
+  kstatus) kstatus_tool ;;
+  all) control_plane; helm_tool; kstatus_tool ;;
+  *) echo "usage: $0 [all|control-plane|helm|kstatus]" >&2; exit 2 ;;
+esac
+echo "$BIN"

@@ -1,0 +1,216 @@
+//! The `ImageAccess` custom resource: its spec, its status and the schema the apiserver
+//! validates at admission. `crdgen` prints this as YAML into `crds/`.
+//!
+//! Everything here is data: no I/O, no clock. The controller owns behaviour.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// API group of every kind this operator serves.
+pub const GROUP: &str = "glance.viettelidc.com.vn";
+/// Finalizer that holds an object until its Glance membership is removed.
+pub const FINALIZER: &str = "glance.viettelidc.com.vn/cleanup";
+
+/// Desired state of one Glance image membership: the image `imageId` shared with `memberId`.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "glance.viettelidc.com.vn",
+    version = "v1alpha1",
+    kind = "ImageAccess",
+    plural = "imageaccesses",
+    shortname = "ia",
+    category = "openstack",
+    namespaced,
+    status = "ImageAccessStatus",
+    doc = "ImageAccess shares an OpenStack Glance image with another project: it manages one image \
+           membership (image, member project, member status), like Terraform's \
+           openstack_images_image_access_v2.",
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.imageId"),
+    printcolumn(name = "Member", type_ = "string", json_path = ".spec.memberId"),
+    printcolumn(
+        name = "Member-Status",
+        type_ = "string",
+        json_path = ".status.memberStatus",
+        description = "The member status Glance reports"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageAccessSpec {
+    /// ID (a UUID) of the Glance image to share. The image must have visibility `shared`, and
+    /// the credentials must belong to its owner project (or an admin). Changing it replaces
+    /// the membership: the old image stops being shared with the member.
+    #[schemars(length(max = 36))]
+    #[schemars(extend("format" = "uuid"))]
+    pub image_id: String,
+
+    /// ID of the project the image is shared with (the consumer). Glance accepts any string and
+    /// does not check it against Keystone, so check it yourself. Changing it replaces the
+    /// membership.
+    #[schemars(length(min = 1, max = 255))]
+    #[x_kube(validation = kube::core::Rule::new("!self.contains('/')").message("memberId must not contain '/': it is a project ID, used in the Glance URL"))]
+    #[x_kube(validation = kube::core::Rule::new("self == self.trim()").message("memberId must not start or end with whitespace"))]
+    pub member_id: String,
+
+    /// Desired member status: pending, accepted or rejected. Leave it unset to let the consumer
+    /// decide. Setting it needs admin credentials or the member project's own: Glance refuses
+    /// a status change from the image owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<MemberStatus>,
+
+    /// Region whose Glance endpoint is used. Overrides `region_name` of the cloud entry.
+    /// Changing it replaces the membership.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub region: Option<String>,
+
+    /// Where the OpenStack credentials are: a Secret in this namespace with a clouds.yaml.
+    pub cloud_credentials_ref: CloudCredentialsRef,
+
+    /// What deleting this object does to the membership: Delete (the default) removes it from
+    /// Glance, Orphan leaves it in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// A clouds.yaml in a Secret, and the cloud in it to use.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudCredentialsRef {
+    /// Name of a Secret in the object's namespace. Key `clouds.yaml` holds a standard OpenStack
+    /// clouds.yaml; optional key `cacert` holds a PEM CA bundle for the cloud's TLS endpoints.
+    #[schemars(length(min = 1, max = 253))]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub secret_name: String,
+
+    /// Name of the cloud entry under `clouds:` in that clouds.yaml.
+    #[schemars(length(min = 1, max = 255))]
+    pub cloud_name: String,
+}
+
+// Glance member status. (No doc comment: schemars would put it in place of each field's.)
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Shared, not yet accepted: the image does not show in the consumer's default image list.
+    Pending,
+    /// Accepted: the image shows in the consumer's image list.
+    Accepted,
+    /// Rejected by the consumer (the image still can be used by ID).
+    Rejected,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Pending => "pending",
+            MemberStatus::Accepted => "accepted",
+            MemberStatus::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for MemberStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// What deleting the object does to the membership in Glance (no doc comment, as above).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Remove the membership from Glance.
+    #[default]
+    Delete,
+    /// Leave the membership in Glance.
+    Orphan,
+}
+
+/// Observed state, written by the operator.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageAccessStatus {
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready (the membership exists as asked), Reconciling (work or a retry in flight) and
+    /// Stalled (progress needs a human; the message says what to change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The member status Glance reports now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_status: Option<MemberStatus>,
+
+    /// When Glance created the membership (Glance's created_at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub created_at: Option<String>,
+
+    /// When Glance last updated the membership (Glance's updated_at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub updated_at: Option<String>,
+
+    /// The Glance schema of the member (Glance's schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub schema: Option<String>,
+
+    /// The membership that exists in Glance under this object's management. The operator uses
+    /// it to remove the old membership when imageId, memberId or region change, and on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Membership>,
+}
+
+/// Identity of one membership in one Glance: the image, the member and the region.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    /// Glance image ID.
+    #[schemars(length(max = 36))]
+    pub image_id: String,
+    /// Member (project) ID.
+    #[schemars(length(max = 255))]
+    pub member_id: String,
+    /// Region of the Glance endpoint; absent when the cloud names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub region: Option<String>,
+}
+
+impl std::fmt::Display for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "image {} / member {}", self.image_id, self.member_id)?;
+        if let Some(region) = &self.region {
+            write!(f, " in region {region}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ImageAccess {
+    pub fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy.unwrap_or_default()
+    }
+
+    /// The condition of the given type, if the status has one.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+    }
+}

@@ -1,0 +1,405 @@
+//! Parsing of a standard OpenStack `clouds.yaml` (the file the `openstack` CLI, openstacksdk and
+//! Terraform read) into the one cloud entry an object names.
+//!
+//! Only the keys this operator uses are read; unknown keys are ignored, as openstacksdk does.
+//! Secrets are held in [`SecretString`], so `Debug` never prints them.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::error::ConfigError;
+
+#[derive(Deserialize)]
+struct CloudsFile {
+    #[serde(default)]
+    clouds: BTreeMap<String, RawCloud>,
+}
+
+#[derive(Deserialize)]
+struct RawCloud {
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    auth_type: Option<String>,
+    #[serde(default)]
+    region_name: Option<String>,
+    #[serde(default)]
+    interface: Option<String>,
+    /// Older clouds.yaml files say `endpoint_type` for `interface`.
+    #[serde(default)]
+    endpoint_type: Option<String>,
+    #[serde(default)]
+    verify: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawAuth {
+    auth_url: Option<String>,
+    username: Option<String>,
+    user_id: Option<String>,
+    password: Option<SecretString>,
+    user_domain_name: Option<String>,
+    user_domain_id: Option<String>,
+    project_name: Option<String>,
+    project_id: Option<String>,
+    /// Older name of `project_name`.
+    tenant_name: Option<String>,
+    /// Older name of `project_id`.
+    tenant_id: Option<String>,
+    project_domain_name: Option<String>,
+    project_domain_id: Option<String>,
+    /// Default for both user and project domains, as keystoneauth reads it.
+    domain_name: Option<String>,
+    domain_id: Option<String>,
+    application_credential_id: Option<String>,
+    application_credential_name: Option<String>,
+    application_credential_secret: Option<SecretString>,
+    token: Option<SecretString>,
+}
+
+/// A domain named by ID or by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DomainRef {
+    Id(String),
+    Name(String),
+}
+
+/// A user named by ID, or by name within a domain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum UserRef {
+    Id(String),
+    Name { name: String, domain: DomainRef },
+}
+
+/// The project a token is scoped to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ProjectScope {
+    Id(String),
+    Name { name: String, domain: DomainRef },
+}
+
+/// How to obtain a token from Keystone.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    Password {
+        user: UserRef,
+        password: SecretString,
+        scope: Option<ProjectScope>,
+    },
+    /// An application credential carries its own scope: Keystone refuses a scope next to it.
+    ApplicationCredential {
+        id: Option<String>,
+        name: Option<String>,
+        user: Option<UserRef>,
+        secret: SecretString,
+    },
+    Token {
+        token: SecretString,
+        scope: Option<ProjectScope>,
+    },
+}
+
+/// One cloud entry, ready to authenticate with.
+#[derive(Clone, Debug)]
+pub struct Cloud {
+    /// Keystone v3 base URL, always ending in `/v3`.
+    pub auth_url: String,
+    pub auth: Auth,
+    pub region_name: Option<String>,
+    /// `public`, `internal` or `admin`.
+    pub interface: String,
+    /// False only when the entry says `verify: false`.
+    pub verify_tls: bool,
+    /// PEM CA bundle from the Secret's `cacert` key.
+    pub ca_cert: Option<Vec<u8>>,
+}
+
+impl Cloud {
+    /// Parses `clouds_yaml` and returns the entry `cloud_name`. `ca_cert` is the PEM bundle
+    /// from the Secret, if it has one.
+    pub fn from_clouds_yaml(clouds_yaml: &str, cloud_name: &str, ca_cert: Option<Vec<u8>>) -> Result<Cloud, ConfigError> {
+        let file: CloudsFile = serde_saphyr::from_str(clouds_yaml).map_err(|e| ConfigError::Malformed {
+            // Only the position: a parser's own message may quote the offending value, which
+            // can be a password.
+            position: e.location().map(|l| (l.line(), l.column())),
+        })?;
+        let known: Vec<String> = file.clouds.keys().cloned().collect();
+        let raw = file
+            .clouds
+            .into_iter()
+            .find_map(|(name, cloud)| (name == cloud_name).then_some(cloud))
+            .ok_or_else(|| ConfigError::CloudNotFound {
+                cloud: cloud_name.to_string(),
+                known,
+            })?;
+        Cloud::from_raw(raw, cloud_name, ca_cert)
+    }
+
+    fn from_raw(raw: RawCloud, cloud: &str, ca_cert: Option<Vec<u8>>) -> Result<Cloud, ConfigError> {
+        let missing = |field: &str| ConfigError::MissingField {
+            cloud: cloud.to_string(),
+            field: field.to_string(),
+        };
+        let a = raw.auth;
+        let auth_url = a.auth_url.clone().filter(|u| !u.is_empty()).ok_or_else(|| missing("auth.auth_url"))?;
+        let auth_url = normalize_auth_url(&auth_url).ok_or_else(|| ConfigError::Invalid {
+            cloud: cloud.to_string(),
+            detail: "auth.auth_url must be an http:// or https:// URL".into(),
+        })?;
+        let default_domain = domain(a.domain_id.clone(), a.domain_name.clone());
+        let user_domain = domain(a.user_domain_id.clone(), a.user_domain_name.clone()).or_else(|| default_domain.clone());
+        let project_domain = domain(a.project_domain_id.clone(), a.project_domain_name.clone()).or_else(|| default_domain.clone());
+        let user = match (a.user_id.clone(), a.username.clone()) {
+            (Some(id), _) => Some(UserRef::Id(id)),
+            (None, Some(name)) => Some(UserRef::Name {
+                name,
+                domain: user_domain.ok_or_else(|| missing("auth.user_domain_name (or user_domain_id)"))?,
+            }),
+            (None, None) => None,
+        };
+        let project_id = a.project_id.clone().or(a.tenant_id.clone());
+        let project_name = a.project_name.clone().or(a.tenant_name.clone());
+        let scope = match (project_id, project_name) {
+            (Some(id), _) => Some(ProjectScope::Id(id)),
+            (None, Some(name)) => Some(ProjectScope::Name {
+                name,
+                domain: project_domain.ok_or_else(|| missing("auth.project_domain_name (or project_domain_id)"))?,
+            }),
+            (None, None) => None,
+        };
+
+        let auth_type = raw.auth_type.as_deref().unwrap_or(if a.application_credential_secret.is_some() {
+            "v3applicationcredential"
+        } else if a.token.is_some() && a.password.is_none() {
+            "token"
+        } else {
+            "password"
+        });
+        let auth = match auth_type {
+            "password" | "v3password" => Auth::Password {
+                user: user.ok_or_else(|| missing("auth.username (or user_id)"))?,
+                password: a.password.ok_or_else(|| missing("auth.password"))?,
+                scope,
+            },
+            "v3applicationcredential" | "applicationcredential" => {
+                if a.application_credential_id.is_none() && a.application_credential_name.is_none() {
+                    return Err(missing("auth.application_credential_id (or application_credential_name)"));
+                }
+                if a.application_credential_id.is_none() && user.is_none() {
+                    return Err(missing("auth.username (an application credential named by name needs its user)"));
+                }
+                Auth::ApplicationCredential {
+                    id: a.application_credential_id,
+                    name: a.application_credential_name,
+                    user,
+                    secret: a.application_credential_secret.ok_or_else(|| missing("auth.application_credential_secret"))?,
+                }
+            }
+            "token" | "v3token" => Auth::Token {
+                token: a.token.ok_or_else(|| missing("auth.token"))?,
+                scope,
+            },
+            other => {
+                return Err(ConfigError::Invalid {
+                    cloud: cloud.to_string(),
+                    detail: format!(
+                        "auth_type {other:?} is not supported; use password, v3applicationcredential or token"
+                    ),
+                });
+            }
+        };
+        let interface = raw.interface.or(raw.endpoint_type).unwrap_or_else(|| "public".into());
+        // keystoneauth accepts the v2-era spelling "publicURL" too.
+        let interface = interface.trim_end_matches("URL").to_ascii_lowercase();
+        if !matches!(interface.as_str(), "public" | "internal" | "admin") {
+            return Err(ConfigError::Invalid {
+                cloud: cloud.to_string(),
+                detail: format!("interface {interface:?} must be public, internal or admin"),
+            });
+        }
+        Ok(Cloud {
+            auth_url,
+            auth,
+            region_name: raw.region_name.filter(|r| !r.is_empty()),
+            interface,
+            verify_tls: raw.verify.unwrap_or(true),
+            ca_cert,
+        })
+    }
+
+    /// A digest of everything that decides which token this entry gets: the token cache key.
+    /// A rotated password or another project gives another key, so the change takes effect at
+    /// once; the digest (not the secret) is what stays in memory as the key.
+    pub fn cache_key(&self) -> [u8; 32] {
+        let mut material = Vec::new();
+        let mut put = |s: &str| {
+            material.extend_from_slice(&(s.len() as u64).to_le_bytes());
+            material.extend_from_slice(s.as_bytes());
+        };
+        put(&self.auth_url);
+        put(&format!("{}", self.verify_tls));
+        put(&String::from_utf8_lossy(self.ca_cert.as_deref().unwrap_or_default()));
+        match &self.auth {
+            Auth::Password { user, password, scope } => {
+                put("password");
+                put(&format!("{user:?}"));
+                put(password.expose_secret());
+                put(&format!("{scope:?}"));
+            }
+            Auth::ApplicationCredential { id, name, user, secret } => {
+                put("appcred");
+                put(&format!("{id:?}{name:?}{user:?}"));
+                put(secret.expose_secret());
+            }
+            Auth::Token { token, scope } => {
+                put("token");
+                put(token.expose_secret());
+                put(&format!("{scope:?}"));
+            }
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, &material);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    }
+}
+
+fn domain(id: Option<String>, name: Option<String>) -> Option<DomainRef> {
+    match (id, name) {
+        (Some(id), _) => Some(DomainRef::Id(id)),
+        (None, Some(name)) => Some(DomainRef::Name(name)),
+        (None, None) => None,
+    }
+}
+
+/// Keystone's v3 base URL from an `auth_url` that may or may not end in `/v3`.
+fn normalize_auth_url(url: &str) -> Option<String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return None;
+    }
+    let base = url.trim_end_matches('/');
+    Some(if base.ends_with("/v3") { base.to_string() } else { format!("{base}/v3") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Cloud, ConfigError> {
+        Cloud::from_clouds_yaml(yaml, "mycloud", None)
+    }
+
+    #[test]
+    fn password_auth_with_domains_by_name() {
+        let cloud = parse(
+            "clouds:\n  mycloud:\n    auth:\n      auth_url: https://keystone.example.com:5000\n      username: alice\n      password: s3cret\n      project_name: demo\n      user_domain_name: Default\n      project_domain_id: default\n    region_name: RegionOne\n    interface: internal\n",
+        )
+        .expect("valid cloud");
+        assert_eq!(cloud.auth_url, "https://keystone.example.com:5000/v3");
+        assert_eq!(cloud.region_name.as_deref(), Some("RegionOne"));
+        assert_eq!(cloud.interface, "internal");
+        match cloud.auth {
+            Auth::Password { user, scope, .. } => {
+                assert_eq!(
+                    user,
+                    UserRef::Name {
+                        name: "alice".into(),
+                        domain: DomainRef::Name("Default".into())
+                    }
+                );
+                assert_eq!(
+                    scope,
+                    Some(ProjectScope::Name {
+                        name: "demo".into(),
+                        domain: DomainRef::Id("default".into())
+                    })
+                );
+            }
+            other => panic!("expected password auth, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn application_credential_is_detected_without_auth_type() {
+        let cloud = parse(
+            "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks/v3/\n      application_credential_id: abc\n      application_credential_secret: xyz\n",
+        )
+        .expect("valid cloud");
+        assert_eq!(cloud.auth_url, "http://ks/v3");
+        assert!(matches!(cloud.auth, Auth::ApplicationCredential { id: Some(ref id), .. } if id == "abc"));
+    }
+
+    #[test]
+    fn token_auth_and_legacy_interface_spelling() {
+        let cloud = parse(
+            "clouds:\n  mycloud:\n    auth_type: token\n    auth:\n      auth_url: http://ks\n      token: tok\n      project_id: p1\n    endpoint_type: publicURL\n    verify: false\n",
+        )
+        .expect("valid cloud");
+        assert_eq!(cloud.interface, "public");
+        assert!(!cloud.verify_tls);
+        assert!(matches!(cloud.auth, Auth::Token { scope: Some(ProjectScope::Id(ref p)), .. } if p == "p1"));
+    }
+
+    #[test]
+    fn unknown_cloud_names_the_clouds_that_exist() {
+        let err = Cloud::from_clouds_yaml(
+            "clouds:\n  a:\n    auth: {auth_url: http://ks}\n  b:\n    auth: {auth_url: http://ks}\n",
+            "c",
+            None,
+        )
+        .expect_err("cloud c is missing");
+        let msg = err.to_string();
+        assert!(msg.contains("\"c\"") && msg.contains("a, b"), "{msg}");
+    }
+
+    #[test]
+    fn malformed_yaml_is_an_error_not_a_panic() {
+        let err = parse("clouds: [this is: not: valid").expect_err("malformed");
+        assert!(matches!(err, ConfigError::Malformed { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn missing_password_names_the_field() {
+        let err = parse("clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      user_domain_name: Default\n")
+            .expect_err("no password");
+        assert!(err.to_string().contains("auth.password"), "{err}");
+    }
+
+    #[test]
+    fn username_without_domain_is_refused() {
+        let err = parse("clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n")
+            .expect_err("no domain");
+        assert!(err.to_string().contains("user_domain_name"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_auth_type_says_which_are_supported() {
+        let err = parse("clouds:\n  mycloud:\n    auth_type: v3oidcpassword\n    auth:\n      auth_url: http://ks\n")
+            .expect_err("oidc");
+        assert!(err.to_string().contains("v3applicationcredential"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let cloud = parse(
+            "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: hunter2-password\n      domain_name: Default\n",
+        )
+        .expect("valid");
+        assert!(!format!("{cloud:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn cache_key_changes_when_the_password_rotates() {
+        let with = |pw: &str| {
+            parse(&format!(
+                "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: {pw}\n      domain_name: Default\n"
+            ))
+            .expect("valid")
+            .cache_key()
+        };
+        assert_eq!(with("one"), with("one"));
+        assert_ne!(with("one"), with("two"));
+    }
+}
