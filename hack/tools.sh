@@ -28,6 +28,7 @@ log() { printf '[tools %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 # "name=package" into DIR/bin atomically (a half-built binary never looks cached).
 build_into() {
   local dir=$1; shift
+  local ldflags="-s -w ${EXTRA_LDFLAGS:-}"
   mkdir -p "$dir/bin"
   local spec name pkg
   for spec in "$@"; do
@@ -36,7 +37,7 @@ build_into() {
     log "building $name from $pkg"
     local t0; t0=$(date +%s)
     (cd "$dir/src" && timed -f "%e s, peak RSS %M KiB" -o "$dir/$name.buildstats" \
-      go build -trimpath -ldflags='-s -w' -o "$dir/bin/$name.tmp" "$pkg")
+      go build -trimpath -ldflags="$ldflags" -o "$dir/bin/$name.tmp" "$pkg")
     mv "$dir/bin/$name.tmp" "$dir/bin/$name"
     log "built $name in $(( $(date +%s) - t0 ))s ($(cat "$dir/$name.buildstats" 2>/dev/null))"
   done
@@ -63,7 +64,13 @@ control_plane() {
       done
       (cd "$dir/src" && go get "k8s.io/kubernetes@v$KUBE_VERSION")
     fi
-    build_into "$dir" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl
+    # Stamp the version, as Kubernetes' own build does (else they report v0.0.0-master).
+    local minor=${KUBE_VERSION#1.} stamp="" x
+    minor=${minor%%.*}
+    for x in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      stamp+=" -X $x.gitVersion=v$KUBE_VERSION -X $x.gitMajor=1 -X $x.gitMinor=$minor -X $x.gitTreeState=clean"
+    done
+    EXTRA_LDFLAGS=$stamp build_into "$dir" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl
   fi
   local edir="$CACHE/etcd-v$ETCD_VERSION"
   if [ ! -x "$edir/bin/etcd" ]; then

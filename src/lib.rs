@@ -6,8 +6,11 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod metrics;
 pub mod openstack;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The CRD of every kind, as the YAML document that `crds/` holds.
 pub fn crd_yaml() -> Result<String, serde_saphyr::ser_error::Error> {

@@ -1,0 +1,262 @@
+//! Turning a failure into what the user sees: transient (retry with backoff) or stalled
+//! (a human must change something), with a CamelCase reason and a message that says what to
+//! change. One place, so every condition and event speaks the same way.
+
+use std::time::Duration;
+
+use crate::api::{MemberStatus, Membership};
+use crate::openstack::{ConfigError, HttpErrorKind, Operation, OpenStackError};
+
+/// What was being done when the failure happened: the same 403 means different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    ReadCredentials,
+    ObserveMember,
+    CreateMember,
+    SetStatus(MemberStatus),
+    RemovePreviousMember,
+    RemoveMember,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Trying again later may work: network, timeouts, 5xx, 429, a Kubernetes API hiccup.
+    Transient {
+        reason: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Progress needs a human: the message says what to change.
+    Stalled { reason: &'static str, message: String },
+}
+
+impl Problem {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Problem::Transient { reason, .. } | Problem::Stalled { reason, .. } => reason,
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Problem::Transient { message, .. } | Problem::Stalled { message, .. } => message,
+        }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, Problem::Stalled { .. })
+    }
+
+    fn stalled(reason: &'static str, message: impl Into<String>) -> Problem {
+        Problem::Stalled {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The credentials Secret is missing.
+    pub fn secret_not_found(namespace: &str, secret: &str) -> Problem {
+        Problem::stalled(
+            "CredentialsSecretNotFound",
+            format!(
+                "Secret {namespace}/{secret} named by spec.cloudCredentialsRef.secretName does not exist: create it with a clouds.yaml under the key clouds.yaml"
+            ),
+        )
+    }
+
+    /// The Secret has no `clouds.yaml` key (or it is not text).
+    pub fn secret_key_missing(namespace: &str, secret: &str, detail: &str) -> Problem {
+        Problem::stalled(
+            "CredentialsKeyMissing",
+            format!("Secret {namespace}/{secret} {detail}: put a standard clouds.yaml under the key clouds.yaml"),
+        )
+    }
+
+    /// Reading the Secret failed for another reason.
+    pub fn kubernetes(error: &kube::Error) -> Problem {
+        if let kube::Error::Api(status) = error
+            && status.code == 403
+        {
+            return Problem::stalled(
+                "CredentialsSecretForbidden",
+                format!(
+                    "the operator may not read the credentials Secret ({}): grant its service account get on secrets in this namespace",
+                    status.message
+                ),
+            );
+        }
+        Problem::Transient {
+            reason: "KubernetesAPIError",
+            message: format!("reading the credentials Secret failed: {error}; retrying with backoff"),
+            retry_after: None,
+        }
+    }
+
+    /// Classifies an OpenStack failure during `step` on `target`; `secret` names the Secret for
+    /// messages about credentials.
+    pub fn openstack(error: &OpenStackError, step: Step, target: &Membership, secret: &str) -> Problem {
+        if error.is_transient() {
+            return Problem::Transient {
+                reason: "OpenStackUnavailable",
+                message: format!("{error}; retrying with backoff"),
+                retry_after: error.retry_after(),
+            };
+        }
+        let image = &target.image_id;
+        let member = &target.member_id;
+        match error {
+            OpenStackError::Config(config) => {
+                let reason = match config {
+                    ConfigError::CloudNotFound { .. } => "CloudNotFound",
+                    _ => "InvalidCloudsYaml",
+                };
+                Problem::stalled(reason, format!("{config}: fix the clouds.yaml in Secret {secret}"))
+            }
+            OpenStackError::Tls(detail) => Problem::stalled(
+                "InvalidTLSConfig",
+                format!("{detail}: fix the cacert key (or verify) in Secret {secret}"),
+            ),
+            OpenStackError::NoEndpoint { .. } => Problem::stalled(
+                "EndpointNotFound",
+                format!(
+                    "{error}: set spec.region, or region_name and interface in the cloud entry of Secret {secret}, to one the catalog has"
+                ),
+            ),
+            OpenStackError::Http { kind, status, message, operation, .. } => {
+                let said = format!("({status}: {message})");
+                match (kind, operation, step) {
+                    (HttpErrorKind::Unauthorized | HttpErrorKind::Forbidden | HttpErrorKind::NotFound, Operation::Authenticate, _) => {
+                        Problem::stalled(
+                            "AuthenticationFailed",
+                            format!(
+                                "Keystone refused the credentials in Secret {secret} {said}: check the user, password or application credential and the project; the operator uses the updated Secret at its next check"
+                            ),
+                        )
+                    }
+                    (HttpErrorKind::Unauthorized, _, _) => Problem::stalled(
+                        "Unauthorized",
+                        format!(
+                            "Glance refused a fresh Keystone token {said}: check that the credentials in Secret {secret} have a role on the project"
+                        ),
+                    ),
+                    (HttpErrorKind::Forbidden, _, Step::SetStatus(to)) => Problem::stalled(
+                        "StatusChangeForbidden",
+                        format!(
+                            "Glance refused to set the status of member {member} of image {image} to {to} {said}: only an admin or the member project may change it, not the image owner. Use admin or member-project credentials in spec.cloudCredentialsRef, or remove spec.status"
+                        ),
+                    ),
+                    (HttpErrorKind::Forbidden, _, _) => Problem::stalled(
+                        "ImageNotShared",
+                        format!(
+                            "Glance refused to manage the members of image {image} {said}: the image must have visibility shared (openstack image set --shared {image}) and the credentials must belong to its owner project or an admin"
+                        ),
+                    ),
+                    (HttpErrorKind::NotFound, _, _) => Problem::stalled(
+                        "ImageNotFound",
+                        format!(
+                            "Glance has no image {image} that these credentials can see {said}: check spec.imageId, spec.region and that the credentials belong to the image's owner project"
+                        ),
+                    ),
+                    (HttpErrorKind::QuotaExceeded, _, _) => Problem::stalled(
+                        "MemberQuotaExceeded",
+                        format!(
+                            "image {image} already has as many members as Glance allows (image_member_quota) {said}: remove a member from the image or ask the cloud's operators to raise the quota"
+                        ),
+                    ),
+                    (HttpErrorKind::BadRequest, _, _) => Problem::stalled(
+                        "InvalidRequest",
+                        format!("Glance refused the request as invalid {said}: check spec.memberId and spec.status"),
+                    ),
+                    _ => Problem::stalled(
+                        "OpenStackError",
+                        format!("{error}: this answer is unexpected; check the cloud and the Glance logs"),
+                    ),
+                }
+            }
+            OpenStackError::Transport { .. } | OpenStackError::InvalidResponse { .. } => Problem::Transient {
+                reason: "OpenStackUnavailable",
+                message: format!("{error}; retrying with backoff"),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(operation: Operation, status: u16) -> OpenStackError {
+        OpenStackError::Http {
+            operation,
+            status,
+            kind: HttpErrorKind::from_status(status),
+            message: "msg".into(),
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn each_error_class_gets_its_reason() {
+        let target = Membership {
+            image_id: "img".into(),
+            member_id: "mem".into(),
+            region: None,
+        };
+        let cases: Vec<(OpenStackError, Step, &str, bool)> = vec![
+            (http(Operation::Authenticate, 401), Step::ObserveMember, "AuthenticationFailed", true),
+            (http(Operation::CreateMember, 403), Step::CreateMember, "ImageNotShared", true),
+            (http(Operation::SetMemberStatus, 403), Step::SetStatus(MemberStatus::Accepted), "StatusChangeForbidden", true),
+            (http(Operation::CreateMember, 404), Step::CreateMember, "ImageNotFound", true),
+            (http(Operation::CreateMember, 413), Step::CreateMember, "MemberQuotaExceeded", true),
+            (http(Operation::CreateMember, 400), Step::CreateMember, "InvalidRequest", true),
+            (http(Operation::ShowMember, 401), Step::ObserveMember, "Unauthorized", true),
+            (http(Operation::ShowMember, 503), Step::ObserveMember, "OpenStackUnavailable", false),
+            (http(Operation::CreateMember, 429), Step::CreateMember, "OpenStackUnavailable", false),
+            (
+                OpenStackError::Transport { operation: Operation::ShowMember, detail: "refused".into(), timed_out: false },
+                Step::ObserveMember,
+                "OpenStackUnavailable",
+                false,
+            ),
+            (
+                OpenStackError::Config(ConfigError::CloudNotFound { cloud: "x".into(), known: vec![] }),
+                Step::ReadCredentials,
+                "CloudNotFound",
+                true,
+            ),
+            (
+                OpenStackError::NoEndpoint { interface: "public".into(), region: Some("R9".into()), available: vec![] },
+                Step::ObserveMember,
+                "EndpointNotFound",
+                true,
+            ),
+        ];
+        for (error, step, reason, stalled) in cases {
+            let problem = Problem::openstack(&error, step, &target, "ns/creds");
+            assert_eq!(problem.reason(), reason, "{error}");
+            assert_eq!(problem.is_stalled(), stalled, "{error}");
+            assert!(!problem.message().is_empty());
+        }
+    }
+
+    #[test]
+    fn stalled_messages_say_what_to_change() {
+        let target = Membership {
+            image_id: "img".into(),
+            member_id: "mem".into(),
+            region: None,
+        };
+        let owner_sets_status = Problem::openstack(
+            &http(Operation::SetMemberStatus, 403),
+            Step::SetStatus(MemberStatus::Accepted),
+            &target,
+            "ns/creds",
+        );
+        assert!(owner_sets_status.message().contains("remove spec.status"), "{owner_sets_status:?}");
+        let private = Problem::openstack(&http(Operation::CreateMember, 403), Step::CreateMember, &target, "ns/creds");
+        assert!(private.message().contains("openstack image set --shared img"), "{private:?}");
+        let auth = Problem::openstack(&http(Operation::Authenticate, 401), Step::ObserveMember, &target, "ns/creds");
+        assert!(auth.message().contains("Secret ns/creds"), "{auth:?}");
+    }
+}

@@ -1,0 +1,68 @@
+//! Fixture builders on the type: `ImageAccess::test("a", IMAGE, "member-project").finalized()`.
+
+use kube::api::ObjectMeta;
+
+use crate::api::{CloudCredentialsRef, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageAccessStatus, MemberStatus, Membership};
+
+pub const NAMESPACE: &str = "default";
+pub const SECRET: &str = "openstack-credentials";
+
+impl ImageAccess {
+    /// An object in [`NAMESPACE`] using the cloud `cloud` of Secret [`SECRET`].
+    pub fn test(name: &str, image_id: &str, member_id: &str, cloud: &str) -> ImageAccess {
+        let mut object = ImageAccess::new(
+            name,
+            ImageAccessSpec {
+                image_id: image_id.into(),
+                member_id: member_id.into(),
+                status: None,
+                region: None,
+                cloud_credentials_ref: CloudCredentialsRef {
+                    secret_name: SECRET.into(),
+                    cloud_name: cloud.into(),
+                },
+                deletion_policy: None,
+            },
+        );
+        object.metadata = ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(NAMESPACE.into()),
+            uid: Some(format!("uid-{name}")),
+            generation: Some(1),
+            resource_version: Some("1".into()),
+            ..Default::default()
+        };
+        object
+    }
+
+    pub fn finalized(mut self) -> Self {
+        self.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        self
+    }
+
+    pub fn deleting(mut self) -> Self {
+        self.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        self
+    }
+
+    pub fn with_member_status(mut self, status: MemberStatus) -> Self {
+        self.spec.status = Some(status);
+        self
+    }
+
+    pub fn with_policy(mut self, policy: DeletionPolicy) -> Self {
+        self.spec.deletion_policy = Some(policy);
+        self
+    }
+
+    /// A status recording `applied` as the managed membership (region as the fake's).
+    pub fn with_applied(mut self, image_id: &str, member_id: &str) -> Self {
+        let status = self.status.get_or_insert_with(ImageAccessStatus::default);
+        status.applied = Some(Membership {
+            image_id: image_id.into(),
+            member_id: member_id.into(),
+            region: Some(crate::testing::fake_openstack::REGION.into()),
+        });
+        self
+    }
+}

@@ -1,0 +1,5 @@
+//! Test support shared by unit tests, integration tests and benchmarks: the in-process
+//! OpenStack fake and fixture builders. Compiled only for tests (feature `testing`).
+
+pub mod fake_openstack;
+pub mod fixtures;
