@@ -86,7 +86,7 @@ helm_tool() {
   if [ ! -x "$dir/bin/helm" ]; then
     new_module "$dir" iao-helm
     (cd "$dir/src" && go get "helm.sh/helm/v3@v$HELM_VERSION")
-    build_into "$dir" helm=helm.sh/helm/v3/cmd/helm
+    EXTRA_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION" build_into "$dir" helm=helm.sh/helm/v3/cmd/helm
   fi
   link "$dir/bin/helm"
 }

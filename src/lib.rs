@@ -2,13 +2,17 @@
 //!
 //! - [`api`]: the `ImageAccess` custom resource.
 //! - [`openstack`]: a thin Keystone + Glance client.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`controller`]: the reconciler.
+//! - [`metrics`], [`server`], [`telemetry`], [`config`]: running it.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod config;
 pub mod controller;
 pub mod metrics;
 pub mod openstack;
+pub mod server;
+pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

@@ -1,1 +1,101 @@
-fn main(){}
+//! The operator binary: wires configuration, logging, the Kubernetes client, the HTTP endpoints
+//! and the controller. Everything else lives in the library.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::Parser;
+use image_access_operator::api::ImageAccess;
+use image_access_operator::config::Config;
+use image_access_operator::controller::{self, Context, Settings, WatchScope};
+use image_access_operator::metrics::Metrics;
+use image_access_operator::openstack::{ClientSettings, OpenStack};
+use image_access_operator::{server, telemetry};
+use kube::runtime::events::Reporter;
+use kube::{Api, CustomResourceExt};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::parse();
+    telemetry::init(config.log_format);
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("cannot reach Kubernetes ({e}): run in a pod with a service account, or set KUBECONFIG")
+    })?;
+    check_crd_installed(&client).await?;
+
+    let metrics = Arc::new(Metrics::default());
+    let openstack = OpenStack::new(
+        ClientSettings {
+            request_timeout: config.request_timeout,
+            ..Default::default()
+        },
+        metrics.clone(),
+    );
+    let settings = Settings {
+        resync_period: config.resync_period,
+        stalled_recheck: config.stalled_recheck,
+        backoff_max: config.max_backoff,
+        ..Default::default()
+    };
+    let reporter = Reporter {
+        controller: "image-access-operator".into(),
+        instance: config.instance.clone(),
+    };
+    let ctx = Arc::new(Context::new(client, openstack, metrics.clone(), settings, reporter));
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let health = tokio::spawn(server::serve(config.health_addr, server::health_router(ready.clone())));
+    let metrics_server = tokio::spawn(server::serve(config.metrics_addr, server::metrics_router(metrics)));
+    tracing::info!(
+        namespace = config.watch_namespace.as_deref().unwrap_or("(all)"),
+        selector = config.label_selector.as_deref().unwrap_or("(none)"),
+        resync = ?config.resync_period,
+        concurrency = config.concurrency,
+        "starting"
+    );
+    let scope = WatchScope {
+        namespace: config.watch_namespace.clone(),
+        label_selector: config.label_selector.clone(),
+    };
+    tokio::select! {
+        () = controller::run(ctx, scope, config.concurrency, ready, shutdown_signal()) => {}
+        result = health => return Err(format!("health server stopped: {result:?}").into()),
+        result = metrics_server => return Err(format!("metrics server stopped: {result:?}").into()),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Fails with a message that says how to install the CRD (the operator never installs it).
+async fn check_crd_installed(client: &kube::Client) -> Result<(), Box<dyn std::error::Error>> {
+    let api: Api<ImageAccess> = Api::all(client.clone());
+    match api.list(&kube::api::ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
+            "the CRD {} is not installed: kubectl apply -f crds/ (or install the Helm chart)",
+            ImageAccess::crd_name()
+        )
+        .into()),
+        Err(e) => Err(format!("cannot list ImageAccess objects: {e}").into()),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -34,6 +34,15 @@ pub struct Glance {
     region: Option<String>,
 }
 
+impl std::fmt::Debug for Glance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Glance")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Glance {
     pub(super) fn new(session: Arc<Session>, endpoint: Url, region: Option<String>) -> Self {
         Glance {
