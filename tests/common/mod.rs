@@ -1,0 +1,164 @@
+//! Shared by the tests that use real parts: the real Keystone + Glance started by
+//! `tests/env/up.sh`, described by the variables of its env file (`.e2e/env.sh`).
+//! A run that asked for these tests (feature `e2e`) fails when the environment is missing:
+//! it never passes by skipping.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub struct RealOpenStack {
+    pub keystone_url: String,
+    pub glance_url: String,
+    pub user_password: String,
+    pub admin_password: String,
+    pub owner_project_id: String,
+    pub member1_project_id: String,
+    pub member2_project_id: String,
+    pub owner_user_id: String,
+    pub member_quota: usize,
+    http: reqwest::Client,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the tests with real parts need the environment of tests/env/up.sh \
+             (run `make test`, or `make env-up` and `source .e2e/env.sh`)"
+        )
+    })
+}
+
+impl RealOpenStack {
+    pub fn from_env() -> RealOpenStack {
+        RealOpenStack {
+            keystone_url: var("OSL_KEYSTONE_URL"),
+            glance_url: var("OSL_GLANCE_URL"),
+            user_password: var("OSL_USER_PASSWORD"),
+            admin_password: var("OSL_ADMIN_PASSWORD"),
+            owner_project_id: var("OSL_OWNER_PROJECT_ID"),
+            member1_project_id: var("OSL_MEMBER1_PROJECT_ID"),
+            member2_project_id: var("OSL_MEMBER2_PROJECT_ID"),
+            owner_user_id: var("OSL_OWNER_USER_ID"),
+            member_quota: var("OSL_IMAGE_MEMBER_QUOTA").parse().expect("quota is a number"),
+            http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().expect("http client"),
+        }
+    }
+
+    /// One clouds.yaml entry: `owner`, `member1`, `member2` or `admin`.
+    pub fn cloud_entry(&self, who: &str) -> String {
+        let (user, password, project) = match who {
+            "admin" => ("admin".to_string(), self.admin_password.clone(), "admin".to_string()),
+            other => (format!("{other}-user"), self.user_password.clone(), other.to_string()),
+        };
+        format!(
+            "  {who}:\n    auth:\n      auth_url: {}\n      username: {user}\n      password: {password}\n      project_name: {project}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n",
+            self.keystone_url
+        )
+    }
+
+    /// A clouds.yaml with the clouds `owner`, `member1`, `member2` and `admin`.
+    pub fn clouds_yaml(&self) -> String {
+        let mut out = String::from("clouds:\n");
+        for who in ["owner", "member1", "member2", "admin"] {
+            out.push_str(&self.cloud_entry(who));
+        }
+        out
+    }
+
+    /// A project-scoped token for `owner`, `member1`, `member2` or `admin`.
+    pub async fn token(&self, who: &str) -> String {
+        let (user, password, project) = match who {
+            "admin" => ("admin".to_string(), self.admin_password.clone(), "admin".to_string()),
+            other => (format!("{other}-user"), self.user_password.clone(), other.to_string()),
+        };
+        let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
+        let response = self.http.post(format!("{}/auth/tokens", self.keystone_url)).json(&body).send().await.expect("keystone");
+        assert!(response.status().is_success(), "token for {who}: {}", response.status());
+        response.headers()["X-Subject-Token"].to_str().expect("token").to_string()
+    }
+
+    /// Creates an image (no data: members do not need any) owned by the owner project.
+    pub async fn create_image(&self, visibility: &str) -> String {
+        let token = self.token("owner").await;
+        let body = json!({"name": format!("iao-test-{visibility}"), "visibility": visibility, "disk_format": "raw", "container_format": "bare"});
+        let response = self
+            .http
+            .post(format!("{}/v2/images", self.glance_url))
+            .header("X-Auth-Token", token)
+            .json(&body)
+            .send()
+            .await
+            .expect("glance");
+        assert_eq!(response.status().as_u16(), 201, "create image");
+        let image: Value = response.json().await.expect("image json");
+        image["id"].as_str().expect("image id").to_string()
+    }
+
+    /// Sets an image's visibility (as its owner).
+    pub async fn set_visibility(&self, image_id: &str, visibility: &str) {
+        let token = self.token("owner").await;
+        let patch = json!([{"op": "replace", "path": "/visibility", "value": visibility}]);
+        let response = self
+            .http
+            .patch(format!("{}/v2/images/{image_id}", self.glance_url))
+            .header("X-Auth-Token", token)
+            .header("Content-Type", "application/openstack-images-v2.1-json-patch")
+            .body(patch.to_string())
+            .send()
+            .await
+            .expect("glance");
+        assert_eq!(response.status().as_u16(), 200, "set visibility");
+    }
+
+    /// The member as Glance reports it to the owner, or None on 404.
+    pub async fn member(&self, image_id: &str, member_id: &str) -> Option<Value> {
+        let token = self.token("owner").await;
+        let response = self
+            .http
+            .get(format!("{}/v2/images/{image_id}/members/{member_id}", self.glance_url))
+            .header("X-Auth-Token", token)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .expect("glance");
+        match response.status().as_u16() {
+            200 => Some(response.json().await.expect("member json")),
+            404 => None,
+            other => panic!("show member: {other}"),
+        }
+    }
+
+    /// Adds, changes or removes a member directly in Glance, as a person with the CLI would.
+    pub async fn raw(&self, who: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
+        let token = self.token(who).await;
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.glance_url))
+            .header("X-Auth-Token", token)
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("glance").status().as_u16()
+    }
+
+    /// Creates an application credential for the owner user: (id, secret).
+    pub async fn application_credential(&self, name: &str) -> (String, String) {
+        let token = self.token("owner").await;
+        let response = self
+            .http
+            .post(format!("{}/users/{}/application_credentials", self.keystone_url, self.owner_user_id))
+            .header("X-Auth-Token", token)
+            .json(&json!({"application_credential": {"name": name}}))
+            .send()
+            .await
+            .expect("keystone");
+        assert_eq!(response.status().as_u16(), 201, "create application credential");
+        let body: Value = response.json().await.expect("json");
+        let credential = &body["application_credential"];
+        (credential["id"].as_str().expect("id").into(), credential["secret"].as_str().expect("secret").into())
+    }
+}

@@ -1,0 +1,139 @@
+//! The client against a real Keystone + Glance (Debian's Keystone 22 + Glance 25, started by
+//! `tests/env/up.sh`): create, show, set status, delete and the error codes, with owner,
+//! member and admin credentials, and each auth type. Runs in `make test` (feature `e2e`).
+#![cfg(feature = "e2e")]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::RealOpenStack;
+use image_access_operator::api::MemberStatus;
+use image_access_operator::metrics::Metrics;
+use image_access_operator::openstack::{ClientSettings, Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError};
+
+fn unique(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{prefix}-{bits:016x}")
+}
+
+async fn glance(env: &RealOpenStack, yaml: &str, cloud: &str) -> Result<Glance, OpenStackError> {
+    let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
+    let cloud = Cloud::from_clouds_yaml(yaml, cloud, None)?;
+    let _ = env;
+    openstack.session(cloud)?.glance(None).await
+}
+
+fn kind<T: std::fmt::Debug>(result: Result<T, OpenStackError>) -> HttpErrorKind {
+    let err = result.expect_err("an error");
+    err.http_kind().unwrap_or_else(|| panic!("not an HTTP error: {err}"))
+}
+
+#[tokio::test]
+async fn member_lifecycle_with_owner_member_and_admin_credentials() {
+    let env = RealOpenStack::from_env();
+    let yaml = env.clouds_yaml();
+    let image = env.create_image("shared").await;
+    let member_id = env.member1_project_id.clone();
+    let owner = glance(&env, &yaml, "owner").await.expect("owner");
+    let member = glance(&env, &yaml, "member1").await.expect("member1");
+    let admin = glance(&env, &yaml, "admin").await.expect("admin");
+
+    let created = owner.create_member(&image, &member_id).await.expect("create");
+    assert_eq!(created.status, MemberStatus::Pending);
+    assert_eq!(created.image_id, image);
+    assert_eq!(created.schema.as_deref(), Some("/v2/schemas/member"));
+    assert_eq!(kind(owner.create_member(&image, &member_id).await), HttpErrorKind::Conflict);
+
+    let shown = owner.show_member(&image, &member_id).await.expect("show");
+    assert_eq!(shown, created);
+    assert_eq!(env.member(&image, &member_id).await.expect("in glance")["created_at"], created.created_at.as_str());
+
+    assert_eq!(kind(owner.set_member_status(&image, &member_id, MemberStatus::Accepted).await), HttpErrorKind::Forbidden, "owner may not set a status");
+    let accepted = member.set_member_status(&image, &member_id, MemberStatus::Accepted).await.expect("member accepts");
+    assert_eq!(accepted.status, MemberStatus::Accepted);
+    let rejected = admin.set_member_status(&image, &member_id, MemberStatus::Rejected).await.expect("admin sets");
+    assert_eq!(rejected.status, MemberStatus::Rejected);
+
+    let listed = member.list_members(&image).await.expect("member lists itself");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(kind(member.delete_member(&image, &member_id).await), HttpErrorKind::Forbidden, "a member may not remove");
+
+    owner.delete_member(&image, &member_id).await.expect("owner removes");
+    assert_eq!(kind(owner.delete_member(&image, &member_id).await), HttpErrorKind::NotFound, "then 404");
+    assert_eq!(kind(owner.show_member(&image, &member_id).await), HttpErrorKind::NotFound);
+    assert!(env.member(&image, &member_id).await.is_none());
+}
+
+#[tokio::test]
+async fn real_error_codes_map_to_the_typed_errors() {
+    let env = RealOpenStack::from_env();
+    let yaml = env.clouds_yaml();
+    let owner = glance(&env, &yaml, "owner").await.expect("owner");
+
+    let private = env.create_image("private").await;
+    let err = owner.create_member(&private, &env.member1_project_id).await.expect_err("private image");
+    assert_eq!(err.http_kind(), Some(HttpErrorKind::Forbidden));
+    assert!(!err.is_transient());
+    assert!(!err.to_string().contains("<br"), "HTML removed from Glance's message: {err}");
+
+    let missing = "00000000-0000-4000-8000-000000000000";
+    assert_eq!(kind(owner.create_member(missing, &env.member1_project_id).await), HttpErrorKind::NotFound);
+
+    let shared = env.create_image("shared").await;
+    let stranger = glance(&env, &yaml, "member2").await.expect("member2");
+    assert_eq!(kind(stranger.create_member(&shared, "x").await), HttpErrorKind::NotFound, "cannot see another's image");
+
+    for i in 0..env.member_quota {
+        owner.create_member(&shared, &format!("quota-member-{i}")).await.expect("within quota");
+    }
+    assert_eq!(kind(owner.create_member(&shared, "one-too-many").await), HttpErrorKind::QuotaExceeded);
+
+    // A shared image made private keeps its members, but member calls answer 403.
+    env.set_visibility(&shared, "private").await;
+    assert_eq!(kind(owner.delete_member(&shared, "quota-member-0").await), HttpErrorKind::Forbidden);
+    assert_eq!(kind(owner.list_members(&shared).await), HttpErrorKind::Forbidden);
+}
+
+#[tokio::test]
+async fn wrong_password_is_refused_by_keystone() {
+    let env = RealOpenStack::from_env();
+    let yaml = env.clouds_yaml().replace(&format!("password: {}", env.user_password), "password: wrong-password");
+    let err = glance(&env, &yaml, "owner").await.expect_err("refused");
+    assert_eq!(err.http_kind(), Some(HttpErrorKind::Unauthorized));
+    assert_eq!(err.operation().map(|o| o.as_str()), Some("authenticate"));
+    assert!(!err.to_string().contains("wrong-password"));
+}
+
+#[tokio::test]
+async fn application_credential_and_token_auth_work() {
+    let env = RealOpenStack::from_env();
+    let image = env.create_image("shared").await;
+    let (id, secret) = env.application_credential(&unique("iao-test")).await;
+    let yaml = format!(
+        "clouds:\n  appcred:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {}\n      application_credential_id: {id}\n      application_credential_secret: {secret}\n    region_name: RegionOne\n",
+        env.keystone_url
+    );
+    let by_appcred = glance(&env, &yaml, "appcred").await.expect("application credential");
+    by_appcred.create_member(&image, "appcred-member").await.expect("owner rights through the credential");
+
+    let token = env.token("owner").await;
+    let yaml = format!(
+        "clouds:\n  tok:\n    auth_type: token\n    auth:\n      auth_url: {}\n      token: {token}\n      project_id: {}\n",
+        env.keystone_url, env.owner_project_id
+    );
+    let by_token = glance(&env, &yaml, "tok").await.expect("token auth");
+    let shown = by_token.show_member(&image, "appcred-member").await.expect("show");
+    assert_eq!(shown.status, MemberStatus::Pending);
+}
+
+#[tokio::test]
+async fn a_region_the_catalog_lacks_is_a_clear_error() {
+    let env = RealOpenStack::from_env();
+    let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
+    let cloud = Cloud::from_clouds_yaml(&env.clouds_yaml(), "owner", None).expect("cloud");
+    let err = openstack.session(cloud).expect("session").glance(Some("Atlantis")).await.expect_err("no endpoint");
+    let text = err.to_string();
+    assert!(text.contains("Atlantis") && text.contains("public in RegionOne"), "{text}");
+}
