@@ -14,6 +14,8 @@ pub const GROUP: &str = "glance.viettelidc.com.vn";
 pub const FINALIZER: &str = "glance.viettelidc.com.vn/cleanup";
 
 /// Desired state of one Glance image membership: the image `imageId` shared with `memberId`.
+// kube-derive takes one `printcolumn(...)` per column; clippy mistakes them for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "glance.viettelidc.com.vn",

@@ -66,7 +66,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 10m or 1h"))?;
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 30s, 10m or 1h"))?;
     let duration = match unit {
         "" | "s" => Duration::from_secs(value),
         "ms" => Duration::from_millis(value),
@@ -101,7 +103,8 @@ mod tests {
         assert_eq!(config.concurrency, 8);
         assert_eq!(config.health_addr.port(), 8081);
         assert_eq!(config.metrics_addr.port(), 8080);
-        let config = Config::try_parse_from(["x", "--label-selector", "shard=a", "--log-format", "json"]).expect("flags");
+        let config =
+            Config::try_parse_from(["x", "--label-selector", "shard=a", "--log-format", "json"]).expect("flags");
         assert_eq!(config.label_selector.as_deref(), Some("shard=a"));
         assert_eq!(config.log_format, LogFormat::Json);
     }

@@ -102,7 +102,8 @@ impl Default for Metrics {
             "OpenStack API requests by service, operation and HTTP status",
             Clone::clone(&openstack_requests_total),
         );
-        let openstack_request_duration_seconds = HistogramFamily::<OperationLabels>::new_with_constructor(latency_histogram);
+        let openstack_request_duration_seconds =
+            HistogramFamily::<OperationLabels>::new_with_constructor(latency_histogram);
         registry.register(
             "image_access_operator_openstack_request_duration_seconds",
             "Latency of OpenStack API requests by service and operation",
@@ -137,10 +138,20 @@ impl Metrics {
         out
     }
 
-    pub fn observe_request(&self, service: &'static str, operation: &'static str, code: Option<u16>, elapsed: Duration) {
+    pub fn observe_request(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        code: Option<u16>,
+        elapsed: Duration,
+    ) {
         let code = code.map_or_else(|| "error".to_string(), |c| c.to_string());
         self.openstack_requests_total
-            .get_or_create(&RequestLabels { service, operation, code })
+            .get_or_create(&RequestLabels {
+                service,
+                operation,
+                code,
+            })
             .inc();
         self.openstack_request_duration_seconds
             .get_or_create(&OperationLabels { service, operation })
@@ -149,7 +160,9 @@ impl Metrics {
 
     pub fn observe_authentication(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
-        self.keystone_authentications_total.get_or_create(&AuthLabels { result }).inc();
+        self.keystone_authentications_total
+            .get_or_create(&AuthLabels { result })
+            .inc();
     }
 
     pub fn controller_labels() -> ControllerLabels {

@@ -35,7 +35,10 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
             "/metrics",
             get(|State(metrics): State<Arc<Metrics>>| async move {
                 (
-                    [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
                     metrics.encode(),
                 )
                     .into_response()

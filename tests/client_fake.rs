@@ -7,7 +7,9 @@ use std::time::Duration;
 use image_access_operator::api::MemberStatus;
 use image_access_operator::metrics::Metrics;
 use image_access_operator::openstack::{ClientSettings, Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError};
-use image_access_operator::testing::fake_openstack::{ADMIN_PROJECT, Fault, FakeOpenStack, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD};
+use image_access_operator::testing::fake_openstack::{
+    ADMIN_PROJECT, FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD,
+};
 
 const IMAGE: &str = "11111111-2222-4333-8444-555555555555";
 
@@ -22,7 +24,11 @@ async fn setup(settings: ClientSettings) -> Setup {
     fake.add_image(IMAGE, OWNER_PROJECT, "shared");
     let metrics = Arc::new(Metrics::default());
     let openstack = OpenStack::new(settings, metrics.clone());
-    Setup { fake, openstack, metrics }
+    Setup {
+        fake,
+        openstack,
+        metrics,
+    }
 }
 
 impl Setup {
@@ -45,28 +51,56 @@ async fn owner_member_and_admin_rights_match_glance() {
 
     let created = owner.create_member(IMAGE, MEMBER_PROJECT).await.expect("owner creates");
     assert_eq!(created.status, MemberStatus::Pending);
-    assert_eq!(kind(owner.create_member(IMAGE, MEMBER_PROJECT).await), Some(HttpErrorKind::Conflict));
+    assert_eq!(
+        kind(owner.create_member(IMAGE, MEMBER_PROJECT).await),
+        Some(HttpErrorKind::Conflict)
+    );
     let shown = owner.show_member(IMAGE, MEMBER_PROJECT).await.expect("show");
     assert_eq!(shown, created);
 
     // The owner may not set the status; the member and an admin may.
-    assert_eq!(kind(owner.set_member_status(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted).await), Some(HttpErrorKind::Forbidden));
-    let accepted = member.set_member_status(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted).await.expect("member accepts");
+    assert_eq!(
+        kind(
+            owner
+                .set_member_status(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted)
+                .await
+        ),
+        Some(HttpErrorKind::Forbidden)
+    );
+    let accepted = member
+        .set_member_status(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted)
+        .await
+        .expect("member accepts");
     assert_eq!(accepted.status, MemberStatus::Accepted);
-    let rejected = admin.set_member_status(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected).await.expect("admin sets");
+    let rejected = admin
+        .set_member_status(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected)
+        .await
+        .expect("admin sets");
     assert_eq!(rejected.status, MemberStatus::Rejected);
 
     // A member lists only itself; the owner lists all.
     owner.create_member(IMAGE, ADMIN_PROJECT).await.expect("second member");
     assert_eq!(owner.list_members(IMAGE).await.expect("list").len(), 2);
     let own = member.list_members(IMAGE).await.expect("member lists");
-    assert_eq!(own.iter().map(|m| m.member_id.as_str()).collect::<Vec<_>>(), vec![MEMBER_PROJECT]);
+    assert_eq!(
+        own.iter().map(|m| m.member_id.as_str()).collect::<Vec<_>>(),
+        vec![MEMBER_PROJECT]
+    );
 
     // A member may not remove; the owner may, once.
-    assert_eq!(kind(member.delete_member(IMAGE, MEMBER_PROJECT).await), Some(HttpErrorKind::Forbidden));
+    assert_eq!(
+        kind(member.delete_member(IMAGE, MEMBER_PROJECT).await),
+        Some(HttpErrorKind::Forbidden)
+    );
     owner.delete_member(IMAGE, MEMBER_PROJECT).await.expect("owner removes");
-    assert_eq!(kind(owner.delete_member(IMAGE, MEMBER_PROJECT).await), Some(HttpErrorKind::NotFound));
-    assert_eq!(kind(owner.show_member(IMAGE, MEMBER_PROJECT).await), Some(HttpErrorKind::NotFound));
+    assert_eq!(
+        kind(owner.delete_member(IMAGE, MEMBER_PROJECT).await),
+        Some(HttpErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind(owner.show_member(IMAGE, MEMBER_PROJECT).await),
+        Some(HttpErrorKind::NotFound)
+    );
 }
 
 #[tokio::test]
@@ -74,13 +108,26 @@ async fn visibility_quota_and_missing_images_give_the_real_codes() {
     let s = setup(ClientSettings::default()).await;
     let owner = s.glance("owner").await.expect("owner");
     s.fake.add_image("private-image", OWNER_PROJECT, "private");
-    assert_eq!(kind(owner.create_member("private-image", MEMBER_PROJECT).await), Some(HttpErrorKind::Forbidden));
-    assert_eq!(kind(owner.create_member("no-such-image", MEMBER_PROJECT).await), Some(HttpErrorKind::NotFound));
+    assert_eq!(
+        kind(owner.create_member("private-image", MEMBER_PROJECT).await),
+        Some(HttpErrorKind::Forbidden)
+    );
+    assert_eq!(
+        kind(owner.create_member("no-such-image", MEMBER_PROJECT).await),
+        Some(HttpErrorKind::NotFound)
+    );
     let member = s.glance("member").await.expect("member");
-    assert_eq!(kind(member.create_member(IMAGE, "someone").await), Some(HttpErrorKind::NotFound), "not visible to a stranger");
+    assert_eq!(
+        kind(member.create_member(IMAGE, "someone").await),
+        Some(HttpErrorKind::NotFound),
+        "not visible to a stranger"
+    );
     s.fake.set_member_quota(1);
     owner.create_member(IMAGE, "first").await.expect("within quota");
-    assert_eq!(kind(owner.create_member(IMAGE, "second").await), Some(HttpErrorKind::QuotaExceeded));
+    assert_eq!(
+        kind(owner.create_member(IMAGE, "second").await),
+        Some(HttpErrorKind::QuotaExceeded)
+    );
     let bad = owner.set_member_status(IMAGE, "first", MemberStatus::Accepted).await;
     assert!(bad.is_err());
 }
@@ -92,7 +139,10 @@ async fn expired_token_is_replaced_once_and_the_call_retried_once() {
     owner.create_member(IMAGE, MEMBER_PROJECT).await.expect("create");
     assert_eq!(s.fake.requests("POST tokens"), 1);
     s.fake.expire_all_tokens();
-    owner.show_member(IMAGE, MEMBER_PROJECT).await.expect("show after re-authentication");
+    owner
+        .show_member(IMAGE, MEMBER_PROJECT)
+        .await
+        .expect("show after re-authentication");
     assert_eq!(s.fake.requests("POST tokens"), 2, "one re-authentication");
     assert_eq!(s.fake.requests("GET member"), 2, "the 401, then one retry");
 }
@@ -102,7 +152,11 @@ async fn a_persistent_401_is_not_retried_forever() {
     let s = setup(ClientSettings::default()).await;
     let owner = s.glance("owner").await.expect("owner");
     for _ in 0..2 {
-        s.fake.inject(Fault { operation: "GET member", status: 401, retry_after: None });
+        s.fake.inject(Fault {
+            operation: "GET member",
+            status: 401,
+            retry_after: None,
+        });
     }
     let err = owner.show_member(IMAGE, MEMBER_PROJECT).await.expect_err("401 twice");
     assert_eq!(err.http_kind(), Some(HttpErrorKind::Unauthorized));
@@ -117,7 +171,11 @@ async fn token_close_to_expiry_is_refreshed_before_use() {
     let owner = s.glance("owner").await.expect("owner");
     owner.list_members(IMAGE).await.expect("list");
     owner.list_members(IMAGE).await.expect("list");
-    assert_eq!(s.fake.requests("POST tokens"), 3, "glance() and each call authenticated anew");
+    assert_eq!(
+        s.fake.requests("POST tokens"),
+        3,
+        "glance() and each call authenticated anew"
+    );
     assert_eq!(s.fake.requests("GET members"), 2, "and never met a 401");
 }
 
@@ -141,11 +199,20 @@ async fn concurrent_callers_share_one_authentication() {
 async fn rotated_credentials_get_a_new_session() {
     let s = setup(ClientSettings::default()).await;
     let yaml = s.fake.clouds_yaml();
-    let first = s.openstack.session(Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud")).expect("session");
-    let same = s.openstack.session(Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud")).expect("session");
+    let first = s
+        .openstack
+        .session(Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud"))
+        .expect("session");
+    let same = s
+        .openstack
+        .session(Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud"))
+        .expect("session");
     assert!(Arc::ptr_eq(&first, &same), "same credentials, same session (and token)");
     let rotated = yaml.replacen(&format!("password: {PASSWORD}"), "password: rotated", 1);
-    let second = s.openstack.session(Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud")).expect("session");
+    let second = s
+        .openstack
+        .session(Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud"))
+        .expect("session");
     assert!(!Arc::ptr_eq(&first, &second));
 }
 
@@ -156,18 +223,29 @@ async fn wrong_password_is_an_authentication_error() {
     assert_eq!(err.http_kind(), Some(HttpErrorKind::Unauthorized));
     assert_eq!(err.operation().map(|o| o.as_str()), Some("authenticate"));
     assert!(!err.is_transient());
-    assert!(!format!("{err:?}").contains("not-the-password"), "no password in errors");
+    assert!(
+        !format!("{err:?}").contains("not-the-password"),
+        "no password in errors"
+    );
 }
 
 #[tokio::test]
 async fn rate_limits_and_outages_are_transient_and_carry_retry_after() {
     let s = setup(ClientSettings::default()).await;
     let owner = s.glance("owner").await.expect("owner");
-    s.fake.inject(Fault { operation: "POST members", status: 429, retry_after: Some("7") });
+    s.fake.inject(Fault {
+        operation: "POST members",
+        status: 429,
+        retry_after: Some("7"),
+    });
     let err = owner.create_member(IMAGE, MEMBER_PROJECT).await.expect_err("429");
     assert!(err.is_transient());
     assert_eq!(err.retry_after(), Some(Duration::from_secs(7)));
-    s.fake.inject(Fault { operation: "POST members", status: 503, retry_after: Some("Thu, 01 Jan 1970 00:00:00 GMT") });
+    s.fake.inject(Fault {
+        operation: "POST members",
+        status: 503,
+        retry_after: Some("Thu, 01 Jan 1970 00:00:00 GMT"),
+    });
     let err = owner.create_member(IMAGE, MEMBER_PROJECT).await.expect_err("503");
     assert!(err.is_transient());
     assert_eq!(err.retry_after(), Some(Duration::ZERO), "a date in the past means now");
@@ -185,7 +263,10 @@ async fn a_slow_answer_times_out_as_a_transient_error() {
     s.fake.set_delay(Some(Duration::from_secs(2)));
     let started = std::time::Instant::now();
     let err = owner.show_member(IMAGE, MEMBER_PROJECT).await.expect_err("timeout");
-    assert!(matches!(err, OpenStackError::Transport { timed_out: true, .. }), "{err:?}");
+    assert!(
+        matches!(err, OpenStackError::Transport { timed_out: true, .. }),
+        "{err:?}"
+    );
     assert!(err.is_transient());
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -196,7 +277,12 @@ async fn unreachable_keystone_is_transient() {
     let openstack = OpenStack::new(ClientSettings::default(), metrics);
     let yaml = "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n      password: p\n      project_name: x\n      domain_name: Default\n";
     let cloud = Cloud::from_clouds_yaml(yaml, "c", None).expect("cloud");
-    let err = openstack.session(cloud).expect("session").glance(None).await.expect_err("refused");
+    let err = openstack
+        .session(cloud)
+        .expect("session")
+        .glance(None)
+        .await
+        .expect_err("refused");
     assert!(err.is_transient(), "{err}");
     assert!(err.to_string().contains("authenticate"), "{err}");
 }
@@ -208,7 +294,14 @@ async fn requests_are_counted_by_service_operation_and_code() {
     owner.create_member(IMAGE, MEMBER_PROJECT).await.expect("create");
     let _ = owner.create_member(IMAGE, MEMBER_PROJECT).await;
     let text = s.metrics.encode();
-    assert!(text.contains(r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="200"} 1"#), "{text}");
-    assert!(text.contains(r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="409"} 1"#));
+    assert!(
+        text.contains(
+            r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="409"} 1"#
+    ));
     assert!(text.contains(r#"image_access_operator_keystone_authentications_total{result="success"} 1"#));
 }

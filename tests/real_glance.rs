@@ -44,25 +44,56 @@ async fn member_lifecycle_with_owner_member_and_admin_credentials() {
     assert_eq!(created.status, MemberStatus::Pending);
     assert_eq!(created.image_id, image);
     assert_eq!(created.schema.as_deref(), Some("/v2/schemas/member"));
-    assert_eq!(kind(owner.create_member(&image, &member_id).await), HttpErrorKind::Conflict);
+    assert_eq!(
+        kind(owner.create_member(&image, &member_id).await),
+        HttpErrorKind::Conflict
+    );
 
     let shown = owner.show_member(&image, &member_id).await.expect("show");
     assert_eq!(shown, created);
-    assert_eq!(env.member(&image, &member_id).await.expect("in glance")["created_at"], created.created_at.as_str());
+    assert_eq!(
+        env.member(&image, &member_id).await.expect("in glance")["created_at"],
+        created.created_at.as_str()
+    );
 
-    assert_eq!(kind(owner.set_member_status(&image, &member_id, MemberStatus::Accepted).await), HttpErrorKind::Forbidden, "owner may not set a status");
-    let accepted = member.set_member_status(&image, &member_id, MemberStatus::Accepted).await.expect("member accepts");
+    assert_eq!(
+        kind(
+            owner
+                .set_member_status(&image, &member_id, MemberStatus::Accepted)
+                .await
+        ),
+        HttpErrorKind::Forbidden,
+        "owner may not set a status"
+    );
+    let accepted = member
+        .set_member_status(&image, &member_id, MemberStatus::Accepted)
+        .await
+        .expect("member accepts");
     assert_eq!(accepted.status, MemberStatus::Accepted);
-    let rejected = admin.set_member_status(&image, &member_id, MemberStatus::Rejected).await.expect("admin sets");
+    let rejected = admin
+        .set_member_status(&image, &member_id, MemberStatus::Rejected)
+        .await
+        .expect("admin sets");
     assert_eq!(rejected.status, MemberStatus::Rejected);
 
     let listed = member.list_members(&image).await.expect("member lists itself");
     assert_eq!(listed.len(), 1);
-    assert_eq!(kind(member.delete_member(&image, &member_id).await), HttpErrorKind::Forbidden, "a member may not remove");
+    assert_eq!(
+        kind(member.delete_member(&image, &member_id).await),
+        HttpErrorKind::Forbidden,
+        "a member may not remove"
+    );
 
     owner.delete_member(&image, &member_id).await.expect("owner removes");
-    assert_eq!(kind(owner.delete_member(&image, &member_id).await), HttpErrorKind::NotFound, "then 404");
-    assert_eq!(kind(owner.show_member(&image, &member_id).await), HttpErrorKind::NotFound);
+    assert_eq!(
+        kind(owner.delete_member(&image, &member_id).await),
+        HttpErrorKind::NotFound,
+        "then 404"
+    );
+    assert_eq!(
+        kind(owner.show_member(&image, &member_id).await),
+        HttpErrorKind::NotFound
+    );
     assert!(env.member(&image, &member_id).await.is_none());
 }
 
@@ -73,33 +104,57 @@ async fn real_error_codes_map_to_the_typed_errors() {
     let owner = glance(&env, &yaml, "owner").await.expect("owner");
 
     let private = env.create_image("private").await;
-    let err = owner.create_member(&private, &env.member1_project_id).await.expect_err("private image");
+    let err = owner
+        .create_member(&private, &env.member1_project_id)
+        .await
+        .expect_err("private image");
     assert_eq!(err.http_kind(), Some(HttpErrorKind::Forbidden));
     assert!(!err.is_transient());
-    assert!(!err.to_string().contains("<br"), "HTML removed from Glance's message: {err}");
+    assert!(
+        !err.to_string().contains("<br"),
+        "HTML removed from Glance's message: {err}"
+    );
 
     let missing = "00000000-0000-4000-8000-000000000000";
-    assert_eq!(kind(owner.create_member(missing, &env.member1_project_id).await), HttpErrorKind::NotFound);
+    assert_eq!(
+        kind(owner.create_member(missing, &env.member1_project_id).await),
+        HttpErrorKind::NotFound
+    );
 
     let shared = env.create_image("shared").await;
     let stranger = glance(&env, &yaml, "member2").await.expect("member2");
-    assert_eq!(kind(stranger.create_member(&shared, "x").await), HttpErrorKind::NotFound, "cannot see another's image");
+    assert_eq!(
+        kind(stranger.create_member(&shared, "x").await),
+        HttpErrorKind::NotFound,
+        "cannot see another's image"
+    );
 
     for i in 0..env.member_quota {
-        owner.create_member(&shared, &format!("quota-member-{i}")).await.expect("within quota");
+        owner
+            .create_member(&shared, &format!("quota-member-{i}"))
+            .await
+            .expect("within quota");
     }
-    assert_eq!(kind(owner.create_member(&shared, "one-too-many").await), HttpErrorKind::QuotaExceeded);
+    assert_eq!(
+        kind(owner.create_member(&shared, "one-too-many").await),
+        HttpErrorKind::QuotaExceeded
+    );
 
     // A shared image made private keeps its members, but member calls answer 403.
     env.set_visibility(&shared, "private").await;
-    assert_eq!(kind(owner.delete_member(&shared, "quota-member-0").await), HttpErrorKind::Forbidden);
+    assert_eq!(
+        kind(owner.delete_member(&shared, "quota-member-0").await),
+        HttpErrorKind::Forbidden
+    );
     assert_eq!(kind(owner.list_members(&shared).await), HttpErrorKind::Forbidden);
 }
 
 #[tokio::test]
 async fn wrong_password_is_refused_by_keystone() {
     let env = RealOpenStack::from_env();
-    let yaml = env.clouds_yaml().replace(&format!("password: {}", env.user_password), "password: wrong-password");
+    let yaml = env
+        .clouds_yaml()
+        .replace(&format!("password: {}", env.user_password), "password: wrong-password");
     let err = glance(&env, &yaml, "owner").await.expect_err("refused");
     assert_eq!(err.http_kind(), Some(HttpErrorKind::Unauthorized));
     assert_eq!(err.operation().map(|o| o.as_str()), Some("authenticate"));
@@ -116,7 +171,10 @@ async fn application_credential_and_token_auth_work() {
         env.keystone_url
     );
     let by_appcred = glance(&env, &yaml, "appcred").await.expect("application credential");
-    by_appcred.create_member(&image, "appcred-member").await.expect("owner rights through the credential");
+    by_appcred
+        .create_member(&image, "appcred-member")
+        .await
+        .expect("owner rights through the credential");
 
     let token = env.token("owner").await;
     let yaml = format!(
@@ -133,7 +191,15 @@ async fn a_region_the_catalog_lacks_is_a_clear_error() {
     let env = RealOpenStack::from_env();
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
     let cloud = Cloud::from_clouds_yaml(&env.clouds_yaml(), "owner", None).expect("cloud");
-    let err = openstack.session(cloud).expect("session").glance(Some("Atlantis")).await.expect_err("no endpoint");
+    let err = openstack
+        .session(cloud)
+        .expect("session")
+        .glance(Some("Atlantis"))
+        .await
+        .expect_err("no endpoint");
     let text = err.to_string();
-    assert!(text.contains("Atlantis") && text.contains("public in RegionOne"), "{text}");
+    assert!(
+        text.contains("Atlantis") && text.contains("public in RegionOne"),
+        "{text}"
+    );
 }

@@ -19,12 +19,18 @@ func main() {
 		fmt.Fprintln(os.Stderr, "read stdin:", err)
 		os.Exit(2)
 	}
-	var obj map[string]interface{}
-	if err := yaml.Unmarshal(raw, &obj); err != nil {
+	// Through JSON and Unstructured's own decoder: it keeps integers as int64, as kstatus expects.
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "parse object:", err)
 		os.Exit(2)
 	}
-	result, err := status.Compute(&unstructured.Unstructured{Object: obj})
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(js); err != nil {
+		fmt.Fprintln(os.Stderr, "decode object:", err)
+		os.Exit(2)
+	}
+	result, err := status.Compute(obj)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compute status:", err)
 		os.Exit(2)

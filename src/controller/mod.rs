@@ -73,7 +73,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, openstack: OpenStack, metrics: Arc<Metrics>, settings: Settings, reporter: Reporter) -> Self {
+    pub fn new(
+        client: kube::Client,
+        openstack: OpenStack,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        reporter: Reporter,
+    ) -> Self {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -112,7 +118,9 @@ impl Error {
         match self {
             Error::Transient { retry_after, .. } => *retry_after,
             Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.retry_after(),
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
+                    e.retry_after()
+                }
                 _ => None,
             },
             _ => None,
@@ -157,7 +165,10 @@ pub async fn reconcile(object: Arc<ImageAccess>, ctx: Arc<Context>) -> Result<Ac
 
 /// Transient failures: per-object exponential backoff with jitter, at least `Retry-After`.
 pub fn error_policy(object: Arc<ImageAccess>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.reconcile_errors_total.get_or_create(&Metrics::controller_labels()).inc();
+    ctx.metrics
+        .reconcile_errors_total
+        .get_or_create(&Metrics::controller_labels())
+        .inc();
     let failures = {
         let mut map = ctx.failures();
         let count = map.entry(ObjectRef::from(object.as_ref())).or_insert(0);
@@ -183,7 +194,10 @@ pub fn error_policy(object: Arc<ImageAccess>, error: &Error, ctx: Arc<Context>) 
 /// `base · 2^(failures-1)`, capped, scaled by a jitter factor in [0.5, 1.0).
 pub fn backoff_delay(settings: &Settings, failures: u32, random: f64) -> Duration {
     let exponent = failures.saturating_sub(1).min(20);
-    let raw = settings.backoff_base.saturating_mul(1u32 << exponent).min(settings.backoff_max);
+    let raw = settings
+        .backoff_base
+        .saturating_mul(1u32 << exponent)
+        .min(settings.backoff_max);
     raw.mul_f64(0.5 + random.clamp(0.0, 1.0) / 2.0)
 }
 
@@ -219,9 +233,22 @@ async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> R
 }
 
 /// Maps a reconcile's problem to what kube-runtime does next.
-fn finish(object: &ImageAccess, ctx: &Context, problem: Option<Problem>, success_requeue: Duration) -> Result<Action, Error> {
+fn finish(
+    object: &ImageAccess,
+    ctx: &Context,
+    problem: Option<Problem>,
+    success_requeue: Duration,
+) -> Result<Action, Error> {
     match problem {
-        Some(Problem::Transient { reason, message, retry_after }) => Err(Error::Transient { reason, message, retry_after }),
+        Some(Problem::Transient {
+            reason,
+            message,
+            retry_after,
+        }) => Err(Error::Transient {
+            reason,
+            message,
+            retry_after,
+        }),
         Some(Problem::Stalled { .. }) => {
             ctx.failures().remove(&ObjectRef::from(object));
             Ok(Action::requeue(jittered(ctx.settings.stalled_recheck)))
@@ -242,15 +269,27 @@ struct Happened {
 
 impl Happened {
     fn normal(reason: &'static str, note: String) -> Self {
-        Happened { reason, note, warning: false }
+        Happened {
+            reason,
+            note,
+            warning: false,
+        }
     }
     fn warning(reason: &'static str, note: String) -> Self {
-        Happened { reason, note, warning: true }
+        Happened {
+            reason,
+            note,
+            warning: true,
+        }
     }
 }
 
 /// Brings Glance to the spec. Never fails: a failure is part of the outcome.
-async fn converge(object: &ImageAccess, previous: &ImageAccessStatus, ctx: &Context) -> (Membership, Outcome, Vec<Happened>) {
+async fn converge(
+    object: &ImageAccess,
+    previous: &ImageAccessStatus,
+    ctx: &Context,
+) -> (Membership, Outcome, Vec<Happened>) {
     let spec = &object.spec;
     let mut events = Vec::new();
     let mut applied = previous.applied.clone();
@@ -280,16 +319,31 @@ async fn converge(object: &ImageAccess, previous: &ImageAccessStatus, ctx: &Cont
         ..unresolved
     };
     let secret = secret_label(object);
-    let fail = |error: &OpenStackError, step: Step, target: &Membership| Problem::openstack(error, step, target, &secret);
+    let fail =
+        |error: &OpenStackError, step: Step, target: &Membership| Problem::openstack(error, step, target, &secret);
 
     let glance = match session.glance(desired.region.as_deref()).await {
         Ok(glance) => glance,
-        Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired), events),
+        Err(e) => {
+            return stop(
+                desired.clone(),
+                applied,
+                fail(&e, Step::ObserveMember, &desired),
+                events,
+            );
+        }
     };
     let observed = match glance.show_member(&desired.image_id, &desired.member_id).await {
         Ok(member) => Some(member),
         Err(e) if e.is_not_found() => None,
-        Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired), events),
+        Err(e) => {
+            return stop(
+                desired.clone(),
+                applied,
+                fail(&e, Step::ObserveMember, &desired),
+                events,
+            );
+        }
     };
     let Plan {
         remove_previous,
@@ -316,23 +370,43 @@ async fn converge(object: &ImageAccess, previous: &ImageAccessStatus, ctx: &Cont
             Ok(created) => {
                 let (event, note) = match reason {
                     CreateReason::New => ("MemberCreated", format!("shared {desired}")),
-                    CreateReason::Drifted => ("MemberRecreated", format!("the membership ({desired}) was removed outside Kubernetes; created it again")),
+                    CreateReason::Drifted => (
+                        "MemberRecreated",
+                        format!("the membership ({desired}) was removed outside Kubernetes; created it again"),
+                    ),
                 };
                 events.push(Happened::normal(event, note));
                 member = Some(created);
             }
             // 409: it exists (created between our show and create, by us or by hand): adopt it.
-            Err(e) if e.http_kind() == Some(HttpErrorKind::Conflict) => match glance.show_member(&desired.image_id, &desired.member_id).await {
-                Ok(existing) => {
-                    events.push(Happened::normal("MemberAdopted", format!("the membership ({desired}) already existed in Glance; it is now managed by this object")));
-                    member = Some(existing);
+            Err(e) if e.http_kind() == Some(HttpErrorKind::Conflict) => {
+                match glance.show_member(&desired.image_id, &desired.member_id).await {
+                    Ok(existing) => {
+                        events.push(Happened::normal(
+                            "MemberAdopted",
+                            format!(
+                                "the membership ({desired}) already existed in Glance; it is now managed by this object"
+                            ),
+                        ));
+                        member = Some(existing);
+                    }
+                    Err(e) => {
+                        return stop(
+                            desired.clone(),
+                            applied,
+                            fail(&e, Step::ObserveMember, &desired),
+                            events,
+                        );
+                    }
                 }
-                Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired), events),
-            },
+            }
             Err(e) => return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired), events),
         }
     } else if applied.is_none() && member.is_some() {
-        events.push(Happened::normal("MemberAdopted", format!("the membership ({desired}) already existed in Glance; it is now managed by this object")));
+        events.push(Happened::normal(
+            "MemberAdopted",
+            format!("the membership ({desired}) already existed in Glance; it is now managed by this object"),
+        ));
     }
     applied = Some(desired.clone());
 
@@ -344,9 +418,15 @@ async fn converge(object: &ImageAccess, previous: &ImageAccessStatus, ctx: &Cont
         (change, None) => change,
     };
     if let Some(change) = change {
-        match glance.set_member_status(&desired.image_id, &desired.member_id, change.to).await {
+        match glance
+            .set_member_status(&desired.image_id, &desired.member_id, change.to)
+            .await
+        {
             Ok(updated) => {
-                events.push(Happened::normal("StatusSet", format!("member status of {desired} set from {} to {}", change.from, change.to)));
+                events.push(Happened::normal(
+                    "StatusSet",
+                    format!("member status of {desired} set from {} to {}", change.from, change.to),
+                ));
                 member = Some(updated);
             }
             Err(e) => {
@@ -396,7 +476,15 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
         return Ok(Action::await_change());
     };
     if object.deletion_policy() == DeletionPolicy::Orphan {
-        publish(ctx, object, Happened::normal("MemberOrphaned", format!("deletionPolicy is Orphan: left the membership ({applied}) in Glance"))).await;
+        publish(
+            ctx,
+            object,
+            Happened::normal(
+                "MemberOrphaned",
+                format!("deletionPolicy is Orphan: left the membership ({applied}) in Glance"),
+            ),
+        )
+        .await;
         return Ok(Action::await_change());
     }
     let secret = secret_label(object);
@@ -408,11 +496,27 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
     };
     match removal {
         Ok(Removal::Removed) => {
-            publish(ctx, object, Happened::normal("MemberDeleted", format!("removed the membership ({applied}) from Glance"))).await;
+            publish(
+                ctx,
+                object,
+                Happened::normal(
+                    "MemberDeleted",
+                    format!("removed the membership ({applied}) from Glance"),
+                ),
+            )
+            .await;
             Ok(Action::await_change())
         }
         Ok(Removal::AlreadyGone) => {
-            publish(ctx, object, Happened::warning("MemberAlreadyGone", format!("the membership ({applied}) or its image no longer exists in Glance; nothing to remove"))).await;
+            publish(
+                ctx,
+                object,
+                Happened::warning(
+                    "MemberAlreadyGone",
+                    format!("the membership ({applied}) or its image no longer exists in Glance; nothing to remove"),
+                ),
+            )
+            .await;
             Ok(Action::await_change())
         }
         Ok(Removal::Refused(detail)) => {
@@ -429,7 +533,9 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
             let problem = match problem {
                 Problem::Stalled { reason, message } => Problem::Stalled {
                     reason,
-                    message: format!("{message}. The object is being deleted and waits for this; to delete it without removing the membership, set spec.deletionPolicy to Orphan"),
+                    message: format!(
+                        "{message}. The object is being deleted and waits for this; to delete it without removing the membership, set spec.deletionPolicy to Orphan"
+                    ),
                 },
                 transient => transient,
             };
@@ -438,7 +544,14 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
                 observation: Observation::Unknown,
                 problem: Some(problem.clone()),
             };
-            let next = status::next(&previous, object.metadata.generation, &applied, object.spec.status, &outcome, (ctx.now)());
+            let next = status::next(
+                &previous,
+                object.metadata.generation,
+                &applied,
+                object.spec.status,
+                &outcome,
+                (ctx.now)(),
+            );
             if status::differs(object.status.as_ref(), &next) {
                 patch_status(api, object, &next).await?;
             }
@@ -450,7 +563,11 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
 
 /// `namespace/secret` for messages.
 fn secret_label(object: &ImageAccess) -> String {
-    format!("{}/{}", object.namespace().unwrap_or_default(), object.spec.cloud_credentials_ref.secret_name)
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.spec.cloud_credentials_ref.secret_name
+    )
 }
 
 /// Reads the Secret the object names and returns the session for its credentials.
@@ -465,10 +582,18 @@ async fn session_for(object: &ImageAccess, ctx: &Context) -> Result<Arc<Session>
     };
     let data = secret.data.unwrap_or_default();
     let Some(clouds_yaml) = data.get("clouds.yaml") else {
-        return Err(Problem::secret_key_missing(&namespace, &reference.secret_name, "has no key clouds.yaml"));
+        return Err(Problem::secret_key_missing(
+            &namespace,
+            &reference.secret_name,
+            "has no key clouds.yaml",
+        ));
     };
     let Ok(clouds_yaml) = std::str::from_utf8(&clouds_yaml.0) else {
-        return Err(Problem::secret_key_missing(&namespace, &reference.secret_name, "has a clouds.yaml that is not UTF-8 text"));
+        return Err(Problem::secret_key_missing(
+            &namespace,
+            &reference.secret_name,
+            "has a clouds.yaml that is not UTF-8 text",
+        ));
     };
     let ca_cert = data.get("cacert").map(|c| c.0.clone());
     let target = Membership {
@@ -477,8 +602,14 @@ async fn session_for(object: &ImageAccess, ctx: &Context) -> Result<Arc<Session>
         region: object.spec.region.clone(),
     };
     let secret_label = secret_label(object);
-    let cloud = Cloud::from_clouds_yaml(clouds_yaml, &reference.cloud_name, ca_cert)
-        .map_err(|e| Problem::openstack(&OpenStackError::Config(e), Step::ReadCredentials, &target, &secret_label))?;
+    let cloud = Cloud::from_clouds_yaml(clouds_yaml, &reference.cloud_name, ca_cert).map_err(|e| {
+        Problem::openstack(
+            &OpenStackError::Config(e),
+            Step::ReadCredentials,
+            &target,
+            &secret_label,
+        )
+    })?;
     ctx.openstack
         .session(cloud)
         .map_err(|e| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label))
@@ -490,20 +621,34 @@ async fn patch_status(api: &Api<ImageAccess>, object: &ImageAccess, status: &Ima
         "kind": ImageAccess::kind(&()),
         "status": status,
     });
-    api.patch_status(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
-        .await
-        .map_err(Error::Kube)?;
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
     Ok(())
 }
 
 /// A Warning event when the object enters a problem it was not in already (events on
 /// transitions only: a stalled object re-checked every few minutes stays quiet).
-async fn publish_problem_transition(ctx: &Context, object: &ImageAccess, previous: &ImageAccessStatus, problem: Option<&Problem>) {
+async fn publish_problem_transition(
+    ctx: &Context,
+    object: &ImageAccess,
+    previous: &ImageAccessStatus,
+    problem: Option<&Problem>,
+) {
     let Some(problem) = problem else { return };
     let before = previous.conditions.iter().find(|c| c.type_ == status::READY);
     let same = before.is_some_and(|c| c.status == "False" && c.reason == problem.reason());
     if !same {
-        publish(ctx, object, Happened::warning(problem.reason(), problem.message().to_string())).await;
+        publish(
+            ctx,
+            object,
+            Happened::warning(problem.reason(), problem.message().to_string()),
+        )
+        .await;
     }
 }
 
@@ -511,7 +656,11 @@ async fn publish(ctx: &Context, object: &ImageAccess, happened: Happened) {
     let kind = if happened.warning { "warning" } else { "normal" };
     tracing::info!(reason = happened.reason, kind, note = %happened.note, "event");
     let event = KubeEvent {
-        type_: if happened.warning { EventType::Warning } else { EventType::Normal },
+        type_: if happened.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: happened.reason.to_string(),
         // events.k8s.io limits a note to 1 kB.
         note: Some(happened.note.chars().take(1000).collect()),
@@ -554,7 +703,8 @@ pub async fn run(
         .max_concurrent_reconciles
         .get_or_create(&Metrics::controller_labels())
         .set(i64::from(concurrency));
-    let controller = Controller::new(api, config).with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+    let controller =
+        Controller::new(api, config).with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
     let store = controller.store();
     tokio::spawn(async move {
         if store.wait_until_ready().await.is_ok() {

@@ -110,21 +110,33 @@ mod tests {
                 desired_status: None,
                 applied: None,
                 observed: None,
-                expect: Plan { remove_previous: None, create: Some(CreateReason::New), set_status: None },
+                expect: Plan {
+                    remove_previous: None,
+                    create: Some(CreateReason::New),
+                    set_status: None,
+                },
             },
             Row {
                 name: "member exists already (not ours yet): adopt, nothing to do",
                 desired_status: None,
                 applied: None,
                 observed: Some(member(Pending)),
-                expect: Plan { remove_previous: None, create: None, set_status: None },
+                expect: Plan {
+                    remove_previous: None,
+                    create: None,
+                    set_status: None,
+                },
             },
             Row {
                 name: "steady state: nothing to do",
                 desired_status: Some(Accepted),
                 applied: Some(&a),
                 observed: Some(member(Accepted)),
-                expect: Plan { remove_previous: None, create: None, set_status: None },
+                expect: Plan {
+                    remove_previous: None,
+                    create: None,
+                    set_status: None,
+                },
             },
             Row {
                 name: "create and accept: status set after create",
@@ -134,7 +146,10 @@ mod tests {
                 expect: Plan {
                     remove_previous: None,
                     create: Some(CreateReason::New),
-                    set_status: Some(StatusChange { from: Pending, to: Accepted }),
+                    set_status: Some(StatusChange {
+                        from: Pending,
+                        to: Accepted,
+                    }),
                 },
             },
             Row {
@@ -142,14 +157,22 @@ mod tests {
                 desired_status: Some(Pending),
                 applied: None,
                 observed: None,
-                expect: Plan { remove_previous: None, create: Some(CreateReason::New), set_status: None },
+                expect: Plan {
+                    remove_previous: None,
+                    create: Some(CreateReason::New),
+                    set_status: None,
+                },
             },
             Row {
                 name: "member deleted by hand: recreate",
                 desired_status: None,
                 applied: Some(&a),
                 observed: None,
-                expect: Plan { remove_previous: None, create: Some(CreateReason::Drifted), set_status: None },
+                expect: Plan {
+                    remove_previous: None,
+                    create: Some(CreateReason::Drifted),
+                    set_status: None,
+                },
             },
             Row {
                 name: "status changed by hand: restore",
@@ -159,7 +182,10 @@ mod tests {
                 expect: Plan {
                     remove_previous: None,
                     create: None,
-                    set_status: Some(StatusChange { from: Rejected, to: Accepted }),
+                    set_status: Some(StatusChange {
+                        from: Rejected,
+                        to: Accepted,
+                    }),
                 },
             },
             Row {
@@ -167,7 +193,11 @@ mod tests {
                 desired_status: None,
                 applied: Some(&a),
                 observed: Some(member(Rejected)),
-                expect: Plan { remove_previous: None, create: None, set_status: None },
+                expect: Plan {
+                    remove_previous: None,
+                    create: None,
+                    set_status: None,
+                },
             },
             Row {
                 name: "imageId changed: remove the old membership, create the new",
@@ -185,7 +215,11 @@ mod tests {
                 desired_status: None,
                 applied: Some(&other_region),
                 observed: Some(member(Pending)),
-                expect: Plan { remove_previous: Some(other_region.clone()), create: None, set_status: None },
+                expect: Plan {
+                    remove_previous: Some(other_region.clone()),
+                    create: None,
+                    set_status: None,
+                },
             },
         ];
         for row in rows {

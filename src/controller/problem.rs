@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{MemberStatus, Membership};
-use crate::openstack::{ConfigError, HttpErrorKind, Operation, OpenStackError};
+use crate::openstack::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 
 /// What was being done when the failure happened: the same 403 means different things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,17 +122,25 @@ impl Problem {
                     "{error}: set spec.region, or region_name and interface in the cloud entry of Secret {secret}, to one the catalog has"
                 ),
             ),
-            OpenStackError::Http { kind, status, message, operation, .. } => {
+            OpenStackError::Http {
+                kind,
+                status,
+                message,
+                operation,
+                ..
+            } => {
                 let said = format!("({status}: {message})");
                 match (kind, operation, step) {
-                    (HttpErrorKind::Unauthorized | HttpErrorKind::Forbidden | HttpErrorKind::NotFound, Operation::Authenticate, _) => {
-                        Problem::stalled(
-                            "AuthenticationFailed",
-                            format!(
-                                "Keystone refused the credentials in Secret {secret} {said}: check the user, password or application credential and the project; the operator uses the updated Secret at its next check"
-                            ),
-                        )
-                    }
+                    (
+                        HttpErrorKind::Unauthorized | HttpErrorKind::Forbidden | HttpErrorKind::NotFound,
+                        Operation::Authenticate,
+                        _,
+                    ) => Problem::stalled(
+                        "AuthenticationFailed",
+                        format!(
+                            "Keystone refused the credentials in Secret {secret} {said}: check the user, password or application credential and the project; the operator uses the updated Secret at its next check"
+                        ),
+                    ),
                     (HttpErrorKind::Unauthorized, _, _) => Problem::stalled(
                         "Unauthorized",
                         format!(
@@ -204,29 +212,85 @@ mod tests {
             region: None,
         };
         let cases: Vec<(OpenStackError, Step, &str, bool)> = vec![
-            (http(Operation::Authenticate, 401), Step::ObserveMember, "AuthenticationFailed", true),
-            (http(Operation::CreateMember, 403), Step::CreateMember, "ImageNotShared", true),
-            (http(Operation::SetMemberStatus, 403), Step::SetStatus(MemberStatus::Accepted), "StatusChangeForbidden", true),
-            (http(Operation::CreateMember, 404), Step::CreateMember, "ImageNotFound", true),
-            (http(Operation::CreateMember, 413), Step::CreateMember, "MemberQuotaExceeded", true),
-            (http(Operation::CreateMember, 400), Step::CreateMember, "InvalidRequest", true),
-            (http(Operation::ShowMember, 401), Step::ObserveMember, "Unauthorized", true),
-            (http(Operation::ShowMember, 503), Step::ObserveMember, "OpenStackUnavailable", false),
-            (http(Operation::CreateMember, 429), Step::CreateMember, "OpenStackUnavailable", false),
             (
-                OpenStackError::Transport { operation: Operation::ShowMember, detail: "refused".into(), timed_out: false },
+                http(Operation::Authenticate, 401),
+                Step::ObserveMember,
+                "AuthenticationFailed",
+                true,
+            ),
+            (
+                http(Operation::CreateMember, 403),
+                Step::CreateMember,
+                "ImageNotShared",
+                true,
+            ),
+            (
+                http(Operation::SetMemberStatus, 403),
+                Step::SetStatus(MemberStatus::Accepted),
+                "StatusChangeForbidden",
+                true,
+            ),
+            (
+                http(Operation::CreateMember, 404),
+                Step::CreateMember,
+                "ImageNotFound",
+                true,
+            ),
+            (
+                http(Operation::CreateMember, 413),
+                Step::CreateMember,
+                "MemberQuotaExceeded",
+                true,
+            ),
+            (
+                http(Operation::CreateMember, 400),
+                Step::CreateMember,
+                "InvalidRequest",
+                true,
+            ),
+            (
+                http(Operation::ShowMember, 401),
+                Step::ObserveMember,
+                "Unauthorized",
+                true,
+            ),
+            (
+                http(Operation::ShowMember, 503),
                 Step::ObserveMember,
                 "OpenStackUnavailable",
                 false,
             ),
             (
-                OpenStackError::Config(ConfigError::CloudNotFound { cloud: "x".into(), known: vec![] }),
+                http(Operation::CreateMember, 429),
+                Step::CreateMember,
+                "OpenStackUnavailable",
+                false,
+            ),
+            (
+                OpenStackError::Transport {
+                    operation: Operation::ShowMember,
+                    detail: "refused".into(),
+                    timed_out: false,
+                },
+                Step::ObserveMember,
+                "OpenStackUnavailable",
+                false,
+            ),
+            (
+                OpenStackError::Config(ConfigError::CloudNotFound {
+                    cloud: "x".into(),
+                    known: vec![],
+                }),
                 Step::ReadCredentials,
                 "CloudNotFound",
                 true,
             ),
             (
-                OpenStackError::NoEndpoint { interface: "public".into(), region: Some("R9".into()), available: vec![] },
+                OpenStackError::NoEndpoint {
+                    interface: "public".into(),
+                    region: Some("R9".into()),
+                    available: vec![],
+                },
                 Step::ObserveMember,
                 "EndpointNotFound",
                 true,
@@ -253,10 +317,26 @@ mod tests {
             &target,
             "ns/creds",
         );
-        assert!(owner_sets_status.message().contains("remove spec.status"), "{owner_sets_status:?}");
-        let private = Problem::openstack(&http(Operation::CreateMember, 403), Step::CreateMember, &target, "ns/creds");
-        assert!(private.message().contains("openstack image set --shared img"), "{private:?}");
-        let auth = Problem::openstack(&http(Operation::Authenticate, 401), Step::ObserveMember, &target, "ns/creds");
+        assert!(
+            owner_sets_status.message().contains("remove spec.status"),
+            "{owner_sets_status:?}"
+        );
+        let private = Problem::openstack(
+            &http(Operation::CreateMember, 403),
+            Step::CreateMember,
+            &target,
+            "ns/creds",
+        );
+        assert!(
+            private.message().contains("openstack image set --shared img"),
+            "{private:?}"
+        );
+        let auth = Problem::openstack(
+            &http(Operation::Authenticate, 401),
+            Step::ObserveMember,
+            &target,
+            "ns/creds",
+        );
         assert!(auth.message().contains("Secret ns/creds"), "{auth:?}");
     }
 }

@@ -41,9 +41,33 @@ pub fn initial(generation: Option<i64>, now: jiff::Timestamp) -> ImageAccessStat
         observed_generation: generation,
         ..Default::default()
     };
-    set_condition(&mut status.conditions, READY, "Unknown", "Reconciling", "first reconcile in progress", generation, now);
-    set_condition(&mut status.conditions, RECONCILING, "True", "Progressing", "sharing the image in Glance", generation, now);
-    set_condition(&mut status.conditions, STALLED, "False", "Progressing", "", generation, now);
+    set_condition(
+        &mut status.conditions,
+        READY,
+        "Unknown",
+        "Reconciling",
+        "first reconcile in progress",
+        generation,
+        now,
+    );
+    set_condition(
+        &mut status.conditions,
+        RECONCILING,
+        "True",
+        "Progressing",
+        "sharing the image in Glance",
+        generation,
+        now,
+    );
+    set_condition(
+        &mut status.conditions,
+        STALLED,
+        "False",
+        "Progressing",
+        "",
+        generation,
+        now,
+    );
     status
 }
 
@@ -78,12 +102,28 @@ pub fn next(
     match (&outcome.problem, &outcome.observation) {
         (Some(Problem::Stalled { reason, message }), _) => {
             set_condition(conditions, READY, "False", reason, message, generation, now);
-            set_condition(conditions, RECONCILING, "False", reason, "waiting for a change to the object or its Secret", generation, now);
+            set_condition(
+                conditions,
+                RECONCILING,
+                "False",
+                reason,
+                "waiting for a change to the object or its Secret",
+                generation,
+                now,
+            );
             set_condition(conditions, STALLED, "True", reason, message, generation, now);
         }
         (Some(Problem::Transient { reason, message, .. }), _) => {
             set_condition(conditions, READY, "False", reason, message, generation, now);
-            set_condition(conditions, RECONCILING, "True", "RetryingAfterError", message, generation, now);
+            set_condition(
+                conditions,
+                RECONCILING,
+                "True",
+                "RetryingAfterError",
+                message,
+                generation,
+                now,
+            );
             set_condition(conditions, STALLED, "False", reason, "", generation, now);
         }
         (None, Observation::Present(member)) if desired_status.is_none_or(|s| s == member.status) => {
@@ -99,7 +139,15 @@ pub fn next(
             // Only reachable if Glance answered success but shows another state: look again.
             let message = "Glance does not show the membership as asked yet";
             set_condition(conditions, READY, "False", "MemberNotReady", message, generation, now);
-            set_condition(conditions, RECONCILING, "True", "MemberNotReady", message, generation, now);
+            set_condition(
+                conditions,
+                RECONCILING,
+                "True",
+                "MemberNotReady",
+                message,
+                generation,
+                now,
+            );
             set_condition(conditions, STALLED, "False", "MemberNotReady", "", generation, now);
         }
     }
@@ -184,7 +232,10 @@ mod tests {
     }
 
     fn cond<'a>(s: &'a ImageAccessStatus, type_: &str) -> &'a Condition {
-        s.conditions.iter().find(|c| c.type_ == type_).expect("condition present")
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .expect("condition present")
     }
 
     fn ok(member: Member) -> Outcome {
@@ -198,7 +249,14 @@ mod tests {
     #[test]
     fn ready_copies_glance_timestamps_and_status() {
         let now = t("2026-11-28T14:00:00Z");
-        let s = next(&initial(Some(1), now), Some(1), &desired(), None, &ok(member(MemberStatus::Pending)), now);
+        let s = next(
+            &initial(Some(1), now),
+            Some(1),
+            &desired(),
+            None,
+            &ok(member(MemberStatus::Pending)),
+            now,
+        );
         assert_eq!(cond(&s, READY).status, "True");
         assert_eq!(cond(&s, RECONCILING).status, "False");
         assert_eq!(cond(&s, STALLED).status, "False");
@@ -224,8 +282,17 @@ mod tests {
             retry_after: None,
         };
         // (name, desired status, outcome, expected Ready, Reconciling, Stalled, Ready reason)
-        let rows: Vec<(&str, Option<MemberStatus>, Outcome, &str, &str, &str, &str)> = vec![
-            ("member present", None, ok(member(MemberStatus::Pending)), "True", "False", "False", "MemberReady"),
+        type Row<'a> = (&'a str, Option<MemberStatus>, Outcome, &'a str, &'a str, &'a str, &'a str);
+        let rows: Vec<Row> = vec![
+            (
+                "member present",
+                None,
+                ok(member(MemberStatus::Pending)),
+                "True",
+                "False",
+                "False",
+                "MemberReady",
+            ),
             (
                 "member present with the asked status",
                 Some(MemberStatus::Accepted),
@@ -247,7 +314,11 @@ mod tests {
             (
                 "needs a human",
                 None,
-                Outcome { applied: None, observation: Observation::Unknown, problem: Some(stalled) },
+                Outcome {
+                    applied: None,
+                    observation: Observation::Unknown,
+                    problem: Some(stalled),
+                },
                 "False",
                 "False",
                 "True",
@@ -256,7 +327,11 @@ mod tests {
             (
                 "transient",
                 None,
-                Outcome { applied: Some(desired()), observation: Observation::Unknown, problem: Some(transient) },
+                Outcome {
+                    applied: Some(desired()),
+                    observation: Observation::Unknown,
+                    problem: Some(transient),
+                },
                 "False",
                 "True",
                 "False",
@@ -264,7 +339,14 @@ mod tests {
             ),
         ];
         for (name, desired_status, outcome, ready, reconciling, stalled, reason) in rows {
-            let s = next(&ImageAccessStatus::default(), Some(2), &desired(), desired_status, &outcome, now);
+            let s = next(
+                &ImageAccessStatus::default(),
+                Some(2),
+                &desired(),
+                desired_status,
+                &outcome,
+                now,
+            );
             assert_eq!(cond(&s, READY).status, ready, "{name}");
             assert_eq!(cond(&s, RECONCILING).status, reconciling, "{name}");
             assert_eq!(cond(&s, STALLED).status, stalled, "{name}");
@@ -275,15 +357,30 @@ mod tests {
     #[test]
     fn unknown_observation_keeps_what_glance_said_last_and_absent_clears_it() {
         let now = t("2026-11-28T14:00:00Z");
-        let ready = next(&ImageAccessStatus::default(), Some(1), &desired(), None, &ok(member(MemberStatus::Accepted)), now);
+        let ready = next(
+            &ImageAccessStatus::default(),
+            Some(1),
+            &desired(),
+            None,
+            &ok(member(MemberStatus::Accepted)),
+            now,
+        );
         let transient = Outcome {
             applied: Some(desired()),
             observation: Observation::Unknown,
-            problem: Some(Problem::Transient { reason: "OpenStackUnavailable", message: "down".into(), retry_after: None }),
+            problem: Some(Problem::Transient {
+                reason: "OpenStackUnavailable",
+                message: "down".into(),
+                retry_after: None,
+            }),
         };
         let after = next(&ready, Some(1), &desired(), None, &transient, now);
         assert_eq!(after.member_status, Some(MemberStatus::Accepted));
-        let gone = Outcome { applied: None, observation: Observation::Absent, problem: None };
+        let gone = Outcome {
+            applied: None,
+            observation: Observation::Absent,
+            problem: None,
+        };
         let after = next(&ready, Some(1), &desired(), None, &gone, now);
         assert_eq!(after.member_status, None);
         assert_eq!(after.created_at, None);
@@ -293,15 +390,36 @@ mod tests {
     fn steady_object_is_not_written_again_and_transition_times_stay() {
         let first = t("2026-11-28T14:00:00Z");
         let later = t("2026-11-28T14:10:00Z");
-        let s1 = next(&ImageAccessStatus::default(), Some(1), &desired(), None, &ok(member(MemberStatus::Pending)), first);
-        let s2 = next(&s1, Some(1), &desired(), None, &ok(member(MemberStatus::Pending)), later);
+        let s1 = next(
+            &ImageAccessStatus::default(),
+            Some(1),
+            &desired(),
+            None,
+            &ok(member(MemberStatus::Pending)),
+            first,
+        );
+        let s2 = next(
+            &s1,
+            Some(1),
+            &desired(),
+            None,
+            &ok(member(MemberStatus::Pending)),
+            later,
+        );
         assert!(!differs(Some(&s1), &s2), "nothing changed, nothing to write");
         assert_eq!(cond(&s2, READY).last_transition_time, Time(first));
         let mut updated = member(MemberStatus::Pending);
         updated.updated_at = "2026-11-28T14:09:00Z".into();
         let s3 = next(&s2, Some(1), &desired(), None, &ok(updated), later);
         assert!(differs(Some(&s2), &s3), "Glance's updated_at changed");
-        let s4 = next(&s3, Some(2), &desired(), None, &ok(member(MemberStatus::Pending)), later);
+        let s4 = next(
+            &s3,
+            Some(2),
+            &desired(),
+            None,
+            &ok(member(MemberStatus::Pending)),
+            later,
+        );
         assert!(differs(Some(&s3), &s4), "a new generation is recorded");
     }
 
@@ -309,11 +427,21 @@ mod tests {
     fn a_status_flip_moves_the_transition_time() {
         let first = t("2026-11-28T14:00:00Z");
         let later = t("2026-11-28T14:10:00Z");
-        let ready = next(&ImageAccessStatus::default(), Some(1), &desired(), None, &ok(member(MemberStatus::Pending)), first);
+        let ready = next(
+            &ImageAccessStatus::default(),
+            Some(1),
+            &desired(),
+            None,
+            &ok(member(MemberStatus::Pending)),
+            first,
+        );
         let stalled = Outcome {
             applied: None,
             observation: Observation::Unknown,
-            problem: Some(Problem::Stalled { reason: "ImageNotShared", message: "m".into() }),
+            problem: Some(Problem::Stalled {
+                reason: "ImageNotShared",
+                message: "m".into(),
+            }),
         };
         let s = next(&ready, Some(1), &desired(), None, &stalled, later);
         assert_eq!(cond(&s, READY).last_transition_time, Time(later));

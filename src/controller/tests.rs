@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::api::MemberStatus;
 use crate::openstack::ClientSettings;
-use crate::testing::fake_openstack::{Fault, FakeOpenStack, MEMBER_PROJECT, OWNER_PROJECT};
+use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT};
 use crate::testing::fixtures::SECRET;
 
 const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
@@ -60,7 +60,9 @@ impl MockApi {
         if path.starts_with("/apis/events.k8s.io/v1/") {
             return (StatusCode::CREATED, body.clone());
         }
-        if path.starts_with("/apis/glance.viettelidc.com.vn/v1alpha1/namespaces/default/imageaccesses/") && method == "PATCH" {
+        if path.starts_with("/apis/glance.viettelidc.com.vn/v1alpha1/namespaces/default/imageaccesses/")
+            && method == "PATCH"
+        {
             let mut object = serde_json::to_value(&self.object).expect("object json");
             if path.ends_with("/status") {
                 object["status"] = body["status"].clone();
@@ -108,7 +110,10 @@ impl Harness {
                 namespace: Some("default".into()),
                 ..Default::default()
             },
-            data: Some(BTreeMap::from([("clouds.yaml".to_string(), ByteString(fake.clouds_yaml().into_bytes()))])),
+            data: Some(BTreeMap::from([(
+                "clouds.yaml".to_string(),
+                ByteString(fake.clouds_yaml().into_bytes()),
+            )])),
             ..Default::default()
         };
         api.lock().expect("lock").secrets.insert(SECRET.into(), secret);
@@ -191,10 +196,18 @@ fn event_reasons(calls: &[Call]) -> Vec<String> {
 }
 
 fn finalizer_removed(calls: &[Call]) -> bool {
-    calls.iter().any(|c| c.method == "PATCH" && !c.path.ends_with("/status") && c.path.contains("/imageaccesses/") && c.body.to_string().contains("remove"))
+    calls.iter().any(|c| {
+        c.method == "PATCH"
+            && !c.path.ends_with("/status")
+            && c.path.contains("/imageaccesses/")
+            && c.body.to_string().contains("remove")
+    })
 }
 
-fn condition<'a>(status: &'a ImageAccessStatus, type_: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+fn condition<'a>(
+    status: &'a ImageAccessStatus,
+    type_: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     status.conditions.iter().find(|c| c.type_ == type_).expect("condition")
 }
 
@@ -227,8 +240,16 @@ async fn object_without_finalizer_gets_it_first() {
     let action = h.reconcile(&object).await.expect("reconciled");
     assert_eq!(action, Action::await_change());
     let calls = h.calls();
-    assert!(calls.iter().any(|c| c.method == "PATCH" && c.body.to_string().contains(FINALIZER)), "{calls:?}");
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "nothing done in Glance before the finalizer is there");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.method == "PATCH" && c.body.to_string().contains(FINALIZER)),
+        "{calls:?}"
+    );
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "nothing done in Glance before the finalizer is there"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +297,10 @@ async fn admin_sets_the_asked_status() {
         .finalized()
         .with_member_status(MemberStatus::Accepted);
     h.reconcile(&object).await.expect("reconciled");
-    assert_eq!(h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status), Some(MemberStatus::Accepted));
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Accepted)
+    );
     let calls = h.calls();
     assert_eq!(last_status(&calls).member_status, Some(MemberStatus::Accepted));
     assert_eq!(event_reasons(&calls), vec!["MemberCreated", "StatusSet"]);
@@ -288,15 +312,25 @@ async fn owner_asking_for_a_status_is_stalled_with_the_fix_and_no_error() {
     let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
         .finalized()
         .with_member_status(MemberStatus::Accepted);
-    let action = h.reconcile(&object).await.expect("a stalled object is not an error (no hot loop)");
+    let action = h
+        .reconcile(&object)
+        .await
+        .expect("a stalled object is not an error (no hot loop)");
     assert_ne!(action, Action::await_change(), "re-checked later");
     let calls = h.calls();
     let status = last_status(&calls);
     assert_eq!(condition(&status, "Stalled").status, "True");
     assert_eq!(condition(&status, "Ready").reason, "StatusChangeForbidden");
     assert!(condition(&status, "Stalled").message.contains("remove spec.status"));
-    assert_eq!(status.member_status, Some(MemberStatus::Pending), "the member exists, pending");
-    assert!(status.applied.is_some(), "the created member is recorded, so deleting the object removes it");
+    assert_eq!(
+        status.member_status,
+        Some(MemberStatus::Pending),
+        "the member exists, pending"
+    );
+    assert!(
+        status.applied.is_some(),
+        "the created member is recorded, so deleting the object removes it"
+    );
     assert_eq!(event_reasons(&calls), vec!["MemberCreated", "StatusChangeForbidden"]);
 
     // Re-checked later with the same result: no second Warning, no write.
@@ -316,7 +350,10 @@ async fn changing_the_image_replaces_the_membership() {
         .finalized()
         .with_applied(OTHER_IMAGE, MEMBER_PROJECT);
     h.reconcile(&object).await.expect("reconciled");
-    assert!(h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(), "old membership removed");
+    assert!(
+        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(),
+        "old membership removed"
+    );
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "new membership created");
     let calls = h.calls();
     assert_eq!(last_status(&calls).applied.map(|a| a.image_id), Some(IMAGE.to_string()));
@@ -331,12 +368,18 @@ async fn member_deleted_by_hand_is_recreated_and_status_restored() {
         .with_member_status(MemberStatus::Accepted)
         .with_applied(IMAGE, MEMBER_PROJECT);
     h.reconcile(&object).await.expect("reconciled");
-    assert_eq!(h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status), Some(MemberStatus::Accepted));
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Accepted)
+    );
     assert_eq!(event_reasons(&h.calls()), vec!["MemberRecreated", "StatusSet"]);
 
     h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected);
     h.reconcile(&object).await.expect("reconciled");
-    assert_eq!(h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status), Some(MemberStatus::Accepted));
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Accepted)
+    );
     assert_eq!(event_reasons(&h.calls()), vec!["StatusSet"]);
 }
 
@@ -397,7 +440,9 @@ async fn deletion_finishes_when_the_image_is_no_longer_shared_or_gone() {
 async fn never_applied_object_is_deleted_without_credentials() {
     let h = Harness::new().await;
     h.remove_secret();
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "no-such-cloud").finalized().deleting();
+    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "no-such-cloud")
+        .finalized()
+        .deleting();
     h.reconcile(&object).await.expect("a bad spec never blocks deletion");
     assert!(finalizer_removed(&h.calls()));
 }
@@ -437,34 +482,91 @@ async fn errors_that_need_a_human_stall_with_a_reason() {
         reason: &'static str,
     }
     let cases = [
-        Case { name: "private image", cloud: "owner", prepare: |h| h.fake.set_visibility(IMAGE, "private"), reason: "ImageNotShared" },
-        Case { name: "member quota", cloud: "owner", prepare: |h| h.fake.set_member_quota(0), reason: "MemberQuotaExceeded" },
-        Case { name: "wrong password", cloud: "wrong", prepare: |_| {}, reason: "AuthenticationFailed" },
-        Case { name: "no such cloud", cloud: "nope", prepare: |_| {}, reason: "CloudNotFound" },
-        Case { name: "Secret missing", cloud: "owner", prepare: |h| h.remove_secret(), reason: "CredentialsSecretNotFound" },
-        Case { name: "image missing", cloud: "owner", prepare: |_| {}, reason: "ImageNotFound" },
+        Case {
+            name: "private image",
+            cloud: "owner",
+            prepare: |h| h.fake.set_visibility(IMAGE, "private"),
+            reason: "ImageNotShared",
+        },
+        Case {
+            name: "member quota",
+            cloud: "owner",
+            prepare: |h| h.fake.set_member_quota(0),
+            reason: "MemberQuotaExceeded",
+        },
+        Case {
+            name: "wrong password",
+            cloud: "wrong",
+            prepare: |_| {},
+            reason: "AuthenticationFailed",
+        },
+        Case {
+            name: "no such cloud",
+            cloud: "nope",
+            prepare: |_| {},
+            reason: "CloudNotFound",
+        },
+        Case {
+            name: "Secret missing",
+            cloud: "owner",
+            prepare: |h| h.remove_secret(),
+            reason: "CredentialsSecretNotFound",
+        },
+        Case {
+            name: "image missing",
+            cloud: "owner",
+            prepare: |_| {},
+            reason: "ImageNotFound",
+        },
         Case {
             name: "bad request",
             cloud: "owner",
-            prepare: |h| h.fake.inject(Fault { operation: "POST members", status: 400, retry_after: None }),
+            prepare: |h| {
+                h.fake.inject(Fault {
+                    operation: "POST members",
+                    status: 400,
+                    retry_after: None,
+                })
+            },
             reason: "InvalidRequest",
         },
-        Case { name: "not the owner", cloud: "member", prepare: |_| {}, reason: "ImageNotFound" },
+        Case {
+            name: "not the owner",
+            cloud: "member",
+            prepare: |_| {},
+            reason: "ImageNotFound",
+        },
     ];
     for case in cases {
         let h = Harness::new().await;
         (case.prepare)(&h);
-        let image = if case.name == "image missing" { "00000000-0000-4000-8000-000000000000" } else { IMAGE };
+        let image = if case.name == "image missing" {
+            "00000000-0000-4000-8000-000000000000"
+        } else {
+            IMAGE
+        };
         let object = ImageAccess::test("share", image, MEMBER_PROJECT, case.cloud).finalized();
-        let action = h.reconcile(&object).await.unwrap_or_else(|e| panic!("{}: stalled is not an error: {e}", case.name));
+        let action = h
+            .reconcile(&object)
+            .await
+            .unwrap_or_else(|e| panic!("{}: stalled is not an error: {e}", case.name));
         assert_ne!(action, Action::await_change(), "{}", case.name);
         let calls = h.calls();
         let status = last_status(&calls);
         assert_eq!(condition(&status, "Stalled").status, "True", "{}", case.name);
         assert_eq!(condition(&status, "Ready").reason, case.reason, "{}", case.name);
         assert_eq!(condition(&status, "Reconciling").status, "False", "{}", case.name);
-        assert!(event_reasons(&calls).contains(&case.reason.to_string()), "{}: warning event", case.name);
-        assert!(!condition(&status, "Stalled").message.contains(crate::testing::fake_openstack::PASSWORD), "no secret in conditions");
+        assert!(
+            event_reasons(&calls).contains(&case.reason.to_string()),
+            "{}: warning event",
+            case.name
+        );
+        assert!(
+            !condition(&status, "Stalled")
+                .message
+                .contains(crate::testing::fake_openstack::PASSWORD),
+            "no secret in conditions"
+        );
     }
 }
 
@@ -483,7 +585,10 @@ async fn transient_errors_retry_with_backoff_and_honour_retry_after() {
     assert_eq!(condition(&status, "Stalled").status, "False");
     assert_eq!(condition(&status, "Ready").reason, "OpenStackUnavailable");
     let action = error_policy(Arc::new(object.clone()), &error, h.ctx.clone());
-    assert!(format!("{action:?}").contains("42s"), "waits for Retry-After: {action:?}");
+    assert!(
+        format!("{action:?}").contains("42s"),
+        "waits for Retry-After: {action:?}"
+    );
     // Then it works and the failure count is reset.
     h.reconcile(&object).await.expect("recovered");
     assert_eq!(condition(&last_status(&h.calls()), "Ready").status, "True");

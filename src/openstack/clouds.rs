@@ -119,7 +119,11 @@ pub struct Cloud {
 impl Cloud {
     /// Parses `clouds_yaml` and returns the entry `cloud_name`. `ca_cert` is the PEM bundle
     /// from the Secret, if it has one.
-    pub fn from_clouds_yaml(clouds_yaml: &str, cloud_name: &str, ca_cert: Option<Vec<u8>>) -> Result<Cloud, ConfigError> {
+    pub fn from_clouds_yaml(
+        clouds_yaml: &str,
+        cloud_name: &str,
+        ca_cert: Option<Vec<u8>>,
+    ) -> Result<Cloud, ConfigError> {
         let file: CloudsFile = serde_saphyr::from_str(clouds_yaml).map_err(|e| ConfigError::Malformed {
             // Only the position: a parser's own message may quote the offending value, which
             // can be a password.
@@ -143,14 +147,20 @@ impl Cloud {
             field: field.to_string(),
         };
         let a = raw.auth;
-        let auth_url = a.auth_url.clone().filter(|u| !u.is_empty()).ok_or_else(|| missing("auth.auth_url"))?;
+        let auth_url = a
+            .auth_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| missing("auth.auth_url"))?;
         let auth_url = normalize_auth_url(&auth_url).ok_or_else(|| ConfigError::Invalid {
             cloud: cloud.to_string(),
             detail: "auth.auth_url must be an http:// or https:// URL".into(),
         })?;
         let default_domain = domain(a.domain_id.clone(), a.domain_name.clone());
-        let user_domain = domain(a.user_domain_id.clone(), a.user_domain_name.clone()).or_else(|| default_domain.clone());
-        let project_domain = domain(a.project_domain_id.clone(), a.project_domain_name.clone()).or_else(|| default_domain.clone());
+        let user_domain =
+            domain(a.user_domain_id.clone(), a.user_domain_name.clone()).or_else(|| default_domain.clone());
+        let project_domain =
+            domain(a.project_domain_id.clone(), a.project_domain_name.clone()).or_else(|| default_domain.clone());
         let user = match (a.user_id.clone(), a.username.clone()) {
             (Some(id), _) => Some(UserRef::Id(id)),
             (None, Some(name)) => Some(UserRef::Name {
@@ -170,13 +180,16 @@ impl Cloud {
             (None, None) => None,
         };
 
-        let auth_type = raw.auth_type.as_deref().unwrap_or(if a.application_credential_secret.is_some() {
-            "v3applicationcredential"
-        } else if a.token.is_some() && a.password.is_none() {
-            "token"
-        } else {
-            "password"
-        });
+        let auth_type = raw
+            .auth_type
+            .as_deref()
+            .unwrap_or(if a.application_credential_secret.is_some() {
+                "v3applicationcredential"
+            } else if a.token.is_some() && a.password.is_none() {
+                "token"
+            } else {
+                "password"
+            });
         let auth = match auth_type {
             "password" | "v3password" => Auth::Password {
                 user: user.ok_or_else(|| missing("auth.username (or user_id)"))?,
@@ -185,16 +198,22 @@ impl Cloud {
             },
             "v3applicationcredential" | "applicationcredential" => {
                 if a.application_credential_id.is_none() && a.application_credential_name.is_none() {
-                    return Err(missing("auth.application_credential_id (or application_credential_name)"));
+                    return Err(missing(
+                        "auth.application_credential_id (or application_credential_name)",
+                    ));
                 }
                 if a.application_credential_id.is_none() && user.is_none() {
-                    return Err(missing("auth.username (an application credential named by name needs its user)"));
+                    return Err(missing(
+                        "auth.username (an application credential named by name needs its user)",
+                    ));
                 }
                 Auth::ApplicationCredential {
                     id: a.application_credential_id,
                     name: a.application_credential_name,
                     user,
-                    secret: a.application_credential_secret.ok_or_else(|| missing("auth.application_credential_secret"))?,
+                    secret: a
+                        .application_credential_secret
+                        .ok_or_else(|| missing("auth.application_credential_secret"))?,
                 }
             }
             "token" | "v3token" => Auth::Token {
@@ -280,7 +299,11 @@ fn normalize_auth_url(url: &str) -> Option<String> {
         return None;
     }
     let base = url.trim_end_matches('/');
-    Some(if base.ends_with("/v3") { base.to_string() } else { format!("{base}/v3") })
+    Some(if base.ends_with("/v3") {
+        base.to_string()
+    } else {
+        format!("{base}/v3")
+    })
 }
 
 #[cfg(test)]
@@ -369,8 +392,9 @@ mod tests {
 
     #[test]
     fn username_without_domain_is_refused() {
-        let err = parse("clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n")
-            .expect_err("no domain");
+        let err =
+            parse("clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n")
+                .expect_err("no domain");
         assert!(err.to_string().contains("user_domain_name"), "{err}");
     }
 

@@ -115,7 +115,11 @@ pub enum OpenStackError {
     Config(#[from] ConfigError),
 
     #[error("{} {} failed: {detail}", .operation.service().as_str(), .operation.as_str())]
-    Transport { operation: Operation, detail: String, timed_out: bool },
+    Transport {
+        operation: Operation,
+        detail: String,
+        timed_out: bool,
+    },
 
     #[error("{} {} answered {status}: {message}", .operation.service().as_str(), .operation.as_str())]
     Http {
@@ -131,7 +135,11 @@ pub enum OpenStackError {
     #[error("the service catalog has no image (Glance) endpoint for interface {interface:?}{}; it has: {}",
         .region.as_ref().map(|r| format!(" in region {r:?}")).unwrap_or_default(),
         if .available.is_empty() { "no image endpoints (is the token scoped to a project?)".to_string() } else { .available.join(", ") })]
-    NoEndpoint { interface: String, region: Option<String>, available: Vec<String> },
+    NoEndpoint {
+        interface: String,
+        region: Option<String>,
+        available: Vec<String>,
+    },
 
     #[error("{} {} returned a response we could not read: {detail}", .operation.service().as_str(), .operation.as_str())]
     InvalidResponse { operation: Operation, detail: String },
@@ -274,8 +282,14 @@ mod tests {
         let body = r#"{"message": "Only shared images have members.<br /><br />\n\n\n", "code": "403 Forbidden", "title": "Forbidden"}"#;
         assert_eq!(error_message(body), "Only shared images have members.");
         let keystone = r#"{"error": {"code": 401, "message": "The request you have made requires authentication.", "title": "Unauthorized"}}"#;
-        assert_eq!(error_message(keystone), "The request you have made requires authentication.");
-        assert_eq!(error_message("<html><body><h1>503 Service Unavailable</h1></body></html>"), "503 Service Unavailable");
+        assert_eq!(
+            error_message(keystone),
+            "The request you have made requires authentication."
+        );
+        assert_eq!(
+            error_message("<html><body><h1>503 Service Unavailable</h1></body></html>"),
+            "503 Service Unavailable"
+        );
         assert_eq!(error_message(&"x".repeat(1000)).len(), 300);
     }
 
@@ -283,8 +297,14 @@ mod tests {
     fn retry_after_reads_seconds_and_http_dates() {
         let now: jiff::Timestamp = "2026-11-28T13:00:00Z".parse().expect("timestamp");
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Sat, 28 Nov 2026 13:00:30 GMT", now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after("Sat, 28 Nov 2026 12:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 13:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Sat, 28 Nov 2026 12:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

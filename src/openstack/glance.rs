@@ -6,7 +6,7 @@ use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Operation, OpenStackError, Session};
+use super::{OpenStackError, Operation, Session};
 use crate::api::MemberStatus;
 
 /// A member as Glance returns it.
@@ -63,15 +63,25 @@ impl Glance {
 
     /// `GET /v2/images/{image}/members/{member}`; a 404 means no such member (or image).
     pub async fn show_member(&self, image_id: &str, member_id: &str) -> Result<Member, OpenStackError> {
-        self.call(Operation::ShowMember, Method::GET, &[image_id, "members", member_id], None)
-            .await
+        self.call(
+            Operation::ShowMember,
+            Method::GET,
+            &[image_id, "members", member_id],
+            None,
+        )
+        .await
     }
 
     /// `POST /v2/images/{image}/members`: 200 with a `pending` member; 409 if it exists.
     pub async fn create_member(&self, image_id: &str, member_id: &str) -> Result<Member, OpenStackError> {
         let body = json!({ "member": member_id });
-        self.call(Operation::CreateMember, Method::POST, &[image_id, "members"], Some(&body))
-            .await
+        self.call(
+            Operation::CreateMember,
+            Method::POST,
+            &[image_id, "members"],
+            Some(&body),
+        )
+        .await
     }
 
     /// `PUT /v2/images/{image}/members/{member}`; only the member or an admin may.
@@ -82,15 +92,23 @@ impl Glance {
         status: MemberStatus,
     ) -> Result<Member, OpenStackError> {
         let body = json!({ "status": status.as_str() });
-        self.call(Operation::SetMemberStatus, Method::PUT, &[image_id, "members", member_id], Some(&body))
-            .await
+        self.call(
+            Operation::SetMemberStatus,
+            Method::PUT,
+            &[image_id, "members", member_id],
+            Some(&body),
+        )
+        .await
     }
 
     /// `DELETE /v2/images/{image}/members/{member}`: 204, then 404.
     pub async fn delete_member(&self, image_id: &str, member_id: &str) -> Result<(), OpenStackError> {
         let operation = Operation::DeleteMember;
         let url = self.url(&[image_id, "members", member_id]);
-        let response = self.session.send_authenticated(operation, Method::DELETE, url, None).await?;
+        let response = self
+            .session
+            .send_authenticated(operation, Method::DELETE, url, None)
+            .await?;
         if response.is_success() {
             Ok(())
         } else {

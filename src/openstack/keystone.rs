@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::clouds::{Auth, DomainRef, ProjectScope, UserRef};
-use super::{Operation, OpenStackError, Session};
+use super::{OpenStackError, Operation, Session};
 
 /// A Keystone token and the catalog it came with.
 pub struct Token {
@@ -74,7 +74,13 @@ impl Token {
                 region: region.map(str::to_string),
                 available: endpoints
                     .iter()
-                    .map(|e| format!("{} in {}", e.interface, region_of(e).unwrap_or_else(|| "no region".into())))
+                    .map(|e| {
+                        format!(
+                            "{} in {}",
+                            e.interface,
+                            region_of(e).unwrap_or_else(|| "no region".into())
+                        )
+                    })
                     .collect(),
             });
         };
@@ -137,7 +143,10 @@ fn auth_request(auth: &Auth) -> Value {
         Auth::Password { user, password, scope } => {
             let mut user = user_json(user);
             user["password"] = json!(password.expose_secret());
-            (json!({ "methods": ["password"], "password": { "user": user } }), scope_json(scope))
+            (
+                json!({ "methods": ["password"], "password": { "user": user } }),
+                scope_json(scope),
+            )
         }
         // Keystone refuses a scope next to an application credential: it carries its own.
         Auth::ApplicationCredential { id, name, user, secret } => {
@@ -202,14 +211,14 @@ impl Session {
             });
         };
         let body: TokenResponse = response.json(operation)?;
-        let expires_at = body
-            .token
-            .expires_at
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| OpenStackError::InvalidResponse {
-                operation,
-                detail: format!("token expires_at {:?}: {e}", body.token.expires_at),
-            })?;
+        let expires_at =
+            body.token
+                .expires_at
+                .parse::<jiff::Timestamp>()
+                .map_err(|e| OpenStackError::InvalidResponse {
+                    operation,
+                    detail: format!("token expires_at {:?}: {e}", body.token.expires_at),
+                })?;
         self.metrics.observe_authentication(true);
         tracing::debug!(%expires_at, "keystone token issued");
         Ok(Token {
@@ -242,7 +251,9 @@ mod tests {
         assert_eq!(public_r1.as_str(), "https://cloud.example.com/image");
         let internal = token.image_endpoint("internal", Some("R1")).expect("internal R1");
         assert_eq!(internal.as_str(), "http://glance.r1:9292/");
-        let r2 = token.image_endpoint("public", Some("R2")).expect("R2 via legacy region field");
+        let r2 = token
+            .image_endpoint("public", Some("R2"))
+            .expect("R2 via legacy region field");
         assert_eq!(r2.host_str(), Some("glance.r2"));
         let any = token.image_endpoint("public", None).expect("any region");
         assert_eq!(any.host_str(), Some("cloud.example.com"));
@@ -253,7 +264,10 @@ mod tests {
         let token = Token::with_catalog(catalog());
         let err = token.image_endpoint("admin", Some("R3")).expect_err("none");
         let msg = err.to_string();
-        assert!(msg.contains("\"admin\"") && msg.contains("\"R3\"") && msg.contains("public in R2"), "{msg}");
+        assert!(
+            msg.contains("\"admin\"") && msg.contains("\"R3\"") && msg.contains("public in R2"),
+            "{msg}"
+        );
         let empty = Token::with_catalog(json!([]));
         let msg = empty.image_endpoint("public", None).expect_err("none").to_string();
         assert!(msg.contains("scoped to a project"), "{msg}");
@@ -284,7 +298,10 @@ mod tests {
                 domain: DomainRef::Id("default".into()),
             }),
         });
-        assert_eq!(body["auth"]["identity"]["password"]["user"]["domain"]["name"], "Default");
+        assert_eq!(
+            body["auth"]["identity"]["password"]["user"]["domain"]["name"],
+            "Default"
+        );
         assert_eq!(body["auth"]["scope"]["project"]["domain"]["id"], "default");
     }
 

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
 pub use clouds::Cloud;
-pub use error::{ConfigError, HttpErrorKind, Operation, OpenStackError};
+pub use error::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 pub use glance::{Glance, Member};
 use keystone::Token;
 
@@ -172,11 +172,16 @@ impl Session {
         body: Option<&serde_json::Value>,
     ) -> Result<Response, OpenStackError> {
         let token = self.token().await?;
-        let response = self.send(operation, method.clone(), url.clone(), body, Some(&token)).await?;
+        let response = self
+            .send(operation, method.clone(), url.clone(), body, Some(&token))
+            .await?;
         if response.status != 401 {
             return Ok(response);
         }
-        tracing::debug!(operation = operation.as_str(), "token refused (401): authenticating again");
+        tracing::debug!(
+            operation = operation.as_str(),
+            "token refused (401): authenticating again"
+        );
         self.invalidate(&token).await;
         let token = self.token().await?;
         self.send(operation, method, url, body, Some(&token)).await
@@ -195,11 +200,12 @@ impl Session {
             .request(method.clone(), url.clone())
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(token) = token {
-            let mut value = reqwest::header::HeaderValue::from_str(token.value.expose_secret())
-                .map_err(|_| OpenStackError::InvalidResponse {
+            let mut value = reqwest::header::HeaderValue::from_str(token.value.expose_secret()).map_err(|_| {
+                OpenStackError::InvalidResponse {
                     operation: Operation::Authenticate,
                     detail: "Keystone issued a token that is not a valid HTTP header value".into(),
-                })?;
+                }
+            })?;
             value.set_sensitive(true);
             request = request.header("X-Auth-Token", value);
         }
@@ -212,7 +218,8 @@ impl Session {
         let response = match result {
             Ok(response) => response,
             Err(e) => {
-                self.metrics.observe_request(service, operation.as_str(), None, started.elapsed());
+                self.metrics
+                    .observe_request(service, operation.as_str(), None, started.elapsed());
                 let timed_out = e.is_timeout();
                 let detail = transport_detail(e);
                 tracing::debug!(%method, path = url.path(), error = %detail, "request failed");

@@ -4,6 +4,9 @@
 //! 413, 401 for an expired token; and it can be told to answer 429/503 or slowly.
 //! The end-to-end tests use a real Keystone + Glance instead.
 
+// Handlers answer early with a ready response; its size does not matter in a test fake.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -87,10 +90,16 @@ impl FakeOpenStack {
     /// Starts the fake on a free loopback port with three users: `owner` (project
     /// [`OWNER_PROJECT`]), `member` ([`MEMBER_PROJECT`]) and `admin` ([`ADMIN_PROJECT`], admin).
     pub async fn start() -> FakeOpenStack {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake openstack");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake openstack");
         let addr = listener.local_addr().expect("local addr");
         let mut users = HashMap::new();
-        for (name, project, admin) in [("owner", OWNER_PROJECT, false), ("member", MEMBER_PROJECT, false), ("admin", ADMIN_PROJECT, true)] {
+        for (name, project, admin) in [
+            ("owner", OWNER_PROJECT, false),
+            ("member", MEMBER_PROJECT, false),
+            ("admin", ADMIN_PROJECT, true),
+        ] {
             let user = User {
                 password: PASSWORD.into(),
                 project_id: project.into(),
@@ -107,7 +116,10 @@ impl FakeOpenStack {
         }));
         let router = Router::new()
             .route("/v3/auth/tokens", post(issue_token))
-            .route(&format!("{GLANCE_PREFIX}/v2/images/{{image}}/members"), post(create_member).get(list_members))
+            .route(
+                &format!("{GLANCE_PREFIX}/v2/images/{{image}}/members"),
+                post(create_member).get(list_members),
+            )
             .route(
                 &format!("{GLANCE_PREFIX}/v2/images/{{image}}/members/{{member}}"),
                 get(show_member).put(set_status).delete(delete_member),
@@ -131,7 +143,12 @@ impl FakeOpenStack {
     /// password).
     pub fn clouds_yaml(&self) -> String {
         let mut out = String::from("clouds:\n");
-        for (cloud, user, password) in [("owner", "owner", PASSWORD), ("member", "member", PASSWORD), ("admin", "admin", PASSWORD), ("wrong", "owner", "not-the-password")] {
+        for (cloud, user, password) in [
+            ("owner", "owner", PASSWORD),
+            ("member", "member", PASSWORD),
+            ("admin", "admin", PASSWORD),
+            ("wrong", "owner", "not-the-password"),
+        ] {
             out.push_str(&format!(
                 "  {cloud}:\n    auth:\n      auth_url: {}\n      username: {user}\n      password: {password}\n      project_name: {user}-project\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: {REGION}\n",
                 self.auth_url()
@@ -141,7 +158,13 @@ impl FakeOpenStack {
     }
 
     pub fn add_image(&self, id: &str, owner: &str, visibility: &'static str) {
-        self.lock().images.insert(id.into(), Image { owner: owner.into(), visibility });
+        self.lock().images.insert(
+            id.into(),
+            Image {
+                owner: owner.into(),
+                visibility,
+            },
+        );
     }
 
     pub fn set_visibility(&self, id: &str, visibility: &'static str) {
@@ -179,7 +202,10 @@ impl FakeOpenStack {
     }
 
     pub fn member(&self, image: &str, member: &str) -> Option<Member> {
-        self.lock().members.get(&(image.to_string(), member.to_string())).cloned()
+        self.lock()
+            .members
+            .get(&(image.to_string(), member.to_string()))
+            .cloned()
     }
 
     /// Adds or changes a member directly, as someone with the openstack CLI would.
@@ -234,14 +260,19 @@ async fn prelude(state: &Arc<Mutex<FakeState>>, kind: &str) -> Option<Response> 
     fault.map(|f| {
         let mut response = error(f.status, "injected fault");
         if let Some(value) = f.retry_after {
-            response.headers_mut().insert("Retry-After", HeaderValue::from_static(value));
+            response
+                .headers_mut()
+                .insert("Retry-After", HeaderValue::from_static(value));
         }
         response
     })
 }
 
 fn caller(state: &FakeState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
-    let token = headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let token = headers
+        .get("X-Auth-Token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     match state.tokens.get(token) {
         Some(info) if info.expires_at > jiff::Timestamp::now() => Ok(info.clone()),
         _ => Err(error(401, "The request you have made requires authentication.")),
@@ -303,16 +334,31 @@ async fn issue_token(State(state): Shared, body: Bytes) -> Response {
 
 /// What the caller may see of an image: 404 when it may not (as Glance does).
 fn visible_image(state: &FakeState, who: &TokenInfo, image_id: &str) -> Result<Image, Response> {
-    let image = state.images.get(image_id).cloned().ok_or_else(|| error(404, &format!("No image found with ID {image_id}")))?;
-    let is_member = state.members.contains_key(&(image_id.to_string(), who.project_id.clone()));
-    if who.admin || image.owner == who.project_id || image.visibility == "public" || image.visibility == "community" || is_member {
+    let image = state
+        .images
+        .get(image_id)
+        .cloned()
+        .ok_or_else(|| error(404, &format!("No image found with ID {image_id}")))?;
+    let is_member = state
+        .members
+        .contains_key(&(image_id.to_string(), who.project_id.clone()));
+    if who.admin
+        || image.owner == who.project_id
+        || image.visibility == "public"
+        || image.visibility == "community"
+        || is_member
+    {
         Ok(image)
     } else {
         Err(error(404, &format!("No image found with ID {image_id}")))
     }
 }
 
-async fn show_member(State(state): Shared, Path((image_id, member_id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn show_member(
+    State(state): Shared,
+    Path((image_id, member_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(fault) = prelude(&state, "GET member").await {
         return fault;
     }
@@ -361,7 +407,12 @@ async fn list_members(State(state): Shared, Path(image_id): Path<String>, header
     axum::Json(json!({"members": members, "schema": "/v2/schemas/members"})).into_response()
 }
 
-async fn create_member(State(state): Shared, Path(image_id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn create_member(
+    State(state): Shared,
+    Path(image_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Some(fault) = prelude(&state, "POST members").await {
         return fault;
     }
@@ -385,11 +436,17 @@ async fn create_member(State(state): Shared, Path(image_id): Path<String>, heade
         return error(400, "Member to be added not specified");
     };
     if s.members.contains_key(&(image_id.clone(), member_id.clone())) {
-        return error(409, &format!("Member {member_id} already associated with image {image_id}"));
+        return error(
+            409,
+            &format!("Member {member_id} already associated with image {image_id}"),
+        );
     }
     let count = s.members.keys().filter(|(image, _)| *image == image_id).count();
     if count >= s.member_quota {
-        return error(413, "The request returned a 413 Request Entity Too Large. Maximum image members exceeded.");
+        return error(
+            413,
+            "The request returned a 413 Request Entity Too Large. Maximum image members exceeded.",
+        );
     }
     let now = timestamp(&s);
     let member = Member {
@@ -404,7 +461,12 @@ async fn create_member(State(state): Shared, Path(image_id): Path<String>, heade
     axum::Json(member).into_response()
 }
 
-async fn set_status(State(state): Shared, Path((image_id, member_id)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+async fn set_status(
+    State(state): Shared,
+    Path((image_id, member_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Some(fault) = prelude(&state, "PUT member").await {
         return fault;
     }
@@ -435,7 +497,11 @@ async fn set_status(State(state): Shared, Path((image_id, member_id)): Path<(Str
     }
 }
 
-async fn delete_member(State(state): Shared, Path((image_id, member_id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn delete_member(
+    State(state): Shared,
+    Path((image_id, member_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(fault) = prelude(&state, "DELETE member").await {
         return fault;
     }

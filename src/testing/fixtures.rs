@@ -2,7 +2,10 @@
 
 use kube::api::ObjectMeta;
 
-use crate::api::{CloudCredentialsRef, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageAccessStatus, MemberStatus, Membership};
+use crate::api::{
+    CloudCredentialsRef, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageAccessStatus, MemberStatus,
+    Membership,
+};
 
 pub const NAMESPACE: &str = "default";
 pub const SECRET: &str = "openstack-credentials";
@@ -41,7 +44,9 @@ impl ImageAccess {
     }
 
     pub fn deleting(mut self) -> Self {
-        self.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        self.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::now(),
+        ));
         self
     }
 

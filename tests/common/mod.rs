@@ -42,7 +42,11 @@ impl RealOpenStack {
             member2_project_id: var("OSL_MEMBER2_PROJECT_ID"),
             owner_user_id: var("OSL_OWNER_USER_ID"),
             member_quota: var("OSL_IMAGE_MEMBER_QUOTA").parse().expect("quota is a number"),
-            http: reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().expect("http client"),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
         }
     }
 
@@ -75,9 +79,18 @@ impl RealOpenStack {
         };
         let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}}},
             "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
-        let response = self.http.post(format!("{}/auth/tokens", self.keystone_url)).json(&body).send().await.expect("keystone");
+        let response = self
+            .http
+            .post(format!("{}/auth/tokens", self.keystone_url))
+            .json(&body)
+            .send()
+            .await
+            .expect("keystone");
         assert!(response.status().is_success(), "token for {who}: {}", response.status());
-        response.headers()["X-Subject-Token"].to_str().expect("token").to_string()
+        response.headers()["X-Subject-Token"]
+            .to_str()
+            .expect("token")
+            .to_string()
     }
 
     /// Creates an image (no data: members do not need any) owned by the owner project.
@@ -150,7 +163,10 @@ impl RealOpenStack {
         let token = self.token("owner").await;
         let response = self
             .http
-            .post(format!("{}/users/{}/application_credentials", self.keystone_url, self.owner_user_id))
+            .post(format!(
+                "{}/users/{}/application_credentials",
+                self.keystone_url, self.owner_user_id
+            ))
             .header("X-Auth-Token", token)
             .json(&json!({"application_credential": {"name": name}}))
             .send()
@@ -159,6 +175,10 @@ impl RealOpenStack {
         assert_eq!(response.status().as_u16(), 201, "create application credential");
         let body: Value = response.json().await.expect("json");
         let credential = &body["application_credential"];
-        (credential["id"].as_str().expect("id").into(), credential["secret"].as_str().expect("secret").into())
+        (
+            credential["id"].as_str().expect("id").into(),
+            credential["secret"].as_str().expect("secret").into(),
+        )
     }
 }
+pub mod cluster;

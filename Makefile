@@ -1,0 +1,41 @@
+# image-access-operator. `make test` runs everything (real parts included); `make demo` shows it.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+E2E_STATE ?= $(CURDIR)/.e2e
+WITH_ENV := source $(E2E_STATE)/env.sh &&
+
+.PHONY: build test lint crds env-up env-down demo demo-down tools clean-env bench
+
+build:
+	cargo build --bins
+
+## The whole suite: lint, unit tests, the client against a real Keystone + Glance, and the
+## end-to-end tests of the operator on a real kube-apiserver. Starts the environment first.
+test: lint env-up
+	$(WITH_ENV) cargo test --features e2e --no-fail-fast
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --features e2e -- -D warnings
+
+## Regenerate crds/ from the Rust types (a test fails when it drifts).
+crds:
+	cargo run -q --bin crdgen > crds/imageaccesses.yaml
+
+tools:
+	hack/tools.sh all
+
+env-up:
+	tests/env/up.sh $(E2E_STATE)
+
+env-down:
+	tests/env/down.sh $(E2E_STATE)
+
+clean-env:
+	tests/env/down.sh $(E2E_STATE) --clean
+
+demo:
+	hack/demo.sh
+
+demo-down:
+	hack/demo-down.sh

@@ -1,0 +1,262 @@
+//! The real kube-apiserver of `tests/env/up.sh`, seen through kubectl (as users work) and kube
+//! (for precise reads), and the operator binary run out of cluster against it.
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use image_access_operator::api::ImageAccess;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+
+use super::RealOpenStack;
+
+pub struct Output {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs kubectl with `args` (and `stdin`, if any).
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl on PATH (source .e2e/env.sh)");
+    if let Some(input) = stdin {
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("kubectl ran");
+    Output {
+        success: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl(args, stdin);
+    assert!(out.success, "kubectl {args:?} failed: {}", out.stderr);
+    out.stdout
+}
+
+pub fn unique(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    format!("{prefix}-{:08x}", bits as u32)
+}
+
+pub async fn client() -> Client {
+    assert!(
+        std::env::var("KUBECONFIG").is_ok(),
+        "KUBECONFIG is not set: the end-to-end tests need tests/env/up.sh (run `make test`)"
+    );
+    Client::try_default().await.expect("kube client from KUBECONFIG")
+}
+
+/// A namespace of its own for one test, with the credentials Secret (`openstack-credentials`,
+/// clouds `owner`, `member1`, `member2`, `admin`).
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+pub const SECRET: &str = "openstack-credentials";
+
+impl TestNamespace {
+    pub async fn new(prefix: &str, openstack: &RealOpenStack) -> TestNamespace {
+        let client = client().await;
+        let name = unique(prefix);
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        namespaces.create(&PostParams::default(), &namespace).await.expect("namespace");
+        let ns = TestNamespace { name, client };
+        ns.put_secret(&openstack.clouds_yaml()).await;
+        ns
+    }
+
+    pub fn api(&self) -> Api<ImageAccess> {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Creates or replaces the credentials Secret.
+    pub async fn put_secret(&self, clouds_yaml: &str) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.name);
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(SECRET.into()),
+                ..Default::default()
+            },
+            string_data: Some([("clouds.yaml".to_string(), clouds_yaml.to_string())].into()),
+            ..Default::default()
+        };
+        let params = kube::api::PatchParams::apply("e2e-test").force();
+        secrets
+            .patch(SECRET, &params, &kube::api::Patch::Apply(&secret))
+            .await
+            .expect("secret");
+    }
+
+    /// `kubectl apply` of an ImageAccess manifest in this namespace.
+    pub fn apply(&self, manifest: &str) -> Output {
+        kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(manifest))
+    }
+
+    pub async fn get(&self, name: &str) -> Option<ImageAccess> {
+        self.api().get_opt(name).await.expect("get")
+    }
+}
+
+/// An ImageAccess manifest as a user writes it.
+pub fn manifest(name: &str, image: &str, member: &str, cloud: &str, extra_spec: &str) -> String {
+    format!(
+        "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: {name}\nspec:\n  imageId: {image}\n  memberId: {member}\n  cloudCredentialsRef:\n    secretName: {SECRET}\n    cloudName: {cloud}\n{extra_spec}"
+    )
+}
+
+/// Polls `check` every 200 ms until it returns Some, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub fn condition(object: &ImageAccess, type_: &str) -> Option<(String, String, String)> {
+    object
+        .condition(type_)
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+pub fn is_ready(object: &ImageAccess) -> bool {
+    object.condition("Ready").is_some_and(|c| c.status == "True")
+        && object.status.as_ref().and_then(|s| s.observed_generation) == object.metadata.generation
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The operator binary, run out of cluster with the test kubeconfig. Killed on drop.
+pub struct Operator {
+    child: Child,
+    pub metrics_port: u16,
+    pub health_port: u16,
+    pub log_path: std::path::PathBuf,
+}
+
+impl Operator {
+    /// Watches `namespace` only (so tests running side by side do not meet), with short
+    /// periods so drift and re-checks happen within a test.
+    pub fn start(namespace: &str, extra: &[&str]) -> Operator {
+        let metrics_port = free_port();
+        let health_port = free_port();
+        let state = std::env::var("IAO_E2E_STATE").unwrap_or_else(|_| "/tmp".into());
+        let log_dir = std::path::Path::new(&state).join("logs");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log_path = log_dir.join(format!("operator-{namespace}-{}.log", unique("run")));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut args = vec![
+            "--watch-namespace".to_string(),
+            namespace.to_string(),
+            "--resync-period".into(),
+            "4s".into(),
+            "--stalled-recheck".into(),
+            "3s".into(),
+            "--max-backoff".into(),
+            "3s".into(),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--health-addr".into(),
+            format!("127.0.0.1:{health_port}"),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_image-access-operator"))
+            .args(&args)
+            .env("RUST_LOG", "info,image_access_operator=debug")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the operator");
+        Operator {
+            child,
+            metrics_port,
+            health_port,
+            log_path,
+        }
+    }
+
+    pub async fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .ok()?
+            .get(format!("http://127.0.0.1:{port}{path}"))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get(self.metrics_port, "/metrics").await.map(|(_, body)| body).unwrap_or_default()
+    }
+
+    /// The value of one sample line of /metrics, e.g.
+    /// `controller_runtime_reconcile_total{controller="imageaccess",result="success"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics().await, sample)
+    }
+
+    pub async fn wait_ready(&self) {
+        let port = self.health_port;
+        eventually("operator /readyz", Duration::from_secs(30), || async move {
+            self.get(port, "/readyz").await.filter(|(code, _)| *code == 200)
+        })
+        .await;
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .unwrap_or(0.0)
+}

@@ -1,0 +1,81 @@
+//! The generated CRD: `crds/` matches the generator, and the CEL rules in the schema behave
+//! (evaluated offline with kube's `cel` feature; the real kube-apiserver proves them in the
+//! end-to-end suite).
+
+use image_access_operator::api::{ImageAccess, MemberStatus};
+use kube::core::cel::validate_cel;
+
+#[test]
+fn crds_folder_matches_the_generator() {
+    let generated = image_access_operator::crd_yaml().expect("CRD serializes");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/imageaccesses.yaml"))
+        .expect("crds/imageaccesses.yaml exists");
+    assert!(
+        generated == committed,
+        "crds/imageaccesses.yaml is stale: run `make crds` (cargo run --bin crdgen > crds/imageaccesses.yaml)"
+    );
+}
+
+fn object(member_id: &str) -> ImageAccess {
+    ImageAccess::test("a", "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10", member_id, "owner")
+}
+
+#[test]
+fn cel_accepts_a_plain_project_id() {
+    validate_cel(&object("acdfb9791e07428483d18f670ffa14b5")).expect("valid");
+    validate_cel(&object("acdf").with_member_status(MemberStatus::Accepted)).expect("valid with a status");
+}
+
+#[test]
+fn cel_refuses_a_slash_in_member_id() {
+    let errors = validate_cel(&object("a/b")).expect_err("slash refused");
+    assert!(format!("{errors:?}").contains("must not contain '/'"), "{errors:?}");
+}
+
+#[test]
+fn cel_refuses_whitespace_around_member_id() {
+    let errors = validate_cel(&object(" abc ")).expect_err("whitespace refused");
+    assert!(format!("{errors:?}").contains("whitespace"), "{errors:?}");
+}
+
+#[test]
+fn every_spec_and_status_field_has_a_description() {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(ImageAccess::crd()).expect("json");
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let mut missing = Vec::new();
+    fn walk(path: &str, node: &serde_json::Value, missing: &mut Vec<String>) {
+        if let Some(properties) = node.get("properties").and_then(|p| p.as_object()) {
+            for (name, child) in properties {
+                let child_path = format!("{path}.{name}");
+                if child.get("description").is_none() && path != "" {
+                    missing.push(child_path.clone());
+                }
+                walk(&child_path, child, missing);
+            }
+        }
+    }
+    walk("", &schema["properties"]["spec"], &mut missing);
+    walk("", &schema["properties"]["status"], &mut missing);
+    assert!(missing.is_empty(), "fields without a description: {missing:?}");
+}
+
+#[test]
+fn every_string_in_the_spec_is_bounded() {
+    let yaml = image_access_operator::crd_yaml().expect("yaml");
+    let crd: serde_json::Value = serde_saphyr::from_str(&yaml).expect("parse");
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    fn walk(node: &serde_json::Value, path: &str, unbounded: &mut Vec<String>) {
+        if node["type"] == "string" && node.get("maxLength").is_none() && node.get("enum").is_none() {
+            unbounded.push(path.to_string());
+        }
+        if let Some(properties) = node.get("properties").and_then(|p| p.as_object()) {
+            for (name, child) in properties {
+                walk(child, &format!("{path}.{name}"), unbounded);
+            }
+        }
+    }
+    let mut unbounded = Vec::new();
+    walk(spec, "spec", &mut unbounded);
+    assert!(unbounded.is_empty(), "strings without maxLength: {unbounded:?}");
+}

@@ -1,0 +1,342 @@
+//! End to end: the operator binary against a real kube-apiserver and a real Keystone + Glance,
+//! driven with kubectl as users do. Each test has its own namespace and its own operator
+//! (watching only that namespace), so tests run side by side. `make test` runs them.
+#![cfg(feature = "e2e")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::RealOpenStack;
+use common::cluster::{Operator, TestNamespace, condition, eventually, is_ready, kubectl, kubectl_ok, manifest};
+use image_access_operator::api::{ImageAccess, MemberStatus};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn wait_ready(ns: &TestNamespace, name: &str) -> ImageAccess {
+    eventually(&format!("{name} Ready"), WAIT, || async { ns.get(name).await.filter(is_ready) }).await
+}
+
+async fn wait_stalled(ns: &TestNamespace, name: &str) -> ImageAccess {
+    eventually(&format!("{name} Stalled"), WAIT, || async {
+        ns.get(name).await.filter(|o| o.condition("Stalled").is_some_and(|c| c.status == "True"))
+    })
+    .await
+}
+
+async fn wait_gone(ns: &TestNamespace, name: &str) {
+    eventually(&format!("{name} deleted"), WAIT, || async { ns.get(name).await.is_none().then_some(()) }).await
+}
+
+#[tokio::test]
+async fn admission_refuses_bad_manifests_with_readable_messages() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("admission", &env).await;
+    let image = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+    let long_member = "m".repeat(256);
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: no-image\nspec:\n  memberId: abc\n  cloudCredentialsRef: {secretName: s, cloudName: c}\n".into(),
+            "spec.imageId: Required value",
+        ),
+        (manifest("bad-uuid", "not-a-uuid", "abc", "owner", ""), "spec.imageId in body must be of type uuid"),
+        (manifest("bad-status", image, "abc", "owner", "  status: approved\n"), "spec.status: Unsupported value: \"approved\""),
+        (manifest("long-member", image, &long_member, "owner", ""), "spec.memberId: Too long"),
+        (manifest("bad-policy", image, "abc", "owner", "  deletionPolicy: Keep\n"), "spec.deletionPolicy: Unsupported value: \"Keep\""),
+        (manifest("slash", image, "a/b", "owner", ""), "memberId must not contain '/'"),
+    ];
+    for (yaml, expected) in cases {
+        let out = ns.apply(&yaml);
+        assert!(!out.success, "accepted: {yaml}");
+        assert!(out.stderr.contains(expected), "expected {expected:?} in: {}", out.stderr);
+    }
+    let out = ns.apply(&manifest("valid", image, "abc", "owner", "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n"));
+    assert!(out.success, "{}", out.stderr);
+
+    let wide = kubectl_ok(&["get", "ia", "-n", &ns.name, "-o", "wide"], None);
+    let header = wide.lines().next().unwrap_or_default();
+    for column in ["NAME", "IMAGE", "MEMBER", "MEMBER-STATUS", "READY", "REASON", "AGE"] {
+        assert!(header.contains(column), "{column} missing from {header}");
+    }
+    let narrow = kubectl_ok(&["get", "imageaccesses", "-n", &ns.name], None);
+    assert!(!narrow.lines().next().unwrap_or_default().contains("REASON"), "Reason is wide only");
+    let by_category = kubectl_ok(&["get", "openstack", "-n", &ns.name], None);
+    assert!(by_category.contains("valid"), "{by_category}");
+
+    let explain = kubectl_ok(&["explain", "imageaccess.spec"], None);
+    assert!(explain.contains("ID (a UUID) of the Glance image to share"), "{explain}");
+    assert!(explain.contains("deletionPolicy"), "{explain}");
+    let explain_status = kubectl_ok(&["explain", "imageaccess.status.applied"], None);
+    assert!(explain_status.contains("under this object's management"), "{explain_status}");
+}
+
+#[tokio::test]
+async fn lifecycle_with_kubectl_create_accept_replace_delete() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("lifecycle", &env).await;
+    let operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let member = env.member1_project_id.clone();
+
+    // Apply → Ready, pending in Glance, Glance's timestamps in the status.
+    let out = ns.apply(&manifest("share", &image, &member, "owner", ""));
+    assert!(out.success, "{}", out.stderr);
+    let wait = kubectl(&["wait", "-n", &ns.name, "--for=condition=Ready", "--timeout=60s", "ia/share"], None);
+    assert!(wait.success, "kubectl wait: {} {}", wait.stderr, operator.log());
+    let object = ns.get("share").await.expect("object");
+    let glance = env.member(&image, &member).await.expect("member in Glance");
+    assert_eq!(glance["status"], "pending");
+    let status = object.status.clone().expect("status");
+    assert_eq!(status.member_status, Some(MemberStatus::Pending));
+    assert_eq!(status.created_at.as_deref(), glance["created_at"].as_str());
+    assert_eq!(status.updated_at.as_deref(), glance["updated_at"].as_str());
+    assert_eq!(status.schema.as_deref(), glance["schema"].as_str());
+    assert!(object.metadata.finalizers.unwrap_or_default().contains(&"glance.viettelidc.com.vn/cleanup".to_string()));
+    let printed = kubectl_ok(&["get", "ia", "share", "-n", &ns.name], None);
+    assert!(printed.contains("pending") && printed.contains("True"), "{printed}");
+
+    // status: accepted with admin credentials → Glance says accepted.
+    let out = ns.apply(&manifest("share", &image, &member, "admin", "  status: accepted\n"));
+    assert!(out.success, "{}", out.stderr);
+    eventually("accepted in Glance", WAIT, || async {
+        env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
+    })
+    .await;
+    let object = wait_ready(&ns, "share").await;
+    assert_eq!(object.status.and_then(|s| s.member_status), Some(MemberStatus::Accepted));
+
+    // Change imageId → the old membership is gone, the new one present.
+    let next_image = env.create_image("shared").await;
+    let out = ns.apply(&manifest("share", &next_image, &member, "admin", "  status: accepted\n"));
+    assert!(out.success, "{}", out.stderr);
+    eventually("replaced", WAIT, || async {
+        let old_gone = env.member(&image, &member).await.is_none();
+        let new = env.member(&next_image, &member).await;
+        (old_gone && new.is_some_and(|m| m["status"] == "accepted")).then_some(())
+    })
+    .await;
+    let object = wait_ready(&ns, "share").await;
+    assert_eq!(object.status.and_then(|s| s.applied).map(|a| a.image_id), Some(next_image.clone()));
+
+    // Delete → the membership goes, then the object.
+    kubectl_ok(&["delete", "ia", "share", "-n", &ns.name, "--wait=true", "--timeout=60s"], None);
+    wait_gone(&ns, "share").await;
+    assert!(env.member(&next_image, &member).await.is_none(), "membership removed on delete");
+
+    let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"], None);
+    for reason in ["MemberCreated", "StatusSet", "Replaced", "MemberDeleted"] {
+        assert!(events.contains(reason), "{reason} event missing: {events}");
+    }
+}
+
+#[tokio::test]
+async fn orphan_policy_keeps_the_membership() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("orphan", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let member = env.member2_project_id.clone();
+    assert!(ns.apply(&manifest("keep", &image, &member, "owner", "  deletionPolicy: Orphan\n")).success);
+    wait_ready(&ns, "keep").await;
+    kubectl_ok(&["delete", "ia", "keep", "-n", &ns.name, "--timeout=60s"], None);
+    wait_gone(&ns, "keep").await;
+    assert!(env.member(&image, &member).await.is_some(), "membership left in Glance");
+}
+
+#[tokio::test]
+async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("stalled", &env).await;
+    let operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let member = env.member1_project_id.clone();
+    assert!(ns.apply(&manifest("owner-accepts", &image, &member, "owner", "  status: accepted\n")).success);
+    let object = wait_stalled(&ns, "owner-accepts").await;
+    let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
+    assert_eq!(reason, "StatusChangeForbidden");
+    assert!(message.contains("remove spec.status"), "{message}");
+    assert_eq!(condition(&object, "Ready").map(|c| c.0), Some("False".into()));
+
+    // No hot loop: over 9 s with a 3 s re-check, a handful of reconciles, not hundreds.
+    let total = r#"controller_runtime_reconcile_total{controller="imageaccess",result="success"}"#;
+    let before = operator.metric(total).await;
+    let puts_before = operator
+        .metric(r#"image_access_operator_openstack_requests_total{service="image",operation="set_member_status",code="403"}"#)
+        .await;
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let reconciles = operator.metric(total).await - before;
+    let puts = operator
+        .metric(r#"image_access_operator_openstack_requests_total{service="image",operation="set_member_status",code="403"}"#)
+        .await
+        - puts_before;
+    assert!(reconciles <= 6.0, "{reconciles} reconciles in 9 s: a hot loop");
+    assert!(puts <= 6.0, "{puts} refused status calls in 9 s");
+    let warnings = kubectl_ok(
+        &["get", "events", "-n", &ns.name, "--field-selector", "type=Warning", "-o", "jsonpath={.items[*].reason}"],
+        None,
+    );
+    assert_eq!(warnings.matches("StatusChangeForbidden").count(), 1, "one Warning, on the transition: {warnings}");
+
+    // The fix the message names: remove spec.status → Ready.
+    assert!(ns.apply(&manifest("owner-accepts", &image, &member, "owner", "")).success);
+    wait_ready(&ns, "owner-accepts").await;
+}
+
+#[tokio::test]
+async fn drift_in_glance_is_repaired_within_a_resync() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("drift", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let member = env.member1_project_id.clone();
+    assert!(ns.apply(&manifest("drift", &image, &member, "admin", "  status: accepted\n")).success);
+    wait_ready(&ns, "drift").await;
+
+    // Someone removes the member by hand → recreated (resync is 4 s here).
+    let path = format!("/v2/images/{image}/members/{member}");
+    assert_eq!(env.raw("owner", reqwest::Method::DELETE, &path, None).await, 204);
+    eventually("recreated and accepted", Duration::from_secs(20), || async {
+        env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
+    })
+    .await;
+
+    // Someone rejects it by hand → restored to accepted.
+    let body = serde_json::json!({"status": "rejected"});
+    assert_eq!(env.raw("member1", reqwest::Method::PUT, &path, Some(body)).await, 200);
+    assert_eq!(env.member(&image, &member).await.expect("member")["status"], "rejected");
+    eventually("status restored", Duration::from_secs(20), || async {
+        env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
+    })
+    .await;
+    let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"], None);
+    assert!(events.contains("MemberRecreated"), "{events}");
+}
+
+#[tokio::test]
+async fn private_image_and_member_quota_stall_with_reasons() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("refusals", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let private = env.create_image("private").await;
+    assert!(ns.apply(&manifest("private", &private, &env.member1_project_id, "owner", "")).success);
+    let object = wait_stalled(&ns, "private").await;
+    let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
+    assert_eq!(reason, "ImageNotShared");
+    assert!(message.contains("openstack image set --shared"), "{message}");
+
+    let full = env.create_image("shared").await;
+    for i in 0..env.member_quota {
+        let body = serde_json::json!({"member": format!("filler-{i}")});
+        assert_eq!(env.raw("owner", reqwest::Method::POST, &format!("/v2/images/{full}/members"), Some(body)).await, 200);
+    }
+    assert!(ns.apply(&manifest("quota", &full, &env.member1_project_id, "owner", "")).success);
+    let object = wait_stalled(&ns, "quota").await;
+    assert_eq!(condition(&object, "Stalled").map(|c| c.1), Some("MemberQuotaExceeded".into()));
+
+    // Deleting a never-applied object is not blocked.
+    kubectl_ok(&["delete", "ia", "private", "quota", "-n", &ns.name, "--timeout=60s"], None);
+    wait_gone(&ns, "private").await;
+    wait_gone(&ns, "quota").await;
+}
+
+#[tokio::test]
+async fn wrong_password_stalls_and_a_fixed_secret_recovers_without_restart() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("password", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let good = env.clouds_yaml();
+    ns.put_secret(&good.replace(&format!("password: {}", env.user_password), "password: not-the-password")).await;
+    let image = env.create_image("shared").await;
+    assert!(ns.apply(&manifest("auth", &image, &env.member1_project_id, "owner", "")).success);
+    let object = wait_stalled(&ns, "auth").await;
+    let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
+    assert_eq!(reason, "AuthenticationFailed");
+    assert!(!message.contains("not-the-password"), "no secret in conditions");
+    let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].note}"], None);
+    assert!(!events.contains("not-the-password") && !events.contains(&env.user_password), "no secret in events");
+
+    ns.put_secret(&good).await;
+    wait_ready(&ns, "auth").await;
+    assert!(env.member(&image, &env.member1_project_id).await.is_some());
+}
+
+#[tokio::test]
+async fn kstatus_reads_ready_as_current_and_stalled_as_failed() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("kstatus", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let private = env.create_image("private").await;
+    assert!(ns.apply(&manifest("ready", &image, &env.member1_project_id, "owner", "")).success);
+    assert!(ns.apply(&manifest("failed", &private, &env.member1_project_id, "owner", "")).success);
+    wait_ready(&ns, "ready").await;
+    wait_stalled(&ns, "failed").await;
+    for (name, expected) in [("ready", "Current"), ("failed", "Failed")] {
+        let json = kubectl_ok(&["get", "ia", name, "-n", &ns.name, "-o", "json"], None);
+        let out = std::process::Command::new("kstatus")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().expect("stdin").write_all(json.as_bytes())?;
+                child.wait_with_output()
+            })
+            .expect("kstatus helper on PATH (hack/tools.sh builds it)");
+        let verdict = String::from_utf8_lossy(&out.stdout);
+        assert!(verdict.starts_with(expected), "{name}: kstatus says {verdict}");
+    }
+}
+
+#[tokio::test]
+async fn restart_after_50_objects_leaves_no_duplicate_and_no_orphan() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("restart", &env).await;
+    let mut operator = Operator::start(&ns.name, &[]);
+    // 25 images × 2 members: the test Glance allows 2 members per image.
+    let mut images = Vec::new();
+    for _ in 0..25 {
+        images.push(env.create_image("shared").await);
+    }
+    let mut manifests = String::new();
+    let members = [env.member1_project_id.clone(), env.member2_project_id.clone()];
+    for (i, image) in images.iter().enumerate() {
+        for (j, member) in members.iter().enumerate() {
+            manifests.push_str(&manifest(&format!("ia-{i}-{j}"), image, member, "owner", ""));
+            manifests.push_str("---\n");
+        }
+    }
+    assert!(ns.apply(&manifests).success);
+    // Kill it while it works.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    operator.kill();
+    let _restarted = Operator::start(&ns.name, &[]);
+    eventually("all 50 Ready", Duration::from_secs(120), || async {
+        let list = ns.api().list(&Default::default()).await.ok()?;
+        (list.items.len() == 50 && list.items.iter().all(is_ready)).then_some(())
+    })
+    .await;
+    let token = env.token("owner").await;
+    let http = reqwest::Client::builder().no_proxy().build().expect("http");
+    for image in &images {
+        let body: serde_json::Value = http
+            .get(format!("{}/v2/images/{image}/members", env.glance_url))
+            .header("X-Auth-Token", &token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let mut found: Vec<String> = body["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| m["member_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        found.sort();
+        let mut expected = members.to_vec();
+        expected.sort();
+        assert_eq!(found, expected, "image {image}: exactly the two declared members");
+    }
+}
