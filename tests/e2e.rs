@@ -14,18 +14,26 @@ use image_access_operator::api::{ImageAccess, MemberStatus};
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn wait_ready(ns: &TestNamespace, name: &str) -> ImageAccess {
-    eventually(&format!("{name} Ready"), WAIT, || async { ns.get(name).await.filter(is_ready) }).await
+    eventually(&format!("{name} Ready"), WAIT, || async {
+        ns.get(name).await.filter(is_ready)
+    })
+    .await
 }
 
 async fn wait_stalled(ns: &TestNamespace, name: &str) -> ImageAccess {
     eventually(&format!("{name} Stalled"), WAIT, || async {
-        ns.get(name).await.filter(|o| o.condition("Stalled").is_some_and(|c| c.status == "True"))
+        ns.get(name)
+            .await
+            .filter(|o| o.condition("Stalled").is_some_and(|c| c.status == "True"))
     })
     .await
 }
 
 async fn wait_gone(ns: &TestNamespace, name: &str) {
-    eventually(&format!("{name} deleted"), WAIT, || async { ns.get(name).await.is_none().then_some(()) }).await
+    eventually(&format!("{name} deleted"), WAIT, || async {
+        ns.get(name).await.is_none().then_some(())
+    })
+    .await
 }
 
 #[tokio::test]
@@ -48,9 +56,19 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
     for (yaml, expected) in cases {
         let out = ns.apply(&yaml);
         assert!(!out.success, "accepted: {yaml}");
-        assert!(out.stderr.contains(expected), "expected {expected:?} in: {}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "expected {expected:?} in: {}",
+            out.stderr
+        );
     }
-    let out = ns.apply(&manifest("valid", image, "abc", "owner", "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n"));
+    let out = ns.apply(&manifest(
+        "valid",
+        image,
+        "abc",
+        "owner",
+        "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n",
+    ));
     assert!(out.success, "{}", out.stderr);
 
     let wide = kubectl_ok(&["get", "ia", "-n", &ns.name, "-o", "wide"], None);
@@ -59,15 +77,24 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
         assert!(header.contains(column), "{column} missing from {header}");
     }
     let narrow = kubectl_ok(&["get", "imageaccesses", "-n", &ns.name], None);
-    assert!(!narrow.lines().next().unwrap_or_default().contains("REASON"), "Reason is wide only");
+    assert!(
+        !narrow.lines().next().unwrap_or_default().contains("REASON"),
+        "Reason is wide only"
+    );
     let by_category = kubectl_ok(&["get", "openstack", "-n", &ns.name], None);
     assert!(by_category.contains("valid"), "{by_category}");
 
     let explain = kubectl_ok(&["explain", "imageaccess.spec"], None);
-    assert!(explain.contains("ID (a UUID) of the Glance image to share"), "{explain}");
+    assert!(
+        explain.contains("ID (a UUID) of the Glance image to share"),
+        "{explain}"
+    );
     assert!(explain.contains("deletionPolicy"), "{explain}");
     let explain_status = kubectl_ok(&["explain", "imageaccess.status.applied"], None);
-    assert!(explain_status.contains("under this object's management"), "{explain_status}");
+    assert!(
+        explain_status.contains("under this object's management"),
+        "{explain_status}"
+    );
 }
 
 #[tokio::test]
@@ -81,7 +108,17 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
     // Apply → Ready, pending in Glance, Glance's timestamps in the status.
     let out = ns.apply(&manifest("share", &image, &member, "owner", ""));
     assert!(out.success, "{}", out.stderr);
-    let wait = kubectl(&["wait", "-n", &ns.name, "--for=condition=Ready", "--timeout=60s", "ia/share"], None);
+    let wait = kubectl(
+        &[
+            "wait",
+            "-n",
+            &ns.name,
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "ia/share",
+        ],
+        None,
+    );
     assert!(wait.success, "kubectl wait: {} {}", wait.stderr, operator.log());
     let object = ns.get("share").await.expect("object");
     let glance = env.member(&image, &member).await.expect("member in Glance");
@@ -91,7 +128,13 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
     assert_eq!(status.created_at.as_deref(), glance["created_at"].as_str());
     assert_eq!(status.updated_at.as_deref(), glance["updated_at"].as_str());
     assert_eq!(status.schema.as_deref(), glance["schema"].as_str());
-    assert!(object.metadata.finalizers.unwrap_or_default().contains(&"glance.viettelidc.com.vn/cleanup".to_string()));
+    assert!(
+        object
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"glance.viettelidc.com.vn/cleanup".to_string())
+    );
     let printed = kubectl_ok(&["get", "ia", "share", "-n", &ns.name], None);
     assert!(printed.contains("pending") && printed.contains("True"), "{printed}");
 
@@ -103,11 +146,20 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
     })
     .await;
     let object = wait_ready(&ns, "share").await;
-    assert_eq!(object.status.and_then(|s| s.member_status), Some(MemberStatus::Accepted));
+    assert_eq!(
+        object.status.and_then(|s| s.member_status),
+        Some(MemberStatus::Accepted)
+    );
 
     // Change imageId → the old membership is gone, the new one present.
     let next_image = env.create_image("shared").await;
-    let out = ns.apply(&manifest("share", &next_image, &member, "admin", "  status: accepted\n"));
+    let out = ns.apply(&manifest(
+        "share",
+        &next_image,
+        &member,
+        "admin",
+        "  status: accepted\n",
+    ));
     assert!(out.success, "{}", out.stderr);
     eventually("replaced", WAIT, || async {
         let old_gone = env.member(&image, &member).await.is_none();
@@ -116,14 +168,26 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
     })
     .await;
     let object = wait_ready(&ns, "share").await;
-    assert_eq!(object.status.and_then(|s| s.applied).map(|a| a.image_id), Some(next_image.clone()));
+    assert_eq!(
+        object.status.and_then(|s| s.applied).map(|a| a.image_id),
+        Some(next_image.clone())
+    );
 
     // Delete → the membership goes, then the object.
-    kubectl_ok(&["delete", "ia", "share", "-n", &ns.name, "--wait=true", "--timeout=60s"], None);
+    kubectl_ok(
+        &["delete", "ia", "share", "-n", &ns.name, "--wait=true", "--timeout=60s"],
+        None,
+    );
     wait_gone(&ns, "share").await;
-    assert!(env.member(&next_image, &member).await.is_none(), "membership removed on delete");
+    assert!(
+        env.member(&next_image, &member).await.is_none(),
+        "membership removed on delete"
+    );
 
-    let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"], None);
+    let events = kubectl_ok(
+        &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"],
+        None,
+    );
     for reason in ["MemberCreated", "StatusSet", "Replaced", "MemberDeleted"] {
         assert!(events.contains(reason), "{reason} event missing: {events}");
     }
@@ -136,7 +200,16 @@ async fn orphan_policy_keeps_the_membership() {
     let _operator = Operator::start(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let member = env.member2_project_id.clone();
-    assert!(ns.apply(&manifest("keep", &image, &member, "owner", "  deletionPolicy: Orphan\n")).success);
+    assert!(
+        ns.apply(&manifest(
+            "keep",
+            &image,
+            &member,
+            "owner",
+            "  deletionPolicy: Orphan\n"
+        ))
+        .success
+    );
     wait_ready(&ns, "keep").await;
     kubectl_ok(&["delete", "ia", "keep", "-n", &ns.name, "--timeout=60s"], None);
     wait_gone(&ns, "keep").await;
@@ -150,7 +223,16 @@ async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
     let operator = Operator::start(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
-    assert!(ns.apply(&manifest("owner-accepts", &image, &member, "owner", "  status: accepted\n")).success);
+    assert!(
+        ns.apply(&manifest(
+            "owner-accepts",
+            &image,
+            &member,
+            "owner",
+            "  status: accepted\n"
+        ))
+        .success
+    );
     let object = wait_stalled(&ns, "owner-accepts").await;
     let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
     assert_eq!(reason, "StatusChangeForbidden");
@@ -172,13 +254,29 @@ async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
     assert!(reconciles <= 6.0, "{reconciles} reconciles in 9 s: a hot loop");
     assert!(puts <= 6.0, "{puts} refused status calls in 9 s");
     let warnings = kubectl_ok(
-        &["get", "events", "-n", &ns.name, "--field-selector", "type=Warning", "-o", "jsonpath={.items[*].reason}"],
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "--field-selector",
+            "type=Warning",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
         None,
     );
-    assert_eq!(warnings.matches("StatusChangeForbidden").count(), 1, "one Warning, on the transition: {warnings}");
+    assert_eq!(
+        warnings.matches("StatusChangeForbidden").count(),
+        1,
+        "one Warning, on the transition: {warnings}"
+    );
 
     // The fix the message names: remove spec.status → Ready.
-    assert!(ns.apply(&manifest("owner-accepts", &image, &member, "owner", "")).success);
+    assert!(
+        ns.apply(&manifest("owner-accepts", &image, &member, "owner", ""))
+            .success
+    );
     wait_ready(&ns, "owner-accepts").await;
 }
 
@@ -189,7 +287,10 @@ async fn drift_in_glance_is_repaired_within_a_resync() {
     let _operator = Operator::start(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
-    assert!(ns.apply(&manifest("drift", &image, &member, "admin", "  status: accepted\n")).success);
+    assert!(
+        ns.apply(&manifest("drift", &image, &member, "admin", "  status: accepted\n"))
+            .success
+    );
     wait_ready(&ns, "drift").await;
 
     // Someone removes the member by hand → recreated (resync is 4 s here).
@@ -208,7 +309,10 @@ async fn drift_in_glance_is_repaired_within_a_resync() {
         env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
     })
     .await;
-    let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"], None);
+    let events = kubectl_ok(
+        &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"],
+        None,
+    );
     assert!(events.contains("MemberRecreated"), "{events}");
 }
 
@@ -218,7 +322,10 @@ async fn private_image_and_member_quota_stall_with_reasons() {
     let ns = TestNamespace::new("refusals", &env).await;
     let _operator = Operator::start(&ns.name, &[]);
     let private = env.create_image("private").await;
-    assert!(ns.apply(&manifest("private", &private, &env.member1_project_id, "owner", "")).success);
+    assert!(
+        ns.apply(&manifest("private", &private, &env.member1_project_id, "owner", ""))
+            .success
+    );
     let object = wait_stalled(&ns, "private").await;
     let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
     assert_eq!(reason, "ImageNotShared");
@@ -227,14 +334,32 @@ async fn private_image_and_member_quota_stall_with_reasons() {
     let full = env.create_image("shared").await;
     for i in 0..env.member_quota {
         let body = serde_json::json!({"member": format!("filler-{i}")});
-        assert_eq!(env.raw("owner", reqwest::Method::POST, &format!("/v2/images/{full}/members"), Some(body)).await, 200);
+        assert_eq!(
+            env.raw(
+                "owner",
+                reqwest::Method::POST,
+                &format!("/v2/images/{full}/members"),
+                Some(body)
+            )
+            .await,
+            200
+        );
     }
-    assert!(ns.apply(&manifest("quota", &full, &env.member1_project_id, "owner", "")).success);
+    assert!(
+        ns.apply(&manifest("quota", &full, &env.member1_project_id, "owner", ""))
+            .success
+    );
     let object = wait_stalled(&ns, "quota").await;
-    assert_eq!(condition(&object, "Stalled").map(|c| c.1), Some("MemberQuotaExceeded".into()));
+    assert_eq!(
+        condition(&object, "Stalled").map(|c| c.1),
+        Some("MemberQuotaExceeded".into())
+    );
 
     // Deleting a never-applied object is not blocked.
-    kubectl_ok(&["delete", "ia", "private", "quota", "-n", &ns.name, "--timeout=60s"], None);
+    kubectl_ok(
+        &["delete", "ia", "private", "quota", "-n", &ns.name, "--timeout=60s"],
+        None,
+    );
     wait_gone(&ns, "private").await;
     wait_gone(&ns, "quota").await;
 }
@@ -245,15 +370,28 @@ async fn wrong_password_stalls_and_a_fixed_secret_recovers_without_restart() {
     let ns = TestNamespace::new("password", &env).await;
     let _operator = Operator::start(&ns.name, &[]);
     let good = env.clouds_yaml();
-    ns.put_secret(&good.replace(&format!("password: {}", env.user_password), "password: not-the-password")).await;
+    ns.put_secret(&good.replace(
+        &format!("password: {}", env.user_password),
+        "password: not-the-password",
+    ))
+    .await;
     let image = env.create_image("shared").await;
-    assert!(ns.apply(&manifest("auth", &image, &env.member1_project_id, "owner", "")).success);
+    assert!(
+        ns.apply(&manifest("auth", &image, &env.member1_project_id, "owner", ""))
+            .success
+    );
     let object = wait_stalled(&ns, "auth").await;
     let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
     assert_eq!(reason, "AuthenticationFailed");
     assert!(!message.contains("not-the-password"), "no secret in conditions");
-    let events = kubectl_ok(&["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].note}"], None);
-    assert!(!events.contains("not-the-password") && !events.contains(&env.user_password), "no secret in events");
+    let events = kubectl_ok(
+        &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].note}"],
+        None,
+    );
+    assert!(
+        !events.contains("not-the-password") && !events.contains(&env.user_password),
+        "no secret in events"
+    );
 
     ns.put_secret(&good).await;
     wait_ready(&ns, "auth").await;
@@ -267,8 +405,14 @@ async fn kstatus_reads_ready_as_current_and_stalled_as_failed() {
     let _operator = Operator::start(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let private = env.create_image("private").await;
-    assert!(ns.apply(&manifest("ready", &image, &env.member1_project_id, "owner", "")).success);
-    assert!(ns.apply(&manifest("failed", &private, &env.member1_project_id, "owner", "")).success);
+    assert!(
+        ns.apply(&manifest("ready", &image, &env.member1_project_id, "owner", ""))
+            .success
+    );
+    assert!(
+        ns.apply(&manifest("failed", &private, &env.member1_project_id, "owner", ""))
+            .success
+    );
     wait_ready(&ns, "ready").await;
     wait_stalled(&ns, "failed").await;
     for (name, expected) in [("ready", "Current"), ("failed", "Failed")] {

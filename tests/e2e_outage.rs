@@ -22,7 +22,10 @@ fn stop_glance() {
 
 fn start_glance() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/env/openstack-up.sh");
-    let out = Command::new("bash").args([script, &state_dir()]).output().expect("openstack-up");
+    let out = Command::new("bash")
+        .args([script, &state_dir()])
+        .output()
+        .expect("openstack-up");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -34,23 +37,35 @@ async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
     assert!(ns.apply(&manifest("outage", &image, &member, "owner", "")).success);
-    eventually("Ready", Duration::from_secs(60), || async { ns.get("outage").await.filter(is_ready) }).await;
+    eventually("Ready", Duration::from_secs(60), || async {
+        ns.get("outage").await.filter(is_ready)
+    })
+    .await;
 
     stop_glance();
     kubectl_ok(&["delete", "ia", "outage", "-n", &ns.name, "--wait=false"], None);
     // It stays, retrying, and says so.
     let object = eventually("Reconciling while Glance is down", Duration::from_secs(30), || async {
-        ns.get("outage").await.filter(|o| o.condition("Reconciling").is_some_and(|c| c.status == "True"))
+        ns.get("outage")
+            .await
+            .filter(|o| o.condition("Reconciling").is_some_and(|c| c.status == "True"))
     })
     .await;
     assert!(object.metadata.deletion_timestamp.is_some());
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert!(ns.get("outage").await.is_some(), "the finalizer holds while Glance is down");
+    assert!(
+        ns.get("outage").await.is_some(),
+        "the finalizer holds while Glance is down"
+    );
 
     start_glance();
     eventually("deleted once Glance is back", Duration::from_secs(60), || async {
         ns.get("outage").await.is_none().then_some(())
     })
     .await;
-    assert!(env.member(&image, &member).await.is_none(), "membership removed: {}", operator.log().len());
+    assert!(
+        env.member(&image, &member).await.is_none(),
+        "membership removed: {}",
+        operator.log().len()
+    );
 }

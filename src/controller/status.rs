@@ -282,7 +282,15 @@ mod tests {
             retry_after: None,
         };
         // (name, desired status, outcome, expected Ready, Reconciling, Stalled, Ready reason)
-        type Row<'a> = (&'a str, Option<MemberStatus>, Outcome, &'a str, &'a str, &'a str, &'a str);
+        type Row<'a> = (
+            &'a str,
+            Option<MemberStatus>,
+            Outcome,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a str,
+        );
         let rows: Vec<Row> = vec![
             (
                 "member present",

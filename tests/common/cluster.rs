@@ -28,7 +28,12 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
         .spawn()
         .expect("kubectl on PATH (source .e2e/env.sh)");
     if let Some(input) = stdin {
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("kubectl ran");
@@ -80,7 +85,10 @@ impl TestNamespace {
             },
             ..Default::default()
         };
-        namespaces.create(&PostParams::default(), &namespace).await.expect("namespace");
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace");
         let ns = TestNamespace { name, client };
         ns.put_secret(&openstack.clouds_yaml()).await;
         ns
@@ -136,7 +144,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -222,7 +233,10 @@ impl Operator {
     }
 
     pub async fn metrics(&self) -> String {
-        self.get(self.metrics_port, "/metrics").await.map(|(_, body)| body).unwrap_or_default()
+        self.get(self.metrics_port, "/metrics")
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default()
     }
 
     /// The value of one sample line of /metrics, e.g.
@@ -257,6 +271,9 @@ impl Drop for Operator {
 
 pub fn metric_value(text: &str, sample: &str) -> f64 {
     text.lines()
-        .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.trim().parse::<f64>().ok()))
+        .find_map(|line| {
+            line.strip_prefix(sample)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
         .unwrap_or(0.0)
 }
