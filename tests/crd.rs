@@ -48,7 +48,7 @@ fn every_spec_and_status_field_has_a_description() {
         if let Some(properties) = node.get("properties").and_then(|p| p.as_object()) {
             for (name, child) in properties {
                 let child_path = format!("{path}.{name}");
-                if child.get("description").is_none() && path != "" {
+                if child.get("description").is_none() {
                     missing.push(child_path.clone());
                 }
                 walk(&child_path, child, missing);
