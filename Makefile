@@ -4,7 +4,7 @@ SHELL := /bin/bash
 E2E_STATE ?= $(CURDIR)/.e2e
 WITH_ENV := source $(E2E_STATE)/env.sh &&
 
-.PHONY: build test lint crds env-up env-down demo demo-down tools clean-env bench
+.PHONY: build test lint crds manifests env-up env-down demo demo-down tools clean-env bench
 
 build:
 	cargo build --bins
@@ -18,9 +18,14 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --features e2e -- -D warnings
 
-## Regenerate crds/ from the Rust types (a test fails when it drifts).
+## Regenerate the generated files (tests fail when they drift): the CRD from the Rust types
+## (into crds/ and the chart's crds/), and deploy/ from the chart.
 crds:
 	cargo run -q --bin crdgen > crds/imageaccesses.yaml
+	cp crds/imageaccesses.yaml charts/image-access-operator/crds/imageaccesses.yaml
+
+manifests: crds
+	PATH="$$(hack/tools.sh helm):$$PATH" hack/render-manifests.sh
 
 tools:
 	hack/tools.sh all

@@ -35,9 +35,10 @@ pub struct Config {
     #[arg(long, env = "IAO_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub request_timeout: Duration,
 
-    /// Only watch this namespace (default: all namespaces).
-    #[arg(long, env = "IAO_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Only watch these namespaces, comma-separated (default: all namespaces). With a list the
+    /// operator needs rights in those namespaces only.
+    #[arg(long, env = "IAO_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
 
     /// Only handle objects matching this label selector, e.g. `shard=a` (to split objects
     /// across several operator instances).
@@ -56,7 +57,25 @@ pub struct Config {
     #[arg(long, env = "IAO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Name of this instance in events (the pod name in a Deployment).
+    /// Run only while holding a Lease, so that standby replicas take over when the leader stops.
+    #[arg(long, env = "IAO_LEADER_ELECT", default_value_t = false)]
+    pub leader_elect: bool,
+
+    /// Namespace of the leader-election Lease (the release namespace in a Deployment).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub leader_election_namespace: String,
+
+    /// Name of the leader-election Lease; instances that shard by selector or namespace need
+    /// one each.
+    #[arg(long, env = "IAO_LEADER_ELECTION_ID", default_value = "image-access-operator")]
+    pub leader_election_id: String,
+
+    /// Seconds a leader's Lease stays valid without renewal: how long a standby waits after the
+    /// leader dies.
+    #[arg(long, env = "IAO_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+
+    /// Name of this instance in events and in the Lease (the pod name in a Deployment).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
 }
@@ -107,5 +126,7 @@ mod tests {
             Config::try_parse_from(["x", "--label-selector", "shard=a", "--log-format", "json"]).expect("flags");
         assert_eq!(config.label_selector.as_deref(), Some("shard=a"));
         assert_eq!(config.log_format, LogFormat::Json);
+        let config = Config::try_parse_from(["x", "--watch-namespaces", "a,b"]).expect("flags");
+        assert_eq!(config.watch_namespaces, vec!["a".to_string(), "b".to_string()]);
     }
 }

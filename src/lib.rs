@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod leader;
 pub mod metrics;
 pub mod openstack;
 pub mod server;

@@ -8,6 +8,7 @@ use clap::Parser;
 use image_access_operator::api::ImageAccess;
 use image_access_operator::config::Config;
 use image_access_operator::controller::{self, Context, Settings, WatchScope};
+use image_access_operator::leader::{Election, run_as_leader};
 use image_access_operator::metrics::Metrics;
 use image_access_operator::openstack::{ClientSettings, OpenStack};
 use image_access_operator::{server, telemetry};
@@ -43,22 +44,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let ctx = Arc::new(Context::new(client, openstack, metrics.clone(), settings, reporter));
     let ready = Arc::new(AtomicBool::new(false));
+    let ready_for_election = ready.clone();
 
     let health = tokio::spawn(server::serve(config.health_addr, server::health_router(ready.clone())));
     let metrics_server = tokio::spawn(server::serve(config.metrics_addr, server::metrics_router(metrics)));
     tracing::info!(
-        namespace = config.watch_namespace.as_deref().unwrap_or("(all)"),
+        namespaces = if config.watch_namespaces.is_empty() { "(all)".to_string() } else { config.watch_namespaces.join(",") },
         selector = config.label_selector.as_deref().unwrap_or("(none)"),
         resync = ?config.resync_period,
         concurrency = config.concurrency,
         "starting"
     );
     let scope = WatchScope {
-        namespace: config.watch_namespace.clone(),
+        namespaces: config.watch_namespaces.clone(),
         label_selector: config.label_selector.clone(),
     };
+    let client = ctx.client.clone();
+    let work = move || controller::run(ctx, scope, config.concurrency, ready.clone(), shutdown_signal());
+    let operator = async {
+        if config.leader_elect {
+            let election = Election {
+                namespace: config.leader_election_namespace.clone(),
+                lease_name: config.leader_election_id.clone(),
+                identity: config.instance.clone().unwrap_or_else(default_identity),
+                lease_duration_seconds: config.lease_duration_seconds,
+            };
+            run_as_leader(client, election, ready_for_election, work).await
+        } else {
+            work().await;
+            Ok(())
+        }
+    };
     tokio::select! {
-        () = controller::run(ctx, scope, config.concurrency, ready, shutdown_signal()) => {}
+        result = operator => result?,
         result = health => return Err(format!("health server stopped: {result:?}").into()),
         result = metrics_server => return Err(format!("metrics server stopped: {result:?}").into()),
     }
@@ -78,6 +96,12 @@ async fn check_crd_installed(client: &kube::Client) -> Result<(), Box<dyn std::e
         .into()),
         Err(e) => Err(format!("cannot list ImageAccess objects: {e}").into()),
     }
+}
+
+/// A unique identity when no pod name is given: host name and process ID.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }
 
 async fn shutdown_signal() {

@@ -673,17 +673,18 @@ async fn publish(ctx: &Context, object: &ImageAccess, happened: Happened) {
     }
 }
 
-/// What `run` watches and how much it does at once.
+/// What `run` watches.
 #[derive(Clone, Debug, Default)]
 pub struct WatchScope {
-    /// Only this namespace, or all.
-    pub namespace: Option<String>,
+    /// Only these namespaces; empty means all.
+    pub namespaces: Vec<String>,
     /// Only objects with these labels (to shard objects across operator instances).
     pub label_selector: Option<String>,
 }
 
-/// Runs the controller until `shutdown` resolves. `ready` is set once the watch cache has
-/// synced (for `/readyz`).
+/// Runs the controller until `shutdown` resolves: one watch over all namespaces, or one per
+/// namespace named in `scope` (so the operator needs no cluster-wide rights then). `ready` is
+/// set once every watch cache has synced (for `/readyz`).
 pub async fn run(
     ctx: Arc<Context>,
     scope: WatchScope,
@@ -691,9 +692,14 @@ pub async fn run(
     ready: Arc<std::sync::atomic::AtomicBool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let api: Api<ImageAccess> = match &scope.namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
+    let apis: Vec<Api<ImageAccess>> = if scope.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        scope
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
     };
     let mut config = watcher::Config::default().any_semantic();
     if let Some(selector) = &scope.label_selector {
@@ -703,24 +709,43 @@ pub async fn run(
         .max_concurrent_reconciles
         .get_or_create(&Metrics::controller_labels())
         .set(i64::from(concurrency));
-    let controller =
-        Controller::new(api, config).with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-    let store = controller.store();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            ready.store(true, std::sync::atomic::Ordering::Relaxed);
-            tracing::info!("watch cache synced");
-        }
+        shutdown.await;
+        let _ = stop.send(true);
     });
-    controller
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile loop");
+    let mut stores = Vec::new();
+    let mut loops = Vec::new();
+    for api in apis {
+        let controller = Controller::new(api, config.clone())
+            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
+        stores.push(controller.store());
+        let mut stopped = stopped.clone();
+        let ctx = ctx.clone();
+        loops.push(async move {
+            controller
+                .graceful_shutdown_on(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .run(reconcile, error_policy, ctx)
+                .for_each(|result| async move {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "reconcile loop");
+                    }
+                })
+                .await;
+        });
+    }
+    tokio::spawn(async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
             }
-        })
-        .await;
+        }
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("watch cache synced");
+    });
+    futures::future::join_all(loops).await;
 }
 
 #[cfg(test)]

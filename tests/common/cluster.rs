@@ -190,7 +190,7 @@ impl Operator {
         let log_path = log_dir.join(format!("operator-{namespace}-{}.log", unique("run")));
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut args = vec![
-            "--watch-namespace".to_string(),
+            "--watch-namespaces".to_string(),
             namespace.to_string(),
             "--resync-period".into(),
             "4s".into(),
