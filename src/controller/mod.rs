@@ -68,6 +68,10 @@ pub struct Context {
     pub settings: Settings,
     /// Consecutive transient failures per object, for backoff; cleared on success.
     failures: Mutex<HashMap<ObjectRef<ImageAccess>, u32>>,
+    /// The resourceVersion our own last status write produced, per object. The watch event
+    /// of that write brings the object straight back; when nothing else changed since, Glance
+    /// was read a moment ago and is not read again.
+    own_writes: Mutex<HashMap<ObjectRef<ImageAccess>, String>>,
     /// The clock, replaceable in tests.
     now: fn() -> jiff::Timestamp,
 }
@@ -87,12 +91,25 @@ impl Context {
             metrics,
             settings,
             failures: Mutex::default(),
+            own_writes: Mutex::default(),
             now: jiff::Timestamp::now,
         }
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageAccess>, u32>> {
         self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn own_writes(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageAccess>, String>> {
+        self.own_writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether this is the first sight of `object` exactly as our last status write left it.
+    /// Once only: the resync requeue that follows brings the same cached object, and that one
+    /// must look at Glance.
+    fn take_own_write(&self, object: &ImageAccess) -> bool {
+        let written = self.own_writes().remove(&ObjectRef::from(object));
+        written.is_some() && written == object.metadata.resource_version
     }
 }
 
@@ -215,15 +232,19 @@ fn jittered(period: Duration) -> Duration {
 async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Action, Error> {
     let now = (ctx.now)();
     let generation = object.metadata.generation;
+    if ctx.take_own_write(object) {
+        // The echo of our own status write: the object has not changed since we looked.
+        return Ok(Action::requeue(jittered(ctx.settings.resync_period)));
+    }
     if object.status.is_none() {
         // Seen for the first time: say that work has started (kstatus: InProgress).
-        patch_status(api, object, &status::initial(generation, now)).await?;
+        patch_status(api, object, &status::initial(generation, now), ctx).await?;
     }
     let previous = object.status.clone().unwrap_or_default();
     let (desired, outcome, events) = converge(object, &previous, ctx).await;
     let next = status::next(&previous, generation, &desired, object.spec.status, &outcome, now);
     if status::differs(object.status.as_ref(), &next) {
-        patch_status(api, object, &next).await?;
+        patch_status(api, object, &next, ctx).await?;
     }
     for event in events {
         publish(ctx, object, event).await;
@@ -470,6 +491,7 @@ async fn remove_membership(session: &Arc<Session>, target: &Membership) -> Resul
 }
 
 async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Action, Error> {
+    ctx.own_writes().remove(&ObjectRef::from(object));
     let previous = object.status.clone().unwrap_or_default();
     let Some(applied) = previous.applied.clone() else {
         // Nothing was ever created (or it is already removed): nothing can be orphaned.
@@ -553,7 +575,7 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
                 (ctx.now)(),
             );
             if status::differs(object.status.as_ref(), &next) {
-                patch_status(api, object, &next).await?;
+                patch_status(api, object, &next, ctx).await?;
             }
             publish_problem_transition(ctx, object, &previous, Some(&problem)).await;
             finish(object, ctx, Some(problem), ctx.settings.resync_period)
@@ -615,19 +637,28 @@ async fn session_for(object: &ImageAccess, ctx: &Context) -> Result<Arc<Session>
         .map_err(|e| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label))
 }
 
-async fn patch_status(api: &Api<ImageAccess>, object: &ImageAccess, status: &ImageAccessStatus) -> Result<(), Error> {
+async fn patch_status(
+    api: &Api<ImageAccess>,
+    object: &ImageAccess,
+    status: &ImageAccessStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
     let patch = json!({
         "apiVersion": ImageAccess::api_version(&()),
         "kind": ImageAccess::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    let written = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    if let Some(version) = written.metadata.resource_version {
+        ctx.own_writes().insert(ObjectRef::from(object), version);
+    }
     Ok(())
 }
 
@@ -738,8 +769,15 @@ pub async fn run(
     }
     tokio::spawn(async move {
         for store in stores {
-            if store.wait_until_ready().await.is_err() {
-                return;
+            // The store's readiness is a one-shot channel that the controller itself also waits
+            // on, and only the last waiter registered is woken: ask again every 200 ms (once
+            // ready, the answer is immediate).
+            loop {
+                match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) => continue,
+                }
             }
         }
         ready.store(true, std::sync::atomic::Ordering::Relaxed);

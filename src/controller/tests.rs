@@ -33,13 +33,16 @@ struct Call {
 struct ApiState {
     secrets: BTreeMap<String, Secret>,
     calls: Vec<Call>,
+    /// The object the reconcile under test works on; patches echo it back.
+    object: Option<ImageAccess>,
+    /// resourceVersion of the last write, bumped by each patch as the apiserver does.
+    version: u64,
 }
 
 /// A Kubernetes API that answers what the reconciler asks: Secrets from a map, patches of the
 /// object and its status echoed back, events accepted. Every call is recorded for assertions.
 struct MockApi {
     state: Arc<Mutex<ApiState>>,
-    object: ImageAccess,
 }
 
 impl MockApi {
@@ -63,7 +66,10 @@ impl MockApi {
         if path.starts_with("/apis/glance.viettelidc.com.vn/v1alpha1/namespaces/default/imageaccesses/")
             && method == "PATCH"
         {
-            let mut object = serde_json::to_value(&self.object).expect("object json");
+            let mut state = self.state.lock().expect("lock");
+            state.version += 1;
+            let mut object = serde_json::to_value(&state.object).expect("object json");
+            object["metadata"]["resourceVersion"] = json!(format!("written-{}", state.version));
             if path.ends_with("/status") {
                 object["status"] = body["status"].clone();
             }
@@ -117,8 +123,9 @@ impl Harness {
             ..Default::default()
         };
         api.lock().expect("lock").secrets.insert(SECRET.into(), secret);
-        let (service, _handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let client = kube::Client::new(service, "default");
+        tokio::spawn(serve(handle, MockApi { state: api.clone() }));
         let metrics = Arc::new(Metrics::default());
         let openstack = OpenStack::new(ClientSettings::default(), metrics.clone());
         let settings = Settings {
@@ -135,35 +142,15 @@ impl Harness {
         Harness { ctx, api, fake }
     }
 
-    /// Reconciles `object` once against a fresh mock API that echoes it.
+    /// Reconciles `object` once; the mock API echoes it back on patches.
     async fn reconcile(&self, object: &ImageAccess) -> Result<Action, Error> {
-        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = kube::Client::new(service, "default");
-        let ctx = Arc::new(Context {
-            client: client.clone(),
-            recorder: Recorder::new(
-                client,
-                Reporter {
-                    controller: "image-access-operator".into(),
-                    instance: None,
-                },
-            ),
-            openstack: self.ctx.openstack.clone(),
-            metrics: self.ctx.metrics.clone(),
-            settings: self.ctx.settings.clone(),
-            failures: Mutex::default(),
-            now: jiff::Timestamp::now,
-        });
-        let server = tokio::spawn(serve(
-            handle,
-            MockApi {
-                state: self.api.clone(),
-                object: object.clone(),
-            },
-        ));
-        let result = reconcile(Arc::new(object.clone()), ctx).await;
-        server.abort();
-        result
+        self.api.lock().expect("lock").object = Some(object.clone());
+        reconcile(Arc::new(object.clone()), self.ctx.clone()).await
+    }
+
+    /// The resourceVersion the last patch returned.
+    fn last_written_version(&self) -> String {
+        format!("written-{}", self.api.lock().expect("lock").version)
     }
 
     fn calls(&self) -> Vec<Call> {
@@ -268,6 +255,26 @@ async fn steady_object_costs_one_glance_read_and_no_kubernetes_write() {
     assert_eq!(h.fake.requests("GET member") - reads_before, 1);
     assert_eq!(h.fake.requests("POST tokens"), tokens_before, "token reused");
     assert_eq!(h.fake.requests("POST members"), 1);
+}
+
+#[tokio::test]
+async fn the_echo_of_our_own_status_write_does_not_read_glance_again() {
+    let h = Harness::new().await;
+    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
+    h.reconcile(&object).await.expect("first");
+    let reads = h.fake.requests("GET member");
+    let mut echo = object.clone();
+    echo.status = Some(last_status(&h.calls()));
+    echo.metadata.resource_version = Some(h.last_written_version());
+    h.reconcile(&echo).await.expect("echo");
+    assert_eq!(h.fake.requests("GET member"), reads, "nothing changed since we looked");
+    // The resync that follows brings the same cached object: that one looks at Glance.
+    h.reconcile(&echo).await.expect("resync");
+    assert_eq!(h.fake.requests("GET member"), reads + 1, "once only");
+    // Any other change (here: a new resourceVersion) is looked at.
+    echo.metadata.resource_version = Some("changed-by-someone".into());
+    h.reconcile(&echo).await.expect("changed");
+    assert_eq!(h.fake.requests("GET member"), reads + 2);
 }
 
 #[tokio::test]

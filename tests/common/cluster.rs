@@ -182,16 +182,22 @@ impl Operator {
     /// Watches `namespace` only (so tests running side by side do not meet), with short
     /// periods so drift and re-checks happen within a test.
     pub fn start(namespace: &str, extra: &[&str]) -> Operator {
+        let mut args = vec!["--watch-namespaces", namespace];
+        args.extend_from_slice(extra);
+        Operator::spawn(&args, None)
+    }
+
+    /// The operator with `args` (after the test's short periods), as the identity of
+    /// `kubeconfig` (default: the admin's, from KUBECONFIG).
+    pub fn spawn(args: &[&str], kubeconfig: Option<&std::path::Path>) -> Operator {
         let metrics_port = free_port();
         let health_port = free_port();
         let state = std::env::var("IAO_E2E_STATE").unwrap_or_else(|_| "/tmp".into());
         let log_dir = std::path::Path::new(&state).join("logs");
         std::fs::create_dir_all(&log_dir).expect("log dir");
-        let log_path = log_dir.join(format!("operator-{namespace}-{}.log", unique("run")));
+        let log_path = log_dir.join(format!("{}.log", unique("operator")));
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut args = vec![
-            "--watch-namespaces".to_string(),
-            namespace.to_string(),
+        let mut all_args: Vec<String> = vec![
             "--resync-period".into(),
             "4s".into(),
             "--stalled-recheck".into(),
@@ -203,20 +209,27 @@ impl Operator {
             "--health-addr".into(),
             format!("127.0.0.1:{health_port}"),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_image-access-operator"))
-            .args(&args)
+        all_args.extend(args.iter().map(|s| s.to_string()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_image-access-operator"));
+        command
+            .args(&all_args)
             .env("RUST_LOG", "info,image_access_operator=debug")
             .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start the operator");
+            .stderr(log);
+        if let Some(path) = kubeconfig {
+            command.env("KUBECONFIG", path);
+        }
+        let child = command.spawn().expect("start the operator");
         Operator {
             child,
             metrics_port,
             health_port,
             log_path,
         }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub async fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
@@ -276,4 +289,38 @@ pub fn metric_value(text: &str, sample: &str) -> f64 {
                 .and_then(|rest| rest.trim().parse::<f64>().ok())
         })
         .unwrap_or(0.0)
+}
+
+/// A kubeconfig file that authenticates with a token of service account `namespace/name`
+/// (from the TokenRequest API), against the test apiserver.
+pub fn service_account_kubeconfig(namespace: &str, name: &str) -> std::path::PathBuf {
+    let token = kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=1h"], None);
+    let server = kubectl_ok(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+        None,
+    );
+    let ca = kubectl_ok(
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority}",
+        ],
+        None,
+    );
+    let state = std::env::var("IAO_E2E_STATE").unwrap_or_else(|_| "/tmp".into());
+    let path = std::path::Path::new(&state).join(format!("{}.kubeconfig", unique(name)));
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: sa}}\ncurrent-context: c\n",
+        token.trim()
+    );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
 }

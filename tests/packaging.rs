@@ -1,0 +1,366 @@
+//! How the operator is shipped, checked without a cluster: the Helm chart (lint, renders,
+//! schema), the manifests rendered from it, the Argo CD health check (run by a Lua
+//! interpreter), the Dockerfile (hadolint) and the static musl binary the image carries.
+//! Needs helm, lua5.4 and hadolint on PATH (`hack/tools.sh`), so it runs with the e2e feature.
+#![cfg(feature = "e2e")]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use image_access_operator::api::{ImageAccess, MemberStatus, Membership};
+use image_access_operator::controller::problem::Problem;
+use image_access_operator::controller::status::{self, Observation, Outcome};
+use image_access_operator::openstack::Member;
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(program: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(ROOT)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} on PATH (hack/tools.sh): {e}"));
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `helm template` with `--set` values, as parsed documents.
+fn render(sets: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "template",
+        "iao",
+        "charts/image-access-operator",
+        "--namespace",
+        "iao-system",
+    ];
+    for set in sets {
+        args.push("--set");
+        args.push(set);
+    }
+    let (ok, out, err) = run("helm", &args, None);
+    assert!(ok, "helm template {sets:?}: {err}");
+    out.split("\n---")
+        .filter(|doc| doc.lines().any(|l| l.starts_with("kind:")))
+        .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("rendered YAML"))
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn operator_args(docs: &[Value]) -> Vec<String> {
+    let deployment = of_kind(docs, "Deployment")[0];
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn helm_lint_strict_passes() {
+    let (ok, out, err) = run("helm", &["lint", "--strict", "charts/image-access-operator"], None);
+    assert!(ok, "{out}{err}");
+}
+
+#[test]
+fn chart_crds_are_the_generated_crds() {
+    let chart = std::fs::read_to_string(Path::new(ROOT).join("charts/image-access-operator/crds/imageaccesses.yaml"))
+        .expect("chart CRD");
+    let generated = image_access_operator::crd_yaml().expect("crd");
+    assert!(
+        chart == generated,
+        "charts/image-access-operator/crds/ drifted: run `make crds`"
+    );
+}
+
+#[test]
+fn default_render_is_restricted_and_least_privilege() {
+    let docs = render(&[]);
+    let pod = &of_kind(&docs, "Deployment")[0]["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsUser"], 65532);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let container = &pod["containers"][0];
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(container["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(container["securityContext"]["capabilities"]["drop"][0], "ALL");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert!(container["resources"]["limits"]["memory"].is_string());
+
+    let cluster_roles = of_kind(&docs, "ClusterRole");
+    assert_eq!(cluster_roles.len(), 1);
+    let rules = serde_json::to_string(&cluster_roles[0]["rules"]).expect("rules");
+    assert!(!rules.contains("apiextensions"), "no CRD permissions: {rules}");
+    assert!(!rules.contains("\"*\""), "no wildcards: {rules}");
+    let secrets = cluster_roles[0]["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|r| r["resources"][0] == "secrets")
+        .expect("a secrets rule");
+    assert_eq!(
+        secrets["verbs"],
+        serde_json::json!(["get"]),
+        "secrets: get only, never list or watch"
+    );
+    let lease_roles: Vec<_> = of_kind(&docs, "Role")
+        .into_iter()
+        .filter(|r| {
+            serde_json::to_string(&r["rules"])
+                .unwrap_or_default()
+                .contains("leases")
+        })
+        .collect();
+    assert_eq!(
+        lease_roles.len(),
+        1,
+        "the Lease Role comes with leader election (on by default)"
+    );
+    assert_eq!(lease_roles[0]["metadata"]["namespace"], "iao-system");
+    assert!(operator_args(&docs).contains(&"--leader-elect".to_string()));
+    assert!(
+        of_kind(&docs, "ServiceMonitor").is_empty(),
+        "ServiceMonitor is off by default"
+    );
+    assert!(
+        of_kind(&docs, "NetworkPolicy").is_empty(),
+        "NetworkPolicy is off by default"
+    );
+}
+
+#[test]
+fn watch_namespaces_render_a_role_in_each_and_no_cluster_role() {
+    let docs = render(&["watchNamespaces={team-a,team-b}"]);
+    assert!(of_kind(&docs, "ClusterRole").is_empty());
+    assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
+    let namespaces: Vec<&str> = of_kind(&docs, "RoleBinding")
+        .iter()
+        .filter_map(|r| r["metadata"]["namespace"].as_str())
+        .collect();
+    assert!(
+        namespaces.contains(&"team-a") && namespaces.contains(&"team-b"),
+        "{namespaces:?}"
+    );
+    assert!(operator_args(&docs).contains(&"--watch-namespaces=team-a,team-b".to_string()));
+}
+
+#[test]
+fn without_leader_election_there_is_no_lease_role() {
+    let docs = render(&["leaderElection.enabled=false"]);
+    let all = serde_json::to_string(&docs).expect("json");
+    assert!(!all.contains("leases"));
+    assert!(!operator_args(&docs).contains(&"--leader-elect".to_string()));
+}
+
+#[test]
+fn service_monitor_and_network_policy_render_when_enabled() {
+    let docs = render(&[
+        "metrics.serviceMonitor.enabled=true",
+        "networkPolicy.enabled=true",
+        "networkPolicy.openstack.cidrs={192.0.2.0/24}",
+        "labelSelector=shard=a",
+    ]);
+    assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
+    let policy = of_kind(&docs, "NetworkPolicy")[0];
+    let egress = serde_json::to_string(&policy["spec"]["egress"]).expect("json");
+    assert!(egress.contains("192.0.2.0/24") && egress.contains("53"), "{egress}");
+    assert!(operator_args(&docs).contains(&"--label-selector=shard=a".to_string()));
+}
+
+#[test]
+fn values_schema_refuses_bad_values() {
+    for set in ["concurrency=0", "logFormat=xml", "resyncPeriod=soon", "unknownValue=1"] {
+        let (ok, _, err) = run(
+            "helm",
+            &["template", "x", "charts/image-access-operator", "--set", set],
+            None,
+        );
+        assert!(!ok, "{set} accepted");
+        assert!(
+            err.contains("values don't meet the specifications of the schema") || err.contains("schema"),
+            "{set}: {err}"
+        );
+    }
+}
+
+#[test]
+fn deploy_manifests_are_rendered_from_the_chart() {
+    let out = std::env::temp_dir().join(format!("iao-manifests-{}.yaml", std::process::id()));
+    let (ok, _, err) = run("hack/render-manifests.sh", &[out.to_str().expect("path")], None);
+    assert!(ok, "{err}");
+    let rendered = std::fs::read_to_string(&out).expect("rendered");
+    let committed = std::fs::read_to_string(Path::new(ROOT).join("deploy/image-access-operator.yaml")).expect("deploy");
+    assert!(
+        rendered == committed,
+        "deploy/image-access-operator.yaml drifted from the chart: run `make manifests`"
+    );
+}
+
+// ---------------------------------------------------------------- Argo CD health check
+
+/// A JSON value as a Lua table literal.
+fn lua(value: &Value) -> String {
+    match value {
+        Value::Null => "nil".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(items) => format!("{{{}}}", items.iter().map(lua).collect::<Vec<_>>().join(", ")),
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("[{k:?}] = {}", lua(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Runs the health check on `object` as Argo CD does (`obj` global), returns (status, message).
+fn argo_health(object: &ImageAccess) -> (String, String) {
+    let script = std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/health.lua")).expect("health.lua");
+    let json = serde_json::to_value(object).expect("json");
+    let program = format!(
+        "obj = {}\nlocal function check()\n{script}\nend\nlocal hs = check()\nprint(hs.status)\nprint(hs.message)\n",
+        lua(&json)
+    );
+    let (ok, out, err) = run("lua5.4", &["-"], Some(&program));
+    assert!(ok, "lua: {err}");
+    let mut lines = out.lines();
+    (
+        lines.next().unwrap_or_default().to_string(),
+        lines.next().unwrap_or_default().to_string(),
+    )
+}
+
+fn sample(outcome: Outcome, generation: i64, observed: i64) -> ImageAccess {
+    let desired = Membership {
+        image_id: "img".into(),
+        member_id: "mem".into(),
+        region: None,
+    };
+    let now = jiff::Timestamp::now();
+    let mut object = ImageAccess::test("x", "img", "mem", "owner");
+    object.metadata.generation = Some(generation);
+    object.status = Some(status::next(
+        &status::initial(Some(observed), now),
+        Some(observed),
+        &desired,
+        None,
+        &outcome,
+        now,
+    ));
+    object
+}
+
+#[test]
+fn argo_cd_health_check_maps_conditions() {
+    let member = Member {
+        member_id: "mem".into(),
+        image_id: "img".into(),
+        status: MemberStatus::Pending,
+        created_at: "2026-11-28T13:00:00Z".into(),
+        updated_at: "2026-11-28T13:00:00Z".into(),
+        schema: None,
+    };
+    let ready = Outcome {
+        applied: None,
+        observation: Observation::Present(member),
+        problem: None,
+    };
+    let stalled = Outcome {
+        applied: None,
+        observation: Observation::Unknown,
+        problem: Some(Problem::Stalled {
+            reason: "ImageNotShared",
+            message: "make it shared".into(),
+        }),
+    };
+    let retrying = Outcome {
+        applied: None,
+        observation: Observation::Unknown,
+        problem: Some(Problem::Transient {
+            reason: "OpenStackUnavailable",
+            message: "503".into(),
+            retry_after: None,
+        }),
+    };
+    assert_eq!(argo_health(&sample(ready.clone(), 1, 1)).0, "Healthy");
+    let (health, message) = argo_health(&sample(stalled, 1, 1));
+    assert_eq!(health, "Degraded");
+    assert!(message.contains("ImageNotShared"), "{message}");
+    assert_eq!(argo_health(&sample(retrying, 1, 1)).0, "Progressing");
+    assert_eq!(
+        argo_health(&sample(ready.clone(), 2, 1)).0,
+        "Progressing",
+        "old generation"
+    );
+    assert_eq!(
+        argo_health(&sample(ready, 1, 1).deleting()).0,
+        "Progressing",
+        "deleting"
+    );
+    assert_eq!(
+        argo_health(&ImageAccess::test("x", "img", "mem", "owner")).0,
+        "Progressing",
+        "no status yet"
+    );
+}
+
+#[test]
+fn chart_readme_carries_the_health_check() {
+    let script = std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/health.lua")).expect("lua");
+    let readme =
+        std::fs::read_to_string(Path::new(ROOT).join("charts/image-access-operator/README.md")).expect("readme");
+    for line in script.lines().filter(|l| !l.is_empty()) {
+        assert!(readme.contains(&format!("    {line}")), "README snippet lacks: {line}");
+    }
+    assert!(readme.contains("resource.customizations.health.glance.viettelidc.com.vn_ImageAccess"));
+}
+
+// ---------------------------------------------------------------- container image
+
+#[test]
+fn dockerfile_passes_hadolint_and_builds_a_static_nonroot_image() {
+    let (ok, out, err) = run("hadolint", &["Dockerfile"], None);
+    assert!(ok, "hadolint: {out}{err}");
+    let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains("FROM gcr.io/distroless/static-debian12:nonroot"));
+    assert!(dockerfile.contains("USER 65532:65532"));
+    assert!(dockerfile.contains("--target x86_64-unknown-linux-musl"));
+}
+
+#[test]
+fn the_image_binary_is_static_and_runs() {
+    let (ok, out, err) = run("hack/static-build.sh", &[], None);
+    assert!(ok, "static build: {err}");
+    let binary = out.trim();
+    assert!(
+        err.contains("static-pie linked") || err.contains("statically linked"),
+        "{err}"
+    );
+    let (ok, version, _) = run(binary, &["--version"], None);
+    assert!(ok && version.contains("image-access-operator"), "{version}");
+}

@@ -1,0 +1,303 @@
+//! Shipping on the real kube-apiserver: a real `helm install`, the operator run under the
+//! chart's ServiceAccount identity through a whole lifecycle (which proves the RBAC is enough),
+//! leader election with a standby taking over, sharding by label selector, and /metrics
+//! counting what happened.
+#![cfg(feature = "e2e")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::RealOpenStack;
+use common::cluster::{
+    Operator, TestNamespace, eventually, is_ready, kubectl_ok, manifest, metric_value, service_account_kubeconfig,
+    unique,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn helm_install(release: &str, namespace: &str, sets: &[String]) {
+    let mut args = vec![
+        "install".to_string(),
+        release.to_string(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/charts/image-access-operator").to_string(),
+        "--namespace".into(),
+        namespace.to_string(),
+        "--create-namespace".into(),
+        "--wait=false".into(),
+    ];
+    for set in sets {
+        args.push("--set".into());
+        args.push(set.clone());
+    }
+    let out = std::process::Command::new("helm")
+        .args(&args)
+        .output()
+        .expect("helm on PATH");
+    assert!(
+        out.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Apply → Ready → (member in Glance) → delete → gone (and the membership with it).
+async fn lifecycle(env: &RealOpenStack, ns: &TestNamespace, name: &str, labels: &str) -> String {
+    let image = env.create_image("shared").await;
+    let member = env.member1_project_id.clone();
+    let mut yaml = manifest(name, &image, &member, "owner", "");
+    if !labels.is_empty() {
+        yaml = yaml.replacen("metadata:\n", &format!("metadata:\n  labels: {{{labels}}}\n"), 1);
+    }
+    let out = ns.apply(&yaml);
+    assert!(out.success, "{}", out.stderr);
+    eventually(&format!("{name} Ready"), WAIT, || async {
+        ns.get(name).await.filter(is_ready)
+    })
+    .await;
+    assert!(env.member(&image, &member).await.is_some());
+    kubectl_ok(&["delete", "ia", name, "-n", &ns.name, "--wait=false"], None);
+    eventually(&format!("{name} deleted"), WAIT, || async {
+        ns.get(name).await.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        env.member(&image, &member).await.is_none(),
+        "membership removed with the object"
+    );
+    image
+}
+
+#[tokio::test]
+async fn helm_install_and_a_lifecycle_under_the_charts_service_account_with_roles() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("rbac-ns", &env).await;
+    let release_ns = unique("iao-system");
+    let release = "iao";
+    helm_install(
+        release,
+        &release_ns,
+        &[
+            format!("watchNamespaces={{{}}}", ns.name),
+            "leaderElection.leaseDurationSeconds=5".into(),
+        ],
+    );
+    // The rendered objects were accepted by the apiserver.
+    let deployment = kubectl_ok(&["get", "deployment", "-n", &release_ns, "-o", "name"], None);
+    assert!(deployment.contains("iao-image-access-operator"), "{deployment}");
+    let roles = kubectl_ok(&["get", "role", "-n", &ns.name, "-o", "name"], None);
+    assert!(roles.contains("iao-image-access-operator"), "{roles}");
+
+    let kubeconfig = service_account_kubeconfig(&release_ns, "iao-image-access-operator");
+    let mut operator = Operator::spawn(
+        &[
+            "--watch-namespaces",
+            &ns.name,
+            "--leader-elect",
+            "--leader-election-namespace",
+            &release_ns,
+            "--leader-election-id",
+            "iao-image-access-operator",
+            "--lease-duration-seconds",
+            "5",
+            "--instance",
+            "sa-operator",
+        ],
+        Some(&kubeconfig),
+    );
+    lifecycle(&env, &ns, "rbac", "").await;
+    assert!(operator.is_running(), "{}", operator.log());
+    let holder = kubectl_ok(
+        &[
+            "get",
+            "lease",
+            "iao-image-access-operator",
+            "-n",
+            &release_ns,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ],
+        None,
+    );
+    assert_eq!(holder, "sa-operator");
+    assert!(
+        !operator.log().contains("forbidden"),
+        "no RBAC refusal: {}",
+        operator.log()
+    );
+}
+
+#[tokio::test]
+async fn cluster_role_install_works_across_namespaces_with_a_label_selector() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("rbac-cluster", &env).await;
+    let release_ns = unique("iao-cluster");
+    let release = unique("iaoc");
+    helm_install(&release, &release_ns, &["leaderElection.enabled=false".into()]);
+    let account = format!("{release}-image-access-operator");
+    let kubeconfig = service_account_kubeconfig(&release_ns, &account);
+    // All namespaces, but only this test's objects (the other tests' operators own theirs).
+    let shard = format!("shard={}", ns.name);
+    let operator = Operator::spawn(&["--label-selector", &shard], Some(&kubeconfig));
+    lifecycle(&env, &ns, "cluster", &format!("shard: {}", ns.name)).await;
+    assert!(!operator.log().contains("forbidden"), "{}", operator.log());
+}
+
+#[tokio::test]
+async fn a_standby_takes_over_when_the_leader_stops() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("leader", &env).await;
+    let lease = unique("lease");
+    let args = |identity: &'static str| {
+        vec![
+            "--watch-namespaces".to_string(),
+            ns.name.clone(),
+            "--leader-elect".into(),
+            "--leader-election-namespace".into(),
+            ns.name.clone(),
+            "--leader-election-id".into(),
+            lease.clone(),
+            "--lease-duration-seconds".into(),
+            "4".into(),
+            "--instance".into(),
+            identity.into(),
+        ]
+    };
+    let holder = || {
+        kubectl_ok(
+            &[
+                "get",
+                "lease",
+                &lease,
+                "-n",
+                &ns.name,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        )
+    };
+    let first_args = args("first");
+    let mut first = Operator::spawn(&first_args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    eventually("first leads", WAIT, || async { (holder() == "first").then_some(()) }).await;
+    let second_args = args("second");
+    let mut second = Operator::spawn(&second_args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+    second.wait_ready().await; // a standby is ready (healthy), but does not reconcile
+
+    let image = env.create_image("shared").await;
+    assert!(
+        ns.apply(&manifest("one", &image, &env.member1_project_id, "owner", ""))
+            .success
+    );
+    eventually("one Ready", WAIT, || async { ns.get("one").await.filter(is_ready) }).await;
+    let reconciles = r#"controller_runtime_reconcile_total{controller="imageaccess",result="success"}"#;
+    assert_eq!(second.metric(reconciles).await, 0.0, "the standby did nothing");
+    assert_eq!(holder(), "first");
+
+    first.kill();
+    eventually("second leads", Duration::from_secs(30), || async {
+        (holder() == "second").then_some(())
+    })
+    .await;
+    assert!(
+        ns.apply(&manifest("two", &image, &env.member2_project_id, "owner", ""))
+            .success
+    );
+    eventually("two Ready", WAIT, || async { ns.get("two").await.filter(is_ready) }).await;
+    assert!(second.metric(reconciles).await > 0.0);
+    assert!(second.is_running());
+}
+
+#[tokio::test]
+async fn two_instances_on_disjoint_selectors_each_handle_only_their_own() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("shards", &env).await;
+    let a = Operator::start(&ns.name, &["--label-selector", "shard=a", "--instance", "shard-a"]);
+    let b = Operator::start(&ns.name, &["--label-selector", "shard=b", "--instance", "shard-b"]);
+    let image = env.create_image("shared").await;
+    let with_label = |name: &str, member: &str, shard: &str| {
+        manifest(name, &image, member, "owner", "").replacen(
+            "metadata:\n",
+            &format!("metadata:\n  labels: {{shard: {shard}}}\n"),
+            1,
+        )
+    };
+    assert!(ns.apply(&with_label("for-a", &env.member1_project_id, "a")).success);
+    assert!(ns.apply(&with_label("for-b", &env.member2_project_id, "b")).success);
+    for name in ["for-a", "for-b"] {
+        eventually(&format!("{name} Ready"), WAIT, || async {
+            ns.get(name).await.filter(is_ready)
+        })
+        .await;
+    }
+    let creates =
+        r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="200"}"#;
+    assert_eq!(a.metric(creates).await, 1.0, "shard a created its one member");
+    assert_eq!(b.metric(creates).await, 1.0, "shard b created its one member");
+    let reporters = kubectl_ok(
+        &[
+            "get",
+            "events",
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={range .items[*]}{.involvedObject.name}={.reportingInstance}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    for line in reporters.lines().filter(|l| !l.is_empty()) {
+        assert!(
+            line == "for-a=shard-a" || line == "for-b=shard-b",
+            "an instance touched another shard: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_and_health_count_a_lifecycle() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("metrics", &env).await;
+    let operator = Operator::start(&ns.name, &["--concurrency", "3"]);
+    operator.wait_ready().await;
+    let (code, body) = operator.get(operator.health_port, "/healthz").await.expect("healthz");
+    assert_eq!((code, body.as_str()), (200, "ok"));
+    lifecycle(&env, &ns, "counted", "").await;
+    let text = operator.metrics().await;
+    let value = |sample: &str| metric_value(&text, sample);
+    assert_eq!(
+        value(
+            r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="200"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            r#"image_access_operator_openstack_requests_total{service="image",operation="delete_member",code="204"}"#
+        ),
+        1.0
+    );
+    assert!(
+        value(r#"image_access_operator_openstack_requests_total{service="image",operation="show_member",code="404"}"#)
+            >= 1.0
+    );
+    assert!(value(r#"image_access_operator_keystone_authentications_total{result="success"}"#) >= 1.0);
+    assert!(value(r#"controller_runtime_reconcile_total{controller="imageaccess",result="success"}"#) >= 3.0);
+    assert_eq!(
+        value(r#"controller_runtime_reconcile_errors_total{controller="imageaccess"}"#),
+        0.0
+    );
+    assert_eq!(
+        value(r#"controller_runtime_max_concurrent_reconciles{controller="imageaccess"}"#),
+        3.0
+    );
+    assert_eq!(
+        value(r#"controller_runtime_active_workers{controller="imageaccess"}"#),
+        0.0
+    );
+    assert!(value(r#"controller_runtime_reconcile_time_seconds_count{controller="imageaccess"}"#) >= 3.0);
+    assert!(text.contains("image_access_operator_openstack_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains(&ns.name) && !text.contains(&env.member1_project_id),
+        "no object or project labels"
+    );
+}
