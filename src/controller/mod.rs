@@ -354,10 +354,22 @@ async fn converge(
             );
         }
     };
-    let observed = match glance.show_member(&desired.image_id, &desired.member_id).await {
+    // Not yet applied under this identity: create straight away and let a 409 say it exists
+    // (then it is read and adopted). One Glance request per new object instead of two.
+    let first_time = applied.as_ref() != Some(&desired);
+    let shown = if first_time {
+        Err(None)
+    } else {
+        glance
+            .show_member(&desired.image_id, &desired.member_id)
+            .await
+            .map_err(Some)
+    };
+    let observed = match shown {
         Ok(member) => Some(member),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => {
+        Err(None) => None,
+        Err(Some(e)) if e.is_not_found() => None,
+        Err(Some(e)) => {
             return stop(
                 desired.clone(),
                 applied,
@@ -399,8 +411,15 @@ async fn converge(
                 events.push(Happened::normal(event, note));
                 member = Some(created);
             }
-            // 409: it exists (created between our show and create, by us or by hand): adopt it.
-            Err(e) if e.http_kind() == Some(HttpErrorKind::Conflict) => {
+            // 409: it exists (made by hand, or by us before a restart): read and adopt it. Glance
+            // checks the member quota before duplicates, so an existing member of a full image
+            // answers 413: read it too, and report the quota only if it is really missing.
+            Err(e)
+                if matches!(
+                    e.http_kind(),
+                    Some(HttpErrorKind::Conflict | HttpErrorKind::QuotaExceeded)
+                ) =>
+            {
                 match glance.show_member(&desired.image_id, &desired.member_id).await {
                     Ok(existing) => {
                         events.push(Happened::normal(
@@ -411,11 +430,14 @@ async fn converge(
                         ));
                         member = Some(existing);
                     }
-                    Err(e) => {
+                    Err(missing) if missing.is_not_found() => {
+                        return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired), events);
+                    }
+                    Err(other) => {
                         return stop(
                             desired.clone(),
                             applied,
-                            fail(&e, Step::ObserveMember, &desired),
+                            fail(&other, Step::ObserveMember, &desired),
                             events,
                         );
                     }

@@ -280,13 +280,8 @@ async fn the_echo_of_our_own_status_write_does_not_read_glance_again() {
 #[tokio::test]
 async fn existing_member_is_adopted_after_a_409() {
     let h = Harness::new().await;
+    // Someone created it by hand: a new object creates straight away and meets a 409.
     h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
-    // The show misses it (as in a race with someone adding it), so the create meets a 409.
-    h.fake.inject(Fault {
-        operation: "GET member",
-        status: 404,
-        retry_after: None,
-    });
     let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
     h.reconcile(&object).await.expect("reconciled");
     let calls = h.calls();
@@ -295,6 +290,20 @@ async fn existing_member_is_adopted_after_a_409() {
     assert_eq!(status.member_status, Some(MemberStatus::Accepted));
     assert_eq!(event_reasons(&calls), vec!["MemberAdopted"]);
     assert_eq!(h.fake.requests("POST members"), 1);
+    assert_eq!(h.fake.requests("GET member"), 1, "read once, after the 409");
+}
+
+#[tokio::test]
+async fn an_existing_member_of_a_full_image_is_adopted_not_reported_as_quota() {
+    // Glance checks the quota before duplicates: re-creating a member of a full image gives 413.
+    let h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.fake.set_member_quota(1);
+    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
+    h.reconcile(&object).await.expect("reconciled");
+    let calls = h.calls();
+    assert_eq!(condition(&last_status(&calls), "Ready").status, "True");
+    assert_eq!(event_reasons(&calls), vec!["MemberAdopted"]);
 }
 
 #[tokio::test]
@@ -311,6 +320,11 @@ async fn admin_sets_the_asked_status() {
     let calls = h.calls();
     assert_eq!(last_status(&calls).member_status, Some(MemberStatus::Accepted));
     assert_eq!(event_reasons(&calls), vec!["MemberCreated", "StatusSet"]);
+    assert_eq!(
+        h.fake.requests("GET member"),
+        0,
+        "a new object is created without a read first"
+    );
 }
 
 #[tokio::test]
@@ -581,7 +595,7 @@ async fn errors_that_need_a_human_stall_with_a_reason() {
 async fn transient_errors_retry_with_backoff_and_honour_retry_after() {
     let h = Harness::new().await;
     h.fake.inject(Fault {
-        operation: "GET member",
+        operation: "POST members",
         status: 429,
         retry_after: Some("42"),
     });

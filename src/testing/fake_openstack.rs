@@ -435,17 +435,18 @@ async fn create_member(
     let Some(member_id) = body["member"].as_str().filter(|m| !m.is_empty()).map(str::to_string) else {
         return error(400, "Member to be added not specified");
     };
-    if s.members.contains_key(&(image_id.clone(), member_id.clone())) {
-        return error(
-            409,
-            &format!("Member {member_id} already associated with image {image_id}"),
-        );
-    }
+    // Glance checks the quota before duplicates (seen on Glance 25).
     let count = s.members.keys().filter(|(image, _)| *image == image_id).count();
     if count >= s.member_quota {
         return error(
             413,
             "The request returned a 413 Request Entity Too Large. Maximum image members exceeded.",
+        );
+    }
+    if s.members.contains_key(&(image_id.clone(), member_id.clone())) {
+        return error(
+            409,
+            &format!("Member {member_id} already associated with image {image_id}"),
         );
     }
     let now = timestamp(&s);
