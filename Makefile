@@ -39,6 +39,12 @@ env-down:
 clean-env:
 	tests/env/down.sh $(E2E_STATE) --clean
 
+## The scale run (300 objects) and the Terraform baseline, on the same environment; figures go
+## to bench/results.txt.
+bench:
+	bench/scale.sh 300
+	bench/terraform.sh 300
+
 demo:
 	hack/demo.sh
 

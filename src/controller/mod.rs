@@ -68,10 +68,11 @@ pub struct Context {
     pub settings: Settings,
     /// Consecutive transient failures per object, for backoff; cleared on success.
     failures: Mutex<HashMap<ObjectRef<ImageAccess>, u32>>,
-    /// The resourceVersion our own last status write produced, per object. The watch event
-    /// of that write brings the object straight back; when nothing else changed since, Glance
-    /// was read a moment ago and is not read again.
-    own_writes: Mutex<HashMap<ObjectRef<ImageAccess>, String>>,
+    /// The resourceVersions our own last status writes produced, per object (the last two: a
+    /// first reconcile writes twice). The watch events of those writes bring the object
+    /// straight back; when nothing else changed since, Glance was read a moment ago and is not
+    /// read again.
+    own_writes: Mutex<HashMap<ObjectRef<ImageAccess>, Vec<String>>>,
     /// The clock, replaceable in tests.
     now: fn() -> jiff::Timestamp,
 }
@@ -100,7 +101,7 @@ impl Context {
         self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn own_writes(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageAccess>, String>> {
+    fn own_writes(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageAccess>, Vec<String>>> {
         self.own_writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -108,8 +109,27 @@ impl Context {
     /// Once only: the resync requeue that follows brings the same cached object, and that one
     /// must look at Glance.
     fn take_own_write(&self, object: &ImageAccess) -> bool {
-        let written = self.own_writes().remove(&ObjectRef::from(object));
-        written.is_some() && written == object.metadata.resource_version
+        let Some(version) = object.metadata.resource_version.as_ref() else {
+            return false;
+        };
+        let mut own_writes = self.own_writes();
+        let Some(versions) = own_writes.get_mut(&ObjectRef::from(object)) else {
+            return false;
+        };
+        let Some(position) = versions.iter().position(|v| v == version) else {
+            return false;
+        };
+        versions.remove(position);
+        true
+    }
+
+    fn record_own_write(&self, object: &ImageAccess, version: String) {
+        let mut own_writes = self.own_writes();
+        let versions = own_writes.entry(ObjectRef::from(object)).or_default();
+        versions.push(version);
+        if versions.len() > 2 {
+            versions.remove(0);
+        }
     }
 }
 
@@ -538,40 +558,21 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
             .map_err(|e| Problem::openstack(&e, Step::RemoveMember, &applied, &secret)),
         Err(problem) => Err(problem),
     };
-    match removal {
-        Ok(Removal::Removed) => {
-            publish(
-                ctx,
-                object,
-                Happened::normal(
-                    "MemberDeleted",
-                    format!("removed the membership ({applied}) from Glance"),
-                ),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-        Ok(Removal::AlreadyGone) => {
-            publish(
-                ctx,
-                object,
-                Happened::warning(
-                    "MemberAlreadyGone",
-                    format!("the membership ({applied}) or its image no longer exists in Glance; nothing to remove"),
-                ),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
-        Ok(Removal::Refused(detail)) => {
-            publish(
-                ctx,
-                object,
-                Happened::warning("MemberNotRemoved", format!("Glance refused to remove the membership ({applied}): {detail}. The image is no longer shared (or no longer owned by these credentials), so the membership grants nothing; deletion finished")),
-            )
-            .await;
-            Ok(Action::await_change())
-        }
+    let finished = match removal {
+        Ok(Removal::Removed) => Happened::normal(
+            "MemberDeleted",
+            format!("removed the membership ({applied}) from Glance"),
+        ),
+        Ok(Removal::AlreadyGone) => Happened::warning(
+            "MemberAlreadyGone",
+            format!("the membership ({applied}) or its image no longer exists in Glance; nothing to remove"),
+        ),
+        Ok(Removal::Refused(detail)) => Happened::warning(
+            "MemberNotRemoved",
+            format!(
+                "Glance refused to remove the membership ({applied}): {detail}. The image is no longer shared (or no longer owned by these credentials), so the membership grants nothing; deletion finished"
+            ),
+        ),
         Err(problem) => {
             // The finalizer holds: say why, and how to let go without removing the membership.
             let problem = match problem {
@@ -600,9 +601,11 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
                 patch_status(api, object, &next, ctx).await?;
             }
             publish_problem_transition(ctx, object, &previous, Some(&problem)).await;
-            finish(object, ctx, Some(problem), ctx.settings.resync_period)
+            return finish(object, ctx, Some(problem), ctx.settings.resync_period);
         }
-    }
+    };
+    publish(ctx, object, finished).await;
+    Ok(Action::await_change())
 }
 
 /// `namespace/secret` for messages.
@@ -679,7 +682,7 @@ async fn patch_status(
         .await
         .map_err(Error::Kube)?;
     if let Some(version) = written.metadata.resource_version {
-        ctx.own_writes().insert(ObjectRef::from(object), version);
+        ctx.record_own_write(object, version);
     }
     Ok(())
 }

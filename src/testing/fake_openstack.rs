@@ -332,6 +332,17 @@ async fn issue_token(State(state): Shared, body: Bytes) -> Response {
     response
 }
 
+/// The caller and a shared image it may see; the error answer Glance gives otherwise (401, 404
+/// for an image it cannot see, 403 for one that is not shared).
+fn shared_image(state: &FakeState, headers: &HeaderMap, image_id: &str) -> Result<(TokenInfo, Image), Response> {
+    let who = caller(state, headers)?;
+    let image = visible_image(state, &who, image_id)?;
+    if image.visibility != "shared" {
+        return Err(error(403, "Only shared images have members."));
+    }
+    Ok((who, image))
+}
+
 /// What the caller may see of an image: 404 when it may not (as Glance does).
 fn visible_image(state: &FakeState, who: &TokenInfo, image_id: &str) -> Result<Image, Response> {
     let image = state
@@ -363,17 +374,10 @@ async fn show_member(
         return fault;
     }
     let s = state.lock().unwrap_or_else(|p| p.into_inner());
-    let who = match caller(&s, &headers) {
-        Ok(who) => who,
+    let (who, image) = match shared_image(&s, &headers, &image_id) {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let image = match visible_image(&s, &who, &image_id) {
-        Ok(image) => image,
-        Err(response) => return response,
-    };
-    if image.visibility != "shared" {
-        return error(403, "Only shared images have members.");
-    }
     let is_owner = who.admin || image.owner == who.project_id;
     match s.members.get(&(image_id.clone(), member_id.clone())) {
         Some(member) if is_owner || member_id == who.project_id => axum::Json(member.clone()).into_response(),
@@ -386,17 +390,10 @@ async fn list_members(State(state): Shared, Path(image_id): Path<String>, header
         return fault;
     }
     let s = state.lock().unwrap_or_else(|p| p.into_inner());
-    let who = match caller(&s, &headers) {
-        Ok(who) => who,
+    let (who, image) = match shared_image(&s, &headers, &image_id) {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let image = match visible_image(&s, &who, &image_id) {
-        Ok(image) => image,
-        Err(response) => return response,
-    };
-    if image.visibility != "shared" {
-        return error(403, "Only shared images have members.");
-    }
     let is_owner = who.admin || image.owner == who.project_id;
     let members: Vec<&Member> = s
         .members
@@ -417,17 +414,10 @@ async fn create_member(
         return fault;
     }
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    let who = match caller(&s, &headers) {
-        Ok(who) => who,
+    let (who, image) = match shared_image(&s, &headers, &image_id) {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let image = match visible_image(&s, &who, &image_id) {
-        Ok(image) => image,
-        Err(response) => return response,
-    };
-    if image.visibility != "shared" {
-        return error(403, "Only shared images have members.");
-    }
     if !(who.admin || image.owner == who.project_id) {
         return error(403, "You are not permitted to create image members for the image.");
     }
@@ -472,13 +462,10 @@ async fn set_status(
         return fault;
     }
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    let who = match caller(&s, &headers) {
-        Ok(who) => who,
+    let who = match shared_image(&s, &headers, &image_id) {
+        Ok((who, _)) => who,
         Err(response) => return response,
     };
-    if let Err(response) = visible_image(&s, &who, &image_id) {
-        return response;
-    }
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let status: Option<MemberStatus> = serde_json::from_value(body["status"].clone()).ok();
     let Some(status) = status else {
@@ -507,17 +494,10 @@ async fn delete_member(
         return fault;
     }
     let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-    let who = match caller(&s, &headers) {
-        Ok(who) => who,
+    let (who, image) = match shared_image(&s, &headers, &image_id) {
+        Ok(found) => found,
         Err(response) => return response,
     };
-    let image = match visible_image(&s, &who, &image_id) {
-        Ok(image) => image,
-        Err(response) => return response,
-    };
-    if image.visibility != "shared" {
-        return error(403, "Only shared images have members.");
-    }
     if !(who.admin || image.owner == who.project_id) {
         return error(403, "You are not permitted to delete image members for the image.");
     }
