@@ -4,8 +4,9 @@
 //! Needs helm, lua5.4 and hadolint on PATH (`hack/tools.sh`), so it runs with the e2e feature.
 #![cfg(feature = "e2e")]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use image_access_operator::api::{ImageAccess, MemberStatus, Membership};
 use image_access_operator::controller::problem::Problem;
@@ -16,30 +17,8 @@ use serde_json::Value;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn run(program: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(ROOT)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} on PATH (hack/tools.sh): {e}"));
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("ran");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = common::cluster::run(program, args, stdin);
+    (out.success, out.stdout, out.stderr)
 }
 
 /// `helm template` with `--set` values, as parsed documents.

@@ -8,15 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use common::RealOpenStack;
+use common::cluster::unique;
 use image_access_operator::api::MemberStatus;
 use image_access_operator::metrics::Metrics;
 use image_access_operator::openstack::{ClientSettings, Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError};
-
-fn unique(prefix: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
-    format!("{prefix}-{bits:016x}")
-}
 
 async fn glance(env: &RealOpenStack, yaml: &str, cloud: &str) -> Result<Glance, OpenStackError> {
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));

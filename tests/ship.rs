@@ -257,7 +257,7 @@ async fn two_instances_on_disjoint_selectors_each_handle_only_their_own() {
 async fn metrics_and_health_count_a_lifecycle() {
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("metrics", &env).await;
-    let operator = Operator::start(&ns.name, &["--concurrency", "3"]);
+    let operator = Operator::start(&ns.name, &["--concurrency", "3", "--log-format", "json"]);
     operator.wait_ready().await;
     let (code, body) = operator.get(operator.health_port, "/healthz").await.expect("healthz");
     assert_eq!((code, body.as_str()), (200, "ok"));
@@ -297,6 +297,23 @@ async fn metrics_and_health_count_a_lifecycle() {
     );
     assert!(value(r#"controller_runtime_reconcile_time_seconds_count{controller="imageaccess"}"#) >= 3.0);
     assert!(text.contains("image_access_operator_openstack_request_duration_seconds_bucket"));
+    // JSON logs: every line is a JSON object, spans carry the object, and no secret shows.
+    let log = operator.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["name"] == "reconcile" && l["span"]["object"] == "counted"),
+        "spans carry the object"
+    );
+    assert!(
+        !log.contains(&env.user_password) && !log.contains("X-Auth-Token"),
+        "no secret in logs"
+    );
     assert!(
         !text.contains(&ns.name) && !text.contains(&env.member1_project_id),
         "no object or project labels"

@@ -172,7 +172,7 @@ pub async fn reconcile(object: Arc<ImageAccess>, ctx: Arc<Context>) -> Result<Ac
     let started = Instant::now();
     let namespace = object.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
-    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %object.name_any());
+    let span = tracing::info_span!("reconcile", namespace = %namespace, object = %object.name_any());
     let result = tracing::Instrument::instrument(
         finalizer(&api, FINALIZER, object, |event| async {
             match event {

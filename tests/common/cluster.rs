@@ -20,13 +20,19 @@ pub struct Output {
 
 /// Runs kubectl with `args` (and `stdin`, if any).
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new("kubectl")
+    run("kubectl", args, stdin)
+}
+
+/// Runs `program` (from the repository root, looked up on PATH: source .e2e/env.sh).
+pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(program)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("kubectl on PATH (source .e2e/env.sh)");
+        .unwrap_or_else(|e| panic!("{program} on PATH (source .e2e/env.sh, or hack/tools.sh): {e}"));
     if let Some(input) = stdin {
         child
             .stdin
