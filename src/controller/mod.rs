@@ -167,10 +167,10 @@ impl Error {
 
 /// The reconcile entry point kube-runtime calls.
 pub async fn reconcile(object: Arc<ImageAccess>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = object.namespace().ok_or(Error::NotNamespaced)?;
     let labels = Metrics::controller_labels();
     ctx.metrics.active_workers.get_or_create(&labels).inc();
     let started = Instant::now();
-    let namespace = object.namespace().ok_or(Error::NotNamespaced)?;
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
     let span = tracing::info_span!("reconcile", namespace = %namespace, object = %object.name_any());
     let result = tracing::Instrument::instrument(
@@ -270,16 +270,11 @@ async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> R
         publish(ctx, object, event).await;
     }
     publish_problem_transition(ctx, object, &previous, outcome.problem.as_ref()).await;
-    finish(object, ctx, outcome.problem, ctx.settings.resync_period)
+    finish(object, ctx, outcome.problem)
 }
 
 /// Maps a reconcile's problem to what kube-runtime does next.
-fn finish(
-    object: &ImageAccess,
-    ctx: &Context,
-    problem: Option<Problem>,
-    success_requeue: Duration,
-) -> Result<Action, Error> {
+fn finish(object: &ImageAccess, ctx: &Context, problem: Option<Problem>) -> Result<Action, Error> {
     match problem {
         Some(Problem::Transient {
             reason,
@@ -296,7 +291,7 @@ fn finish(
         }
         None => {
             ctx.failures().remove(&ObjectRef::from(object));
-            Ok(Action::requeue(jittered(success_requeue)))
+            Ok(Action::requeue(jittered(ctx.settings.resync_period)))
         }
     }
 }
@@ -601,7 +596,7 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
                 patch_status(api, object, &next, ctx).await?;
             }
             publish_problem_transition(ctx, object, &previous, Some(&problem)).await;
-            return finish(object, ctx, Some(problem), ctx.settings.resync_period);
+            return finish(object, ctx, Some(problem));
         }
     };
     publish(ctx, object, finished).await;

@@ -645,6 +645,6 @@ async fn error_policy_counts_per_object_and_success_resets() {
     error_policy(other.clone(), &error, h.ctx.clone());
     assert_eq!(h.ctx.failures().get(&ObjectRef::from(object.as_ref())), Some(&5));
     assert_eq!(h.ctx.failures().get(&ObjectRef::from(other.as_ref())), Some(&1));
-    let _ = finish(&object, &h.ctx, None, Duration::from_secs(1));
+    let _ = finish(&object, &h.ctx, None);
     assert_eq!(h.ctx.failures().get(&ObjectRef::from(object.as_ref())), None);
 }

@@ -23,6 +23,8 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 T0=$(date +%s.%N)
 
 alive() { local pid; pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+busy_message() { echo "port 127.0.0.1:$1 is in use by something this state dir did not start (another environment? stop it with its tests/env/down.sh, or set $2)"; }
 
 # ---------------------------------------------------------------- certificates (once)
 if [ ! -f "$PKI/admin.crt" ]; then
@@ -88,6 +90,7 @@ EOF
 
 # ---------------------------------------------------------------- etcd
 if ! alive "$STATE/run/etcd.pid"; then
+  port_busy "$ETCD_PORT" && die "$(busy_message "$ETCD_PORT" IAO_ETCD_PORT)"
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
   etcd --name iao-test --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -105,6 +108,7 @@ done
 
 # ---------------------------------------------------------------- kube-apiserver
 if ! alive "$STATE/run/kube-apiserver.pid"; then
+  port_busy "$API_PORT" && die "$(busy_message "$API_PORT" IAO_APISERVER_PORT)"
   log "starting kube-apiserver on https://127.0.0.1:$API_PORT"
   kube-apiserver \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
