@@ -28,65 +28,18 @@ IMAGES=$(( (COUNT + 1) / 2 ))   # the test Glance allows 2 members per image
 
 # -------------------------------------------------------------- fixtures (not measured)
 log "creating $((IMAGES * 2)) shared images (half for the baseline)"
-mapfile -t ALL_IMAGES < <(python3 - "$OSL_KEYSTONE_URL" "$OSL_GLANCE_URL" "$OSL_USER_PASSWORD" $((IMAGES * 2)) <<'PY'
-import json, sys, urllib.request
-ks, glance, password, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "owner-user", "domain": {"id": "default"}, "password": password}}},
-        "scope": {"project": {"name": "owner", "domain": {"id": "default"}}}}}
-r = opener.open(urllib.request.Request(ks + "/auth/tokens", json.dumps(body).encode(), {"Content-Type": "application/json"}))
-token = r.headers["X-Subject-Token"]
-for i in range(n):
-    req = urllib.request.Request(glance + "/v2/images", json.dumps({"name": f"bench-{i}", "visibility": "shared", "disk_format": "raw", "container_format": "bare"}).encode(),
-                                 {"Content-Type": "application/json", "X-Auth-Token": token})
-    print(json.loads(opener.open(req).read())["id"])
-PY
-)
+mapfile -t ALL_IMAGES < <("$ROOT/tests/env/glance.py" images $((IMAGES * 2)) bench)
 OPERATOR_IMAGES=("${ALL_IMAGES[@]:0:$IMAGES}")
 BASELINE_IMAGES=("${ALL_IMAGES[@]:$IMAGES}")
 MEMBERS=("$OSL_MEMBER1_PROJECT_ID" "$OSL_MEMBER2_PROJECT_ID")
 
 # -------------------------------------------------------------- baseline: a plain API client
 log "baseline: $COUNT memberships created one after the other by a plain client"
-BASELINE=$(python3 - "$OSL_KEYSTONE_URL" "$OSL_GLANCE_URL" "$OSL_USER_PASSWORD" "$COUNT" "${MEMBERS[@]}" "${BASELINE_IMAGES[@]}" <<'PY'
-import json, sys, time, urllib.request
-ks, glance, password, n, m1, m2 = sys.argv[1:7]
-images = sys.argv[7:]
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "owner-user", "domain": {"id": "default"}, "password": password}}},
-        "scope": {"project": {"name": "owner", "domain": {"id": "default"}}}}}
-start = time.monotonic()
-token = opener.open(urllib.request.Request(ks + "/auth/tokens", json.dumps(body).encode(), {"Content-Type": "application/json"})).headers["X-Subject-Token"]
-done = 0
-for image in images:
-    for member in (m1, m2):
-        if done == int(n):
-            break
-        req = urllib.request.Request(f"{glance}/v2/images/{image}/members", json.dumps({"member": member}).encode(),
-                                     {"Content-Type": "application/json", "X-Auth-Token": token, "Accept": "application/json"})
-        opener.open(req).read()
-        done += 1
-print(f"{time.monotonic() - start:.2f}")
-PY
-)
+BASELINE=$("$ROOT/tests/env/glance.py" share "$COUNT" "${MEMBERS[@]}" "${BASELINE_IMAGES[@]}")
 
 # -------------------------------------------------------------- the operator
 kubectl create namespace "$NS" >/dev/null
-CLOUDS=$(mktemp)
-cat > "$CLOUDS" <<YAML
-clouds:
-  owner:
-    auth:
-      auth_url: $OSL_KEYSTONE_URL
-      username: owner-user
-      password: $OSL_USER_PASSWORD
-      project_name: owner
-      user_domain_name: Default
-      project_domain_name: Default
-    region_name: RegionOne
-YAML
-kubectl -n "$NS" create secret generic openstack-credentials --from-file=clouds.yaml="$CLOUDS" >/dev/null
-rm -f "$CLOUDS"
+kubectl -n "$NS" create secret generic openstack-credentials --from-file=clouds.yaml="$IAO_CLOUDS_YAML" >/dev/null
 METRICS_PORT=18080
 KUBECONFIG=$IAO_OPERATOR_KUBECONFIG "$BIN" --watch-namespaces "$NS" --resync-period "${RESYNC}s" \
   --metrics-addr 127.0.0.1:$METRICS_PORT --health-addr 127.0.0.1:18081 > "$STATE/bench-operator.log" 2>&1 &

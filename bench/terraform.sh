@@ -33,23 +33,19 @@ export TF_CLI_CONFIG_FILE=$WORK/terraformrc TF_IN_AUTOMATION=1 CHECKPOINT_DISABL
 
 IMAGES=$(( (COUNT + 1) / 2 ))
 log "creating $IMAGES shared images"
-python3 - "$OSL_KEYSTONE_URL" "$OSL_GLANCE_URL" "$OSL_USER_PASSWORD" "$IMAGES" "$OSL_MEMBER1_PROJECT_ID" "$OSL_MEMBER2_PROJECT_ID" "$COUNT" > "$WORK/pairs.auto.tfvars.json" <<'PY'
-import json, sys, urllib.request
-ks, glance, password, n, m1, m2, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6], int(sys.argv[7])
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "owner-user", "domain": {"id": "default"}, "password": password}}},
-        "scope": {"project": {"name": "owner", "domain": {"id": "default"}}}}}
-token = opener.open(urllib.request.Request(ks + "/auth/tokens", json.dumps(body).encode(), {"Content-Type": "application/json"})).headers["X-Subject-Token"]
-pairs = {}
-for i in range(n):
-    req = urllib.request.Request(glance + "/v2/images", json.dumps({"name": f"tf-bench-{i}", "visibility": "shared", "disk_format": "raw", "container_format": "bare"}).encode(),
-                                 {"Content-Type": "application/json", "X-Auth-Token": token})
-    image = json.loads(opener.open(req).read())["id"]
-    for j, member in enumerate((m1, m2)):
-        if len(pairs) < count:
-            pairs[f"ia-{i}-{j}"] = {"image": image, "member": member}
-print(json.dumps({"pairs": pairs}))
-PY
+mapfile -t TF_IMAGES < <("$ROOT/tests/env/glance.py" images "$IMAGES" tf-bench)
+{
+  printf '{"pairs": {'
+  sep="" n=0
+  for image in "${TF_IMAGES[@]}"; do
+    for member in "$OSL_MEMBER1_PROJECT_ID" "$OSL_MEMBER2_PROJECT_ID"; do
+      [ "$n" -lt "$COUNT" ] || break
+      printf '%s"ia-%d": {"image": "%s", "member": "%s"}' "$sep" "$n" "$image" "$member"
+      sep=", " n=$((n + 1))
+    done
+  done
+  printf '}}\n'
+} > "$WORK/pairs.auto.tfvars.json"
 cat > "$WORK/main.tf" <<EOF
 terraform {
   required_providers {

@@ -19,27 +19,8 @@ say "Starting kube-apiserver + etcd and Keystone + Glance (first run builds the 
 # shellcheck disable=SC1091
 source "$STATE/env.sh"
 
-# A clouds.yaml for the demo projects (the openstack CLI reads it too).
-{
-  echo "clouds:"
-  for who in owner admin; do
-    if [ "$who" = admin ]; then user=admin; pass=$OSL_ADMIN_PASSWORD; project=admin
-    else user=owner-user; pass=$OSL_USER_PASSWORD; project=owner; fi
-    cat <<YAML
-  $who:
-    auth:
-      auth_url: $OSL_KEYSTONE_URL
-      username: $user
-      password: $pass
-      project_name: $project
-      user_domain_name: Default
-      project_domain_name: Default
-    region_name: RegionOne
-    interface: public
-YAML
-  done
-} > "$DEMO/clouds.yaml"
-export OS_CLIENT_CONFIG_FILE=$DEMO/clouds.yaml
+# tests/env/up.sh wrote a clouds.yaml for the test projects; the openstack CLI reads it too.
+export OS_CLIENT_CONFIG_FILE=$IAO_CLOUDS_YAML
 unset OS_AUTH_URL OS_USERNAME OS_PASSWORD OS_PROJECT_NAME OS_AUTH_TYPE OS_USER_DOMAIN_NAME OS_PROJECT_DOMAIN_NAME OS_REGION_NAME OS_INTERFACE
 
 say "Creating a shared image in Glance (as the owner project)"
@@ -53,7 +34,7 @@ echo "image $IMAGE"
 
 say "Credentials Secret and the example ImageAccess objects in namespace $NS"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-kubectl -n "$NS" create secret generic openstack-credentials --from-file=clouds.yaml="$DEMO/clouds.yaml" \
+kubectl -n "$NS" create secret generic openstack-credentials --from-file=clouds.yaml="$IAO_CLOUDS_YAML" \
   --dry-run=client -o yaml | kubectl apply -f -
 sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/bed6b6cbb86a4e2d8dc2735c2f1000e4/$OSL_MEMBER1_PROJECT_ID/" \
   "$ROOT/deploy/examples/imageaccess-share.yaml" | kubectl -n "$NS" apply -f -
@@ -78,7 +59,7 @@ The demo keeps running. Try:
   source $STATE/env.sh
   kubectl -n $NS describe ia share-golden-image
   curl -s localhost:8080/metrics | grep controller_runtime_reconcile_total
-  OS_CLIENT_CONFIG_FILE=$DEMO/clouds.yaml openstack --os-cloud owner image remove project $IMAGE $OSL_MEMBER1_PROJECT_ID
+  OS_CLIENT_CONFIG_FILE=$IAO_CLOUDS_YAML openstack --os-cloud owner image remove project $IMAGE $OSL_MEMBER1_PROJECT_ID
       (then watch the operator put it back within the 1-minute resync)
 Stop everything with: make demo-down
 MSG

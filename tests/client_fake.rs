@@ -305,3 +305,37 @@ async fn requests_are_counted_by_service_operation_and_code() {
     ));
     assert!(text.contains(r#"image_access_operator_keystone_authentications_total{result="success"} 1"#));
 }
+
+#[tokio::test]
+async fn sessions_nobody_holds_are_pruned_and_held_ones_kept() {
+    let s = setup(ClientSettings::default()).await;
+    let yaml = s.fake.clouds_yaml();
+    let cloud = |password: &str| {
+        let rotated = yaml.replacen(&format!("password: {PASSWORD}"), &format!("password: {password}"), 1);
+        Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud")
+    };
+    // Held by a caller: survives pruning even without a token.
+    let held = s.openstack.session(cloud("held")).expect("session");
+    // 100 rotations nobody holds any more (no token either): they must not pile up.
+    for i in 0..100 {
+        drop(s.openstack.session(cloud(&format!("rotated-{i}"))).expect("session"));
+    }
+    assert!(
+        s.openstack.session_count() <= 65,
+        "{} sessions kept",
+        s.openstack.session_count()
+    );
+    let again = s.openstack.session(cloud("held")).expect("session");
+    assert!(Arc::ptr_eq(&held, &again), "a held session is not dropped");
+}
+
+#[tokio::test]
+async fn a_cacert_that_is_not_pem_is_a_tls_settings_error() {
+    let s = setup(ClientSettings::default()).await;
+    for bad in [b"not a certificate".to_vec(), Vec::new()] {
+        let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", Some(bad)).expect("cloud");
+        let err = s.openstack.session(cloud).expect_err("refused");
+        assert!(matches!(err, OpenStackError::Tls(_)), "{err:?}");
+        assert!(!err.is_transient());
+    }
+}

@@ -8,33 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::RealOpenStack;
-use common::cluster::{Operator, TestNamespace, condition, eventually, is_ready, kubectl, kubectl_ok, manifest};
-use image_access_operator::api::{ImageAccess, MemberStatus};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn wait_ready(ns: &TestNamespace, name: &str) -> ImageAccess {
-    eventually(&format!("{name} Ready"), WAIT, || async {
-        ns.get(name).await.filter(is_ready)
-    })
-    .await
-}
-
-async fn wait_stalled(ns: &TestNamespace, name: &str) -> ImageAccess {
-    eventually(&format!("{name} Stalled"), WAIT, || async {
-        ns.get(name)
-            .await
-            .filter(|o| o.condition("Stalled").is_some_and(|c| c.status == "True"))
-    })
-    .await
-}
-
-async fn wait_gone(ns: &TestNamespace, name: &str) {
-    eventually(&format!("{name} deleted"), WAIT, || async {
-        ns.get(name).await.is_none().then_some(())
-    })
-    .await
-}
+use common::cluster::{Operator, TestNamespace, WAIT, condition, eventually, is_ready, kubectl, kubectl_ok, manifest};
+use image_access_operator::api::MemberStatus;
 
 #[tokio::test]
 async fn admission_refuses_bad_manifests_with_readable_messages() {
@@ -145,7 +120,7 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
         env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
     })
     .await;
-    let object = wait_ready(&ns, "share").await;
+    let object = ns.wait_ready("share").await;
     assert_eq!(
         object.status.and_then(|s| s.member_status),
         Some(MemberStatus::Accepted)
@@ -167,7 +142,7 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
         (old_gone && new.is_some_and(|m| m["status"] == "accepted")).then_some(())
     })
     .await;
-    let object = wait_ready(&ns, "share").await;
+    let object = ns.wait_ready("share").await;
     assert_eq!(
         object.status.and_then(|s| s.applied).map(|a| a.image_id),
         Some(next_image.clone())
@@ -178,7 +153,7 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
         &["delete", "ia", "share", "-n", &ns.name, "--wait=true", "--timeout=60s"],
         None,
     );
-    wait_gone(&ns, "share").await;
+    ns.wait_gone("share").await;
     assert!(
         env.member(&next_image, &member).await.is_none(),
         "membership removed on delete"
@@ -210,9 +185,9 @@ async fn orphan_policy_keeps_the_membership() {
         ))
         .success
     );
-    wait_ready(&ns, "keep").await;
+    ns.wait_ready("keep").await;
     kubectl_ok(&["delete", "ia", "keep", "-n", &ns.name, "--timeout=60s"], None);
-    wait_gone(&ns, "keep").await;
+    ns.wait_gone("keep").await;
     assert!(env.member(&image, &member).await.is_some(), "membership left in Glance");
 }
 
@@ -233,7 +208,7 @@ async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
         ))
         .success
     );
-    let object = wait_stalled(&ns, "owner-accepts").await;
+    let object = ns.wait_condition("owner-accepts", "Stalled").await;
     let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
     assert_eq!(reason, "StatusChangeForbidden");
     assert!(message.contains("remove spec.status"), "{message}");
@@ -277,7 +252,7 @@ async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
         ns.apply(&manifest("owner-accepts", &image, &member, "owner", ""))
             .success
     );
-    wait_ready(&ns, "owner-accepts").await;
+    ns.wait_ready("owner-accepts").await;
 }
 
 #[tokio::test]
@@ -291,7 +266,7 @@ async fn drift_in_glance_is_repaired_within_a_resync() {
         ns.apply(&manifest("drift", &image, &member, "admin", "  status: accepted\n"))
             .success
     );
-    wait_ready(&ns, "drift").await;
+    ns.wait_ready("drift").await;
 
     // Someone removes the member by hand → recreated (resync is 4 s here).
     let path = format!("/v2/images/{image}/members/{member}");
@@ -326,7 +301,7 @@ async fn private_image_and_member_quota_stall_with_reasons() {
         ns.apply(&manifest("private", &private, &env.member1_project_id, "owner", ""))
             .success
     );
-    let object = wait_stalled(&ns, "private").await;
+    let object = ns.wait_condition("private", "Stalled").await;
     let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
     assert_eq!(reason, "ImageNotShared");
     assert!(message.contains("openstack image set --shared"), "{message}");
@@ -349,7 +324,7 @@ async fn private_image_and_member_quota_stall_with_reasons() {
         ns.apply(&manifest("quota", &full, &env.member1_project_id, "owner", ""))
             .success
     );
-    let object = wait_stalled(&ns, "quota").await;
+    let object = ns.wait_condition("quota", "Stalled").await;
     assert_eq!(
         condition(&object, "Stalled").map(|c| c.1),
         Some("MemberQuotaExceeded".into())
@@ -360,8 +335,8 @@ async fn private_image_and_member_quota_stall_with_reasons() {
         &["delete", "ia", "private", "quota", "-n", &ns.name, "--timeout=60s"],
         None,
     );
-    wait_gone(&ns, "private").await;
-    wait_gone(&ns, "quota").await;
+    ns.wait_gone("private").await;
+    ns.wait_gone("quota").await;
 }
 
 #[tokio::test]
@@ -380,7 +355,7 @@ async fn wrong_password_stalls_and_a_fixed_secret_recovers_without_restart() {
         ns.apply(&manifest("auth", &image, &env.member1_project_id, "owner", ""))
             .success
     );
-    let object = wait_stalled(&ns, "auth").await;
+    let object = ns.wait_condition("auth", "Stalled").await;
     let (_, reason, message) = condition(&object, "Stalled").expect("Stalled");
     assert_eq!(reason, "AuthenticationFailed");
     assert!(!message.contains("not-the-password"), "no secret in conditions");
@@ -398,7 +373,7 @@ async fn wrong_password_stalls_and_a_fixed_secret_recovers_without_restart() {
     );
 
     ns.put_secret(&good).await;
-    wait_ready(&ns, "auth").await;
+    ns.wait_ready("auth").await;
     assert!(env.member(&image, &env.member1_project_id).await.is_some());
 }
 
@@ -417,8 +392,8 @@ async fn kstatus_reads_ready_as_current_and_stalled_as_failed() {
         ns.apply(&manifest("failed", &private, &env.member1_project_id, "owner", ""))
             .success
     );
-    wait_ready(&ns, "ready").await;
-    wait_stalled(&ns, "failed").await;
+    ns.wait_ready("ready").await;
+    ns.wait_condition("failed", "Stalled").await;
     for (name, expected) in [("ready", "Current"), ("failed", "Failed")] {
         let json = kubectl_ok(&["get", "ia", name, "-n", &ns.name, "-o", "json"], None);
         let out = std::process::Command::new("kstatus")

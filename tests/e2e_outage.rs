@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::RealOpenStack;
-use common::cluster::{Operator, TestNamespace, eventually, is_ready, kubectl_ok, manifest};
+use common::cluster::{Operator, TestNamespace, kubectl_ok, manifest};
 
 fn state_dir() -> String {
     std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR (source .e2e/env.sh)")
@@ -37,20 +37,12 @@ async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
     assert!(ns.apply(&manifest("outage", &image, &member, "owner", "")).success);
-    eventually("Ready", Duration::from_secs(60), || async {
-        ns.get("outage").await.filter(is_ready)
-    })
-    .await;
+    ns.wait_ready("outage").await;
 
     stop_glance();
     kubectl_ok(&["delete", "ia", "outage", "-n", &ns.name, "--wait=false"], None);
     // It stays, retrying, and says so.
-    let object = eventually("Reconciling while Glance is down", Duration::from_secs(30), || async {
-        ns.get("outage")
-            .await
-            .filter(|o| o.condition("Reconciling").is_some_and(|c| c.status == "True"))
-    })
-    .await;
+    let object = ns.wait_condition("outage", "Reconciling").await;
     assert!(object.metadata.deletion_timestamp.is_some());
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
@@ -59,13 +51,10 @@ async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
     );
 
     start_glance();
-    eventually("deleted once Glance is back", Duration::from_secs(60), || async {
-        ns.get("outage").await.is_none().then_some(())
-    })
-    .await;
+    ns.wait_gone("outage").await;
     assert!(
         env.member(&image, &member).await.is_none(),
-        "membership removed: {}",
-        operator.log().len()
+        "membership removed once Glance is back: {}",
+        operator.log()
     );
 }

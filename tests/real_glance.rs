@@ -203,3 +203,39 @@ async fn a_region_the_catalog_lacks_is_a_clear_error() {
         "{text}"
     );
 }
+
+/// The Secret's `cacert` and `verify: false` reach the TLS client. The test apiserver is the
+/// TLS endpoint at hand (with our own CA): reaching it at all means TLS was accepted.
+#[tokio::test]
+async fn tls_settings_from_the_secret_are_used() {
+    let state = std::env::var("IAO_E2E_STATE").expect("IAO_E2E_STATE (source .e2e/env.sh)");
+    let ca = std::fs::read(format!("{state}/kube/pki/ca.crt")).expect("test CA");
+    let port = std::env::var("IAO_APISERVER_PORT").unwrap_or_else(|_| "16443".into());
+    let yaml = |verify: &str| {
+        format!(
+            "clouds:\n  tls:\n    auth:\n      auth_url: https://127.0.0.1:{port}\n      username: u\n      password: p\n      project_name: x\n      domain_name: Default\n{verify}"
+        )
+    };
+    let attempt = |yaml: String, ca: Option<Vec<u8>>| async move {
+        let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
+        let cloud = Cloud::from_clouds_yaml(&yaml, "tls", ca).expect("cloud");
+        openstack
+            .session(cloud)
+            .expect("session")
+            .glance(None)
+            .await
+            .expect_err("not a Keystone")
+    };
+    let unknown_ca = attempt(yaml(""), None).await;
+    assert!(matches!(unknown_ca, OpenStackError::Transport { .. }), "{unknown_ca}");
+    let with_ca = attempt(yaml(""), Some(ca)).await;
+    assert!(
+        matches!(with_ca, OpenStackError::Http { .. }),
+        "the CA from the Secret is trusted: {with_ca}"
+    );
+    let unverified = attempt(yaml("    verify: false\n"), None).await;
+    assert!(
+        matches!(unverified, OpenStackError::Http { .. }),
+        "verify: false: {unverified}"
+    );
+}

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use common::RealOpenStack;
 use common::cluster::{
-    Operator, TestNamespace, eventually, is_ready, kubectl_ok, manifest, metric_value, service_account_kubeconfig,
-    unique,
+    Operator, TestNamespace, WAIT, eventually, kubectl_ok, manifest, metric_value, service_account_kubeconfig, unique,
+    with_labels,
 };
-
-const WAIT: Duration = Duration::from_secs(60);
 
 fn helm_install(release: &str, namespace: &str, sets: &[String]) {
     let mut args = vec![
@@ -45,22 +43,12 @@ fn helm_install(release: &str, namespace: &str, sets: &[String]) {
 async fn lifecycle(env: &RealOpenStack, ns: &TestNamespace, name: &str, labels: &str) -> String {
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
-    let mut yaml = manifest(name, &image, &member, "owner", "");
-    if !labels.is_empty() {
-        yaml = yaml.replacen("metadata:\n", &format!("metadata:\n  labels: {{{labels}}}\n"), 1);
-    }
-    let out = ns.apply(&yaml);
+    let out = ns.apply(&with_labels(&manifest(name, &image, &member, "owner", ""), labels));
     assert!(out.success, "{}", out.stderr);
-    eventually(&format!("{name} Ready"), WAIT, || async {
-        ns.get(name).await.filter(is_ready)
-    })
-    .await;
+    ns.wait_ready(name).await;
     assert!(env.member(&image, &member).await.is_some());
     kubectl_ok(&["delete", "ia", name, "-n", &ns.name, "--wait=false"], None);
-    eventually(&format!("{name} deleted"), WAIT, || async {
-        ns.get(name).await.is_none().then_some(())
-    })
-    .await;
+    ns.wait_gone(name).await;
     assert!(
         env.member(&image, &member).await.is_none(),
         "membership removed with the object"
@@ -189,7 +177,7 @@ async fn a_standby_takes_over_when_the_leader_stops() {
         ns.apply(&manifest("one", &image, &env.member1_project_id, "owner", ""))
             .success
     );
-    eventually("one Ready", WAIT, || async { ns.get("one").await.filter(is_ready) }).await;
+    ns.wait_ready("one").await;
     let reconciles = r#"controller_runtime_reconcile_total{controller="imageaccess",result="success"}"#;
     assert_eq!(second.metric(reconciles).await, 0.0, "the standby did nothing");
     assert_eq!(holder(), "first");
@@ -203,7 +191,7 @@ async fn a_standby_takes_over_when_the_leader_stops() {
         ns.apply(&manifest("two", &image, &env.member2_project_id, "owner", ""))
             .success
     );
-    eventually("two Ready", WAIT, || async { ns.get("two").await.filter(is_ready) }).await;
+    ns.wait_ready("two").await;
     assert!(second.metric(reconciles).await > 0.0);
     assert!(second.is_running());
 }
@@ -215,20 +203,12 @@ async fn two_instances_on_disjoint_selectors_each_handle_only_their_own() {
     let a = Operator::start(&ns.name, &["--label-selector", "shard=a", "--instance", "shard-a"]);
     let b = Operator::start(&ns.name, &["--label-selector", "shard=b", "--instance", "shard-b"]);
     let image = env.create_image("shared").await;
-    let with_label = |name: &str, member: &str, shard: &str| {
-        manifest(name, &image, member, "owner", "").replacen(
-            "metadata:\n",
-            &format!("metadata:\n  labels: {{shard: {shard}}}\n"),
-            1,
-        )
-    };
-    assert!(ns.apply(&with_label("for-a", &env.member1_project_id, "a")).success);
-    assert!(ns.apply(&with_label("for-b", &env.member2_project_id, "b")).success);
+    let for_a = manifest("for-a", &image, &env.member1_project_id, "owner", "");
+    let for_b = manifest("for-b", &image, &env.member2_project_id, "owner", "");
+    assert!(ns.apply(&with_labels(&for_a, "shard: a")).success);
+    assert!(ns.apply(&with_labels(&for_b, "shard: b")).success);
     for name in ["for-a", "for-b"] {
-        eventually(&format!("{name} Ready"), WAIT, || async {
-            ns.get(name).await.filter(is_ready)
-        })
-        .await;
+        ns.wait_ready(name).await;
     }
     let creates =
         r#"image_access_operator_openstack_requests_total{service="image",operation="create_member",code="200"}"#;

@@ -31,6 +31,7 @@ struct MemberList {
 pub struct Glance {
     session: Arc<Session>,
     endpoint: Url,
+    /// For `Debug`: which region's endpoint this is.
     region: Option<String>,
 }
 
@@ -50,15 +51,6 @@ impl Glance {
             endpoint,
             region,
         }
-    }
-
-    /// The region this endpoint was chosen for (the spec's, else the cloud's), if any.
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
-    }
-
-    pub fn endpoint(&self) -> &Url {
-        &self.endpoint
     }
 
     /// `GET /v2/images/{image}/members/{member}`; a 404 means no such member (or image).

@@ -46,6 +46,10 @@ impl Default for ClientSettings {
 #[derive(Clone)]
 pub struct OpenStack {
     sessions: Arc<Mutex<HashMap<[u8; 32], Arc<Session>>>>,
+    /// HTTP clients by TLS settings (CA bundle, verify): building one loads the system's root
+    /// certificates, and sharing one shares its connection pool, so credential sets with the
+    /// same TLS settings share a client.
+    clients: Arc<Mutex<HashMap<[u8; 32], reqwest::Client>>>,
     settings: ClientSettings,
     metrics: Arc<Metrics>,
 }
@@ -57,6 +61,7 @@ impl OpenStack {
     pub fn new(settings: ClientSettings, metrics: Arc<Metrics>) -> Self {
         OpenStack {
             sessions: Arc::default(),
+            clients: Arc::default(),
             settings,
             metrics,
         }
@@ -72,29 +77,30 @@ impl OpenStack {
         if sessions.len() >= SESSION_PRUNE_THRESHOLD {
             sessions.retain(|_, s| Arc::strong_count(s) > 1 || s.holds_live_token());
         }
-        let session = Arc::new(Session::new(cloud, self.settings.clone(), self.metrics.clone())?);
+        let http = self.http_client(&cloud)?;
+        let session = Arc::new(Session {
+            cloud,
+            http,
+            token: tokio::sync::Mutex::new(None),
+            settings: self.settings.clone(),
+            metrics: self.metrics.clone(),
+        });
         sessions.insert(key, session.clone());
         Ok(session)
     }
 
-    /// Number of sessions held (for tests of the cache).
-    pub fn session_count(&self) -> usize {
-        self.sessions.lock().map(|s| s.len()).unwrap_or_default()
-    }
-}
-
-/// One set of credentials: its HTTP client and its token.
-pub struct Session {
-    cloud: Cloud,
-    http: reqwest::Client,
-    /// Held across a Keystone request, so concurrent callers share one authentication.
-    token: tokio::sync::Mutex<Option<Arc<Token>>>,
-    settings: ClientSettings,
-    metrics: Arc<Metrics>,
-}
-
-impl Session {
-    fn new(cloud: Cloud, settings: ClientSettings, metrics: Arc<Metrics>) -> Result<Self, OpenStackError> {
+    /// The HTTP client for the cloud's TLS settings, built once per distinct settings.
+    fn http_client(&self, cloud: &Cloud) -> Result<reqwest::Client, OpenStackError> {
+        let mut material = cloud.ca_cert.clone().unwrap_or_default();
+        material.push(u8::from(cloud.verify_tls));
+        let digest = ring::digest::digest(&ring::digest::SHA256, &material);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        let mut clients = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let settings = &self.settings;
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(settings.request_timeout)
@@ -113,16 +119,37 @@ impl Session {
         if !cloud.verify_tls {
             builder = builder.danger_accept_invalid_certs(true);
         }
-        let http = builder.build().map_err(|e| OpenStackError::Tls(e.to_string()))?;
-        Ok(Session {
-            cloud,
-            http,
-            token: tokio::sync::Mutex::new(None),
-            settings,
-            metrics,
-        })
+        let client = builder.build().map_err(|e| OpenStackError::Tls(e.to_string()))?;
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
+    /// Number of sessions held.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or_default()
+    }
+}
+
+/// One set of credentials: its HTTP client and its token.
+pub struct Session {
+    cloud: Cloud,
+    http: reqwest::Client,
+    /// Held across a Keystone request, so concurrent callers share one authentication.
+    token: tokio::sync::Mutex<Option<Arc<Token>>>,
+    settings: ClientSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The cloud's Debug hides its secrets; the token is left out.
+        f.debug_struct("Session")
+            .field("cloud", &self.cloud)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
     pub fn cloud(&self) -> &Cloud {
         &self.cloud
     }

@@ -130,13 +130,50 @@ impl TestNamespace {
     pub async fn get(&self, name: &str) -> Option<ImageAccess> {
         self.api().get_opt(name).await.expect("get")
     }
+
+    /// Waits until `name` is Ready for its current generation.
+    pub async fn wait_ready(&self, name: &str) -> ImageAccess {
+        eventually(&format!("{name} Ready"), WAIT, || async {
+            self.get(name).await.filter(is_ready)
+        })
+        .await
+    }
+
+    /// Waits until `name` has the condition `type_` True.
+    pub async fn wait_condition(&self, name: &str, type_: &str) -> ImageAccess {
+        eventually(&format!("{name} {type_}"), WAIT, || async {
+            self.get(name)
+                .await
+                .filter(|o| o.condition(type_).is_some_and(|c| c.status == "True"))
+        })
+        .await
+    }
+
+    /// Waits until `name` no longer exists (its finalizer is gone).
+    pub async fn wait_gone(&self, name: &str) {
+        eventually(&format!("{name} deleted"), WAIT, || async {
+            self.get(name).await.is_none().then_some(())
+        })
+        .await
+    }
 }
+
+/// How long the end-to-end tests wait for the operator.
+pub const WAIT: Duration = Duration::from_secs(60);
 
 /// An ImageAccess manifest as a user writes it.
 pub fn manifest(name: &str, image: &str, member: &str, cloud: &str, extra_spec: &str) -> String {
     format!(
         "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: {name}\nspec:\n  imageId: {image}\n  memberId: {member}\n  cloudCredentialsRef:\n    secretName: {SECRET}\n    cloudName: {cloud}\n{extra_spec}"
     )
+}
+
+/// `manifest` with `labels` (YAML flow-map entries, e.g. `shard: a`) on the object.
+pub fn with_labels(manifest: &str, labels: &str) -> String {
+    if labels.is_empty() {
+        return manifest.to_string();
+    }
+    manifest.replacen("metadata:\n", &format!("metadata:\n  labels: {{{labels}}}\n"), 1)
 }
 
 /// Polls `check` every 200 ms until it returns Some, or panics with `what` after `timeout`.

@@ -31,6 +31,20 @@ t2=$(t); log "Keystone + Glance and kube-apiserver ready in $((t2 - t1))s"
 } > "$STATE/env.sh"
 # shellcheck disable=SC1091
 source "$STATE/env.sh"
+# A clouds.yaml for the test projects (owner, member1, member2, admin): the demo's Secret, the
+# benchmark's, and the openstack CLI's (OS_CLIENT_CONFIG_FILE).
+{
+  echo "clouds:"
+  for who in owner member1 member2 admin; do
+    if [ "$who" = admin ]; then user=admin pass=$OSL_ADMIN_PASSWORD
+    else user=$who-user pass=$OSL_USER_PASSWORD; fi
+    printf '  %s:\n    auth:\n      auth_url: %s\n      username: %s\n      password: %s\n      project_name: %s\n' \
+      "$who" "$OSL_KEYSTONE_URL" "$user" "$pass" "$who"
+    printf '      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n'
+  done
+} > "$STATE/clouds.yaml"
+chmod 600 "$STATE/clouds.yaml"
+echo "export IAO_CLOUDS_YAML='$STATE/clouds.yaml'" >> "$STATE/env.sh"
 kubectl apply --server-side -f "$ROOT/crds/" >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/imageaccesses.glance.viettelidc.com.vn >/dev/null
 log "environment ready in $(( $(t) - t0 ))s: source $STATE/env.sh"
