@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 pub const GROUP: &str = "glance.viettelidc.com.vn";
 /// Finalizer that holds an object until its Glance membership is removed.
 pub const FINALIZER: &str = "glance.viettelidc.com.vn/cleanup";
+/// The membership an object has claimed, written (with [`FINALIZER`]) before the first Glance
+/// call that could create it: if the operator stops before the status records the result, the
+/// deletion still knows what to remove. JSON of a [`Membership`].
+pub const CLAIM_ANNOTATION: &str = "glance.viettelidc.com.vn/membership";
 
 /// Desired state of one Glance image membership: the image `imageId` shared with `memberId`.
 // kube-derive takes one `printcolumn(...)` per column; clippy mistakes them for duplicates.
@@ -52,11 +56,12 @@ pub const FINALIZER: &str = "glance.viettelidc.com.vn/cleanup";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageAccessSpec {
-    /// ID (a UUID) of the Glance image to share. The image must have visibility `shared`, and
-    /// the credentials must belong to its owner project (or an admin). Changing it replaces
-    /// the membership: the old image stops being shared with the member.
+    /// ID of the Glance image to share, as Glance shows it: a lowercase UUID with dashes. The
+    /// image must have visibility `shared`, and the credentials must belong to its owner
+    /// project (or an admin). Changing it replaces the membership: the old image stops being
+    /// shared with the member.
     #[schemars(length(max = 36))]
-    #[schemars(extend("format" = "uuid"))]
+    #[x_kube(validation = kube::core::Rule::new(IMAGE_ID_RULE).message(kube::core::Message::Expression(IMAGE_ID_MESSAGE.into())))]
     pub image_id: String,
 
     /// ID of the project the image is shared with (the consumer). Glance accepts any string and
@@ -86,6 +91,31 @@ pub struct ImageAccessSpec {
     /// Glance, Orphan leaves it in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+}
+
+/// Glance's form of an image ID. Glance stores IDs lowercase with dashes and answers 404 for
+/// any other spelling, so another spelling is refused at admission instead of looping on
+/// ImageNotFound.
+const IMAGE_ID_RULE: &str = "self.matches('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')";
+/// The refusal shows the value in the expected form when it is a UUID spelled otherwise.
+const IMAGE_ID_MESSAGE: &str = "self.lowerAscii().matches('^[0-9a-f]{32}$') ? 'imageId must be written as Glance shows it, lowercase with dashes: ' + self.lowerAscii().substring(0, 8) + '-' + self.lowerAscii().substring(8, 12) + '-' + self.lowerAscii().substring(12, 16) + '-' + self.lowerAscii().substring(16, 20) + '-' + self.lowerAscii().substring(20, 32) : (self.lowerAscii().matches('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') ? 'imageId must be written as Glance shows it, lowercase with dashes: ' + self.lowerAscii() : 'imageId must be a Glance image ID: a lowercase UUID with dashes, such as 6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10 (openstack image list shows it)')";
+
+/// The image ID in Glance's form (lowercase, dashed), whatever the spelling: objects stored
+/// before admission refused other spellings still name the right image.
+pub fn normalize_image_id(id: &str) -> String {
+    let lower = id.trim().to_ascii_lowercase();
+    if lower.len() == 32 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
+        format!(
+            "{}-{}-{}-{}-{}",
+            &lower[0..8],
+            &lower[8..12],
+            &lower[12..16],
+            &lower[16..20],
+            &lower[20..32]
+        )
+    } else {
+        lower
+    }
 }
 
 /// A clouds.yaml in a Secret, and the cloud in it to use.
@@ -181,7 +211,7 @@ pub struct ImageAccessStatus {
 }
 
 /// Identity of one membership in one Glance: the image, the member and the region.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// Glance image ID.
@@ -206,13 +236,92 @@ impl std::fmt::Display for Membership {
     }
 }
 
+impl Membership {
+    /// Whether `self` and `other` are the same membership. A region that is unknown on either
+    /// side (an object that names none and has not resolved its cloud's yet) matches any.
+    pub fn overlaps(&self, other: &Membership) -> bool {
+        self.image_id == other.image_id
+            && self.member_id == other.member_id
+            && match (&self.region, &other.region) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
 impl ImageAccess {
     pub fn deletion_policy(&self) -> DeletionPolicy {
         self.spec.deletion_policy.unwrap_or_default()
     }
 
+    /// The membership the spec names, before the cloud's default region is known.
+    pub fn named_membership(&self) -> Membership {
+        Membership {
+            image_id: normalize_image_id(&self.spec.image_id),
+            member_id: self.spec.member_id.clone(),
+            region: self.spec.region.clone(),
+        }
+    }
+
+    /// The membership this object claimed before calling Glance (see [`CLAIM_ANNOTATION`]).
+    pub fn claim(&self) -> Option<Membership> {
+        let text = self.metadata.annotations.as_ref()?.get(CLAIM_ANNOTATION)?;
+        serde_json::from_str(text).ok()
+    }
+
+    /// The membership the status records as applied.
+    pub fn applied(&self) -> Option<&Membership> {
+        self.status.as_ref()?.applied.as_ref()
+    }
+
+    /// Whether this object holds `membership`: claimed it, or has it applied.
+    pub fn holds(&self, membership: &Membership) -> bool {
+        self.claim().as_ref() == Some(membership) || self.applied() == Some(membership)
+    }
+
+    pub fn has_finalizer(&self) -> bool {
+        self.metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+    }
+
+    pub fn is_deleting(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
+
     /// The condition of the given type, if the status has one.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_are_normalized_to_glances_form() {
+        let canonical = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+        assert_eq!(normalize_image_id(canonical), canonical);
+        assert_eq!(normalize_image_id("6C0A1E2B-2B1E-4F58-9A53-4F0C7F1C2A10"), canonical);
+        assert_eq!(normalize_image_id("6c0a1e2b2b1e4f589a534f0c7f1c2a10"), canonical);
+        assert_eq!(normalize_image_id("not-a-uuid"), "not-a-uuid");
+    }
+
+    #[test]
+    fn an_unknown_region_overlaps_any() {
+        let m = |region: Option<&str>| Membership {
+            image_id: "i".into(),
+            member_id: "m".into(),
+            region: region.map(str::to_string),
+        };
+        assert!(m(Some("R1")).overlaps(&m(Some("R1"))));
+        assert!(!m(Some("R1")).overlaps(&m(Some("R2"))));
+        assert!(m(None).overlaps(&m(Some("R2"))));
+        assert!(!m(None).overlaps(&Membership {
+            member_id: "other".into(),
+            ..m(None)
+        }));
     }
 }

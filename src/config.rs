@@ -71,7 +71,9 @@ pub struct Config {
     pub leader_election_id: String,
 
     /// Seconds a leader's Lease stays valid without renewal: how long a standby waits after the
-    /// leader dies.
+    /// leader dies. A leader that cannot renew for two thirds of it stops reconciling (and
+    /// exits), so it never acts after a standby may have taken over; on SIGTERM it releases the
+    /// Lease and a standby takes over at once.
     #[arg(long, env = "IAO_LEASE_DURATION", default_value_t = 15)]
     pub lease_duration_seconds: u64,
 

@@ -1,75 +1,263 @@
-//! Leader election on a Lease (kube-lease-manager): standby replicas wait; the leader runs the
-//! controller; a leader that loses its Lease stops, so that two never reconcile at once.
+//! Leader election on a Lease, as client-go's leaderelection does it: standby replicas wait;
+//! the leader runs the controllers and renews the Lease; a leader that could not renew for the
+//! renew deadline (shorter than the lease) stops before a standby may take over, so two never
+//! reconcile at once; a leader that stops on purpose releases the Lease so a standby takes over
+//! at once instead of waiting the lease out.
+//!
+//! Expiry is judged by this process's own clock from the moment it saw the record change
+//! (client-go's observedTime), never by comparing another host's timestamps with ours.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use kube_lease_manager::LeaseManagerBuilder;
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::Api;
+use kube::api::{ObjectMeta, PostParams};
+
+use crate::runtime::FIELD_MANAGER;
 
 pub struct Election {
     pub namespace: String,
     pub lease_name: String,
     pub identity: String,
-    pub lease_duration_seconds: u64,
+    /// How long a Lease stays valid without renewal: a standby waits this long after the
+    /// leader's last renewal.
+    pub lease_duration: Duration,
+}
+
+impl Election {
+    /// The leader gives up if it could not renew for this long: two thirds of the lease, as
+    /// client-go's defaults (15 s lease, 10 s deadline).
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease_duration * 2 / 3
+    }
+
+    /// How often the leader renews and a standby tries (client-go: 2 s of a 15 s lease).
+    pub fn retry_period(&self) -> Duration {
+        (self.lease_duration * 2 / 15).max(Duration::from_millis(200))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
-    #[error("leader election on Lease {namespace}/{name} failed: {source}")]
-    Lease {
+    #[error(
+        "could not renew the leader Lease {namespace}/{name} for {deadline:?}; stopping before a standby may take over, so that only one instance reconciles"
+    )]
+    Lost {
         namespace: String,
         name: String,
-        #[source]
-        source: kube_lease_manager::LeaseManagerError,
+        deadline: Duration,
     },
-    #[error("lost the leader Lease; stopping so that only one instance reconciles")]
-    Lost,
 }
 
-/// Waits for the Lease, then runs `work` until it ends or the Lease is lost. While standing by,
-/// `ready` is true (a standby is healthy); once leading, `work` sets it when its cache syncs.
+/// What a standby saw of the Lease last, and when (by its own clock).
+struct Observed {
+    record: Option<(Option<String>, Option<MicroTime>)>,
+    at: Instant,
+}
+
+struct Elector {
+    api: Api<Lease>,
+    election: Election,
+    observed: Observed,
+}
+
+impl Elector {
+    fn spec(&self, previous: Option<&LeaseSpec>) -> LeaseSpec {
+        let now = MicroTime(jiff::Timestamp::now());
+        let mine = previous.and_then(|p| p.holder_identity.as_deref()) == Some(self.election.identity.as_str());
+        LeaseSpec {
+            holder_identity: Some(self.election.identity.clone()),
+            lease_duration_seconds: Some(self.election.lease_duration.as_secs().max(1) as i32),
+            acquire_time: if mine {
+                previous.and_then(|p| p.acquire_time.clone())
+            } else {
+                Some(now.clone())
+            },
+            renew_time: Some(now),
+            lease_transitions: Some(
+                previous.and_then(|p| p.lease_transitions).unwrap_or(0) + i32::from(!mine && previous.is_some()),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// Takes or renews the Lease if it is ours, free or expired. `Ok(false)`: someone else
+    /// holds it.
+    async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+        let name = self.election.lease_name.clone();
+        let Some(mut lease) = self.api.get_opt(&name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(name),
+                    namespace: Some(self.election.namespace.clone()),
+                    ..Default::default()
+                },
+                spec: Some(self.spec(None)),
+            };
+            return match self.api.create(&self.post_params(), &lease).await {
+                Ok(_) => Ok(true),
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+                Err(e) => Err(e),
+            };
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
+        let record = Some((holder.clone(), spec.renew_time.clone()));
+        if record != self.observed.record {
+            self.observed = Observed {
+                record,
+                at: Instant::now(),
+            };
+        }
+        let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
+        let expired = self.observed.at.elapsed() >= duration;
+        let mine = holder.as_deref() == Some(self.election.identity.as_str());
+        if holder.is_some() && !mine && !expired {
+            return Ok(false);
+        }
+        lease.spec = Some(self.spec(Some(&spec)));
+        match self.api.replace(&self.election.lease_name, &self.post_params(), &lease).await {
+            Ok(_) => Ok(true),
+            // Someone else wrote it first.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the Lease up (holder cleared, 1 s duration, as client-go's ReleaseOnCancel).
+    async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.election.lease_name).await? else {
+            return Ok(());
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.election.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
+        lease.spec = Some(spec);
+        self.api
+            .replace(&self.election.lease_name, &self.post_params(), &lease)
+            .await
+            .map(|_| ())
+    }
+
+    fn post_params(&self) -> PostParams {
+        PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Waits for the Lease (or for `shutdown`), then runs `work` while renewing it. `work` must end
+/// when `shutdown` resolves (graceful: in-flight reconciles finish); the Lease is then released.
+/// If the Lease cannot be renewed for the renew deadline, `work` is dropped at once and
+/// [`LeaderError::Lost`] returned. While standing by, `ready` is true (a standby is healthy);
+/// once leading, `work` sets it when its caches sync.
 pub async fn run_as_leader<F: Future<Output = ()>>(
     client: kube::Client,
     election: Election,
     ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()>,
     work: impl FnOnce() -> F,
 ) -> Result<(), LeaderError> {
-    let lease_error = |source| LeaderError::Lease {
+    let retry = election.retry_period();
+    let deadline = election.renew_deadline();
+    let lost = LeaderError::Lost {
         namespace: election.namespace.clone(),
         name: election.lease_name.clone(),
-        source,
+        deadline,
     };
-    // Renew a third of the way before expiry, as client-go's defaults do (15 s lease, 10 s renew).
-    let grace = (election.lease_duration_seconds / 3).max(1);
-    let manager = LeaseManagerBuilder::new(client, &election.lease_name)
-        .with_namespace(&election.namespace)
-        .with_identity(&election.identity)
-        .with_duration(election.lease_duration_seconds)
-        .with_grace(grace)
-        .with_field_manager("image-access-operator")
-        .build()
-        .await
-        .map_err(lease_error)?;
-    let (mut leading, _task) = manager.watch().await;
+    let mut elector = Elector {
+        api: Api::namespaced(client, &election.namespace),
+        observed: Observed {
+            record: None,
+            at: Instant::now(),
+        },
+        election,
+    };
     ready.store(true, Ordering::Relaxed);
-    tracing::info!(lease = %election.lease_name, identity = %election.identity, "standing by for the leader Lease");
-    while !*leading.borrow_and_update() {
-        if leading.changed().await.is_err() {
-            return Err(LeaderError::Lost);
+    tracing::info!(lease = %elector.election.lease_name, identity = %elector.election.identity, "standing by for the leader Lease");
+    tokio::pin!(shutdown);
+    loop {
+        let attempt = tokio::time::timeout(retry.max(Duration::from_secs(1)) * 5, elector.try_acquire_or_renew());
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            result = attempt => match result {
+                Ok(Ok(true)) => break,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "leader election: could not read or take the Lease"),
+                Err(_) => tracing::warn!("leader election: the API server did not answer in time"),
+            },
+        }
+        tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            () = tokio::time::sleep(retry) => {}
         }
     }
-    tracing::info!(identity = %election.identity, "became the leader");
+    tracing::info!(identity = %elector.election.identity, "became the leader");
     ready.store(false, Ordering::Relaxed);
-    let lost = async {
+
+    let mut last_renewed = Instant::now();
+    let renewing = async {
         loop {
-            if leading.changed().await.is_err() || !*leading.borrow_and_update() {
+            tokio::time::sleep(retry).await;
+            // Each attempt is bounded by what is left of the deadline.
+            let left = deadline.saturating_sub(last_renewed.elapsed());
+            match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewed = Instant::now(),
+                Ok(Ok(false)) => {
+                    tracing::error!("another instance holds the leader Lease");
+                    return;
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "could not renew the leader Lease"),
+                Err(_) => {}
+            }
+            if last_renewed.elapsed() >= deadline {
                 return;
             }
         }
     };
-    tokio::select! {
-        () = work() => Ok(()),   // dropping `leading` releases the Lease for a standby
-        () = lost => Err(LeaderError::Lost),
+    let outcome = {
+        let work = work();
+        tokio::pin!(work);
+        tokio::pin!(renewing);
+        tokio::select! {
+            () = &mut work => Ok(()),
+            () = &mut renewing => Err(lost),
+        }
+    };
+    match &outcome {
+        Ok(()) => match tokio::time::timeout(Duration::from_secs(5), elector.release()).await {
+            Ok(Ok(())) => tracing::info!("released the leader Lease"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader Lease; a standby waits for it to expire"),
+            Err(_) => tracing::warn!("releasing the leader Lease timed out; a standby waits for it to expire"),
+        },
+        Err(e) => tracing::error!("{e}"),
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leader_gives_up_well_before_a_standby_may_take_over() {
+        let election = Election {
+            namespace: "ns".into(),
+            lease_name: "l".into(),
+            identity: "me".into(),
+            lease_duration: Duration::from_secs(15),
+        };
+        assert_eq!(election.renew_deadline(), Duration::from_secs(10));
+        assert_eq!(election.retry_period(), Duration::from_secs(2));
+        assert!(election.renew_deadline() + election.retry_period() < election.lease_duration);
     }
 }

@@ -9,9 +9,11 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod credentials;
 pub mod leader;
 pub mod metrics;
 pub mod openstack;
+pub mod runtime;
 pub mod server;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

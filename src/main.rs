@@ -3,22 +3,43 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use clap::Parser;
 use image_access_operator::api::ImageAccess;
 use image_access_operator::config::Config;
-use image_access_operator::controller::{self, Context, Settings, WatchScope};
+use image_access_operator::controller::{self, Context, Settings};
+use image_access_operator::credentials::hold_finalizer;
 use image_access_operator::leader::{Election, run_as_leader};
+use image_access_operator::runtime::WatchScope;
 use image_access_operator::metrics::Metrics;
 use image_access_operator::openstack::{ClientSettings, OpenStack};
 use image_access_operator::{server, telemetry};
 use kube::runtime::events::Reporter;
 use kube::{Api, CustomResourceExt};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
     let config = Config::parse();
     telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: the message is written for a person.
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach Kubernetes ({e}): run in a pod with a service account, or set KUBECONFIG")
     })?;
@@ -36,15 +57,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         resync_period: config.resync_period,
         stalled_recheck: config.stalled_recheck,
         backoff_max: config.max_backoff,
+        concurrency: config.concurrency,
         ..Default::default()
     };
     let reporter = Reporter {
         controller: "image-access-operator".into(),
         instance: config.instance.clone(),
     };
-    let ctx = Arc::new(Context::new(client, openstack, metrics.clone(), settings, reporter));
+    let hold = hold_finalizer(config.label_selector.as_deref());
+    let ctx = Arc::new(Context::new(client, openstack, metrics.clone(), settings, reporter, hold));
     let ready = Arc::new(AtomicBool::new(false));
-    let ready_for_election = ready.clone();
 
     let health = tokio::spawn(server::serve(config.health_addr, server::health_router(ready.clone())));
     let metrics_server = tokio::spawn(server::serve(config.metrics_addr, server::metrics_router(metrics)));
@@ -60,16 +82,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         label_selector: config.label_selector.clone(),
     };
     let client = ctx.client.clone();
-    let work = move || controller::run(ctx, scope, config.concurrency, ready.clone(), shutdown_signal());
+    // One signal, seen by whoever is waiting: the standby loop, or the controllers.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing the reconciles in flight");
+        let _ = stop.send(true);
+    });
+    let stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let work_ready = ready.clone();
+    let work_stopped = stopped.clone();
+    let work = move || controller::run(ctx, scope, work_ready, work_stopped());
     let operator = async {
         if config.leader_elect {
             let election = Election {
                 namespace: config.leader_election_namespace.clone(),
                 lease_name: config.leader_election_id.clone(),
                 identity: config.instance.clone().unwrap_or_else(default_identity),
-                lease_duration_seconds: config.lease_duration_seconds,
+                lease_duration: Duration::from_secs(config.lease_duration_seconds),
             };
-            run_as_leader(client, election, ready_for_election, work).await
+            run_as_leader(client, election, ready, stopped(), work).await
         } else {
             work().await;
             Ok(())
@@ -77,11 +114,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     tokio::select! {
         result = operator => result?,
-        result = health => return Err(format!("health server stopped: {result:?}").into()),
-        result = metrics_server => return Err(format!("metrics server stopped: {result:?}").into()),
+        result = health => return Err(format!("health server stopped: {}", flatten(result)).into()),
+        result = metrics_server => return Err(format!("metrics server stopped: {}", flatten(result)).into()),
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A server task's end, as one sentence.
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
+    match result {
+        Ok(Ok(())) => "it ended".into(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 /// Fails with a message that says how to install the CRD (the operator never installs it).

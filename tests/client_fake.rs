@@ -34,7 +34,10 @@ async fn setup(settings: ClientSettings) -> Setup {
 impl Setup {
     async fn glance(&self, cloud: &str) -> Result<Glance, OpenStackError> {
         let cloud = Cloud::from_clouds_yaml(&self.fake.clouds_yaml(), cloud, None)?;
-        self.openstack.session(cloud)?.glance(None).await
+        self.openstack
+            .session(&cloud.credentials)?
+            .glance(None, &cloud.interface)
+            .await
     }
 }
 
@@ -163,20 +166,62 @@ async fn a_persistent_401_is_not_retried_forever() {
     assert_eq!(s.fake.requests("GET member"), 2);
 }
 
+/// Issue 7, B9: the refresh margin scales down with the token's lifetime.
+#[tokio::test]
+async fn a_short_lived_token_is_reused_not_replaced_before_every_request() {
+    let s = setup(ClientSettings::default()).await;
+    // 60 s tokens are always inside keystoneauth's 2-minute margin.
+    s.fake.set_token_lifetime(Duration::from_secs(60));
+    let owner = s.glance("owner").await.expect("owner");
+    for _ in 0..10 {
+        owner.list_members(IMAGE).await.expect("list");
+    }
+    assert_eq!(s.fake.requests("POST tokens"), 1, "one token for all ten calls");
+}
+
 #[tokio::test]
 async fn token_close_to_expiry_is_refreshed_before_use() {
     let s = setup(ClientSettings::default()).await;
-    // Tokens that live 100 s are always inside the 2-minute refresh margin.
-    s.fake.set_token_lifetime(Duration::from_secs(100));
+    // 2 s tokens: replaced in the last quarter of their life (the last 0.5 s).
+    s.fake.set_token_lifetime(Duration::from_secs(2));
     let owner = s.glance("owner").await.expect("owner");
     owner.list_members(IMAGE).await.expect("list");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     owner.list_members(IMAGE).await.expect("list");
-    assert_eq!(
-        s.fake.requests("POST tokens"),
-        3,
-        "glance() and each call authenticated anew"
-    );
+    assert_eq!(s.fake.requests("POST tokens"), 2, "refreshed before it expired");
     assert_eq!(s.fake.requests("GET members"), 2, "and never met a 401");
+}
+
+/// Issue 7, B10: a Glance endpoint moved in the catalog is used without a restart.
+#[tokio::test]
+async fn a_moved_endpoint_is_found_by_reading_the_catalog_again() {
+    let s = setup(ClientSettings {
+        catalog_refresh_after: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    let owner = s.glance("owner").await.expect("owner");
+    owner.list_members(IMAGE).await.expect("list");
+    s.fake.move_glance().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    owner
+        .list_members(IMAGE)
+        .await
+        .expect("the call follows the catalog to the new address");
+    assert_eq!(s.fake.requests("POST tokens"), 2, "one re-authentication for the new catalog");
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_does_not_cause_an_authentication_storm() {
+    let s = setup(ClientSettings::default()).await;
+    let owner = s.glance("owner").await.expect("owner");
+    s.fake.move_glance().await;
+    // The token is fresh: the catalog is not read again for every failure.
+    for _ in 0..5 {
+        let err = owner.list_members(IMAGE).await.expect_err("old address refused");
+        assert!(err.is_transient(), "{err}");
+    }
+    assert_eq!(s.fake.requests("POST tokens"), 1);
 }
 
 #[tokio::test]
@@ -184,10 +229,10 @@ async fn concurrent_callers_share_one_authentication() {
     let s = setup(ClientSettings::default()).await;
     s.fake.set_delay(Some(Duration::from_millis(50)));
     let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", None).expect("cloud");
-    let session = s.openstack.session(cloud).expect("session");
+    let session = s.openstack.session(&cloud.credentials).expect("session");
     let calls = (0..20).map(|_| {
         let session = session.clone();
-        async move { session.glance(None).await.map(|_| ()) }
+        async move { session.glance(None, "public").await.map(|_| ()) }
     });
     for result in futures::future::join_all(calls).await {
         result.expect("glance");
@@ -201,17 +246,17 @@ async fn rotated_credentials_get_a_new_session() {
     let yaml = s.fake.clouds_yaml();
     let first = s
         .openstack
-        .session(Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud"))
+        .session(&Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud").credentials)
         .expect("session");
     let same = s
         .openstack
-        .session(Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud"))
+        .session(&Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud").credentials)
         .expect("session");
     assert!(Arc::ptr_eq(&first, &same), "same credentials, same session (and token)");
     let rotated = yaml.replacen(&format!("password: {PASSWORD}"), "password: rotated", 1);
     let second = s
         .openstack
-        .session(Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud"))
+        .session(&Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud").credentials)
         .expect("session");
     assert!(!Arc::ptr_eq(&first, &second));
 }
@@ -278,9 +323,9 @@ async fn unreachable_keystone_is_transient() {
     let yaml = "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n      password: p\n      project_name: x\n      domain_name: Default\n";
     let cloud = Cloud::from_clouds_yaml(yaml, "c", None).expect("cloud");
     let err = openstack
-        .session(cloud)
+        .session(&cloud.credentials)
         .expect("session")
-        .glance(None)
+        .glance(None, &cloud.interface)
         .await
         .expect_err("refused");
     assert!(err.is_transient(), "{err}");
@@ -315,17 +360,21 @@ async fn sessions_nobody_holds_are_pruned_and_held_ones_kept() {
         Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud")
     };
     // Held by a caller: survives pruning even without a token.
-    let held = s.openstack.session(cloud("held")).expect("session");
+    let held = s.openstack.session(&cloud("held").credentials).expect("session");
     // 100 rotations nobody holds any more (no token either): they must not pile up.
     for i in 0..100 {
-        drop(s.openstack.session(cloud(&format!("rotated-{i}"))).expect("session"));
+        drop(
+            s.openstack
+                .session(&cloud(&format!("rotated-{i}")).credentials)
+                .expect("session"),
+        );
     }
     assert!(
         s.openstack.session_count() <= 65,
         "{} sessions kept",
         s.openstack.session_count()
     );
-    let again = s.openstack.session(cloud("held")).expect("session");
+    let again = s.openstack.session(&cloud("held").credentials).expect("session");
     assert!(Arc::ptr_eq(&held, &again), "a held session is not dropped");
 }
 
@@ -334,7 +383,7 @@ async fn a_cacert_that_is_not_pem_is_a_tls_settings_error() {
     let s = setup(ClientSettings::default()).await;
     for bad in [b"not a certificate".to_vec(), Vec::new()] {
         let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", Some(bad)).expect("cloud");
-        let err = s.openstack.session(cloud).expect_err("refused");
+        let err = s.openstack.session(&cloud.credentials).expect_err("refused");
         assert!(matches!(err, OpenStackError::Tls(_)), "{err:?}");
         assert!(!err.is_transient());
     }

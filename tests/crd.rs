@@ -79,3 +79,19 @@ fn every_string_in_the_spec_is_bounded() {
     walk(spec, "spec", &mut unbounded);
     assert!(unbounded.is_empty(), "strings without maxLength: {unbounded:?}");
 }
+
+/// Issue 7, C12: Glance answers 404 for any spelling of an image ID but its own, so other
+/// spellings are refused at admission, with the expected form in the message.
+#[test]
+fn cel_refuses_an_image_id_glance_would_not_find_and_shows_its_form() {
+    let canonical = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+    let with_image = |id: &str| ImageAccess::test("a", id, "acdf", "owner");
+    validate_cel(&with_image(canonical)).expect("Glance's form");
+    for spelling in [canonical.to_uppercase(), canonical.replace('-', "")] {
+        let errors = validate_cel(&with_image(&spelling)).expect_err("refused");
+        let text = format!("{errors:?}");
+        assert!(text.contains(canonical), "{spelling}: shows the form to use: {text}");
+    }
+    let errors = validate_cel(&with_image("my-golden-image")).expect_err("a name is not an ID");
+    assert!(format!("{errors:?}").contains("openstack image list"), "{errors:?}");
+}

@@ -101,8 +101,8 @@ fn default_render_is_restricted_and_least_privilege() {
         .expect("a secrets rule");
     assert_eq!(
         secrets["verbs"],
-        serde_json::json!(["get"]),
-        "secrets: get only, never list or watch"
+        serde_json::json!(["get", "list", "watch", "patch"]),
+        "secrets: read, watched (metadata), and patched for the hold finalizer; never created, updated or deleted"
     );
     let lease_roles: Vec<_> = of_kind(&docs, "Role")
         .into_iter()

@@ -17,7 +17,10 @@ async fn glance(env: &RealOpenStack, yaml: &str, cloud: &str) -> Result<Glance, 
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
     let cloud = Cloud::from_clouds_yaml(yaml, cloud, None)?;
     let _ = env;
-    openstack.session(cloud)?.glance(None).await
+    openstack
+        .session(&cloud.credentials)?
+        .glance(None, &cloud.interface)
+        .await
 }
 
 fn kind<T: std::fmt::Debug>(result: Result<T, OpenStackError>) -> HttpErrorKind {
@@ -192,9 +195,9 @@ async fn a_region_the_catalog_lacks_is_a_clear_error() {
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
     let cloud = Cloud::from_clouds_yaml(&env.clouds_yaml(), "owner", None).expect("cloud");
     let err = openstack
-        .session(cloud)
+        .session(&cloud.credentials)
         .expect("session")
-        .glance(Some("Atlantis"))
+        .glance(Some("Atlantis"), &cloud.interface)
         .await
         .expect_err("no endpoint");
     let text = err.to_string();
@@ -220,14 +223,30 @@ async fn tls_settings_from_the_secret_are_used() {
         let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
         let cloud = Cloud::from_clouds_yaml(&yaml, "tls", ca).expect("cloud");
         openstack
-            .session(cloud)
+            .session(&cloud.credentials)
             .expect("session")
-            .glance(None)
+            .glance(None, &cloud.interface)
             .await
             .expect_err("not a Keystone")
     };
+    // Issue 7, C13: an untrusted certificate is not a transient outage: no retry fixes it.
     let unknown_ca = attempt(yaml(""), None).await;
-    assert!(matches!(unknown_ca, OpenStackError::Transport { .. }), "{unknown_ca}");
+    assert!(matches!(unknown_ca, OpenStackError::TlsTrust { .. }), "{unknown_ca}");
+    assert!(!unknown_ca.is_transient());
+    let target = image_access_operator::api::Membership {
+        image_id: "i".into(),
+        member_id: "m".into(),
+        region: None,
+    };
+    let problem = image_access_operator::controller::problem::Problem::openstack(
+        &unknown_ca,
+        image_access_operator::controller::problem::Step::ReadCredentials,
+        &target,
+        "ns/creds",
+    );
+    assert!(problem.is_stalled(), "{problem:?}");
+    assert_eq!(problem.reason(), "TLSCertificateNotTrusted");
+    assert!(problem.message().contains("cacert key of Secret ns/creds"), "{problem:?}");
     let with_ca = attempt(yaml(""), Some(ca)).await;
     assert!(
         matches!(with_ca, OpenStackError::Http { .. }),

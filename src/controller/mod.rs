@@ -1,51 +1,67 @@
-//! The ImageAccess controller: finalizer → credentials → observe Glance → plan → execute →
-//! status → requeue.
+//! The ImageAccess controller: credentials → Glance → let go of what the spec no longer names →
+//! one manager per membership → claim → create, observe, set status → status → requeue.
 //!
-//! Pure parts live in [`plan`], [`status`] and [`problem`]; this module does the I/O (the
-//! Kubernetes API and the [`crate::openstack`] client) and owns retry timing. Problems that need
-//! a human become conditions, a Warning event and a slow re-check (never an `Err`, so nothing
-//! hot-loops); transient ones go to [`error_policy`] for per-object exponential backoff.
+//! Pure parts live in [`plan`], [`status`], [`problem`] and [`ownership`]; [`index`] knows which
+//! objects name which memberships and Secrets. This module does the I/O (the Kubernetes API and
+//! the [`crate::openstack`] client) and owns retry timing.
+//!
+//! The promises it keeps under faults:
+//! - Nothing in Glance changes before the object carries the finalizer and the claim
+//!   annotation naming the membership ([`claim`]), so a crash between a create and the status
+//!   write still leaves the deletion knowing what to remove.
+//! - The finalizer goes only once every membership the object holds is removed, handed over to
+//!   the object that takes it over, or deliberately orphaned ([`cleanup`]). Anything else keeps
+//!   it, Stalled with a message that says how to let go.
+//! - Problems that need a human become conditions, a Warning event and a slow re-check;
+//!   transient ones go to [`error_policy`] for per-object exponential backoff. A reconcile that
+//!   finds the object as it left it does nothing and keeps the pending re-check or retry
+//!   ([`crate::runtime::tracker`]).
 
+pub mod index;
+pub mod ownership;
 pub mod plan;
 pub mod problem;
 pub mod status;
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PartialObjectMeta, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::api::{DeletionPolicy, FINALIZER, ImageAccess, ImageAccessStatus, Membership};
+use crate::api::{CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessStatus, Membership};
+use crate::credentials::{ReadError, Secrets};
 use crate::metrics::Metrics;
 use crate::openstack::{Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError, Session};
+use crate::runtime::tracker::{Clock, Fingerprint, Tracker};
+use crate::runtime::{FIELD_MANAGER, Happened, Requeue, WatchScope, patch_metadata, publish};
+use index::Index;
 use plan::{CreateReason, Plan};
 use problem::{Problem, Step};
 use status::{Observation, Outcome};
 
-/// Field manager of the operator's status writes (server-side apply).
-pub const FIELD_MANAGER: &str = "image-access-operator";
-
-/// Timing of re-checks and retries.
+/// Timing of re-checks and retries, and how many objects are worked on at once.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Glance cannot be watched: every object is re-checked this often (±10 % jitter).
     pub resync_period: Duration,
-    /// Re-check of an object that needs a human (a fixed Secret is picked up then).
+    /// Re-check of an object that needs a human (a fixed Secret wakes it at once).
     pub stalled_recheck: Duration,
     /// First retry after a transient failure; doubles per failure, with jitter.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// Reconciles at once, over all watched namespaces together.
+    pub concurrency: u16,
 }
 
 impl Default for Settings {
@@ -55,6 +71,7 @@ impl Default for Settings {
             stalled_recheck: Duration::from_secs(300),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(300),
+            concurrency: 8,
         }
     }
 }
@@ -66,74 +83,124 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    /// Consecutive transient failures per object, for backoff; cleared on success.
-    failures: Mutex<HashMap<ObjectRef<ImageAccess>, u32>>,
-    /// The resourceVersions our own last status writes produced, per object (the last two: a
-    /// first reconcile writes twice). The watch events of those writes bring the object
-    /// straight back; when nothing else changed since, Glance was read a moment ago and is not
-    /// read again.
-    own_writes: Mutex<HashMap<ObjectRef<ImageAccess>, Vec<String>>>,
-    /// The clock, replaceable in tests.
-    now: fn() -> jiff::Timestamp,
+    pub secrets: Secrets,
+    pub index: Index,
+    pub tracker: Tracker,
+    pub clock: Clock,
+    /// The watch caches of ImageAccess objects, per watched scope.
+    stores: RwLock<Vec<(Option<String>, Store<ImageAccess>)>>,
+    requeue: Requeue<ImageAccess>,
+    requeue_secret: Requeue<PartialObjectMeta<Secret>>,
+    /// Bounds the reconciles at work over all namespaces (one kube-runtime controller runs per
+    /// watched namespace, each with this same limit).
+    permits: tokio::sync::Semaphore,
+    /// Set once every ImageAccess watch has listed: before that, no Secret is released.
+    objects_synced: AtomicBool,
 }
 
 impl Context {
+    /// `hold_finalizer` is the finalizer put on the Secrets objects need
+    /// ([`crate::credentials::hold_finalizer`]).
     pub fn new(
         client: kube::Client,
         openstack: OpenStack,
         metrics: Arc<Metrics>,
         settings: Settings,
         reporter: Reporter,
+        hold_finalizer: String,
     ) -> Self {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
+            secrets: Secrets::new(client.clone(), hold_finalizer),
             client,
             openstack,
             metrics,
+            permits: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
             settings,
-            failures: Mutex::default(),
-            own_writes: Mutex::default(),
-            now: jiff::Timestamp::now,
+            index: Index::default(),
+            tracker: Tracker::default(),
+            clock: Clock::default(),
+            stores: RwLock::default(),
+            requeue: Requeue::default(),
+            requeue_secret: Requeue::default(),
+            objects_synced: AtomicBool::new(false),
         }
     }
 
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageAccess>, u32>> {
-        self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Registers the watch cache of one scope (a namespace, or all).
+    pub fn watch_scope(&self, scope: Option<String>, store: Store<ImageAccess>) {
+        self.stores
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((scope, store));
     }
 
-    fn own_writes(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<ImageAccess>, Vec<String>>> {
-        self.own_writes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The object as the watch cache has it.
+    fn object(&self, reference: &ObjectRef<ImageAccess>) -> Option<Arc<ImageAccess>> {
+        let stores = self.stores.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        stores
+            .iter()
+            .filter(|(scope, _)| scope.is_none() || *scope == reference.namespace)
+            .find_map(|(_, store)| store.get(reference))
     }
 
-    /// Whether this is the first sight of `object` exactly as our last status write left it.
-    /// Once only: the resync requeue that follows brings the same cached object, and that one
-    /// must look at Glance.
-    fn take_own_write(&self, object: &ImageAccess) -> bool {
-        let Some(version) = object.metadata.resource_version.as_ref() else {
-            return false;
-        };
-        let mut own_writes = self.own_writes();
-        let Some(versions) = own_writes.get_mut(&ObjectRef::from(object)) else {
-            return false;
-        };
-        let Some(position) = versions.iter().position(|v| v == version) else {
-            return false;
-        };
-        versions.remove(position);
-        true
+    /// The other objects that name, claim or hold a membership of `membership`'s image and
+    /// member (any region, any namespace this instance watches).
+    fn others_naming(&self, object: &ImageAccess, membership: &Membership) -> Vec<Arc<ImageAccess>> {
+        let me = ObjectRef::from(object);
+        self.index
+            .naming(&membership.image_id, &membership.member_id)
+            .into_iter()
+            .filter(|reference| *reference != me)
+            .filter_map(|reference| self.object(&reference))
+            .collect()
     }
 
-    fn record_own_write(&self, object: &ImageAccess, version: String) {
-        let mut own_writes = self.own_writes();
-        let versions = own_writes.entry(ObjectRef::from(object)).or_default();
-        versions.push(version);
-        if versions.len() > 2 {
-            versions.remove(0);
+    /// Looks at one ImageAccess watch event before the cache applies it: keeps the index, wakes
+    /// the objects that wait on a membership whose holder changed, asks for the Secrets whose
+    /// use changed to be held or released, and forgets objects that are gone.
+    pub fn observe(&self, scope: Option<&str>, event: &watcher::Event<ImageAccess>) {
+        let changes = match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => self.index.apply(object),
+            watcher::Event::Delete(object) => self.index.delete(object),
+            watcher::Event::Init => {
+                self.index.relist_started(scope);
+                return;
+            }
+            watcher::Event::InitDone => self.index.relist_done(scope),
+        };
+        for uid in &changes.gone {
+            self.tracker.forget(uid);
         }
+        for reference in changes.wake {
+            self.wake(reference);
+        }
+        for (namespace, name) in changes.secrets {
+            self.requeue_secret.send(ObjectRef::new(&name).within(&namespace));
+        }
+    }
+
+    /// Looks at one Secret watch event before the cache applies it: the objects using a
+    /// Secret that changed look again now, not at their next re-check.
+    pub fn observe_secret(&self, scope: Option<&str>, event: &watcher::Event<PartialObjectMeta<Secret>>) {
+        if let Some((namespace, name)) = self.secrets.observe(scope, event) {
+            for reference in self.index.using_secret(&namespace, &name) {
+                self.wake(reference);
+            }
+            self.requeue_secret.send(ObjectRef::new(&name).within(&namespace));
+        }
+    }
+
+    /// Reconcile `reference` now, even if it looks unchanged.
+    fn wake(&self, reference: ObjectRef<ImageAccess>) {
+        if let Some(object) = self.object(&reference) {
+            self.tracker.invalidate(&object.uid().unwrap_or_default());
+        }
+        self.requeue.send(reference);
     }
 }
 
-/// The error kube-runtime sees: only transient failures get here (and trigger backoff).
+/// The error kube-runtime sees: only failures worth a retry with backoff get here.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{reason}: {message}")]
@@ -146,58 +213,75 @@ pub enum Error {
     Kube(#[source] kube::Error),
     #[error("the object has no namespace")]
     NotNamespaced,
-    #[error(transparent)]
-    Finalizer(#[from] Box<kube::runtime::finalizer::Error<Error>>),
 }
 
 impl Error {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             Error::Transient { retry_after, .. } => *retry_after,
-            Error::Finalizer(inner) => match inner.as_ref() {
-                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => {
-                    e.retry_after()
-                }
-                _ => None,
-            },
             _ => None,
         }
     }
 }
 
+/// What a finished reconcile asks for next.
+enum Next {
+    /// Look again after this period (jittered).
+    After(Duration),
+    /// The object is going away: nothing more to do.
+    Gone,
+}
+
 /// The reconcile entry point kube-runtime calls.
 pub async fn reconcile(object: Arc<ImageAccess>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let uid = object.uid().unwrap_or_default();
+    let seen = Fingerprint::of(&object.metadata, FINALIZER);
+    if let Some(wait) = ctx.tracker.pending(&uid, seen, ctx.clock.now()) {
+        // As a finished reconcile left it (the echo of our own write): keep its schedule.
+        return Ok(Action::requeue(wait));
+    }
     let namespace = object.namespace().ok_or(Error::NotNamespaced)?;
+    // The semaphore is never closed.
+    let _permit = ctx.permits.acquire().await.ok();
     let labels = Metrics::controller_labels();
     ctx.metrics.active_workers.get_or_create(&labels).inc();
     let started = Instant::now();
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
     let span = tracing::info_span!("reconcile", namespace = %namespace, object = %object.name_any());
     let result = tracing::Instrument::instrument(
-        finalizer(&api, FINALIZER, object, |event| async {
-            match event {
-                FinalizerEvent::Apply(object) => apply(&object, &api, &ctx).await,
-                FinalizerEvent::Cleanup(object) => cleanup(&object, &api, &ctx).await,
+        async {
+            if object.is_deleting() {
+                cleanup(&object, &api, &ctx).await
+            } else {
+                apply(&object, &api, &ctx).await
             }
-        }),
+        },
         span,
     )
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
     ctx.metrics.active_workers.get_or_create(&labels).dec();
     ctx.metrics
         .reconcile_time_seconds
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
-    let outcome = if result.is_ok() { "success" } else { "error" };
     ctx.metrics
         .reconcile_total
         .get_or_create(&crate::metrics::ReconcileLabels {
             controller: crate::metrics::CONTROLLER,
-            result: outcome,
+            result: if result.is_ok() { "success" } else { "error" },
         })
         .inc();
-    result
+    ctx.tracker.prune(ctx.index.len(), |uid| ctx.index.has_uid(uid));
+    match result? {
+        Next::After(period) => {
+            let wait = ctx.tracker.settled(&uid, seen, ctx.clock.now(), jittered(period));
+            Ok(Action::requeue(wait))
+        }
+        Next::Gone => {
+            ctx.tracker.forget(&uid);
+            Ok(Action::await_change())
+        }
+    }
 }
 
 /// Transient failures: per-object exponential backoff with jitter, at least `Retry-After`.
@@ -206,17 +290,16 @@ pub fn error_policy(object: Arc<ImageAccess>, error: &Error, ctx: Arc<Context>) 
         .reconcile_errors_total
         .get_or_create(&Metrics::controller_labels())
         .inc();
-    let failures = {
-        let mut map = ctx.failures();
-        let count = map.entry(ObjectRef::from(object.as_ref())).or_insert(0);
-        *count = count.saturating_add(1);
-        *count
-    };
-    let delay = backoff_delay(&ctx.settings, failures, random_fraction());
-    let delay = match error.retry_after() {
-        Some(wait) => delay.max(wait).min(ctx.settings.backoff_max),
-        None => delay,
-    };
+    let uid = object.uid().unwrap_or_default();
+    let seen = Fingerprint::of(&object.metadata, FINALIZER);
+    let settings = &ctx.settings;
+    let (failures, delay) = ctx.tracker.failed(&uid, seen, ctx.clock.now(), |failures| {
+        let delay = backoff_delay(settings, failures, random_fraction());
+        match error.retry_after() {
+            Some(wait) => delay.max(wait).min(settings.backoff_max),
+            None => delay,
+        }
+    });
     tracing::warn!(
         namespace = object.namespace().unwrap_or_default(),
         name = %object.name_any(),
@@ -244,37 +327,35 @@ fn random_fraction() -> f64 {
     (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// The resync period, ±10 %, so objects created together do not hit Glance together.
+/// A period ±10 %, so objects created together do not hit Glance together.
 fn jittered(period: Duration) -> Duration {
     period.mul_f64(0.9 + random_fraction() * 0.2)
 }
 
-async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Action, Error> {
-    let now = (ctx.now)();
-    let generation = object.metadata.generation;
-    if ctx.take_own_write(object) {
-        // The echo of our own status write: the object has not changed since we looked.
-        return Ok(Action::requeue(jittered(ctx.settings.resync_period)));
-    }
-    if object.status.is_none() {
-        // Seen for the first time: say that work has started (kstatus: InProgress).
-        patch_status(api, object, &status::initial(generation, now), ctx).await?;
-    }
+async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Next, Error> {
     let previous = object.status.clone().unwrap_or_default();
-    let (desired, outcome, events) = converge(object, &previous, ctx).await;
-    let next = status::next(&previous, generation, &desired, object.spec.status, &outcome, now);
+    let mut events = Vec::new();
+    let (desired, outcome) = converge(object, api, ctx, &mut events).await?;
+    let next = status::next(
+        &previous,
+        object.metadata.generation,
+        &desired,
+        object.spec.status,
+        &outcome,
+        ctx.clock.timestamp(),
+    );
     if status::differs(object.status.as_ref(), &next) {
-        patch_status(api, object, &next, ctx).await?;
+        patch_status(api, object, &next).await?;
     }
     for event in events {
-        publish(ctx, object, event).await;
+        publish(&ctx.recorder, object, event).await;
     }
     publish_problem_transition(ctx, object, &previous, outcome.problem.as_ref()).await;
-    finish(object, ctx, outcome.problem)
+    finish(ctx, outcome.problem)
 }
 
-/// Maps a reconcile's problem to what kube-runtime does next.
-fn finish(object: &ImageAccess, ctx: &Context, problem: Option<Problem>) -> Result<Action, Error> {
+/// Maps a reconcile's problem to what happens next.
+fn finish(ctx: &Context, problem: Option<Problem>) -> Result<Next, Error> {
     match problem {
         Some(Problem::Transient {
             reason,
@@ -285,90 +366,101 @@ fn finish(object: &ImageAccess, ctx: &Context, problem: Option<Problem>) -> Resu
             message,
             retry_after,
         }),
-        Some(Problem::Stalled { .. }) => {
-            ctx.failures().remove(&ObjectRef::from(object));
-            Ok(Action::requeue(jittered(ctx.settings.stalled_recheck)))
-        }
-        None => {
-            ctx.failures().remove(&ObjectRef::from(object));
-            Ok(Action::requeue(jittered(ctx.settings.resync_period)))
-        }
+        Some(Problem::Stalled { .. }) => Ok(Next::After(ctx.settings.stalled_recheck)),
+        None => Ok(Next::After(ctx.settings.resync_period)),
     }
 }
 
-/// A Normal event to publish after the status is written.
-struct Happened {
-    reason: &'static str,
-    note: String,
-    warning: bool,
+/// What happened to a membership the object let go of.
+enum LetGo {
+    Removed,
+    AlreadyGone,
+    /// Left for the object that takes it over (`namespace/name`).
+    HandedOver(String),
+    /// Glance refused, and the image is not shared (or its members grant nothing): nothing to
+    /// remove. Says what the image is.
+    NotGranting(String),
 }
 
-impl Happened {
-    fn normal(reason: &'static str, note: String) -> Self {
-        Happened {
-            reason,
-            note,
-            warning: false,
-        }
-    }
-    fn warning(reason: &'static str, note: String) -> Self {
-        Happened {
-            reason,
-            note,
-            warning: true,
-        }
-    }
-}
-
-/// Brings Glance to the spec. Never fails: a failure is part of the outcome.
+/// Brings Glance to the spec; returns the membership the spec names (its region resolved when
+/// the credentials could be read) and the outcome. Only a failed Kubernetes write is an `Err`:
+/// every other failure is part of the outcome.
 async fn converge(
     object: &ImageAccess,
-    previous: &ImageAccessStatus,
+    api: &Api<ImageAccess>,
     ctx: &Context,
-) -> (Membership, Outcome, Vec<Happened>) {
+    events: &mut Vec<Happened>,
+) -> Result<(Membership, Outcome), Error> {
     let spec = &object.spec;
-    let mut events = Vec::new();
-    let mut applied = previous.applied.clone();
-    let unresolved = Membership {
-        image_id: spec.image_id.clone(),
-        member_id: spec.member_id.clone(),
-        region: spec.region.clone(),
-    };
-    let stop = |desired: Membership, applied, problem, events| {
-        (
+    let mut applied = object.applied().cloned();
+    let stop = |desired: Membership, applied: Option<Membership>, problem| {
+        Ok((
             desired,
             Outcome {
                 applied,
                 observation: Observation::Unknown,
                 problem: Some(problem),
             },
-            events,
-        )
+        ))
     };
 
-    let session = match session_for(object, ctx).await {
-        Ok(session) => session,
-        Err(problem) => return stop(unresolved, applied, problem, events),
+    let named = object.named_membership();
+    let (session, cloud) = match credentials(object, ctx).await {
+        Ok(found) => found,
+        Err(problem) => return stop(named, applied, problem),
     };
     let desired = Membership {
-        region: spec.region.clone().or_else(|| session.cloud().region_name.clone()),
-        ..unresolved
+        region: named.region.clone().or_else(|| cloud.region_name.clone()),
+        ..named
     };
     let secret = secret_label(object);
     let fail =
         |error: &OpenStackError, step: Step, target: &Membership| Problem::openstack(error, step, target, &secret);
-
-    let glance = match session.glance(desired.region.as_deref()).await {
+    let glance = match session.glance(desired.region.as_deref(), &cloud.interface).await {
         Ok(glance) => glance,
-        Err(e) => {
-            return stop(
-                desired.clone(),
-                applied,
-                fail(&e, Step::ObserveMember, &desired),
-                events,
-            );
-        }
+        Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
     };
+
+    // What the object holds and the spec no longer names (imageId, memberId or region
+    // changed): removed first, as Terraform's "forces a new resource".
+    for old in held_memberships(object).into_iter().filter(|m| *m != desired) {
+        match let_go(object, &old, &session, &cloud.interface, ctx).await {
+            Ok(LetGo::Removed) => events.push(Happened::normal(
+                "Replaced",
+                format!("removed the previous membership ({old}) because the spec now names {desired}"),
+            )),
+            Ok(LetGo::HandedOver(to)) => events.push(Happened::normal(
+                "MemberHandedOver",
+                format!("left the previous membership ({old}) to ImageAccess {to}, which names it too"),
+            )),
+            Ok(LetGo::AlreadyGone) => {}
+            Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
+                "PreviousMemberNotRemoved",
+                format!("could not remove the previous membership ({old}): {detail}; it grants nothing"),
+            )),
+            Err(problem) => return stop(desired.clone(), applied, problem),
+        }
+        if applied.as_ref() == Some(&old) {
+            applied = None;
+        }
+    }
+
+    // One manager per membership.
+    let others = ctx.others_naming(object, &desired);
+    if let Some(manager) = ownership::manager(object, &desired, others.iter().map(Arc::as_ref)) {
+        if object.claim().is_some() {
+            // Lost a race for it (or the claim is of a membership let go above): drop the
+            // claim without touching Glance, so deleting this object removes nothing.
+            release_claim(api, object).await?;
+        }
+        if applied.as_ref() == Some(&desired) {
+            applied = None;
+        }
+        return stop(desired.clone(), applied, Problem::managed_elsewhere(manager, &desired));
+    }
+
+    claim(api, object, &desired, ctx).await?;
+
     // Not yet applied under this identity: create straight away and let a 409 say it exists
     // (then it is read and adopted). One Glance request per new object instead of two.
     let first_time = applied.as_ref() != Some(&desired);
@@ -384,40 +476,19 @@ async fn converge(
         Ok(member) => Some(member),
         Err(None) => None,
         Err(Some(e)) if e.is_not_found() => None,
-        Err(Some(e)) => {
-            return stop(
-                desired.clone(),
-                applied,
-                fail(&e, Step::ObserveMember, &desired),
-                events,
-            );
-        }
+        Err(Some(e)) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
     };
-    let Plan {
-        remove_previous,
-        create,
-        set_status,
-    } = plan::plan(&desired, spec.status, applied.as_ref(), observed.as_ref());
-
-    if let Some(old) = remove_previous {
-        match remove_membership(&session, &old).await {
-            Ok(Removal::Removed) => events.push(Happened::normal("Replaced", format!("removed the previous membership ({old}) because the spec now names {desired}"))),
-            Ok(Removal::AlreadyGone) => {}
-            Ok(Removal::Refused(detail)) => events.push(Happened::warning(
-                "PreviousMemberNotRemoved",
-                format!("could not remove the previous membership ({old}): {detail}; it grants nothing while the image is not shared"),
-            )),
-            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::RemovePreviousMember, &old), events),
-        }
-        applied = None;
-    }
+    let Plan { create, set_status, .. } = plan::plan(&desired, spec.status, applied.as_ref(), observed.as_ref());
 
     let mut member = observed;
     if let Some(reason) = create {
         match glance.create_member(&desired.image_id, &desired.member_id).await {
             Ok(created) => {
                 let (event, note) = match reason {
-                    CreateReason::New => ("MemberCreated", format!("shared {desired}")),
+                    CreateReason::New => (
+                        "MemberCreated",
+                        format!("shared image {} with member {}", desired.image_id, desired.member_id),
+                    ),
                     CreateReason::Drifted => (
                         "MemberRecreated",
                         format!("the membership ({desired}) was removed outside Kubernetes; created it again"),
@@ -446,19 +517,14 @@ async fn converge(
                         member = Some(existing);
                     }
                     Err(missing) if missing.is_not_found() => {
-                        return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired), events);
+                        return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired));
                     }
                     Err(other) => {
-                        return stop(
-                            desired.clone(),
-                            applied,
-                            fail(&other, Step::ObserveMember, &desired),
-                            events,
-                        );
+                        return stop(desired.clone(), applied, fail(&other, Step::ObserveMember, &desired));
                     }
                 }
             }
-            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired), events),
+            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired)),
         }
     } else if applied.is_none() && member.is_some() {
         events.push(Happened::normal(
@@ -493,114 +559,256 @@ async fn converge(
                     observation: member.map_or(Observation::Unknown, Observation::Present),
                     problem: Some(fail(&e, Step::SetStatus(change.to), &desired)),
                 };
-                return (desired, outcome, events);
+                return Ok((desired, outcome));
             }
         }
     }
     let observation = member.map_or(Observation::Unknown, Observation::Present);
-    (
+    Ok((
         desired,
         Outcome {
             applied,
             observation,
             problem: None,
         },
-        events,
-    )
+    ))
+}
+
+/// The memberships the object may have in Glance: the one its status records, and the one it
+/// claimed before its last Glance call.
+fn held_memberships(object: &ImageAccess) -> Vec<Membership> {
+    let mut held: Vec<Membership> = object.applied().cloned().into_iter().collect();
+    if let Some(claim) = object.claim()
+        && !held.contains(&claim)
+    {
+        held.push(claim);
+    }
+    held
+}
+
+/// Makes sure the object carries the finalizer and claims `desired` before Glance is touched,
+/// and that its Secret is held while it does. Writes only what is missing.
+async fn claim(api: &Api<ImageAccess>, object: &ImageAccess, desired: &Membership, ctx: &Context) -> Result<(), Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    ctx.secrets
+        .hold(&namespace, &object.spec.cloud_credentials_ref.secret_name)
+        .await
+        .map_err(Error::Kube)?;
+    if object.has_finalizer() && object.claim().as_ref() == Some(desired) {
+        return Ok(());
+    }
+    let mut finalizers = object.finalizers().to_vec();
+    if !object.has_finalizer() {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let claim = serde_json::to_string(desired).ok();
+    let _: ImageAccess = patch_metadata(api, &object.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)])
+        .await
+        .map_err(Error::Kube)?;
+    // What the echo looks like if nothing but our write happened. Not the API's answer: that
+    // may already carry a spec edited meanwhile, which must not pass for handled.
+    let mut expected = object.metadata.clone();
+    expected.finalizers = Some(finalizers);
+    ctx.tracker
+        .note_written(&object.uid().unwrap_or_default(), Fingerprint::of(&expected, FINALIZER));
+    Ok(())
+}
+
+/// Drops the claim annotation (the finalizer stays; with nothing held, deletion is immediate).
+/// The fingerprint does not change, so its echo passes for handled.
+async fn release_claim(api: &Api<ImageAccess>, object: &ImageAccess) -> Result<(), Error> {
+    let _: ImageAccess = patch_metadata(api, &object.metadata, object.finalizers(), &[(CLAIM_ANNOTATION, None)])
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Lets go of a membership the object holds: hands it to the object that waits for it, or
+/// removes it from Glance. `Err` when it stays and still grants access (a human must act) or
+/// Glance could not be asked.
+async fn let_go(
+    object: &ImageAccess,
+    target: &Membership,
+    session: &Arc<Session>,
+    interface: &str,
+    ctx: &Context,
+) -> Result<LetGo, Problem> {
+    let others = ctx.others_naming(object, target);
+    if let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) {
+        return Ok(LetGo::HandedOver(format!(
+            "{}/{}",
+            successor.namespace().unwrap_or_default(),
+            successor.name_any()
+        )));
+    }
+    let secret = secret_label(object);
+    let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, &secret);
+    let glance = session
+        .glance(target.region.as_deref(), interface)
+        .await
+        .map_err(|e| fail(&e))?;
+    match remove_membership(&glance, target).await.map_err(|e| fail(&e))? {
+        Removal::Removed => Ok(LetGo::Removed),
+        Removal::AlreadyGone => Ok(LetGo::AlreadyGone),
+        Removal::NotGranting(detail) => Ok(LetGo::NotGranting(detail)),
+        Removal::StillGranting { owner } => {
+            let caller = session.project_id().await.ok().flatten();
+            Err(Problem::removal_forbidden(
+                target,
+                owner.as_deref(),
+                caller.as_deref(),
+                &secret,
+            ))
+        }
+    }
 }
 
 enum Removal {
     Removed,
     AlreadyGone,
-    /// Glance refused (403): the image is no longer shared, or no longer ours.
-    Refused(String),
+    /// Glance refused, and the image is not shared: its member rows grant nothing.
+    NotGranting(String),
+    /// Glance refused and the image is still shared: the member keeps access.
+    StillGranting { owner: Option<String> },
 }
 
-/// Removes a membership; "already gone" and "image no longer shared" are not failures.
-async fn remove_membership(session: &Arc<Session>, target: &Membership) -> Result<Removal, OpenStackError> {
-    let glance: Glance = session.glance(target.region.as_deref()).await?;
+/// Removes a membership. A 403 alone does not say whether access remains: the image is read
+/// to tell "no longer shared" (nothing granted) from "these credentials may not" (granted).
+async fn remove_membership(glance: &Glance, target: &Membership) -> Result<Removal, OpenStackError> {
     match glance.delete_member(&target.image_id, &target.member_id).await {
         Ok(()) => Ok(Removal::Removed),
         Err(e) if e.is_not_found() => Ok(Removal::AlreadyGone),
-        Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => Ok(Removal::Refused(e.to_string())),
+        Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => match glance.show_image(&target.image_id).await {
+            Ok(image) if image.visibility == "shared" => Ok(Removal::StillGranting { owner: image.owner }),
+            Ok(image) => Ok(Removal::NotGranting(format!(
+                "image {} is {} now, not shared",
+                target.image_id, image.visibility
+            ))),
+            Err(read) if read.is_not_found() => Ok(Removal::AlreadyGone),
+            Err(read) => Err(read),
+        },
         Err(e) => Err(e),
     }
 }
 
-async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Action, Error> {
-    ctx.own_writes().remove(&ObjectRef::from(object));
-    let previous = object.status.clone().unwrap_or_default();
-    let Some(applied) = previous.applied.clone() else {
-        // Nothing was ever created (or it is already removed): nothing can be orphaned.
-        return Ok(Action::await_change());
-    };
-    if object.deletion_policy() == DeletionPolicy::Orphan {
-        publish(
-            ctx,
-            object,
-            Happened::normal(
-                "MemberOrphaned",
-                format!("deletionPolicy is Orphan: left the membership ({applied}) in Glance"),
-            ),
-        )
-        .await;
-        return Ok(Action::await_change());
+async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Next, Error> {
+    if !object.has_finalizer() {
+        return Ok(Next::Gone);
     }
-    let secret = secret_label(object);
-    let removal = match session_for(object, ctx).await {
-        Ok(session) => remove_membership(&session, &applied)
-            .await
-            .map_err(|e| Problem::openstack(&e, Step::RemoveMember, &applied, &secret)),
-        Err(problem) => Err(problem),
-    };
-    let finished = match removal {
-        Ok(Removal::Removed) => Happened::normal(
-            "MemberDeleted",
-            format!("removed the membership ({applied}) from Glance"),
-        ),
-        Ok(Removal::AlreadyGone) => Happened::warning(
-            "MemberAlreadyGone",
-            format!("the membership ({applied}) or its image no longer exists in Glance; nothing to remove"),
-        ),
-        Ok(Removal::Refused(detail)) => Happened::warning(
-            "MemberNotRemoved",
-            format!(
-                "Glance refused to remove the membership ({applied}): {detail}. The image is no longer shared (or no longer owned by these credentials), so the membership grants nothing; deletion finished"
-            ),
-        ),
-        Err(problem) => {
-            // The finalizer holds: say why, and how to let go without removing the membership.
-            let problem = match problem {
-                Problem::Stalled { reason, message } => Problem::Stalled {
-                    reason,
-                    message: format!(
-                        "{message}. The object is being deleted and waits for this; to delete it without removing the membership, set spec.deletionPolicy to Orphan"
-                    ),
-                },
-                transient => transient,
-            };
-            let outcome = Outcome {
-                applied: Some(applied.clone()),
-                observation: Observation::Unknown,
-                problem: Some(problem.clone()),
-            };
-            let next = status::next(
-                &previous,
-                object.metadata.generation,
-                &applied,
-                object.spec.status,
-                &outcome,
-                (ctx.now)(),
-            );
-            if status::differs(object.status.as_ref(), &next) {
-                patch_status(api, object, &next, ctx).await?;
-            }
-            publish_problem_transition(ctx, object, &previous, Some(&problem)).await;
-            return finish(object, ctx, Some(problem));
+    let held = held_memberships(object);
+    let recorded = object.applied().cloned();
+    let mut events = Vec::new();
+    if object.deletion_policy() == DeletionPolicy::Orphan {
+        for membership in &held {
+            events.push(Happened::normal(
+                "MemberOrphaned",
+                format!("deletionPolicy is Orphan: left the membership ({membership}) in Glance"),
+            ));
         }
+    } else {
+        let mut found: Option<(Arc<Session>, Cloud)> = None;
+        for target in &held {
+            let others = ctx.others_naming(object, target);
+            if let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) {
+                events.push(Happened::normal(
+                    "MemberHandedOver",
+                    format!(
+                        "left the membership ({target}) to ImageAccess {}/{}, which names it too",
+                        successor.namespace().unwrap_or_default(),
+                        successor.name_any()
+                    ),
+                ));
+                continue;
+            }
+            let (session, cloud) = match &found {
+                Some(found) => found.clone(),
+                None => match credentials(object, ctx).await {
+                    Ok(resolved) => found.insert(resolved).clone(),
+                    Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
+                },
+            };
+            match let_go(object, target, &session, &cloud.interface, ctx).await {
+                Ok(LetGo::Removed) => events.push(Happened::normal(
+                    "MemberDeleted",
+                    format!("removed the membership ({target}) from Glance"),
+                )),
+                Ok(LetGo::HandedOver(to)) => events.push(Happened::normal(
+                    "MemberHandedOver",
+                    format!("left the membership ({target}) to ImageAccess {to}, which names it too"),
+                )),
+                // Claimed but never recorded: the create may not have happened at all.
+                Ok(LetGo::AlreadyGone) if recorded.as_ref() != Some(target) => {}
+                Ok(LetGo::AlreadyGone) => events.push(Happened::warning(
+                    "MemberAlreadyGone",
+                    format!("the membership ({target}) or its image no longer exists in Glance; nothing to remove"),
+                )),
+                Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
+                    "MemberNotRemoved",
+                    format!(
+                        "Glance refused to remove the membership ({target}): {detail}, so the membership grants nothing; deletion finished"
+                    ),
+                )),
+                Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
+            }
+        }
+    }
+    for event in events {
+        publish(&ctx.recorder, object, event).await;
+    }
+    let finalizers: Vec<String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    match patch_metadata(api, &object.metadata, &finalizers, &[]).await {
+        Ok(_) => Ok(Next::Gone),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(Next::Gone),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// The deletion cannot finish: the finalizer stays; the status and a Warning say why and how
+/// to let go without removing the membership.
+async fn blocked(
+    object: &ImageAccess,
+    api: &Api<ImageAccess>,
+    ctx: &Context,
+    target: &Membership,
+    problem: Problem,
+    events: Vec<Happened>,
+) -> Result<Next, Error> {
+    for event in events {
+        publish(&ctx.recorder, object, event).await;
+    }
+    let problem = match problem {
+        Problem::Stalled { reason, message } if !message.contains("deletionPolicy") => Problem::Stalled {
+            reason,
+            message: format!(
+                "{message}. The object is being deleted and waits for this; to delete it without removing the membership, set spec.deletionPolicy to Orphan"
+            ),
+        },
+        other => other,
     };
-    publish(ctx, object, finished).await;
-    Ok(Action::await_change())
+    let previous = object.status.clone().unwrap_or_default();
+    let outcome = Outcome {
+        applied: previous.applied.clone(),
+        observation: Observation::Unknown,
+        problem: Some(problem.clone()),
+    };
+    let next = status::next(
+        &previous,
+        object.metadata.generation,
+        target,
+        object.spec.status,
+        &outcome,
+        ctx.clock.timestamp(),
+    );
+    if status::differs(object.status.as_ref(), &next) {
+        patch_status(api, object, &next).await?;
+    }
+    publish_problem_transition(ctx, object, &previous, Some(&problem)).await;
+    finish(ctx, Some(problem))
 }
 
 /// `namespace/secret` for messages.
@@ -612,74 +820,52 @@ fn secret_label(object: &ImageAccess) -> String {
     )
 }
 
-/// Reads the Secret the object names and returns the session for its credentials.
-async fn session_for(object: &ImageAccess, ctx: &Context) -> Result<Arc<Session>, Problem> {
+/// Reads the Secret the object names and returns the session for its credentials, with the
+/// cloud entry (its region and interface).
+async fn credentials(object: &ImageAccess, ctx: &Context) -> Result<(Arc<Session>, Cloud), Problem> {
     let namespace = object.namespace().unwrap_or_default();
     let reference = &object.spec.cloud_credentials_ref;
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret = match secrets.get_opt(&reference.secret_name).await {
-        Ok(Some(secret)) => secret,
-        Ok(None) => return Err(Problem::secret_not_found(&namespace, &reference.secret_name)),
-        Err(e) => return Err(Problem::kubernetes(&e)),
+    let data = match ctx.secrets.read(&namespace, &reference.secret_name).await {
+        Ok(data) => data,
+        Err(ReadError::NotFound) => return Err(Problem::secret_not_found(&namespace, &reference.secret_name)),
+        Err(ReadError::BadKey(detail)) => {
+            return Err(Problem::secret_key_missing(&namespace, &reference.secret_name, detail));
+        }
+        Err(ReadError::Kubernetes(e)) => return Err(Problem::kubernetes(&e)),
     };
-    let data = secret.data.unwrap_or_default();
-    let Some(clouds_yaml) = data.get("clouds.yaml") else {
-        return Err(Problem::secret_key_missing(
-            &namespace,
-            &reference.secret_name,
-            "has no key clouds.yaml",
-        ));
-    };
-    let Ok(clouds_yaml) = std::str::from_utf8(&clouds_yaml.0) else {
-        return Err(Problem::secret_key_missing(
-            &namespace,
-            &reference.secret_name,
-            "has a clouds.yaml that is not UTF-8 text",
-        ));
-    };
-    let ca_cert = data.get("cacert").map(|c| c.0.clone());
-    let target = Membership {
-        image_id: object.spec.image_id.clone(),
-        member_id: object.spec.member_id.clone(),
-        region: object.spec.region.clone(),
-    };
+    let target = object.named_membership();
     let secret_label = secret_label(object);
-    let cloud = Cloud::from_clouds_yaml(clouds_yaml, &reference.cloud_name, ca_cert).map_err(|e| {
-        Problem::openstack(
-            &OpenStackError::Config(e),
-            Step::ReadCredentials,
-            &target,
-            &secret_label,
-        )
-    })?;
-    ctx.openstack
-        .session(cloud)
-        .map_err(|e| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label))
+    let config_problem =
+        |e: OpenStackError| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label);
+    let cloud = Cloud::from_clouds_yaml(
+        data.clouds_yaml.expose_secret(),
+        &reference.cloud_name,
+        data.ca_cert.clone(),
+    )
+    .map_err(|e| config_problem(OpenStackError::Config(e)))?;
+    let session = ctx.openstack.session(&cloud.credentials).map_err(config_problem)?;
+    Ok((session, cloud))
 }
 
-async fn patch_status(
-    api: &Api<ImageAccess>,
-    object: &ImageAccess,
-    status: &ImageAccessStatus,
-    ctx: &Context,
-) -> Result<(), Error> {
+async fn patch_status(api: &Api<ImageAccess>, object: &ImageAccess, status: &ImageAccessStatus) -> Result<(), Error> {
     let patch = json!({
         "apiVersion": ImageAccess::api_version(&()),
         "kind": ImageAccess::kind(&()),
         "status": status,
     });
-    let written = api
+    match api
         .patch_status(
             &object.name_any(),
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&patch),
         )
         .await
-        .map_err(Error::Kube)?;
-    if let Some(version) = written.metadata.resource_version {
-        ctx.record_own_write(object, version);
+    {
+        Ok(_) => Ok(()),
+        // Gone while we worked (its finalizer was removed by hand): nothing to report to.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
     }
-    Ok(())
 }
 
 /// A Warning event when the object enters a problem it was not in already (events on
@@ -695,7 +881,7 @@ async fn publish_problem_transition(
     let same = before.is_some_and(|c| c.status == "False" && c.reason == problem.reason());
     if !same {
         publish(
-            ctx,
+            &ctx.recorder,
             object,
             Happened::warning(problem.reason(), problem.message().to_string()),
         )
@@ -703,55 +889,38 @@ async fn publish_problem_transition(
     }
 }
 
-async fn publish(ctx: &Context, object: &ImageAccess, happened: Happened) {
-    let kind = if happened.warning { "warning" } else { "normal" };
-    tracing::info!(reason = happened.reason, kind, note = %happened.note, "event");
-    let event = KubeEvent {
-        type_: if happened.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: happened.reason.to_string(),
-        // events.k8s.io limits a note to 1 kB.
-        note: Some(happened.note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
-        // An event is informative: losing one must not fail the reconcile.
-        tracing::warn!(error = %e, "could not publish event");
+/// Holds or releases a credentials Secret: held while an object needs it (see
+/// [`crate::credentials`]), released once none does.
+pub async fn reconcile_secret(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.objects_synced.load(Ordering::Relaxed) {
+        // Not every ImageAccess is known yet: "nobody needs it" cannot be told.
+        return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    let namespace = secret.namespace().unwrap_or_default();
+    let name = secret.name_any();
+    let held = secret.finalizers().iter().any(|f| f == ctx.secrets.finalizer());
+    let needed = ctx.index.secret_in_use(&namespace, &name);
+    if held && !needed {
+        ctx.secrets.release(&secret).await.map_err(Error::Kube)?;
+    }
+    Ok(Action::await_change())
 }
 
-/// What `run` watches.
-#[derive(Clone, Debug, Default)]
-pub struct WatchScope {
-    /// Only these namespaces; empty means all.
-    pub namespaces: Vec<String>,
-    /// Only objects with these labels (to shard objects across operator instances).
-    pub label_selector: Option<String>,
+/// A Secret hold that could not be written (a conflict, most often): try again soon.
+pub fn secret_error_policy(secret: Arc<PartialObjectMeta<Secret>>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::debug!(secret = %secret.name_any(), error = %error, "Secret hold not updated; retrying");
+    Action::requeue(Duration::from_secs(2))
 }
 
-/// Runs the controller until `shutdown` resolves: one watch over all namespaces, or one per
-/// namespace named in `scope` (so the operator needs no cluster-wide rights then). `ready` is
-/// set once every watch cache has synced (for `/readyz`).
+/// Runs the controllers until `shutdown` resolves: for each watched scope, one for ImageAccess
+/// objects (fed by a watch that keeps the index and wakes objects) and one for the Secrets
+/// they use (metadata only). `ready` is set once every watch cache has synced (for `/readyz`).
 pub async fn run(
     ctx: Arc<Context>,
     scope: WatchScope,
-    concurrency: u16,
-    ready: Arc<std::sync::atomic::AtomicBool>,
+    ready: Arc<AtomicBool>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let apis: Vec<Api<ImageAccess>> = if scope.namespaces.is_empty() {
-        vec![Api::all(ctx.client.clone())]
-    } else {
-        scope
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
-    };
     let mut config = watcher::Config::default().any_semantic();
     if let Some(selector) = &scope.label_selector {
         config = config.labels(selector);
@@ -759,51 +928,127 @@ pub async fn run(
     ctx.metrics
         .max_concurrent_reconciles
         .get_or_create(&Metrics::controller_labels())
-        .set(i64::from(concurrency));
+        .set(i64::from(ctx.settings.concurrency));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop.send(true);
     });
-    let mut stores = Vec::new();
-    let mut loops = Vec::new();
-    for api in apis {
-        let controller = Controller::new(api, config.clone())
-            .with_config(kube::runtime::controller::Config::default().concurrency(concurrency));
-        stores.push(controller.store());
+    let stop_signal = move || {
         let mut stopped = stopped.clone();
-        let ctx = ctx.clone();
-        loops.push(async move {
-            controller
-                .graceful_shutdown_on(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .run(reconcile, error_policy, ctx)
-                .for_each(|result| async move {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "reconcile loop");
-                    }
-                })
-                .await;
-        });
-    }
-    tokio::spawn(async move {
-        for store in stores {
-            // The store's readiness is a one-shot channel that the controller itself also waits
-            // on, and only the last waiter registered is woken: ask again every 200 ms (once
-            // ready, the answer is immediate).
-            loop {
-                match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
-                    Ok(Ok(())) => break,
-                    Ok(Err(_)) => return,
-                    Err(_) => continue,
-                }
-            }
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
         }
-        ready.store(true, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!("watch cache synced");
+    };
+    let controller_config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    let mut object_stores = Vec::new();
+    let mut secret_stores = Vec::new();
+    let mut loops = Vec::new();
+
+    for (namespace, api) in scope.apis::<ImageAccess>(&ctx.client) {
+        let (reader, writer) = reflector::store();
+        ctx.watch_scope(namespace.clone(), reader.clone());
+        object_stores.push(reader.clone());
+        let requeue = ctx.requeue.register(namespace.clone());
+        let tap = ctx.clone();
+        let events = watcher(api, config.clone()).default_backoff().map_ok(move |event| {
+            tap.observe(namespace.as_deref(), &event);
+            event
+        });
+        // Only what a reconcile must see passes: spec (generation), deletion and our
+        // finalizer. Status echoes do not wake anything (the tracker keeps their schedule).
+        let trigger = reflector::reflector(writer, events).touched_objects().predicate_filter(
+            |object: &ImageAccess| Some(Fingerprint::of(&object.metadata, FINALIZER).value()),
+            Default::default(),
+        );
+        let controller = Controller::for_stream(trigger, reader)
+            .reconcile_on(requeue)
+            .with_config(controller_config.clone())
+            .graceful_shutdown_on(stop_signal());
+        let ctx = ctx.clone();
+        loops.push(
+            async move {
+                controller
+                    .run(reconcile, error_policy, ctx)
+                    .for_each(|result| async move {
+                        if let Err(e) = result {
+                            tracing::debug!(error = %e, "reconcile loop");
+                        }
+                    })
+                    .await;
+            }
+            .boxed(),
+        );
+    }
+
+    // Every namespace is watched for Secrets even with a label selector: Secrets are not
+    // labelled for the operator, and only their metadata is kept.
+    let secret_scope = WatchScope {
+        namespaces: scope.namespaces.clone(),
+        label_selector: None,
+    };
+    for (namespace, api) in secret_scope.apis::<PartialObjectMeta<Secret>>(&ctx.client) {
+        let (reader, writer) = reflector::store::<PartialObjectMeta<Secret>>();
+        ctx.secrets.watch_scope(namespace.clone(), reader.clone());
+        secret_stores.push(reader.clone());
+        let requeue = ctx.requeue_secret.register(namespace.clone());
+        let tap = ctx.clone();
+        let events = watcher(api, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .map_ok(move |event| {
+                tap.observe_secret(namespace.as_deref(), &event);
+                event
+            });
+        let trigger = reflector::reflector(writer, events).touched_objects();
+        let controller = Controller::for_stream(trigger, reader)
+            .reconcile_on(requeue)
+            .with_config(controller_config.clone())
+            .graceful_shutdown_on(stop_signal());
+        let ctx = ctx.clone();
+        loops.push(
+            async move {
+                controller
+                    .run(reconcile_secret, secret_error_policy, ctx)
+                    .for_each(|_| async {})
+                    .await;
+            }
+            .boxed(),
+        );
+    }
+
+    let synced = ctx.clone();
+    tokio::spawn(async move {
+        if !wait_until_ready(&object_stores).await {
+            return;
+        }
+        synced.objects_synced.store(true, Ordering::Relaxed);
+        if !wait_until_ready(&secret_stores).await {
+            return;
+        }
+        ready.store(true, Ordering::Relaxed);
+        tracing::info!("watch caches synced");
     });
     futures::future::join_all(loops).await;
+}
+
+/// Waits until every store has its first list. The readiness of a store is a one-shot that the
+/// controller itself also waits on, and only the last waiter registered is woken: ask again
+/// every 200 ms (once ready, the answer is immediate). `false` if a store was dropped.
+async fn wait_until_ready<K>(stores: &[Store<K>]) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Clone + Eq + std::hash::Hash,
+{
+    for store in stores {
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return false,
+                Err(_) => continue,
+            }
+        }
+    }
+    true
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use crate::api::{MemberStatus, Membership};
+use crate::api::{ImageAccess, MemberStatus, Membership};
+use crate::controller::status::MANAGED_ELSEWHERE;
 use crate::openstack::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 
 /// What was being done when the failure happened: the same 403 means different things.
@@ -72,6 +73,39 @@ impl Problem {
         )
     }
 
+    /// Another object manages the membership (one manager per membership).
+    pub fn managed_elsewhere(manager: &ImageAccess, membership: &Membership) -> Problem {
+        let other = format!(
+            "{}/{}",
+            manager.metadata.namespace.as_deref().unwrap_or_default(),
+            manager.metadata.name.as_deref().unwrap_or_default()
+        );
+        Problem::stalled(
+            MANAGED_ELSEWHERE,
+            format!(
+                "ImageAccess {other} already manages the membership ({membership}); one object manages a membership, so this one changes nothing in Glance and takes over when {other} is deleted. Delete one of the two, or point this one at another image or member"
+            ),
+        )
+    }
+
+    /// Glance refused to remove a membership that still grants access: these credentials
+    /// may not remove members of the image.
+    pub fn removal_forbidden(
+        target: &Membership,
+        image_owner: Option<&str>,
+        caller_project: Option<&str>,
+        secret: &str,
+    ) -> Problem {
+        let owner = image_owner.map_or_else(|| "its owner".to_string(), |p| format!("owner project {p}"));
+        let caller = caller_project.map_or_else(String::new, |p| format!(" (project {p})"));
+        Problem::stalled(
+            "MemberRemovalForbidden",
+            format!(
+                "Glance refused to remove the membership ({target}) and the image is still shared, so the member keeps access: the credentials in Secret {secret}{caller} may not remove members of this image. Put the credentials of the image's {owner} (or an admin's) in the Secret, or set spec.deletionPolicy to Orphan to leave the membership in place"
+            ),
+        )
+    }
+
     /// Reading the Secret failed for another reason.
     pub fn kubernetes(error: &kube::Error) -> Problem {
         if let kube::Error::Api(status) = error
@@ -115,6 +149,13 @@ impl Problem {
             OpenStackError::Tls(detail) => Problem::stalled(
                 "InvalidTLSConfig",
                 format!("{detail}: fix the cacert key (or verify) in Secret {secret}"),
+            ),
+            OpenStackError::TlsTrust { .. } => Problem::stalled(
+                "TLSCertificateNotTrusted",
+                format!(
+                    "{error}: put the PEM bundle of the CA that signed the {} certificate in the cacert key of Secret {secret} (and check that the host name in auth_url, or in the catalog, is the one the certificate names)",
+                    error.operation().map_or("server", |o| if o.service() == crate::openstack::error::Service::Identity { "Keystone" } else { "Glance" })
+                ),
             ),
             OpenStackError::NoEndpoint { .. } => Problem::stalled(
                 "EndpointNotFound",
@@ -271,10 +312,20 @@ mod tests {
                     operation: Operation::ShowMember,
                     detail: "refused".into(),
                     timed_out: false,
+                    connect: true,
                 },
                 Step::ObserveMember,
                 "OpenStackUnavailable",
                 false,
+            ),
+            (
+                OpenStackError::TlsTrust {
+                    operation: Operation::Authenticate,
+                    detail: "UnknownIssuer".into(),
+                },
+                Step::ReadCredentials,
+                "TLSCertificateNotTrusted",
+                true,
             ),
             (
                 OpenStackError::Config(ConfigError::CloudNotFound {

@@ -13,6 +13,8 @@ use crate::api::{ImageAccessStatus, MemberStatus, Membership};
 use crate::openstack::Member;
 
 pub const READY: &str = "Ready";
+/// The reason of an object that waits for another object managing the same membership.
+pub const MANAGED_ELSEWHERE: &str = "MembershipManagedElsewhere";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 

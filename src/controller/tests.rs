@@ -1,177 +1,198 @@
-//! The reconciler against a mocked Kubernetes API (tower-test, as kube-rs/controller-rs does)
-//! and the in-process OpenStack fake.
+//! The reconciler against an in-process Kubernetes API ([`FakeKube`]) and the in-process
+//! OpenStack fake: each test drives reconciles the way kube-runtime would (the object from the
+//! watch cache, `error_policy` on errors) and feeds every change back through the watch taps.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kube::client::Body;
+use kube::api::PartialObjectMeta;
 use kube::runtime::events::Reporter;
-use serde_json::{Value, json};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{self, ObjectRef};
 
 use super::*;
-use crate::api::MemberStatus;
+use crate::api::{DeletionPolicy, MemberStatus};
+use crate::credentials::hold_finalizer;
 use crate::openstack::ClientSettings;
-use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT};
-use crate::testing::fixtures::SECRET;
+use crate::testing::fake_kube::{Call, Change, FakeKube, secret_metadata};
+use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD};
+use crate::testing::fixtures::{NAMESPACE, SECRET};
 
 const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
 const OTHER_IMAGE: &str = "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21";
 
-/// One request the operator made to the Kubernetes API.
-#[derive(Clone, Debug)]
-struct Call {
-    method: String,
-    path: String,
-    body: Value,
-}
-
-#[derive(Default)]
-struct ApiState {
-    secrets: BTreeMap<String, Secret>,
-    calls: Vec<Call>,
-    /// The object the reconcile under test works on; patches echo it back.
-    object: Option<ImageAccess>,
-    /// resourceVersion of the last write, bumped by each patch as the apiserver does.
-    version: u64,
-}
-
-/// A Kubernetes API that answers what the reconciler asks: Secrets from a map, patches of the
-/// object and its status echoed back, events accepted. Every call is recorded for assertions.
-struct MockApi {
-    state: Arc<Mutex<ApiState>>,
-}
-
-impl MockApi {
-    fn answer(&self, method: &str, path: &str, body: &Value) -> (StatusCode, Value) {
-        let not_found = |what: &str| {
-            (
-                StatusCode::NOT_FOUND,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": format!("{what} not found"), "reason": "NotFound", "code": 404}),
-            )
-        };
-        if let Some(name) = path.strip_prefix("/api/v1/namespaces/default/secrets/") {
-            let state = self.state.lock().expect("lock");
-            return match state.secrets.get(name) {
-                Some(secret) => (StatusCode::OK, serde_json::to_value(secret).expect("secret json")),
-                None => not_found(&format!("secrets \"{name}\"")),
-            };
-        }
-        if path.starts_with("/apis/events.k8s.io/v1/") {
-            return (StatusCode::CREATED, body.clone());
-        }
-        if path.starts_with("/apis/glance.viettelidc.com.vn/v1alpha1/namespaces/default/imageaccesses/")
-            && method == "PATCH"
-        {
-            let mut state = self.state.lock().expect("lock");
-            state.version += 1;
-            let mut object = serde_json::to_value(&state.object).expect("object json");
-            object["metadata"]["resourceVersion"] = json!(format!("written-{}", state.version));
-            if path.ends_with("/status") {
-                object["status"] = body["status"].clone();
-            }
-            return (StatusCode::OK, object);
-        }
-        not_found(path)
-    }
-}
-
-async fn serve(mut handle: tower_test::mock::Handle<Request<Body>, Response<Body>>, api: MockApi) {
-    while let Some((request, send)) = handle.next_request().await {
-        let method = request.method().to_string();
-        let path = request.uri().path().to_string();
-        let bytes = request.into_body().collect_bytes().await.unwrap_or_default();
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let (status, answer) = api.answer(&method, &path, &body);
-        api.state.lock().expect("lock").calls.push(Call { method, path, body });
-        let response = Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&answer).expect("json")))
-            .expect("response");
-        send.send_response(response);
-    }
-}
-
-struct Harness {
+/// The operator's view: a context with watch caches fed from the fake API's changes.
+struct Operator {
     ctx: Arc<Context>,
-    api: Arc<Mutex<ApiState>>,
-    fake: FakeOpenStack,
+    objects: Writer<ImageAccess>,
+    secrets: Writer<PartialObjectMeta<Secret>>,
 }
 
-impl Harness {
-    /// The fake OpenStack with IMAGE (shared, owned by the owner project) and a Secret holding
-    /// its clouds.yaml.
-    async fn new() -> Harness {
-        let fake = FakeOpenStack::start().await;
-        fake.add_image(IMAGE, OWNER_PROJECT, "shared");
-        fake.add_image(OTHER_IMAGE, OWNER_PROJECT, "shared");
-        let api = Arc::new(Mutex::new(ApiState::default()));
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(SECRET.into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([(
-                "clouds.yaml".to_string(),
-                ByteString(fake.clouds_yaml().into_bytes()),
-            )])),
-            ..Default::default()
-        };
-        api.lock().expect("lock").secrets.insert(SECRET.into(), secret);
-        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = kube::Client::new(service, "default");
-        tokio::spawn(serve(handle, MockApi { state: api.clone() }));
+impl Operator {
+    fn new(client: kube::Client) -> Operator {
         let metrics = Arc::new(Metrics::default());
         let openstack = OpenStack::new(ClientSettings::default(), metrics.clone());
-        let settings = Settings {
-            resync_period: Duration::from_secs(600),
-            stalled_recheck: Duration::from_secs(300),
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(300),
-        };
         let reporter = Reporter {
             controller: "image-access-operator".into(),
             instance: None,
         };
-        let ctx = Arc::new(Context::new(client, openstack, metrics, settings, reporter));
-        Harness { ctx, api, fake }
+        let ctx = Arc::new(Context::new(
+            client,
+            openstack,
+            metrics,
+            Settings::default(),
+            reporter,
+            hold_finalizer(None),
+        ));
+        let (object_reader, objects) = reflector::store();
+        ctx.watch_scope(None, object_reader);
+        let (secret_reader, secrets) = reflector::store();
+        ctx.secrets.watch_scope(None, secret_reader);
+        ctx.objects_synced.store(true, Ordering::Relaxed);
+        Operator { ctx, objects, secrets }
     }
 
-    /// Reconciles `object` once; the mock API echoes it back on patches.
-    async fn reconcile(&self, object: &ImageAccess) -> Result<Action, Error> {
-        self.api.lock().expect("lock").object = Some(object.clone());
-        reconcile(Arc::new(object.clone()), self.ctx.clone()).await
+    /// A fresh operator that lists everything, as one would after a restart.
+    fn restarted(client: kube::Client, kube: &FakeKube) -> Operator {
+        let mut operator = Operator::new(client);
+        let mut feed = |event: watcher::Event<ImageAccess>| {
+            operator.ctx.observe(None, &event);
+            operator.objects.apply_watcher_event(&event);
+        };
+        feed(watcher::Event::Init);
+        for object in kube.objects() {
+            feed(watcher::Event::InitApply(object));
+        }
+        feed(watcher::Event::InitDone);
+        let mut feed = |event: watcher::Event<PartialObjectMeta<Secret>>| {
+            operator.ctx.observe_secret(None, &event);
+            operator.secrets.apply_watcher_event(&event);
+        };
+        feed(watcher::Event::Init);
+        for secret in kube.secrets() {
+            feed(watcher::Event::InitApply(secret_metadata(&secret)));
+        }
+        feed(watcher::Event::InitDone);
+        operator
     }
 
-    /// The resourceVersion the last patch returned.
-    fn last_written_version(&self) -> String {
-        format!("written-{}", self.api.lock().expect("lock").version)
+    fn feed(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Object(event) => {
+                    self.ctx.observe(None, &event);
+                    self.objects.apply_watcher_event(&event);
+                }
+                Change::Secret(event) => {
+                    self.ctx.observe_secret(None, &event);
+                    self.secrets.apply_watcher_event(&event);
+                }
+            }
+        }
+    }
+}
+
+struct Harness {
+    kube: FakeKube,
+    client: kube::Client,
+    fake: FakeOpenStack,
+    op: Operator,
+}
+
+fn clouds_data(fake: &FakeOpenStack) -> String {
+    fake.clouds_yaml()
+}
+
+impl Harness {
+    /// The fake OpenStack with IMAGE and OTHER_IMAGE (shared, owned by the owner project), and
+    /// the credentials Secret holding its clouds.yaml.
+    async fn new() -> Harness {
+        let fake = FakeOpenStack::start().await;
+        fake.add_image(IMAGE, OWNER_PROJECT, "shared");
+        fake.add_image(OTHER_IMAGE, OWNER_PROJECT, "shared");
+        let (kube, client) = FakeKube::start();
+        kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &clouds_data(&fake))]);
+        let mut op = Operator::new(client.clone());
+        op.feed(kube.take_changes());
+        Harness { kube, client, fake, op }
+    }
+
+    fn ctx(&self) -> Arc<Context> {
+        self.op.ctx.clone()
+    }
+
+    fn sync(&mut self) {
+        let changes = self.kube.take_changes();
+        self.op.feed(changes);
+    }
+
+    /// `kubectl apply`.
+    fn apply(&mut self, object: &ImageAccess) -> ImageAccess {
+        let stored = self.kube.apply(object);
+        self.sync();
+        stored
+    }
+
+    fn delete(&mut self, name: &str) {
+        self.kube.delete(NAMESPACE, name);
+        self.sync();
+    }
+
+    /// The object as the watch cache has it.
+    fn cached(&self, name: &str) -> Option<Arc<ImageAccess>> {
+        self.op.ctx.object(&ObjectRef::new(name).within(NAMESPACE))
+    }
+
+    /// One reconcile of `name` as kube-runtime runs it: the cached object, then error_policy
+    /// on an error; the changes it made are fed back.
+    async fn reconcile(&mut self, name: &str) -> Result<Action, Error> {
+        self.sync();
+        let object = self.cached(name).unwrap_or_else(|| panic!("{name} is not in the cache"));
+        let result = reconcile(object.clone(), self.ctx()).await;
+        if let Err(e) = &result {
+            error_policy(object, e, self.ctx());
+        }
+        self.sync();
+        result
+    }
+
+    /// Reconciles every Secret the cache has (holds and releases).
+    async fn reconcile_secrets(&mut self) {
+        self.sync();
+        for secret in self.kube.secrets() {
+            let _ = reconcile_secret(Arc::new(secret_metadata(&secret)), self.ctx()).await;
+        }
+        self.sync();
+    }
+
+    /// Time passes: everything is due again.
+    fn later(&self) {
+        self.op.ctx.clock.advance(Duration::from_secs(3600));
     }
 
     fn calls(&self) -> Vec<Call> {
-        std::mem::take(&mut self.api.lock().expect("lock").calls)
+        self.kube.take_calls()
     }
 
-    fn remove_secret(&self) {
-        self.api.lock().expect("lock").secrets.clear();
+    fn object(&self, name: &str) -> Option<ImageAccess> {
+        self.kube.object(NAMESPACE, name)
+    }
+
+    fn status(&self, name: &str) -> ImageAccessStatus {
+        self.object(name).and_then(|o| o.status).unwrap_or_default()
+    }
+
+    fn secret_finalizers(&self) -> Vec<String> {
+        self.kube
+            .secret(NAMESPACE, SECRET)
+            .map(|s| s.metadata.finalizers.unwrap_or_default())
+            .unwrap_or_default()
     }
 }
 
-fn status_patches(calls: &[Call]) -> Vec<ImageAccessStatus> {
-    calls
-        .iter()
-        .filter(|c| c.method == "PATCH" && c.path.ends_with("/status"))
-        .map(|c| serde_json::from_value(c.body["status"].clone()).expect("status"))
-        .collect()
-}
-
-fn last_status(calls: &[Call]) -> ImageAccessStatus {
-    status_patches(calls).pop().expect("a status patch")
+fn writes(calls: &[Call]) -> Vec<&Call> {
+    calls.iter().filter(|c| c.method != "GET").collect()
 }
 
 fn event_reasons(calls: &[Call]) -> Vec<String> {
@@ -182,117 +203,134 @@ fn event_reasons(calls: &[Call]) -> Vec<String> {
         .collect()
 }
 
-fn finalizer_removed(calls: &[Call]) -> bool {
-    calls.iter().any(|c| {
-        c.method == "PATCH"
-            && !c.path.ends_with("/status")
-            && c.path.contains("/imageaccesses/")
-            && c.body.to_string().contains("remove")
-    })
-}
-
 fn condition<'a>(
     status: &'a ImageAccessStatus,
     type_: &str,
 ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    status.conditions.iter().find(|c| c.type_ == type_).expect("condition")
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("condition {type_} in {status:?}"))
 }
 
+fn reason(status: &ImageAccessStatus) -> String {
+    condition(status, "Ready").reason.clone()
+}
+
+fn share(name: &str) -> ImageAccess {
+    ImageAccess::test(name, IMAGE, MEMBER_PROJECT, "owner")
+}
+
+fn requeue_after(action: &Action) -> Duration {
+    let text = format!("{action:?}");
+    let start = text.find("Some(").map(|i| i + 5).expect("a requeue");
+    let inner = &text[start..text[start..].find(')').map(|i| i + start).expect("end")];
+    if let Some(ms) = inner.strip_suffix("ms") {
+        Duration::from_secs_f64(ms.parse::<f64>().expect("ms") / 1000.0)
+    } else if let Some(us) = inner.strip_suffix("µs") {
+        Duration::from_secs_f64(us.parse::<f64>().expect("µs") / 1e6)
+    } else if let Some(ns) = inner.strip_suffix("ns") {
+        Duration::from_nanos(ns.parse::<f64>().expect("ns") as u64)
+    } else {
+        Duration::from_secs_f64(inner.trim_end_matches('s').parse::<f64>().expect("s"))
+    }
+}
+
+// ---------------------------------------------------------------- the happy path
+
 #[tokio::test]
-async fn new_object_creates_the_member_and_reports_ready() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
-    let action = h.reconcile(&object).await.expect("reconciled");
-    assert!(action != Action::await_change(), "requeued for the resync");
+async fn new_object_claims_then_creates_the_member_and_reports_ready_in_two_writes() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    let action = h.reconcile("share").await.expect("reconciled");
+    assert!(requeue_after(&action) > Duration::from_secs(500), "next look at the resync");
     let member = h.fake.member(IMAGE, MEMBER_PROJECT).expect("member created in Glance");
     assert_eq!(member.status, MemberStatus::Pending);
     let calls = h.calls();
-    let patches = status_patches(&calls);
-    assert_eq!(patches.len(), 2, "first sight (Ready=Unknown), then the result");
-    assert_eq!(condition(&patches[0], "Ready").status, "Unknown");
-    let status = &patches[1];
-    assert_eq!(condition(status, "Ready").status, "True");
+    let object_writes: Vec<_> = writes(&calls)
+        .into_iter()
+        .filter(|c| c.path.contains("/imageaccesses/"))
+        .collect();
+    assert_eq!(object_writes.len(), 2, "the claim (finalizer + membership), then the status: {object_writes:?}");
+    let status = h.status("share");
+    assert_eq!(condition(&status, "Ready").status, "True");
     assert_eq!(status.member_status, Some(MemberStatus::Pending));
     assert_eq!(status.created_at.as_deref(), Some(member.created_at.as_str()));
     assert_eq!(status.updated_at.as_deref(), Some(member.updated_at.as_str()));
     assert_eq!(status.schema.as_deref(), Some("/v2/schemas/member"));
     assert_eq!(status.applied.as_ref().map(|a| a.image_id.as_str()), Some(IMAGE));
+    let object = h.object("share").expect("object");
+    assert!(object.has_finalizer());
+    assert_eq!(object.claim(), status.applied, "the claim names what was applied");
     assert_eq!(event_reasons(&calls), vec!["MemberCreated"]);
+    assert_eq!(h.fake.requests("POST members"), 1);
+    assert_eq!(h.fake.requests("GET member"), 0, "a new object is created without a read first");
 }
 
 #[tokio::test]
-async fn object_without_finalizer_gets_it_first() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner");
-    let action = h.reconcile(&object).await.expect("reconciled");
-    assert_eq!(action, Action::await_change());
-    let calls = h.calls();
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.method == "PATCH" && c.body.to_string().contains(FINALIZER)),
-        "{calls:?}"
-    );
-    assert!(
-        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
-        "nothing done in Glance before the finalizer is there"
+async fn the_claim_is_written_before_glance_is_touched() {
+    let mut h = Harness::new().await;
+    h.fake.inject(Fault {
+        operation: "POST members",
+        status: 503,
+        retry_after: None,
+    });
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect_err("transient");
+    let object = h.object("share").expect("object");
+    assert!(object.has_finalizer(), "finalizer before the first Glance call");
+    assert_eq!(
+        object.claim().map(|c| c.image_id),
+        Some(IMAGE.to_string()),
+        "the membership is claimed before the create that could make it"
     );
 }
 
 #[tokio::test]
 async fn steady_object_costs_one_glance_read_and_no_kubernetes_write() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
-    h.reconcile(&object).await.expect("first");
-    let mut steady = object.clone();
-    steady.status = Some(last_status(&h.calls()));
-    let reads_before = h.fake.requests("GET member");
-    let tokens_before = h.fake.requests("POST tokens");
-    h.reconcile(&steady).await.expect("second");
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("first");
+    h.calls();
+    let tokens = h.fake.requests("POST tokens");
+    h.later();
+    h.reconcile("share").await.expect("resync");
     let calls = h.calls();
-    assert!(status_patches(&calls).is_empty(), "no status write: {calls:?}");
-    assert!(event_reasons(&calls).is_empty());
-    assert_eq!(h.fake.requests("GET member") - reads_before, 1);
-    assert_eq!(h.fake.requests("POST tokens"), tokens_before, "token reused");
+    assert!(writes(&calls).is_empty(), "no write: {calls:?}");
+    assert_eq!(h.fake.requests("GET member"), 1);
+    assert_eq!(h.fake.requests("POST tokens"), tokens, "token reused");
     assert_eq!(h.fake.requests("POST members"), 1);
+    assert!(
+        calls.iter().all(|c| !c.path.contains("/secrets/")),
+        "an unchanged Secret is not read again: {calls:?}"
+    );
 }
 
 #[tokio::test]
-async fn the_echo_of_our_own_status_write_does_not_read_glance_again() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
-    h.reconcile(&object).await.expect("first");
-    let reads = h.fake.requests("GET member");
-    let mut echo = object.clone();
-    echo.status = Some(last_status(&h.calls()));
-    // A first reconcile writes twice (Ready=Unknown, then the result): both echoes are ours.
-    echo.metadata.resource_version = Some("written-1".into());
-    h.reconcile(&echo).await.expect("echo of the first write");
-    echo.metadata.resource_version = Some(h.last_written_version());
-    h.reconcile(&echo).await.expect("echo");
-    assert_eq!(h.fake.requests("GET member"), reads, "nothing changed since we looked");
-    assert_eq!(h.fake.requests("POST members"), 1, "and nothing created twice");
-    // The resync that follows brings the same cached object: that one looks at Glance.
-    h.reconcile(&echo).await.expect("resync");
-    assert_eq!(h.fake.requests("GET member"), reads + 1, "once only");
-    // Any other change (here: a new resourceVersion) is looked at.
-    echo.metadata.resource_version = Some("changed-by-someone".into());
-    h.reconcile(&echo).await.expect("changed");
-    assert_eq!(h.fake.requests("GET member"), reads + 2);
+async fn the_echo_of_our_own_writes_reads_nothing_and_keeps_the_schedule() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("first");
+    h.calls();
+    let glance_requests = h.fake.requests("POST members") + h.fake.requests("GET member");
+    // The watch brings the object back (finalizer, then status): as we left it.
+    let action = h.reconcile("share").await.expect("echo");
+    assert!(requeue_after(&action) > Duration::from_secs(500), "keeps the resync: {action:?}");
+    assert_eq!(h.fake.requests("POST members") + h.fake.requests("GET member"), glance_requests);
+    assert!(writes(&h.calls()).iter().all(|c| c.path.contains("/events")));
 }
 
 #[tokio::test]
 async fn existing_member_is_adopted_after_a_409() {
-    let h = Harness::new().await;
-    // Someone created it by hand: a new object creates straight away and meets a 409.
+    let mut h = Harness::new().await;
     h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
-    h.reconcile(&object).await.expect("reconciled");
-    let calls = h.calls();
-    let status = last_status(&calls);
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("reconciled");
+    let status = h.status("share");
     assert_eq!(condition(&status, "Ready").status, "True");
     assert_eq!(status.member_status, Some(MemberStatus::Accepted));
-    assert_eq!(event_reasons(&calls), vec!["MemberAdopted"]);
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberAdopted"]);
     assert_eq!(h.fake.requests("POST members"), 1);
     assert_eq!(h.fake.requests("GET member"), 1, "read once, after the 409");
 }
@@ -300,99 +338,78 @@ async fn existing_member_is_adopted_after_a_409() {
 #[tokio::test]
 async fn an_existing_member_of_a_full_image_is_adopted_not_reported_as_quota() {
     // Glance checks the quota before duplicates: re-creating a member of a full image gives 413.
-    let h = Harness::new().await;
+    let mut h = Harness::new().await;
     h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
     h.fake.set_member_quota(1);
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
-    h.reconcile(&object).await.expect("reconciled");
-    let calls = h.calls();
-    assert_eq!(condition(&last_status(&calls), "Ready").status, "True");
-    assert_eq!(event_reasons(&calls), vec!["MemberAdopted"]);
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("reconciled");
+    assert_eq!(condition(&h.status("share"), "Ready").status, "True");
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberAdopted"]);
 }
 
 #[tokio::test]
 async fn admin_sets_the_asked_status() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "admin")
-        .finalized()
-        .with_member_status(MemberStatus::Accepted);
-    h.reconcile(&object).await.expect("reconciled");
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "admin").with_member_status(MemberStatus::Accepted));
+    h.reconcile("share").await.expect("reconciled");
     assert_eq!(
         h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
         Some(MemberStatus::Accepted)
     );
-    let calls = h.calls();
-    assert_eq!(last_status(&calls).member_status, Some(MemberStatus::Accepted));
-    assert_eq!(event_reasons(&calls), vec!["MemberCreated", "StatusSet"]);
-    assert_eq!(
-        h.fake.requests("GET member"),
-        0,
-        "a new object is created without a read first"
-    );
+    assert_eq!(h.status("share").member_status, Some(MemberStatus::Accepted));
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberCreated", "StatusSet"]);
 }
 
 #[tokio::test]
 async fn owner_asking_for_a_status_is_stalled_with_the_fix_and_no_error() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
-        .finalized()
-        .with_member_status(MemberStatus::Accepted);
+    let mut h = Harness::new().await;
+    h.apply(&share("share").with_member_status(MemberStatus::Accepted));
     let action = h
-        .reconcile(&object)
+        .reconcile("share")
         .await
         .expect("a stalled object is not an error (no hot loop)");
-    assert_ne!(action, Action::await_change(), "re-checked later");
-    let calls = h.calls();
-    let status = last_status(&calls);
+    let wait = requeue_after(&action);
+    assert!(wait > Duration::from_secs(250) && wait < Duration::from_secs(350), "the stalled re-check");
+    let status = h.status("share");
     assert_eq!(condition(&status, "Stalled").status, "True");
-    assert_eq!(condition(&status, "Ready").reason, "StatusChangeForbidden");
+    assert_eq!(reason(&status), "StatusChangeForbidden");
     assert!(condition(&status, "Stalled").message.contains("remove spec.status"));
-    assert_eq!(
-        status.member_status,
-        Some(MemberStatus::Pending),
-        "the member exists, pending"
-    );
-    assert!(
-        status.applied.is_some(),
-        "the created member is recorded, so deleting the object removes it"
-    );
-    assert_eq!(event_reasons(&calls), vec!["MemberCreated", "StatusChangeForbidden"]);
+    assert_eq!(status.member_status, Some(MemberStatus::Pending), "the member exists, pending");
+    assert!(status.applied.is_some(), "the created member is recorded");
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberCreated", "StatusChangeForbidden"]);
 
     // Re-checked later with the same result: no second Warning, no write.
-    let mut again = object.clone();
-    again.status = Some(status);
-    h.reconcile(&again).await.expect("stalled again");
+    h.later();
+    h.reconcile("share").await.expect("stalled again");
     let calls = h.calls();
-    assert!(status_patches(&calls).is_empty());
-    assert!(event_reasons(&calls).is_empty(), "events on transitions only");
+    assert!(writes(&calls).is_empty(), "{calls:?}");
 }
 
 #[tokio::test]
 async fn changing_the_image_replaces_the_membership() {
-    let h = Harness::new().await;
-    h.fake.put_member(OTHER_IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
-        .finalized()
-        .with_applied(OTHER_IMAGE, MEMBER_PROJECT);
-    h.reconcile(&object).await.expect("reconciled");
-    assert!(
-        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(),
-        "old membership removed"
-    );
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("share", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("share").await.expect("first");
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("replaced");
+    assert!(h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(), "old membership removed");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "new membership created");
-    let calls = h.calls();
-    assert_eq!(last_status(&calls).applied.map(|a| a.image_id), Some(IMAGE.to_string()));
-    assert_eq!(event_reasons(&calls), vec!["Replaced", "MemberCreated"]);
+    let object = h.object("share").expect("object");
+    assert_eq!(h.status("share").applied.map(|a| a.image_id), Some(IMAGE.to_string()));
+    assert_eq!(object.claim().map(|a| a.image_id), Some(IMAGE.to_string()));
+    let reasons = event_reasons(&h.calls());
+    assert_eq!(&reasons[reasons.len() - 2..], ["Replaced", "MemberCreated"]);
 }
 
 #[tokio::test]
 async fn member_deleted_by_hand_is_recreated_and_status_restored() {
-    let h = Harness::new().await;
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "admin")
-        .finalized()
-        .with_member_status(MemberStatus::Accepted)
-        .with_applied(IMAGE, MEMBER_PROJECT);
-    h.reconcile(&object).await.expect("reconciled");
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "admin").with_member_status(MemberStatus::Accepted));
+    h.reconcile("share").await.expect("first");
+    h.calls();
+    h.fake.remove_member(IMAGE, MEMBER_PROJECT);
+    h.later();
+    h.reconcile("share").await.expect("recreated");
     assert_eq!(
         h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
         Some(MemberStatus::Accepted)
@@ -400,7 +417,8 @@ async fn member_deleted_by_hand_is_recreated_and_status_restored() {
     assert_eq!(event_reasons(&h.calls()), vec!["MemberRecreated", "StatusSet"]);
 
     h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected);
-    h.reconcile(&object).await.expect("reconciled");
+    h.later();
+    h.reconcile("share").await.expect("restored");
     assert_eq!(
         h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
         Some(MemberStatus::Accepted)
@@ -408,94 +426,357 @@ async fn member_deleted_by_hand_is_recreated_and_status_restored() {
     assert_eq!(event_reasons(&h.calls()), vec!["StatusSet"]);
 }
 
+// ---------------------------------------------------------------- deletion
+
 #[tokio::test]
 async fn deleting_object_removes_member_and_then_finalizer() {
-    let h = Harness::new().await;
-    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
-        .finalized()
-        .with_applied(IMAGE, MEMBER_PROJECT)
-        .deleting();
-    h.reconcile(&object).await.expect("cleaned up");
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    h.delete("share");
+    h.calls();
+    h.reconcile("share").await.expect("cleaned up");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
-    let calls = h.calls();
-    assert!(finalizer_removed(&calls), "{calls:?}");
-    assert_eq!(event_reasons(&calls), vec!["MemberDeleted"]);
+    assert!(h.object("share").is_none(), "gone once the finalizer went");
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberDeleted"]);
+    assert!(h.ctx().tracker.is_empty(), "nothing remembered of it");
 }
 
 #[tokio::test]
 async fn orphan_policy_leaves_the_member() {
-    let h = Harness::new().await;
-    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
-        .finalized()
-        .with_policy(DeletionPolicy::Orphan)
-        .with_applied(IMAGE, MEMBER_PROJECT)
-        .deleting();
-    h.reconcile(&object).await.expect("cleaned up");
+    let mut h = Harness::new().await;
+    h.apply(&share("share").with_policy(DeletionPolicy::Orphan));
+    h.reconcile("share").await.expect("created");
+    h.delete("share");
+    h.calls();
+    h.reconcile("share").await.expect("cleaned up");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
-    let calls = h.calls();
-    assert!(finalizer_removed(&calls));
-    assert_eq!(event_reasons(&calls), vec!["MemberOrphaned"]);
+    assert!(h.object("share").is_none());
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberOrphaned"]);
     assert_eq!(h.fake.requests("DELETE member"), 0);
 }
 
 #[tokio::test]
 async fn deletion_finishes_when_the_image_is_no_longer_shared_or_gone() {
-    for (visibility, reason) in [("private", "MemberNotRemoved"), ("gone", "MemberAlreadyGone")] {
-        let h = Harness::new().await;
-        h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
-        if visibility == "gone" {
+    for (what, reason) in [("private", "MemberNotRemoved"), ("gone", "MemberAlreadyGone")] {
+        let mut h = Harness::new().await;
+        h.apply(&share("share"));
+        h.reconcile("share").await.expect("created");
+        if what == "gone" {
             h.fake.remove_member(IMAGE, MEMBER_PROJECT);
         } else {
             h.fake.set_visibility(IMAGE, "private");
         }
-        let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
-            .finalized()
-            .with_applied(IMAGE, MEMBER_PROJECT)
-            .deleting();
-        h.reconcile(&object).await.expect("deletion is not blocked");
-        let calls = h.calls();
-        assert!(finalizer_removed(&calls), "{visibility}");
-        assert_eq!(event_reasons(&calls), vec![reason], "{visibility}");
+        h.delete("share");
+        h.calls();
+        h.reconcile("share").await.expect("deletion is not blocked");
+        assert!(h.object("share").is_none(), "{what}");
+        assert_eq!(event_reasons(&h.calls()), vec![reason], "{what}");
     }
 }
 
 #[tokio::test]
-async fn never_applied_object_is_deleted_without_credentials() {
-    let h = Harness::new().await;
-    h.remove_secret();
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "no-such-cloud")
-        .finalized()
-        .deleting();
-    h.reconcile(&object).await.expect("a bad spec never blocks deletion");
-    assert!(finalizer_removed(&h.calls()));
+async fn never_claimed_object_is_deleted_without_credentials() {
+    let mut h = Harness::new().await;
+    h.kube.delete_secret(NAMESPACE, SECRET);
+    h.apply(&ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "no-such-cloud"));
+    h.reconcile("share").await.expect("stalled, not an error");
+    assert_eq!(reason(&h.status("share")), "CredentialsSecretNotFound");
+    let object = h.object("share").expect("object");
+    assert!(!object.has_finalizer(), "nothing claimed, nothing to hold");
+    h.delete("share");
+    assert!(h.object("share").is_none(), "a bad spec never blocks deletion");
 }
 
 #[tokio::test]
 async fn glance_down_during_delete_keeps_the_finalizer() {
-    let h = Harness::new().await;
-    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
     h.fake.inject(Fault {
         operation: "DELETE member",
         status: 503,
         retry_after: None,
     });
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner")
-        .finalized()
-        .with_applied(IMAGE, MEMBER_PROJECT)
-        .deleting();
-    let error = h.reconcile(&object).await.expect_err("transient: retried with backoff");
+    h.delete("share");
+    let error = h.reconcile("share").await.expect_err("transient: retried with backoff");
     assert!(error.to_string().contains("503"), "{error}");
-    let calls = h.calls();
-    assert!(!finalizer_removed(&calls));
-    assert_eq!(condition(&last_status(&calls), "Reconciling").status, "True");
+    assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
+    assert_eq!(condition(&h.status("share"), "Reconciling").status, "True");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
-    // Glance is back: the deletion completes.
-    h.reconcile(&object).await.expect("cleaned up");
+    // Glance is back; the retry is due.
+    h.later();
+    h.reconcile("share").await.expect("cleaned up");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
-    assert!(finalizer_removed(&h.calls()));
+    assert!(h.object("share").is_none());
 }
+
+/// Issue 7, A1: a cleanup that needs a human keeps the finalizer.
+#[tokio::test]
+async fn a_missing_secret_keeps_the_finalizer_and_says_how_to_let_go() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    // Someone removes the operator's hold by hand and deletes the Secret: it is really gone.
+    h.kube.remove_secret(NAMESPACE, SECRET);
+    h.delete("share");
+    h.calls();
+    let action = h.reconcile("share").await.expect("stalled, not an error: no hot loop");
+    assert!(requeue_after(&action) > Duration::from_secs(250), "the stalled re-check");
+    let object = h.object("share").expect("the finalizer holds");
+    assert!(object.has_finalizer());
+    let status = object.status.expect("status");
+    assert_eq!(reason(&status), "CredentialsSecretNotFound");
+    assert!(condition(&status, "Stalled").message.contains("deletionPolicy to Orphan"));
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "nothing removed, nothing lost");
+    assert!(event_reasons(&h.calls()).contains(&"CredentialsSecretNotFound".to_string()));
+
+    // The hint works: Orphan lets it go without touching Glance.
+    let mut orphan = h.object("share").expect("object");
+    orphan.spec.deletion_policy = Some(DeletionPolicy::Orphan);
+    h.apply(&orphan);
+    h.reconcile("share").await.expect("orphaned");
+    assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+/// Issue 7, A2: the Secret an object needs is held until the object is gone.
+#[tokio::test]
+async fn the_secret_is_held_while_an_object_needs_it_and_released_after() {
+    let mut h = Harness::new().await;
+    h.apply(&share("one"));
+    h.apply(&ImageAccess::test("two", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("one").await.expect("one");
+    h.reconcile("two").await.expect("two");
+    let hold = hold_finalizer(None);
+    assert_eq!(h.secret_finalizers(), vec![hold.clone()], "held before the first create");
+
+    // The namespace goes: the Secret and both objects are deleted at once.
+    h.kube.delete_secret(NAMESPACE, SECRET);
+    h.delete("one");
+    h.delete("two");
+    h.sync();
+    assert!(h.kube.secret(NAMESPACE, SECRET).is_some(), "terminating, still readable");
+    h.reconcile("one").await.expect("one cleaned up");
+    h.reconcile_secrets().await;
+    assert!(h.kube.secret(NAMESPACE, SECRET).is_some(), "two still needs it");
+    h.reconcile("two").await.expect("two cleaned up");
+    h.reconcile_secrets().await;
+    assert!(h.kube.secret(NAMESPACE, SECRET).is_none(), "released, so the Secret is gone");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+    assert!(h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(), "no membership left behind");
+}
+
+/// Issue 7, A3: a 403 on delete ends the deletion only when nothing is granted.
+#[tokio::test]
+async fn credentials_that_may_not_remove_the_member_keep_the_finalizer() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created by the owner");
+    // The Secret now names the member project's credentials.
+    let mut object = h.object("share").expect("object");
+    object.spec.cloud_credentials_ref.cloud_name = "member".into();
+    h.apply(&object);
+    h.reconcile("share").await.expect("still Ready: the member sees itself");
+    h.delete("share");
+    h.calls();
+    h.reconcile("share").await.expect("stalled");
+    let object = h.object("share").expect("held");
+    assert!(object.has_finalizer());
+    let status = object.status.expect("status");
+    assert_eq!(reason(&status), "MemberRemovalForbidden");
+    let message = &condition(&status, "Stalled").message;
+    assert!(message.contains(OWNER_PROJECT), "names the owner: {message}");
+    assert!(message.contains(MEMBER_PROJECT), "and who tried: {message}");
+    assert!(message.contains("deletionPolicy to Orphan"), "{message}");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "the member keeps access, and we say so");
+
+    // Once the image is private the rows grant nothing: the deletion finishes.
+    h.fake.set_visibility(IMAGE, "private");
+    h.later();
+    h.reconcile("share").await.expect("finished");
+    assert!(h.object("share").is_none());
+}
+
+/// Issue 7, A4: a crash between the Glance create and the status write orphans nothing.
+#[tokio::test]
+async fn a_create_whose_status_was_never_written_is_still_removed_on_delete() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    // The status write fails after the create: the operator "crashes" here.
+    h.kube.fail_next("PATCH", "/status", 500);
+    h.reconcile("share").await.expect_err("status write failed");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "created in Glance");
+    assert!(h.status("share").applied.is_none(), "but never recorded in the status");
+    // A new operator process, and the object is deleted before it looks.
+    h.op = Operator::restarted(h.client.clone(), &h.kube);
+    h.delete("share");
+    h.reconcile("share").await.expect("cleaned up");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "the claim said what to remove"
+    );
+    assert!(h.object("share").is_none());
+}
+
+/// Issue 7, A5: one manager per membership.
+#[tokio::test]
+async fn a_second_object_for_the_same_membership_waits_and_touches_nothing() {
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("first", IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("first").await.expect("first");
+    // The consumer accepts.
+    let member_token_accepts = MemberStatus::Accepted;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, member_token_accepts);
+    let glance_calls = |h: &Harness| {
+        h.fake.requests("POST members")
+            + h.fake.requests("PUT member")
+            + h.fake.requests("DELETE member")
+            + h.fake.requests("GET member")
+    };
+    let before = glance_calls(&h);
+    h.apply(&ImageAccess::test("second", IMAGE, MEMBER_PROJECT, "admin").with_member_status(MemberStatus::Pending));
+    h.reconcile("second").await.expect("stalled, not an error");
+    let status = h.status("second");
+    assert_eq!(reason(&status), "MembershipManagedElsewhere");
+    assert!(condition(&status, "Stalled").message.contains("default/first"), "names the other");
+    assert!(status.applied.is_none());
+    assert_eq!(glance_calls(&h), before, "touched nothing in Glance");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Accepted)
+    );
+
+    // Deleting the second removes nothing.
+    h.delete("second");
+    h.sync();
+    if h.object("second").is_some() {
+        h.reconcile("second").await.expect("cleanup");
+    }
+    assert!(h.object("second").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "the first still manages it");
+}
+
+#[tokio::test]
+async fn the_waiting_object_takes_over_when_the_first_is_deleted_keeping_the_acceptance() {
+    for policy in [DeletionPolicy::Delete, DeletionPolicy::Orphan] {
+        let mut h = Harness::new().await;
+        h.apply(&ImageAccess::test("first", IMAGE, MEMBER_PROJECT, "owner").with_policy(policy));
+        h.reconcile("first").await.expect("first");
+        h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+        h.apply(&ImageAccess::test("second", IMAGE, MEMBER_PROJECT, "owner"));
+        h.reconcile("second").await.expect("waits");
+        assert_eq!(reason(&h.status("second")), "MembershipManagedElsewhere", "{policy:?}");
+
+        h.delete("first");
+        h.reconcile("first").await.expect("first cleaned up");
+        assert!(h.object("first").is_none(), "{policy:?}");
+        assert!(
+            h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+            "{policy:?}: left for the object that takes it over"
+        );
+        // The first's deletion wakes the second, which looks at once (no resync needed).
+        h.reconcile("second").await.expect("takes over");
+        let status = h.status("second");
+        assert_eq!(condition(&status, "Ready").status, "True", "{policy:?}");
+        assert_eq!(
+            status.member_status,
+            Some(MemberStatus::Accepted),
+            "{policy:?}: adopted, the consumer's acceptance kept"
+        );
+        let reasons = event_reasons(&h.calls());
+        assert!(reasons.contains(&"MemberAdopted".to_string()), "{policy:?}: {reasons:?}");
+    }
+}
+
+// ---------------------------------------------------------------- responsiveness
+
+/// Issue 7, B6: the echo of the "retrying" status write must not replace the backoff retry.
+#[tokio::test]
+async fn a_transient_failure_is_retried_after_its_backoff_not_at_the_resync() {
+    let mut h = Harness::new().await;
+    h.fake.inject(Fault {
+        operation: "POST members",
+        status: 503,
+        retry_after: None,
+    });
+    h.apply(&share("share"));
+    let object = h.cached("share").expect("cached");
+    let error = reconcile(object.clone(), h.ctx()).await.expect_err("transient");
+    let retry = requeue_after(&error_policy(object, &error, h.ctx()));
+    assert!(retry <= Duration::from_secs(1), "first retry within a second: {retry:?}");
+    // The watch delivers our claim and status writes: as we left it, so the retry stays.
+    let echo = h.reconcile("share").await.expect("echo");
+    assert!(requeue_after(&echo) <= retry, "the echo keeps the retry: {echo:?}");
+    assert_eq!(condition(&h.status("share"), "Reconciling").status, "True");
+}
+
+/// Issue 7, B7: a spec edit made while a reconcile is in flight is acted on.
+#[tokio::test]
+async fn a_spec_edit_during_a_reconcile_is_not_skipped() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    let in_flight = h.cached("share").expect("generation 1");
+    // The user edits the spec while the reconcile of generation 1 runs; its status write lands
+    // on generation 2.
+    h.kube.apply(&ImageAccess::test("share", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    reconcile(in_flight, h.ctx()).await.expect("generation 1 done");
+    h.sync();
+    assert_eq!(h.cached("share").and_then(|o| o.metadata.generation), Some(2));
+    h.reconcile("share").await.expect("generation 2");
+    assert!(
+        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_some(),
+        "the edit was acted on at once"
+    );
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "and the old one replaced");
+    assert_eq!(h.status("share").observed_generation, Some(2));
+}
+
+/// Issue 7, B8: a fixed Secret wakes the objects that use it.
+#[tokio::test]
+async fn a_fixed_secret_wakes_the_objects_that_use_it() {
+    let mut h = Harness::new().await;
+    let good = clouds_data(&h.fake);
+    h.kube
+        .put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &good.replace(PASSWORD, "wrong"))]);
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("stalled");
+    assert_eq!(reason(&h.status("share")), "AuthenticationFailed");
+    let stalled = h.cached("share").expect("cached");
+    let uid = stalled.uid().unwrap_or_default();
+    let seen = Fingerprint::of(&stalled.metadata, FINALIZER);
+    assert!(h.ctx().tracker.pending(&uid, seen, h.ctx().clock.now()).is_some(), "waits for its re-check");
+    h.kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &good)]);
+    h.sync();
+    assert!(
+        h.ctx().tracker.pending(&uid, seen, h.ctx().clock.now()).is_none(),
+        "the Secret change makes it look now"
+    );
+    h.reconcile("share").await.expect("recovered");
+    assert_eq!(condition(&h.status("share"), "Ready").status, "True");
+}
+
+/// Issue 7, C11: region and interface come from each object's cloud, not the shared session.
+#[tokio::test]
+async fn two_clouds_with_the_same_user_keep_their_own_regions() {
+    let mut h = Harness::new().await;
+    let two_regions = clouds_data(&h.fake)
+        + &format!(
+            "  owner-r2:\n    auth:\n      auth_url: {}\n      username: owner\n      password: {PASSWORD}\n      project_name: owner-project\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionTwo\n",
+            h.fake.auth_url()
+        );
+    h.kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &two_regions)]);
+    h.apply(&share("r1"));
+    h.apply(&ImageAccess::test("r2", OTHER_IMAGE, MEMBER_PROJECT, "owner-r2"));
+    h.reconcile("r1").await.expect("r1");
+    h.reconcile("r2").await.expect("r2");
+    assert_eq!(h.ctx().openstack.session_count(), 1, "one token for one user");
+    let region = |h: &Harness, name: &str| h.status(name).applied.and_then(|a| a.region);
+    assert_eq!(region(&h, "r1").as_deref(), Some("RegionOne"));
+    assert_eq!(region(&h, "r2").as_deref(), Some("RegionTwo"));
+}
+
+// ---------------------------------------------------------------- errors
 
 /// Each error class that needs a human: Stalled with its reason, a Warning event, `Ok`.
 #[tokio::test]
@@ -534,7 +815,7 @@ async fn errors_that_need_a_human_stall_with_a_reason() {
         Case {
             name: "Secret missing",
             cloud: "owner",
-            prepare: |h| h.remove_secret(),
+            prepare: |h| h.kube.delete_secret(NAMESPACE, SECRET),
             reason: "CredentialsSecretNotFound",
         },
         Case {
@@ -563,33 +844,30 @@ async fn errors_that_need_a_human_stall_with_a_reason() {
         },
     ];
     for case in cases {
-        let h = Harness::new().await;
+        let mut h = Harness::new().await;
         (case.prepare)(&h);
         let image = if case.name == "image missing" {
             "00000000-0000-4000-8000-000000000000"
         } else {
             IMAGE
         };
-        let object = ImageAccess::test("share", image, MEMBER_PROJECT, case.cloud).finalized();
+        h.apply(&ImageAccess::test("share", image, MEMBER_PROJECT, case.cloud));
         let action = h
-            .reconcile(&object)
+            .reconcile("share")
             .await
             .unwrap_or_else(|e| panic!("{}: stalled is not an error: {e}", case.name));
-        assert_ne!(action, Action::await_change(), "{}", case.name);
-        let calls = h.calls();
-        let status = last_status(&calls);
+        assert!(requeue_after(&action) > Duration::from_secs(250), "{}", case.name);
+        let status = h.status("share");
         assert_eq!(condition(&status, "Stalled").status, "True", "{}", case.name);
-        assert_eq!(condition(&status, "Ready").reason, case.reason, "{}", case.name);
+        assert_eq!(reason(&status), case.reason, "{}", case.name);
         assert_eq!(condition(&status, "Reconciling").status, "False", "{}", case.name);
         assert!(
-            event_reasons(&calls).contains(&case.reason.to_string()),
+            event_reasons(&h.calls()).contains(&case.reason.to_string()),
             "{}: warning event",
             case.name
         );
         assert!(
-            !condition(&status, "Stalled")
-                .message
-                .contains(crate::testing::fake_openstack::PASSWORD),
+            !condition(&status, "Stalled").message.contains(PASSWORD),
             "no secret in conditions"
         );
     }
@@ -597,26 +875,28 @@ async fn errors_that_need_a_human_stall_with_a_reason() {
 
 #[tokio::test]
 async fn transient_errors_retry_with_backoff_and_honour_retry_after() {
-    let h = Harness::new().await;
+    let mut h = Harness::new().await;
     h.fake.inject(Fault {
         operation: "POST members",
         status: 429,
         retry_after: Some("42"),
     });
-    let object = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized();
-    let error = h.reconcile(&object).await.expect_err("transient");
-    let status = last_status(&h.calls());
+    h.apply(&share("share"));
+    let object = h.cached("share").expect("cached");
+    let error = reconcile(object.clone(), h.ctx()).await.expect_err("transient");
+    h.sync();
+    let status = h.status("share");
     assert_eq!(condition(&status, "Reconciling").status, "True");
     assert_eq!(condition(&status, "Stalled").status, "False");
-    assert_eq!(condition(&status, "Ready").reason, "OpenStackUnavailable");
-    let action = error_policy(Arc::new(object.clone()), &error, h.ctx.clone());
-    assert!(
-        format!("{action:?}").contains("42s"),
-        "waits for Retry-After: {action:?}"
-    );
+    assert_eq!(reason(&status), "OpenStackUnavailable");
+    let action = error_policy(object, &error, h.ctx());
+    assert_eq!(requeue_after(&action), Duration::from_secs(42), "waits for Retry-After");
     // Then it works and the failure count is reset.
-    h.reconcile(&object).await.expect("recovered");
-    assert_eq!(condition(&last_status(&h.calls()), "Ready").status, "True");
+    h.later();
+    h.reconcile("share").await.expect("recovered");
+    assert_eq!(condition(&h.status("share"), "Ready").status, "True");
+    let uid = h.cached("share").and_then(|o| o.uid()).unwrap_or_default();
+    assert_eq!(h.ctx().tracker.failures(&uid), 0);
 }
 
 #[test]
@@ -629,22 +909,92 @@ fn backoff_doubles_with_jitter_and_is_capped() {
     assert!(backoff_delay(&settings, 30, 0.0) >= Duration::from_secs(150));
 }
 
+/// Issue 7, E16: per-object state is keyed by uid and forgotten when the object goes.
 #[tokio::test]
-async fn error_policy_counts_per_object_and_success_resets() {
-    let h = Harness::new().await;
-    let object = Arc::new(ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner").finalized());
-    let other = Arc::new(ImageAccess::test("other", IMAGE, MEMBER_PROJECT, "owner").finalized());
-    let error = Error::Transient {
-        reason: "OpenStackUnavailable",
-        message: "down".into(),
+async fn a_recreated_object_starts_fresh() {
+    let mut h = Harness::new().await;
+    h.fake.inject(Fault {
+        operation: "POST members",
+        status: 503,
         retry_after: None,
+    });
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect_err("transient");
+    let first_uid = h.cached("share").and_then(|o| o.uid()).unwrap_or_default();
+    assert_eq!(h.ctx().tracker.failures(&first_uid), 1);
+    h.delete("share");
+    h.reconcile("share").await.expect("cleaned up");
+    assert!(h.ctx().tracker.is_empty(), "forgotten with the object");
+    h.apply(&share("share"));
+    let second_uid = h.cached("share").and_then(|o| o.uid()).unwrap_or_default();
+    assert_ne!(first_uid, second_uid);
+    h.reconcile("share").await.expect("fresh");
+    assert_eq!(h.ctx().tracker.failures(&second_uid), 0);
+}
+
+/// Issue 7, E17: the concurrency limit holds over every watched namespace together.
+#[tokio::test]
+async fn reconciles_at_work_never_exceed_the_concurrency_limit() {
+    let fake = FakeOpenStack::start().await;
+    fake.add_image(IMAGE, OWNER_PROJECT, "shared");
+    fake.set_delay(Some(Duration::from_millis(200)));
+    let (kube, client) = FakeKube::start();
+    kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &fake.clouds_yaml())]);
+    let metrics = Arc::new(Metrics::default());
+    let settings = Settings {
+        concurrency: 2,
+        ..Default::default()
     };
-    for _ in 0..5 {
-        error_policy(object.clone(), &error, h.ctx.clone());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        OpenStack::new(ClientSettings::default(), metrics.clone()),
+        metrics.clone(),
+        settings,
+        Reporter {
+            controller: "t".into(),
+            instance: None,
+        },
+        hold_finalizer(None),
+    ));
+    let mut objects = Vec::new();
+    for i in 0..6 {
+        let mut object = ImageAccess::test(&format!("o{i}"), IMAGE, &format!("member-{i}"), "owner");
+        object.metadata.namespace = Some(NAMESPACE.into());
+        objects.push(Arc::new(kube.apply(&object)));
     }
-    error_policy(other.clone(), &error, h.ctx.clone());
-    assert_eq!(h.ctx.failures().get(&ObjectRef::from(object.as_ref())), Some(&5));
-    assert_eq!(h.ctx.failures().get(&ObjectRef::from(other.as_ref())), Some(&1));
-    let _ = finish(&object, &h.ctx, None);
-    assert_eq!(h.ctx.failures().get(&ObjectRef::from(object.as_ref())), None);
+    let peak = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let watcher = {
+        let (metrics, peak) = (metrics.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                let now = metrics.active_workers.get_or_create(&Metrics::controller_labels()).get();
+                peak.fetch_max(now, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let runs: Vec<_> = objects.into_iter().map(|o| reconcile(o, ctx.clone())).collect();
+    for result in futures::future::join_all(runs).await {
+        result.expect("reconciled");
+    }
+    watcher.abort();
+    assert_eq!(peak.load(Ordering::Relaxed), 2, "two at work at most, and both used");
+}
+
+// ---------------------------------------------------------------- helpers of the fakes
+
+#[test]
+fn the_claim_annotation_round_trips() {
+    let membership = Membership {
+        image_id: IMAGE.into(),
+        member_id: MEMBER_PROJECT.into(),
+        region: Some("RegionOne".into()),
+    };
+    let mut object = share("share");
+    object
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(CLAIM_ANNOTATION.into(), serde_json::to_string(&membership).expect("json"));
+    assert_eq!(object.claim(), Some(membership));
 }

@@ -101,15 +101,22 @@ pub enum Auth {
     },
 }
 
-/// One cloud entry, ready to authenticate with.
+/// One cloud entry: the credentials (which decide the token) and where to find Glance with it
+/// (which does not: two entries with the same user and different regions share one token).
 #[derive(Clone, Debug)]
 pub struct Cloud {
-    /// Keystone v3 base URL, always ending in `/v3`.
-    pub auth_url: String,
-    pub auth: Auth,
+    pub credentials: Credentials,
     pub region_name: Option<String>,
     /// `public`, `internal` or `admin`.
     pub interface: String,
+}
+
+/// What Keystone needs to issue a token, and the TLS settings to reach it.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Keystone v3 base URL, always ending in `/v3`.
+    pub auth_url: String,
+    pub auth: Auth,
     /// False only when the entry says `verify: false`.
     pub verify_tls: bool,
     /// PEM CA bundle from the Secret's `cacert` key.
@@ -239,18 +246,23 @@ impl Cloud {
             });
         }
         Ok(Cloud {
-            auth_url,
-            auth,
+            credentials: Credentials {
+                auth_url,
+                auth,
+                verify_tls: raw.verify.unwrap_or(true),
+                ca_cert,
+            },
             region_name: raw.region_name.filter(|r| !r.is_empty()),
             interface,
-            verify_tls: raw.verify.unwrap_or(true),
-            ca_cert,
         })
     }
+}
 
-    /// A digest of everything that decides which token this entry gets: the token cache key.
-    /// A rotated password or another project gives another key, so the change takes effect at
-    /// once; the digest (not the secret) is what stays in memory as the key.
+impl Credentials {
+    /// A digest of everything that decides which token these credentials get: the session
+    /// cache key. A rotated password or another project gives another key, so the change takes
+    /// effect at once; the digest (not the secret) is what stays in memory as the key. Region
+    /// and interface are not in it: they choose an endpoint per call, not a token.
     pub fn cache_key(&self) -> [u8; 32] {
         let mut material = Vec::new();
         let mut put = |s: &str| {
@@ -320,10 +332,10 @@ mod tests {
             "clouds:\n  mycloud:\n    auth:\n      auth_url: https://keystone.example.com:5000\n      username: alice\n      password: s3cret\n      project_name: demo\n      user_domain_name: Default\n      project_domain_id: default\n    region_name: RegionOne\n    interface: internal\n",
         )
         .expect("valid cloud");
-        assert_eq!(cloud.auth_url, "https://keystone.example.com:5000/v3");
+        assert_eq!(cloud.credentials.auth_url, "https://keystone.example.com:5000/v3");
         assert_eq!(cloud.region_name.as_deref(), Some("RegionOne"));
         assert_eq!(cloud.interface, "internal");
-        match cloud.auth {
+        match cloud.credentials.auth {
             Auth::Password { user, scope, .. } => {
                 assert_eq!(
                     user,
@@ -350,8 +362,8 @@ mod tests {
             "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks/v3/\n      application_credential_id: abc\n      application_credential_secret: xyz\n",
         )
         .expect("valid cloud");
-        assert_eq!(cloud.auth_url, "http://ks/v3");
-        assert!(matches!(cloud.auth, Auth::ApplicationCredential { id: Some(ref id), .. } if id == "abc"));
+        assert_eq!(cloud.credentials.auth_url, "http://ks/v3");
+        assert!(matches!(cloud.credentials.auth, Auth::ApplicationCredential { id: Some(ref id), .. } if id == "abc"));
     }
 
     #[test]
@@ -361,8 +373,8 @@ mod tests {
         )
         .expect("valid cloud");
         assert_eq!(cloud.interface, "public");
-        assert!(!cloud.verify_tls);
-        assert!(matches!(cloud.auth, Auth::Token { scope: Some(ProjectScope::Id(ref p)), .. } if p == "p1"));
+        assert!(!cloud.credentials.verify_tls);
+        assert!(matches!(cloud.credentials.auth, Auth::Token { scope: Some(ProjectScope::Id(ref p)), .. } if p == "p1"));
     }
 
     #[test]
@@ -421,9 +433,24 @@ mod tests {
                 "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: {pw}\n      domain_name: Default\n"
             ))
             .expect("valid")
+            .credentials
             .cache_key()
         };
         assert_eq!(with("one"), with("one"));
         assert_ne!(with("one"), with("two"));
+    }
+
+    #[test]
+    fn region_and_interface_do_not_change_the_cache_key() {
+        let with = |region: &str, interface: &str| {
+            parse(&format!(
+                "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n      domain_name: Default\n    region_name: {region}\n    interface: {interface}\n"
+            ))
+            .expect("valid")
+        };
+        let (one, two) = (with("R1", "public"), with("R2", "internal"));
+        assert_eq!(one.credentials.cache_key(), two.credentials.cache_key());
+        assert_eq!(two.region_name.as_deref(), Some("R2"));
+        assert_eq!(two.interface, "internal");
     }
 }

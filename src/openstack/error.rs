@@ -48,6 +48,7 @@ pub enum Operation {
     SetMemberStatus,
     DeleteMember,
     ListMembers,
+    ShowImage,
 }
 
 impl Operation {
@@ -59,6 +60,7 @@ impl Operation {
             Operation::SetMemberStatus => "set_member_status",
             Operation::DeleteMember => "delete_member",
             Operation::ListMembers => "list_members",
+            Operation::ShowImage => "show_image",
         }
     }
 
@@ -119,7 +121,15 @@ pub enum OpenStackError {
         operation: Operation,
         detail: String,
         timed_out: bool,
+        /// No connection could be made (refused, unreachable, name not resolved): the endpoint
+        /// may have moved, so the catalog is worth reading again.
+        connect: bool,
     },
+
+    /// The server's certificate is not trusted (unknown CA, wrong host name, expired): no retry
+    /// fixes that, the Secret's `cacert` (or the endpoint) must change.
+    #[error("{} {} failed: the server's TLS certificate is not trusted ({detail})", .operation.service().as_str(), .operation.as_str())]
+    TlsTrust { operation: Operation, detail: String },
 
     #[error("{} {} answered {status}: {message}", .operation.service().as_str(), .operation.as_str())]
     Http {
@@ -159,7 +169,10 @@ impl OpenStackError {
             }
             // A half-written answer is most often a proxy or a restart in the middle.
             OpenStackError::InvalidResponse { .. } => true,
-            OpenStackError::Config(_) | OpenStackError::NoEndpoint { .. } | OpenStackError::Tls(_) => false,
+            OpenStackError::Config(_)
+            | OpenStackError::NoEndpoint { .. }
+            | OpenStackError::Tls(_)
+            | OpenStackError::TlsTrust { .. } => false,
         }
     }
 
@@ -184,6 +197,7 @@ impl OpenStackError {
     pub fn operation(&self) -> Option<Operation> {
         match self {
             OpenStackError::Transport { operation, .. }
+            | OpenStackError::TlsTrust { operation, .. }
             | OpenStackError::Http { operation, .. }
             | OpenStackError::InvalidResponse { operation, .. } => Some(*operation),
             _ => None,
@@ -272,6 +286,7 @@ mod tests {
             operation: Operation::ShowMember,
             detail: "timed out".into(),
             timed_out: true,
+            connect: false,
         };
         assert!(timeout.is_transient());
         assert!(!OpenStackError::Config(ConfigError::Malformed { position: None }).is_transient());

@@ -1,4 +1,5 @@
-//! Glance v2 image members: show, create, set status, delete, list.
+//! Glance v2 image members: show, create, set status, delete, list; and the image itself
+//! (visibility and owner), to tell "no longer shared" from "not allowed".
 
 use std::sync::Arc;
 
@@ -6,7 +7,7 @@ use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{OpenStackError, Operation, Session};
+use super::{OpenStackError, Operation, Session, Token};
 use crate::api::MemberStatus;
 
 /// A member as Glance returns it.
@@ -26,31 +27,50 @@ struct MemberList {
     members: Vec<Member>,
 }
 
-/// A session bound to one Glance endpoint.
+/// What the operator reads of an image.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub id: String,
+    /// `public`, `community`, `shared` or `private`: only `shared` images have members that
+    /// grant access.
+    pub visibility: String,
+    /// The owner project.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A session aimed at the image endpoint of one region and interface. The endpoint is read
+/// from the current token's catalog at every call, so a re-read catalog takes effect at once.
 #[derive(Clone)]
 pub struct Glance {
     session: Arc<Session>,
-    endpoint: Url,
-    /// For `Debug`: which region's endpoint this is.
     region: Option<String>,
+    interface: String,
 }
 
 impl std::fmt::Debug for Glance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Glance")
-            .field("endpoint", &self.endpoint.as_str())
             .field("region", &self.region)
+            .field("interface", &self.interface)
             .finish_non_exhaustive()
     }
 }
 
 impl Glance {
-    pub(super) fn new(session: Arc<Session>, endpoint: Url, region: Option<String>) -> Self {
+    pub(super) fn new(session: Arc<Session>, region: Option<String>, interface: String) -> Self {
         Glance {
             session,
-            endpoint,
             region,
+            interface,
         }
+    }
+
+    /// `GET /v2/images/{image}`: what the caller may see of the image; 404 when it may not.
+    pub async fn show_image(&self, image_id: &str) -> Result<Image, OpenStackError> {
+        self.call(Operation::ShowImage, Method::GET, &[image_id], None).await
     }
 
     /// `GET /v2/images/{image}/members/{member}`; a 404 means no such member (or image).
@@ -96,10 +116,14 @@ impl Glance {
     /// `DELETE /v2/images/{image}/members/{member}`: 204, then 404.
     pub async fn delete_member(&self, image_id: &str, member_id: &str) -> Result<(), OpenStackError> {
         let operation = Operation::DeleteMember;
-        let url = self.url(&[image_id, "members", member_id]);
         let response = self
             .session
-            .send_authenticated(operation, Method::DELETE, url, None)
+            .send_authenticated(
+                operation,
+                Method::DELETE,
+                |token| self.url(token, &[image_id, "members", member_id]),
+                None,
+            )
             .await?;
         if response.is_success() {
             Ok(())
@@ -123,21 +147,24 @@ impl Glance {
         path: &[&str],
         body: Option<&serde_json::Value>,
     ) -> Result<T, OpenStackError> {
-        let url = self.url(path);
-        let response = self.session.send_authenticated(operation, method, url, body).await?;
+        let response = self
+            .session
+            .send_authenticated(operation, method, |token| self.url(token, path), body)
+            .await?;
         if !response.is_success() {
             return Err(response.error(operation));
         }
         response.json(operation)
     }
 
-    /// `{endpoint}/v2/images/{path...}`, each part percent-encoded.
-    fn url(&self, path: &[&str]) -> Url {
-        let mut url = self.endpoint.clone();
+    /// `{endpoint}/v2/images/{path...}` with the endpoint from `token`'s catalog, each part
+    /// percent-encoded.
+    fn url(&self, token: &Token, path: &[&str]) -> Result<Url, OpenStackError> {
+        let mut url = token.image_endpoint(&self.interface, self.region.as_deref())?;
         // `cannot_be_a_base` was ruled out when the endpoint was read from the catalog.
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(["v2", "images"]).extend(path);
         }
-        url
+        Ok(url)
     }
 }

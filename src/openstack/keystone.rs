@@ -14,7 +14,16 @@ use super::{OpenStackError, Operation, Session};
 /// A Keystone token and the catalog it came with.
 pub struct Token {
     pub value: SecretString,
+    /// When it expires by this machine's clock: the time it was received plus the lifetime
+    /// Keystone gave it (so a skewed clock does not shorten or stretch it).
     pub expires_at: jiff::Timestamp,
+    /// How long before `expires_at` it is replaced: keystoneauth's margin, or a quarter of the
+    /// lifetime for short-lived tokens (a 60 s token would otherwise never be reused).
+    refresh_margin: Duration,
+    /// The project the token is scoped to.
+    pub project_id: Option<String>,
+    /// When it was obtained: bounds how often a connection failure re-reads the catalog.
+    pub obtained: std::time::Instant,
     catalog: Vec<CatalogService>,
 }
 
@@ -46,11 +55,23 @@ struct TokenResponse {
 struct TokenBody {
     expires_at: String,
     #[serde(default)]
+    issued_at: Option<String>,
+    #[serde(default)]
+    project: Option<ProjectRef>,
+    #[serde(default)]
     catalog: Vec<CatalogService>,
 }
 
+#[derive(Deserialize)]
+struct ProjectRef {
+    id: String,
+}
+
 impl Token {
+    /// Whether the token can still be used at `now`: it expires later than `margin` (capped
+    /// by this token's own share of its lifetime) from now.
     pub fn is_fresh(&self, now: jiff::Timestamp, margin: Duration) -> bool {
+        let margin = margin.min(self.refresh_margin);
         let margin = jiff::SignedDuration::try_from(margin).unwrap_or(jiff::SignedDuration::MAX);
         self.expires_at.duration_since(now) > margin
     }
@@ -95,6 +116,9 @@ impl Token {
         Token {
             value: SecretString::from("t"),
             expires_at: jiff::Timestamp::now(),
+            refresh_margin: Duration::MAX,
+            project_id: None,
+            obtained: std::time::Instant::now(),
             catalog: serde_json::from_value(catalog).expect("catalog"),
         }
     }
@@ -179,13 +203,13 @@ fn auth_request(auth: &Auth) -> Value {
 impl Session {
     pub(super) async fn authenticate(&self) -> Result<Token, OpenStackError> {
         let operation = Operation::Authenticate;
-        let url = Url::parse(&format!("{}/auth/tokens", self.cloud.auth_url)).map_err(|e| {
+        let url = Url::parse(&format!("{}/auth/tokens", self.credentials.auth_url)).map_err(|e| {
             OpenStackError::Config(super::ConfigError::Invalid {
                 cloud: "(this cloud)".into(),
                 detail: format!("auth.auth_url is not a URL: {e}"),
             })
         })?;
-        let body = auth_request(&self.cloud.auth);
+        let body = auth_request(&self.credentials.auth);
         let result = self.send(operation, Method::POST, url, Some(&body), None).await;
         let response = match result {
             Ok(response) if response.is_success() => response,
@@ -211,19 +235,31 @@ impl Session {
             });
         };
         let body: TokenResponse = response.json(operation)?;
-        let expires_at =
-            body.token
-                .expires_at
-                .parse::<jiff::Timestamp>()
+        let timestamp = |text: &str, field: &str| {
+            text.parse::<jiff::Timestamp>()
                 .map_err(|e| OpenStackError::InvalidResponse {
                     operation,
-                    detail: format!("token expires_at {:?}: {e}", body.token.expires_at),
-                })?;
+                    detail: format!("token {field} {text:?}: {e}"),
+                })
+        };
+        let server_expiry = timestamp(&body.token.expires_at, "expires_at")?;
+        let now = jiff::Timestamp::now();
+        let lifetime = match body.token.issued_at.as_deref() {
+            Some(issued) => server_expiry.duration_since(timestamp(issued, "issued_at")?),
+            None => server_expiry.duration_since(now),
+        };
+        let lifetime = Duration::try_from(lifetime).unwrap_or_default();
+        let expires_at = now
+            .checked_add(jiff::SignedDuration::try_from(lifetime).unwrap_or_default())
+            .unwrap_or(server_expiry);
         self.metrics.observe_authentication(true);
-        tracing::debug!(%expires_at, "keystone token issued");
+        tracing::debug!(%expires_at, lifetime_s = lifetime.as_secs(), "keystone token issued");
         Ok(Token {
             value,
             expires_at,
+            refresh_margin: lifetime / 4,
+            project_id: body.token.project.map(|p| p.id),
+            obtained: std::time::Instant::now(),
             catalog: body.token.catalog,
         })
     }
@@ -309,9 +345,24 @@ mod tests {
     fn a_token_is_refreshed_two_minutes_before_it_expires() {
         let now = jiff::Timestamp::now();
         let mut token = Token::with_catalog(json!([]));
+        token.refresh_margin = Duration::from_secs(3600 / 4);
         token.expires_at = now + jiff::SignedDuration::from_secs(121);
         assert!(token.is_fresh(now, Duration::from_secs(120)));
         token.expires_at = now + jiff::SignedDuration::from_secs(119);
+        assert!(!token.is_fresh(now, Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn a_short_lived_token_is_reused_for_most_of_its_life() {
+        // A 60 s token: the 120 s margin would make every request authenticate first.
+        let now = jiff::Timestamp::now();
+        let mut token = Token::with_catalog(json!([]));
+        token.refresh_margin = Duration::from_secs(60) / 4;
+        token.expires_at = now + jiff::SignedDuration::from_secs(60);
+        assert!(token.is_fresh(now, Duration::from_secs(120)));
+        token.expires_at = now + jiff::SignedDuration::from_secs(16);
+        assert!(token.is_fresh(now, Duration::from_secs(120)));
+        token.expires_at = now + jiff::SignedDuration::from_secs(14);
         assert!(!token.is_fresh(now, Duration::from_secs(120)));
     }
 }

@@ -1,9 +1,11 @@
 //! A thin Keystone v3 + Glance v2 client: exactly what image memberships need.
 //!
-//! [`OpenStack`] hands out one [`Session`] per set of credentials (keyed by a digest of the
-//! cloud entry, so a rotated Secret gets a new session at once). A session holds the HTTP client
-//! for the cloud's TLS settings and the Keystone token with its catalog; [`Glance`] is a session
-//! bound to one image endpoint. HTTP codes become [`OpenStackError`]s here and nowhere else.
+//! [`OpenStack`] hands out one [`Session`] per set of credentials (keyed by a digest of them,
+//! so a rotated Secret gets a new session at once). A session holds the HTTP client for the
+//! credentials' TLS settings and the Keystone token with its catalog; [`Glance`] is a session
+//! aimed at the image endpoint of one region and interface, which every caller names itself
+//! (two clouds with the same user and different regions share the token, not the region).
+//! HTTP codes become [`OpenStackError`]s here and nowhere else.
 
 pub mod clouds;
 pub mod error;
@@ -19,9 +21,9 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
-pub use clouds::Cloud;
+pub use clouds::{Cloud, Credentials};
 pub use error::{ConfigError, HttpErrorKind, OpenStackError, Operation};
-pub use glance::{Glance, Member};
+pub use glance::{Glance, Image, Member};
 use keystone::Token;
 
 /// Settings shared by every session.
@@ -30,7 +32,11 @@ pub struct ClientSettings {
     /// Limit on each HTTP request, connection included.
     pub request_timeout: Duration,
     /// A token this close to its expiry is replaced before use (keystoneauth uses 2 minutes).
+    /// Short-lived tokens use a quarter of their lifetime instead, when that is less.
     pub refresh_before_expiry: Duration,
+    /// After a connection failure, the catalog is read again (a new token) if the token is at
+    /// least this old: an endpoint may have moved, and this bounds the re-authentications.
+    pub catalog_refresh_after: Duration,
 }
 
 impl Default for ClientSettings {
@@ -38,6 +44,7 @@ impl Default for ClientSettings {
         ClientSettings {
             request_timeout: Duration::from_secs(30),
             refresh_before_expiry: Duration::from_secs(120),
+            catalog_refresh_after: Duration::from_secs(10),
         }
     }
 }
@@ -68,8 +75,8 @@ impl OpenStack {
     }
 
     /// The session for these credentials, shared with every other caller that has the same.
-    pub fn session(&self, cloud: Cloud) -> Result<Arc<Session>, OpenStackError> {
-        let key = cloud.cache_key();
+    pub fn session(&self, credentials: &Credentials) -> Result<Arc<Session>, OpenStackError> {
+        let key = credentials.cache_key();
         let mut sessions = self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(session) = sessions.get(&key) {
             return Ok(session.clone());
@@ -77,9 +84,9 @@ impl OpenStack {
         if sessions.len() >= SESSION_PRUNE_THRESHOLD {
             sessions.retain(|_, s| Arc::strong_count(s) > 1 || s.holds_live_token());
         }
-        let http = self.http_client(&cloud)?;
+        let http = self.http_client(credentials)?;
         let session = Arc::new(Session {
-            cloud,
+            credentials: credentials.clone(),
             http,
             token: tokio::sync::Mutex::new(None),
             settings: self.settings.clone(),
@@ -89,10 +96,10 @@ impl OpenStack {
         Ok(session)
     }
 
-    /// The HTTP client for the cloud's TLS settings, built once per distinct settings.
-    fn http_client(&self, cloud: &Cloud) -> Result<reqwest::Client, OpenStackError> {
-        let mut material = cloud.ca_cert.clone().unwrap_or_default();
-        material.push(u8::from(cloud.verify_tls));
+    /// The HTTP client for the credentials' TLS settings, built once per distinct settings.
+    fn http_client(&self, credentials: &Credentials) -> Result<reqwest::Client, OpenStackError> {
+        let mut material = credentials.ca_cert.clone().unwrap_or_default();
+        material.push(u8::from(credentials.verify_tls));
         let digest = ring::digest::digest(&ring::digest::SHA256, &material);
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
@@ -106,7 +113,7 @@ impl OpenStack {
             .timeout(settings.request_timeout)
             .connect_timeout(settings.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("image-access-operator/", env!("CARGO_PKG_VERSION")));
-        if let Some(pem) = &cloud.ca_cert {
+        if let Some(pem) = &credentials.ca_cert {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| OpenStackError::Tls(format!("the Secret's cacert is not a PEM bundle: {e}")))?;
             if certs.is_empty() {
@@ -116,7 +123,7 @@ impl OpenStack {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        if !cloud.verify_tls {
+        if !credentials.verify_tls {
             builder = builder.danger_accept_invalid_certs(true);
         }
         let client = builder.build().map_err(|e| OpenStackError::Tls(e.to_string()))?;
@@ -132,7 +139,7 @@ impl OpenStack {
 
 /// One set of credentials: its HTTP client and its token.
 pub struct Session {
-    cloud: Cloud,
+    credentials: Credentials,
     http: reqwest::Client,
     /// Held across a Keystone request, so concurrent callers share one authentication.
     token: tokio::sync::Mutex<Option<Arc<Token>>>,
@@ -142,18 +149,14 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The cloud's Debug hides its secrets; the token is left out.
+        // The credentials' Debug hides their secrets; the token is left out.
         f.debug_struct("Session")
-            .field("cloud", &self.cloud)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
 
 impl Session {
-    pub fn cloud(&self) -> &Cloud {
-        &self.cloud
-    }
-
     fn holds_live_token(&self) -> bool {
         match self.token.try_lock() {
             Ok(slot) => slot.as_ref().is_some_and(|t| t.expires_at > jiff::Timestamp::now()),
@@ -161,7 +164,7 @@ impl Session {
         }
     }
 
-    /// A token valid for at least `refresh_before_expiry`, from the cache or from Keystone.
+    /// A token that is not about to expire, from the cache or from Keystone.
     async fn token(&self) -> Result<Arc<Token>, OpenStackError> {
         let mut slot = self.token.lock().await;
         if let Some(token) = slot.as_ref()
@@ -174,7 +177,8 @@ impl Session {
         Ok(token)
     }
 
-    /// Forgets `rejected` (after a 401), unless another caller already replaced it.
+    /// Forgets `rejected` (after a 401, or to read the catalog again), unless another caller
+    /// already replaced it.
     async fn invalidate(&self, rejected: &Arc<Token>) {
         let mut slot = self.token.lock().await;
         if slot.as_ref().is_some_and(|current| Arc::ptr_eq(current, rejected)) {
@@ -182,36 +186,67 @@ impl Session {
         }
     }
 
-    /// The Glance of this cloud in `region` (or the cloud's own `region_name`).
-    pub async fn glance(self: &Arc<Self>, region: Option<&str>) -> Result<Glance, OpenStackError> {
-        let region = region.map(str::to_string).or_else(|| self.cloud.region_name.clone());
-        let token = self.token().await?;
-        let endpoint = token.image_endpoint(&self.cloud.interface, region.as_deref())?;
-        Ok(Glance::new(self.clone(), endpoint, region))
+    /// The project the credentials are scoped to, as Keystone says (for messages).
+    pub async fn project_id(&self) -> Result<Option<String>, OpenStackError> {
+        Ok(self.token().await?.project_id.clone())
     }
 
-    /// Sends one request with a token; on a 401, re-authenticates once and retries once.
+    /// The Glance of `region` (any region when none) on `interface` (`public`, `internal`,
+    /// `admin`). Authenticates if needed, so a bad password or a missing endpoint shows here.
+    pub async fn glance(self: &Arc<Self>, region: Option<&str>, interface: &str) -> Result<Glance, OpenStackError> {
+        let token = self.token().await?;
+        token.image_endpoint(interface, region)?;
+        Ok(Glance::new(self.clone(), region.map(str::to_string), interface.to_string()))
+    }
+
+    /// Sends one request to the endpoint `endpoint_of` picks from the token's catalog. On a
+    /// 401, authenticates again once and retries once; when the endpoint cannot be reached
+    /// and the catalog is older than `catalog_refresh_after`, reads the catalog again and, if
+    /// the endpoint moved, retries once there.
     async fn send_authenticated(
         &self,
         operation: Operation,
         method: Method,
-        url: Url,
+        endpoint_of: impl Fn(&Token) -> Result<Url, OpenStackError>,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, OpenStackError> {
-        let token = self.token().await?;
-        let response = self
-            .send(operation, method.clone(), url.clone(), body, Some(&token))
-            .await?;
-        if response.status != 401 {
-            return Ok(response);
+        let mut token = self.token().await?;
+        let (mut reauthenticated, mut catalog_refreshed) = (false, false);
+        loop {
+            let url = endpoint_of(&token)?;
+            match self
+                .send(operation, method.clone(), url.clone(), body, Some(&token))
+                .await
+            {
+                Ok(response) if response.status == 401 && !reauthenticated => {
+                    tracing::debug!(
+                        operation = operation.as_str(),
+                        "token refused (401): authenticating again"
+                    );
+                    reauthenticated = true;
+                    self.invalidate(&token).await;
+                    token = self.token().await?;
+                }
+                Err(OpenStackError::Transport { connect: true, .. })
+                    if !catalog_refreshed && token.obtained.elapsed() >= self.settings.catalog_refresh_after =>
+                {
+                    catalog_refreshed = true;
+                    self.invalidate(&token).await;
+                    let fresh = self.token().await?;
+                    let moved = endpoint_of(&fresh)? != url;
+                    tracing::info!(
+                        operation = operation.as_str(),
+                        moved,
+                        "endpoint unreachable: read the catalog again"
+                    );
+                    token = fresh;
+                    if !moved {
+                        return self.send(operation, method, url, body, Some(&token)).await;
+                    }
+                }
+                other => return other,
+            }
         }
-        tracing::debug!(
-            operation = operation.as_str(),
-            "token refused (401): authenticating again"
-        );
-        self.invalidate(&token).await;
-        let token = self.token().await?;
-        self.send(operation, method, url, body, Some(&token)).await
     }
 
     async fn send(
@@ -247,28 +282,55 @@ impl Session {
             Err(e) => {
                 self.metrics
                     .observe_request(service, operation.as_str(), None, started.elapsed());
-                let timed_out = e.is_timeout();
-                let detail = transport_detail(e);
-                tracing::debug!(%method, path = url.path(), error = %detail, "request failed");
-                return Err(OpenStackError::Transport {
-                    operation,
-                    timed_out,
-                    detail,
-                });
+                let error = transport_error(operation, e);
+                tracing::debug!(%method, path = url.path(), error = %error, "request failed");
+                return Err(error);
             }
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = response.text().await.map_err(|e| OpenStackError::Transport {
-            operation,
-            timed_out: e.is_timeout(),
-            detail: transport_detail(e),
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transport_error(operation, e))?;
         self.metrics
             .observe_request(service, operation.as_str(), Some(status), started.elapsed());
         tracing::debug!(%method, path = url.path(), status, elapsed_ms = started.elapsed().as_millis() as u64, "openstack request");
         Ok(Response { status, headers, text })
     }
+}
+
+/// A failed request as a typed error: an untrusted certificate (which no retry fixes), or a
+/// transport failure (which a retry may).
+fn transport_error(operation: Operation, error: reqwest::Error) -> OpenStackError {
+    if let Some(detail) = certificate_problem(&error) {
+        return OpenStackError::TlsTrust { operation, detail };
+    }
+    OpenStackError::Transport {
+        operation,
+        timed_out: error.is_timeout(),
+        connect: error.is_connect(),
+        detail: transport_detail(error),
+    }
+}
+
+/// The TLS library's verdict on the server's certificate, if that is why the request failed.
+/// rustls reports it as a typed error wrapped in an `io::Error` somewhere down the chain.
+fn certificate_problem(error: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        let inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for candidate in [Some(cause), inner].into_iter().flatten() {
+            if let Some(rustls::Error::InvalidCertificate(problem)) = candidate.downcast_ref::<rustls::Error>() {
+                return Some(format!("{problem:?}"));
+            }
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// reqwest's message without the URL (the log span has it), plus the cause chain, which is

@@ -75,10 +75,14 @@ struct FakeState {
 }
 
 /// A running fake. Dropping it stops nothing: the server lives as long as the test runtime.
+/// Keystone listens on `addr`; Glance on a listener of its own, which [`FakeOpenStack::move_glance`]
+/// replaces (the catalog then names the new one and the old one refuses connections).
 #[derive(Clone)]
 pub struct FakeOpenStack {
     state: Arc<Mutex<FakeState>>,
     pub addr: SocketAddr,
+    router: Router,
+    glance_stop: Arc<Mutex<Option<tokio::sync::oneshot::Sender<()>>>>,
 }
 
 pub const OWNER_PROJECT: &str = "owner-project";
@@ -94,6 +98,10 @@ impl FakeOpenStack {
             .await
             .expect("bind fake openstack");
         let addr = listener.local_addr().expect("local addr");
+        let glance_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake glance");
+        let glance_addr = glance_listener.local_addr().expect("local addr");
         let mut users = HashMap::new();
         for (name, project, admin) in [
             ("owner", OWNER_PROJECT, false),
@@ -111,7 +119,7 @@ impl FakeOpenStack {
             users,
             member_quota: 128,
             token_lifetime: Duration::from_secs(3600),
-            glance_url: format!("http://{addr}{GLANCE_PREFIX}"),
+            glance_url: format!("http://{glance_addr}{GLANCE_PREFIX}"),
             ..Default::default()
         }));
         let router = Router::new()
@@ -124,11 +132,48 @@ impl FakeOpenStack {
                 &format!("{GLANCE_PREFIX}/v2/images/{{image}}/members/{{member}}"),
                 get(show_member).put(set_status).delete(delete_member),
             )
+            .route(&format!("{GLANCE_PREFIX}/v2/images/{{image}}"), get(show_image))
             .with_state(state.clone());
+        let keystone = router.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(listener, keystone).await;
         });
-        FakeOpenStack { state, addr }
+        let fake = FakeOpenStack {
+            state,
+            addr,
+            router,
+            glance_stop: Arc::default(),
+        };
+        fake.serve_glance(glance_listener);
+        fake
+    }
+
+    /// Serves Glance on `listener` until the next move.
+    fn serve_glance(&self, listener: tokio::net::TcpListener) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = self.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        *self.glance_stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
+    }
+
+    /// Glance moves to a new address: the catalog of new tokens names it, and the old address
+    /// stops accepting connections (tokens issued before still name it).
+    pub async fn move_glance(&self) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake glance");
+        let moved = listener.local_addr().expect("local addr");
+        if let Some(stop) = self.glance_stop.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = stop.send(());
+        }
+        self.lock().glance_url = format!("http://{moved}{GLANCE_PREFIX}");
+        self.serve_glance(listener);
     }
 
     fn lock(&self) -> MutexGuard<'_, FakeState> {
@@ -314,16 +359,23 @@ async fn issue_token(State(state): Shared, body: Bytes) -> Response {
         },
     );
     let glance = s.glance_url.clone();
+    let issued_at = jiff::Timestamp::now();
     drop(s);
     let catalog = json!([
         {"type": "image", "name": "glance", "endpoints": [
             {"interface": "public", "region_id": REGION, "region": REGION, "url": glance},
-            {"interface": "internal", "region_id": REGION, "region": REGION, "url": glance}
+            {"interface": "internal", "region_id": REGION, "region": REGION, "url": glance},
+            {"interface": "public", "region_id": "RegionTwo", "region": "RegionTwo", "url": glance}
         ]}
     ]);
     let mut response = (
         StatusCode::CREATED,
-        axum::Json(json!({"token": {"expires_at": jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S.000000Z", expires_at).unwrap_or_default(), "catalog": catalog}})),
+        axum::Json(json!({"token": {
+            "expires_at": jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S.%6fZ", expires_at).unwrap_or_default(),
+            "issued_at": jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S.%6fZ", issued_at).unwrap_or_default(),
+            "project": {"id": user.project_id, "name": format!("{user_name}-project")},
+            "catalog": catalog
+        }})),
     )
         .into_response();
     if let Ok(value) = HeaderValue::from_str(&token) {
@@ -362,6 +414,28 @@ fn visible_image(state: &FakeState, who: &TokenInfo, image_id: &str) -> Result<I
         Ok(image)
     } else {
         Err(error(404, &format!("No image found with ID {image_id}")))
+    }
+}
+
+async fn show_image(State(state): Shared, Path(image_id): Path<String>, headers: HeaderMap) -> Response {
+    if let Some(fault) = prelude(&state, "GET image").await {
+        return fault;
+    }
+    let s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let who = match caller(&s, &headers) {
+        Ok(who) => who,
+        Err(response) => return response,
+    };
+    match visible_image(&s, &who, &image_id) {
+        Ok(image) => axum::Json(json!({
+            "id": image_id,
+            "visibility": image.visibility,
+            "owner": image.owner,
+            "name": format!("image-{image_id}"),
+            "status": "active",
+        }))
+        .into_response(),
+        Err(response) => response,
     }
 }
 

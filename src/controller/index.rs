@@ -1,0 +1,341 @@
+//! Which ImageAccess objects name which memberships and which Secrets, kept up to date from the
+//! watch (before the reflector, so every event is seen, deletions included).
+//!
+//! The controller asks it "who else names this membership?" (one manager per membership) and
+//! "who uses this Secret?" (requeue them when it changes; hold it while they need it). Each
+//! event returns what it changed for others: the objects to wake (a membership was released)
+//! and the Secrets whose use changed. It holds references, not objects: the reflector's store
+//! has those.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{ImageAccess, normalize_image_id};
+
+/// `(imageId, memberId)`: memberships in all regions, as the index keys them.
+pub type PairKey = (String, String);
+/// `(namespace, name)` of a Secret.
+pub type SecretKey = (String, String);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    uid: String,
+    pairs: Vec<PairKey>,
+    secret: SecretKey,
+    /// Whether the object still needs its Secret: not deleted, or deleted but still holding
+    /// the finalizer whose cleanup reads it.
+    needs_secret: bool,
+    /// A digest of what other objects' decisions depend on (claim, applied, deletion,
+    /// finalizer, conditions): when it changes, the others naming the same pairs are woken.
+    stake: u64,
+}
+
+/// What one watch event changed for others.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Other objects naming a membership whose holder changed: they may take over, or must
+    /// wait.
+    pub wake: HashSet<ObjectRef<ImageAccess>>,
+    /// Secrets whose use changed: hold or release them.
+    pub secrets: HashSet<SecretKey>,
+    /// Uids of objects that are gone (their per-object state can be forgotten).
+    pub gone: Vec<String>,
+}
+
+impl Changes {
+    fn merge(&mut self, other: Changes) {
+        self.wake.extend(other.wake);
+        self.secrets.extend(other.secrets);
+        self.gone.extend(other.gone);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<ObjectRef<ImageAccess>, Entry>,
+    by_pair: HashMap<PairKey, HashSet<ObjectRef<ImageAccess>>>,
+    by_secret: HashMap<SecretKey, HashSet<ObjectRef<ImageAccess>>>,
+    /// Objects seen since a relist of the scope (a namespace, or all) started.
+    relisting: HashMap<Option<String>, HashSet<ObjectRef<ImageAccess>>>,
+}
+
+#[derive(Default)]
+pub struct Index {
+    inner: Mutex<Inner>,
+}
+
+fn entry_of(object: &ImageAccess) -> Entry {
+    let named = object.named_membership();
+    let mut pairs = vec![(named.image_id.clone(), named.member_id.clone())];
+    for held in [object.claim(), object.applied().cloned()].into_iter().flatten() {
+        let pair = (normalize_image_id(&held.image_id), held.member_id);
+        if !pairs.contains(&pair) {
+            pairs.push(pair);
+        }
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    object.claim().hash(&mut hasher);
+    object.applied().hash(&mut hasher);
+    object.is_deleting().hash(&mut hasher);
+    object.has_finalizer().hash(&mut hasher);
+    named.hash(&mut hasher);
+    object.metadata.generation.hash(&mut hasher);
+    if let Some(status) = &object.status {
+        status.observed_generation.hash(&mut hasher);
+        for condition in &status.conditions {
+            (&condition.type_, &condition.status, &condition.reason).hash(&mut hasher);
+        }
+    }
+    Entry {
+        uid: object.uid().unwrap_or_default(),
+        pairs,
+        secret: (
+            object.namespace().unwrap_or_default(),
+            object.spec.cloud_credentials_ref.secret_name.clone(),
+        ),
+        needs_secret: !object.is_deleting() || object.has_finalizer(),
+        stake: hasher.finish(),
+    }
+}
+
+impl Inner {
+    fn remove(&mut self, key: &ObjectRef<ImageAccess>) -> Option<Entry> {
+        let old = self.entries.remove(key)?;
+        for pair in &old.pairs {
+            if let Some(set) = self.by_pair.get_mut(pair) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_pair.remove(pair);
+                }
+            }
+        }
+        if let Some(set) = self.by_secret.get_mut(&old.secret) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_secret.remove(&old.secret);
+            }
+        }
+        Some(old)
+    }
+
+    fn insert(&mut self, key: ObjectRef<ImageAccess>, entry: Entry) {
+        for pair in &entry.pairs {
+            self.by_pair.entry(pair.clone()).or_default().insert(key.clone());
+        }
+        self.by_secret
+            .entry(entry.secret.clone())
+            .or_default()
+            .insert(key.clone());
+        self.entries.insert(key, entry);
+    }
+
+    /// The others naming any of `pairs`.
+    fn others(&self, key: &ObjectRef<ImageAccess>, pairs: &[PairKey]) -> HashSet<ObjectRef<ImageAccess>> {
+        pairs
+            .iter()
+            .filter_map(|pair| self.by_pair.get(pair))
+            .flatten()
+            .filter(|other| *other != key)
+            .cloned()
+            .collect()
+    }
+
+    fn changed(&self, key: &ObjectRef<ImageAccess>, old: Option<&Entry>, new: Option<&Entry>) -> Changes {
+        let mut changes = Changes::default();
+        if old.map(|e| e.stake) != new.map(|e| e.stake) {
+            let mut pairs: Vec<PairKey> = old.map(|e| e.pairs.clone()).unwrap_or_default();
+            pairs.extend(new.map(|e| e.pairs.clone()).unwrap_or_default());
+            changes.wake = self.others(key, &pairs);
+        }
+        let use_of = |e: Option<&Entry>| e.map(|e| (e.secret.clone(), e.needs_secret));
+        if use_of(old) != use_of(new) {
+            changes.secrets.extend(old.map(|e| e.secret.clone()));
+            changes.secrets.extend(new.map(|e| e.secret.clone()));
+        }
+        if let Some(old) = old
+            && new.is_none_or(|n| n.uid != old.uid)
+        {
+            changes.gone.push(old.uid.clone());
+        }
+        changes
+    }
+}
+
+impl Index {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// An object was added or changed.
+    pub fn apply(&self, object: &ImageAccess) -> Changes {
+        let key = ObjectRef::from(object);
+        let new = entry_of(object);
+        let mut inner = self.inner();
+        for seen in inner.relisting.values_mut() {
+            seen.insert(key.clone());
+        }
+        let old = inner.remove(&key);
+        let changes = inner.changed(&key, old.as_ref(), Some(&new));
+        inner.insert(key, new);
+        changes
+    }
+
+    /// An object is gone.
+    pub fn delete(&self, object: &ImageAccess) -> Changes {
+        let key = ObjectRef::from(object);
+        let mut inner = self.inner();
+        let old = inner.remove(&key);
+        inner.changed(&key, old.as_ref(), None)
+    }
+
+    /// A relist of `scope` (a namespace, or all when `None`) starts: objects it does not list
+    /// again are gone.
+    pub fn relist_started(&self, scope: Option<&str>) {
+        self.inner().relisting.insert(scope.map(str::to_string), HashSet::new());
+    }
+
+    /// The relist of `scope` is complete.
+    pub fn relist_done(&self, scope: Option<&str>) -> Changes {
+        let mut inner = self.inner();
+        let Some(seen) = inner.relisting.remove(&scope.map(str::to_string)) else {
+            return Changes::default();
+        };
+        let stale: Vec<ObjectRef<ImageAccess>> = inner
+            .entries
+            .keys()
+            .filter(|key| scope.is_none_or(|ns| key.namespace.as_deref() == Some(ns)) && !seen.contains(*key))
+            .cloned()
+            .collect();
+        let mut changes = Changes::default();
+        for key in stale {
+            let old = inner.remove(&key);
+            let change = inner.changed(&key, old.as_ref(), None);
+            changes.merge(change);
+        }
+        changes
+    }
+
+    /// Objects that name, claim or hold a membership of `image_id` with `member_id`.
+    pub fn naming(&self, image_id: &str, member_id: &str) -> Vec<ObjectRef<ImageAccess>> {
+        let key = (normalize_image_id(image_id), member_id.to_string());
+        self.inner()
+            .by_pair
+            .get(&key)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Objects whose `cloudCredentialsRef` names the Secret.
+    pub fn using_secret(&self, namespace: &str, name: &str) -> Vec<ObjectRef<ImageAccess>> {
+        self.inner()
+            .by_secret
+            .get(&(namespace.to_string(), name.to_string()))
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether an object still needs the Secret (so the operator holds it).
+    pub fn secret_in_use(&self, namespace: &str, name: &str) -> bool {
+        let inner = self.inner();
+        inner
+            .by_secret
+            .get(&(namespace.to_string(), name.to_string()))
+            .is_some_and(|set| set.iter().any(|key| inner.entries.get(key).is_some_and(|e| e.needs_secret)))
+    }
+
+    /// Whether an object with this uid is known.
+    pub fn has_uid(&self, uid: &str) -> bool {
+        self.inner().entries.values().any(|e| e.uid == uid)
+    }
+
+    /// The uids of all known objects.
+    pub fn uids(&self) -> HashSet<String> {
+        self.inner().entries.values().map(|e| e.uid.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::FINALIZER;
+
+    const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+
+    fn object(name: &str, member: &str) -> ImageAccess {
+        ImageAccess::test(name, IMAGE, member, "owner")
+    }
+
+    #[test]
+    fn objects_are_found_by_membership_and_by_secret() {
+        let index = Index::default();
+        index.apply(&object("a", "m1"));
+        index.apply(&object("b", "m1"));
+        index.apply(&object("c", "m2"));
+        assert_eq!(index.naming(IMAGE, "m1").len(), 2);
+        assert_eq!(index.naming(&IMAGE.to_uppercase(), "m2").len(), 1, "normalized");
+        assert_eq!(index.using_secret("default", "openstack-credentials").len(), 3);
+        assert!(index.secret_in_use("default", "openstack-credentials"));
+        assert!(!index.secret_in_use("default", "other"));
+    }
+
+    #[test]
+    fn a_changed_holder_wakes_the_others_naming_the_same_membership() {
+        let index = Index::default();
+        let waiting = object("waiting", "m1");
+        index.apply(&waiting);
+        let unrelated = object("unrelated", "m2");
+        index.apply(&unrelated);
+        let holder = object("holder", "m1");
+        let changes = index.apply(&holder);
+        assert_eq!(changes.wake, HashSet::from([ObjectRef::from(&waiting)]));
+        // The same object again, unchanged: nobody to wake.
+        assert!(index.apply(&holder).wake.is_empty());
+        let changes = index.delete(&holder);
+        assert_eq!(changes.wake, HashSet::from([ObjectRef::from(&waiting)]));
+        assert_eq!(changes.gone, vec!["uid-holder".to_string()]);
+    }
+
+    #[test]
+    fn a_deleted_object_without_our_finalizer_no_longer_needs_its_secret() {
+        let index = Index::default();
+        let finalized = object("a", "m1").finalized();
+        index.apply(&finalized);
+        let deleting = finalized.clone().deleting();
+        assert!(index.apply(&deleting).secrets.is_empty(), "still needs it for cleanup");
+        assert!(index.secret_in_use("default", "openstack-credentials"));
+        let mut released = deleting;
+        released.metadata.finalizers = Some(vec![]);
+        let changes = index.apply(&released);
+        assert_eq!(
+            changes.secrets,
+            HashSet::from([("default".to_string(), "openstack-credentials".to_string())])
+        );
+        assert!(!index.secret_in_use("default", "openstack-credentials"));
+        let _ = FINALIZER;
+    }
+
+    #[test]
+    fn a_relist_forgets_objects_deleted_while_the_watch_was_down() {
+        let index = Index::default();
+        index.apply(&object("kept", "m1"));
+        index.apply(&object("gone", "m1"));
+        index.relist_started(Some("default"));
+        index.apply(&object("kept", "m1"));
+        let changes = index.relist_done(Some("default"));
+        assert_eq!(changes.gone, vec!["uid-gone".to_string()]);
+        assert_eq!(index.naming(IMAGE, "m1").len(), 1);
+        assert!(index.has_uid("uid-kept") && !index.has_uid("uid-gone"));
+    }
+}

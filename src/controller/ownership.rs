@@ -1,0 +1,236 @@
+//! One manager per membership. When several objects (in any namespaces) name the same
+//! (image, member, region), exactly one may act on it in Glance; the others wait, Stalled, and
+//! one of them takes over when the manager goes. Pure: the controller passes the objects the
+//! index found.
+//!
+//! The manager is the object that holds the membership (claimed it before its first Glance
+//! call, or has it applied); when two hold it (two operators raced), the older one. When nobody
+//! holds it yet, the oldest object naming it may claim it, so that objects applied together
+//! settle without both touching Glance.
+
+use std::cmp::Ordering;
+
+use crate::api::{ImageAccess, Membership};
+use crate::controller::status::MANAGED_ELSEWHERE;
+
+/// Objects in creation order (then namespace and name, so the order is total).
+fn older(a: &ImageAccess, b: &ImageAccess) -> Ordering {
+    let created = |o: &ImageAccess| o.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let at = |o: &ImageAccess| (created(o).is_none(), created(o));
+    at(a)
+        .cmp(&at(b))
+        .then_with(|| a.metadata.namespace.cmp(&b.metadata.namespace))
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+}
+
+/// The membership `object` names, with the region its claim resolved when it still names the
+/// same image and member (the spec alone does not say which region a cloud defaults to).
+pub fn declared(object: &ImageAccess) -> Membership {
+    let named = object.named_membership();
+    match object.claim() {
+        Some(claim)
+            if claim.image_id == named.image_id
+                && claim.member_id == named.member_id
+                && (named.region.is_none() || named.region == claim.region) =>
+        {
+            claim
+        }
+        _ => named,
+    }
+}
+
+/// Who manages `desired`, which `me` wants to manage: `None` when `me` may, or the other
+/// object that does.
+pub fn manager<'a>(
+    me: &ImageAccess,
+    desired: &Membership,
+    others: impl IntoIterator<Item = &'a ImageAccess>,
+) -> Option<&'a ImageAccess> {
+    let others: Vec<&ImageAccess> = others.into_iter().filter(|o| o.metadata.uid != me.metadata.uid).collect();
+    let first_holder = others
+        .iter()
+        .copied()
+        .filter(|o| o.holds(desired))
+        .min_by(|a, b| older(a, b));
+    if let Some(holder) = first_holder {
+        let me_first = me.holds(desired) && older(me, holder) == Ordering::Less;
+        return (!me_first).then_some(holder);
+    }
+    if me.holds(desired) {
+        return None;
+    }
+    others
+        .into_iter()
+        .filter(|o| !o.is_deleting() && declared(o).overlaps(desired))
+        .min_by(|a, b| older(a, b))
+        .filter(|first| older(first, me) == Ordering::Less)
+}
+
+/// The object that will take `membership` over when `leaving` lets go of it: one that names it
+/// and already waits for it (it got as far as the ownership check, so its credentials work).
+/// `None`: nobody will, so letting go means removing it.
+pub fn successor<'a>(
+    leaving: &ImageAccess,
+    membership: &Membership,
+    others: impl IntoIterator<Item = &'a ImageAccess>,
+) -> Option<&'a ImageAccess> {
+    others
+        .into_iter()
+        .filter(|o| o.metadata.uid != leaving.metadata.uid && !o.is_deleting())
+        .filter(|o| declared(o).overlaps(membership))
+        .filter(|o| o.holds(membership) || waits_for_a_manager(o))
+        .min_by(|a, b| older(a, b))
+}
+
+/// Whether the object's status for its current generation says it waits for another manager.
+fn waits_for_a_manager(object: &ImageAccess) -> bool {
+    let current = object.status.as_ref().and_then(|s| s.observed_generation) == object.metadata.generation;
+    current && object.condition("Stalled").is_some_and(|c| c.status == "True" && c.reason == MANAGED_ELSEWHERE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CLAIM_ANNOTATION, ImageAccessStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+
+    fn at(name: &str, namespace: &str, second: i64) -> ImageAccess {
+        let mut o = ImageAccess::test(name, IMAGE, "m1", "owner");
+        o.metadata.namespace = Some(namespace.into());
+        o.metadata.creation_timestamp = Some(Time(
+            jiff::Timestamp::from_second(1_800_000_000 + second).expect("time"),
+        ));
+        o
+    }
+
+    fn m(region: Option<&str>) -> Membership {
+        Membership {
+            image_id: IMAGE.into(),
+            member_id: "m1".into(),
+            region: region.map(str::to_string),
+        }
+    }
+
+    fn claimed(mut o: ImageAccess, membership: &Membership) -> ImageAccess {
+        o.metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(CLAIM_ANNOTATION.into(), serde_json::to_string(membership).expect("json"));
+        o
+    }
+
+    fn waiting(mut o: ImageAccess) -> ImageAccess {
+        o.status = Some(ImageAccessStatus {
+            observed_generation: o.metadata.generation,
+            conditions: vec![Condition {
+                type_: "Stalled".into(),
+                status: "True".into(),
+                reason: MANAGED_ELSEWHERE.into(),
+                message: String::new(),
+                observed_generation: o.metadata.generation,
+                last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+            }],
+            ..Default::default()
+        });
+        o
+    }
+
+    #[test]
+    fn manager_table() {
+        let r1 = m(Some("R1"));
+        let old = at("old", "team-a", 0);
+        let new = at("new", "team-b", 10);
+        struct Row {
+            name: &'static str,
+            me: ImageAccess,
+            others: Vec<ImageAccess>,
+            expect: Option<&'static str>,
+        }
+        let rows = vec![
+            Row {
+                name: "alone: manage",
+                me: new.clone(),
+                others: vec![],
+                expect: None,
+            },
+            Row {
+                name: "an older object names it, nobody holds it: wait for the older one",
+                me: new.clone(),
+                others: vec![old.clone()],
+                expect: Some("old"),
+            },
+            Row {
+                name: "the older one: manage",
+                me: old.clone(),
+                others: vec![new.clone()],
+                expect: None,
+            },
+            Row {
+                name: "a newer object holds it: it came first, wait",
+                me: old.clone(),
+                others: vec![claimed(new.clone(), &r1)],
+                expect: Some("new"),
+            },
+            Row {
+                name: "I hold it and a newer one only names it: keep managing",
+                me: claimed(new.clone(), &r1),
+                others: vec![old.clone()],
+                expect: None,
+            },
+            Row {
+                name: "both hold it (a race): the older keeps it",
+                me: claimed(new.clone(), &r1),
+                others: vec![claimed(old.clone(), &r1)],
+                expect: Some("old"),
+            },
+            Row {
+                name: "both hold it, I am older: keep it",
+                me: claimed(old.clone(), &r1),
+                others: vec![claimed(new.clone(), &r1)],
+                expect: None,
+            },
+            Row {
+                name: "an older object being deleted that never held it does not count",
+                me: new.clone(),
+                others: vec![old.clone().finalized().deleting()],
+                expect: None,
+            },
+            Row {
+                name: "an older holder being deleted still holds it until its cleanup is done",
+                me: new.clone(),
+                others: vec![claimed(old.clone(), &r1).finalized().deleting()],
+                expect: Some("old"),
+            },
+            Row {
+                name: "another region is another membership",
+                me: new.clone(),
+                others: vec![claimed(old.clone(), &m(Some("R2")))],
+                expect: None,
+            },
+        ];
+        for row in rows {
+            let got = manager(&row.me, &r1, &row.others).map(|o| o.metadata.name.clone().unwrap_or_default());
+            assert_eq!(got.as_deref(), row.expect, "{}", row.name);
+        }
+    }
+
+    #[test]
+    fn a_membership_is_handed_over_only_to_an_object_that_waits_for_it() {
+        let r1 = m(Some("R1"));
+        let leaving = claimed(at("old", "a", 0), &r1);
+        let ready_to_take_over = waiting(at("new", "b", 10));
+        let stuck_on_credentials = at("stuck", "b", 5);
+        assert_eq!(
+            successor(&leaving, &r1, [&ready_to_take_over, &stuck_on_credentials])
+                .and_then(|o| o.metadata.name.as_deref()),
+            Some("new")
+        );
+        assert!(successor(&leaving, &r1, [&stuck_on_credentials]).is_none());
+        assert!(
+            successor(&leaving, &r1, [&waiting(at("gone", "b", 1)).finalized().deleting()]).is_none(),
+            "not to one that is going too"
+        );
+    }
+}

@@ -1,0 +1,317 @@
+//! The credentials Secrets that objects name: read (and cached by resourceVersion, so an
+//! unchanged Secret is not read again), held with a finalizer while an object needs them, and
+//! watched (metadata only) so that the objects using one are woken when it changes.
+//!
+//! The hold is what makes a namespace deletion clean: the namespace controller deletes the
+//! Secret and the objects at once; the finalizer keeps the (terminating, still readable)
+//! Secret until the objects' own cleanups have removed their memberships, and is released
+//! when the last object that needs it is gone (K-ORC's credentials model).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, ResourceExt};
+use secrecy::SecretString;
+
+/// `(namespace, name)` of a Secret.
+pub type SecretKey = (String, String);
+
+/// The finalizer an operator instance puts on the Secrets its objects need. Instances that
+/// shard one namespace by label selector each need their own, so that one releasing its hold
+/// does not take away another's: the selector's digest names it.
+pub fn hold_finalizer(label_selector: Option<&str>) -> String {
+    match label_selector.filter(|s| !s.is_empty()) {
+        None => "glance.viettelidc.com.vn/credentials-in-use".to_string(),
+        Some(selector) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, selector.as_bytes());
+            let short: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
+            format!("glance.viettelidc.com.vn/credentials-in-use-{short}")
+        }
+    }
+}
+
+/// What an object needs from its Secret.
+pub struct SecretData {
+    /// The `clouds.yaml` key, as text.
+    pub clouds_yaml: SecretString,
+    /// The `cacert` key: a PEM CA bundle.
+    pub ca_cert: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+pub enum ReadError {
+    NotFound,
+    /// The Secret exists but the key is missing or not text; says which.
+    BadKey(&'static str),
+    Kubernetes(kube::Error),
+}
+
+struct Cached {
+    resource_version: String,
+    data: Arc<SecretData>,
+    finalizers: Vec<String>,
+    deleting: bool,
+}
+
+/// The Secrets' metadata as the watch sees it, per watched scope (a namespace, or all).
+type MetadataStores = Vec<(Option<String>, Store<PartialObjectMeta<Secret>>)>;
+
+pub struct Secrets {
+    client: kube::Client,
+    finalizer: String,
+    cache: Mutex<HashMap<SecretKey, Cached>>,
+    stores: RwLock<MetadataStores>,
+    /// resourceVersions our own finalizer writes produced: their echoes are not changes.
+    own_versions: Mutex<VecDeque<(SecretKey, String)>>,
+    /// Scopes whose first list is complete: before it, every Secret looks new.
+    synced_scopes: Mutex<HashSet<Option<String>>>,
+    /// Holds are written one at a time (see [`Secrets::hold`]).
+    holding: tokio::sync::Mutex<()>,
+}
+
+/// Own writes remembered; an echo older than this many writes is taken for a change (harmless:
+/// the dependents look once more).
+const OWN_VERSIONS_KEPT: usize = 256;
+
+impl Secrets {
+    pub fn new(client: kube::Client, finalizer: String) -> Self {
+        Secrets {
+            client,
+            finalizer,
+            cache: Mutex::default(),
+            stores: RwLock::default(),
+            own_versions: Mutex::default(),
+            synced_scopes: Mutex::default(),
+            holding: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn finalizer(&self) -> &str {
+        &self.finalizer
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, Cached>> {
+        self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers the watch's store of one scope, so reads can tell an unchanged Secret.
+    pub fn watch_scope(&self, scope: Option<String>, store: Store<PartialObjectMeta<Secret>>) {
+        self.stores
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((scope, store));
+    }
+
+    /// The Secret's resourceVersion as the watch last saw it; `None` when no watch covers it
+    /// or has seen it.
+    fn watched_version(&self, namespace: &str, name: &str) -> Option<String> {
+        let stores = self.stores.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let reference = ObjectRef::new(name).within(namespace);
+        stores
+            .iter()
+            .filter(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
+            .find_map(|(_, store)| store.get(&reference))
+            .and_then(|meta| meta.metadata.resource_version.clone())
+    }
+
+    /// The Secret's data: from the cache when the watch says it has not changed, else read.
+    pub async fn read(&self, namespace: &str, name: &str) -> Result<Arc<SecretData>, ReadError> {
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(version) = self.watched_version(namespace, name)
+            && let Some(cached) = self.cache().get(&key)
+            && cached.resource_version == version
+        {
+            return Ok(cached.data.clone());
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = match api.get_opt(name).await {
+            Ok(Some(secret)) => secret,
+            Ok(None) => {
+                self.cache().remove(&key);
+                return Err(ReadError::NotFound);
+            }
+            Err(e) => return Err(ReadError::Kubernetes(e)),
+        };
+        self.remember(key, secret)
+    }
+
+    /// Caches what a read (or our own patch) returned.
+    fn remember(&self, key: SecretKey, secret: Secret) -> Result<Arc<SecretData>, ReadError> {
+        let finalizers = secret.finalizers().to_vec();
+        let deleting = secret.metadata.deletion_timestamp.is_some();
+        let resource_version = secret.resource_version().unwrap_or_default();
+        let mut data = secret.data.unwrap_or_default();
+        let Some(clouds_yaml) = data.remove("clouds.yaml") else {
+            self.cache().remove(&key);
+            return Err(ReadError::BadKey("has no key clouds.yaml"));
+        };
+        let Ok(clouds_yaml) = String::from_utf8(clouds_yaml.0) else {
+            self.cache().remove(&key);
+            return Err(ReadError::BadKey("has a clouds.yaml that is not UTF-8 text"));
+        };
+        let data = Arc::new(SecretData {
+            clouds_yaml: SecretString::from(clouds_yaml),
+            ca_cert: data.remove("cacert").map(|c| c.0),
+        });
+        self.cache().insert(
+            key,
+            Cached {
+                resource_version,
+                data: data.clone(),
+                finalizers,
+                deleting,
+            },
+        );
+        Ok(data)
+    }
+
+    /// Whether the cached Secret needs our finalizer added: `Some(finalizers seen)` if so.
+    fn unheld(&self, key: &SecretKey) -> Option<Vec<String>> {
+        let cache = self.cache();
+        let cached = cache.get(key)?;
+        // A Secret being deleted cannot take a new finalizer: it stays readable as long as
+        // someone else's holds it.
+        (!cached.deleting && !cached.finalizers.contains(&self.finalizer)).then(|| cached.finalizers.clone())
+    }
+
+    /// Makes sure the Secret (read just before) carries this instance's finalizer, so that it
+    /// outlives the objects that need it. Objects reconciled together share one write: holds
+    /// are taken one at a time, and each looks again at what the one before wrote.
+    pub async fn hold(&self, namespace: &str, name: &str) -> Result<(), kube::Error> {
+        let key = (namespace.to_string(), name.to_string());
+        if self.unheld(&key).is_none() {
+            return Ok(());
+        }
+        let _one_at_a_time = self.holding.lock().await;
+        for attempt in 0..2 {
+            let Some(seen) = self.unheld(&key) else { return Ok(()) };
+            let mut finalizers = seen.clone();
+            finalizers.push(self.finalizer.clone());
+            match self.patch_finalizers(namespace, name, &seen, &finalizers).await {
+                Ok(written) => {
+                    tracing::info!(secret = %format!("{namespace}/{name}"), "holding the credentials Secret while objects need it");
+                    // The patch changed metadata only: the data read before is still the Secret's.
+                    let _ = self.remember(key, written);
+                    return Ok(());
+                }
+                // Someone else changed its finalizers since we read it: read it again, once.
+                Err(kube::Error::Api(status)) if attempt == 0 && matches!(status.code, 409 | 422) => {
+                    let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+                    if let Some(secret) = api.get_opt(name).await? {
+                        let _ = self.remember(key.clone(), secret);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes this instance's finalizer from a Secret no object needs any more.
+    pub async fn release(&self, secret: &PartialObjectMeta<Secret>) -> Result<(), kube::Error> {
+        let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+        let finalizers: Vec<String> = secret
+            .finalizers()
+            .iter()
+            .filter(|f| **f != self.finalizer)
+            .cloned()
+            .collect();
+        self.patch_finalizers(&namespace, &name, secret.finalizers(), &finalizers)
+            .await?;
+        self.cache().remove(&(namespace.clone(), name.clone()));
+        tracing::info!(secret = %format!("{namespace}/{name}"), "released the credentials Secret: no object needs it");
+        Ok(())
+    }
+
+    /// Sets the finalizers, if they are still `seen` (else the API refuses: someone else
+    /// changed them, and the caller reads again).
+    async fn patch_finalizers(
+        &self,
+        namespace: &str,
+        name: &str,
+        seen: &[String],
+        finalizers: &[String],
+    ) -> Result<Secret, kube::Error> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let meta = kube::api::ObjectMeta {
+            name: Some(name.to_string()),
+            finalizers: Some(seen.to_vec()),
+            ..Default::default()
+        };
+        let written: Secret = crate::runtime::patch_metadata(&api, &meta, finalizers, &[]).await?;
+        let mut own = self.own_versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        own.push_back((
+            (namespace.to_string(), name.to_string()),
+            written.resource_version().unwrap_or_default(),
+        ));
+        while own.len() > OWN_VERSIONS_KEPT {
+            own.pop_front();
+        }
+        Ok(written)
+    }
+
+    /// Looks at one watch event (before the store applies it) and returns the Secret if it
+    /// changed in a way its users must see: created, edited or deleted, but not our own
+    /// finalizer write and not a relist that found it as it was.
+    pub fn observe(&self, scope: Option<&str>, event: &watcher::Event<PartialObjectMeta<Secret>>) -> Option<SecretKey> {
+        let (meta, listed) = match event {
+            watcher::Event::Apply(meta) => (meta, false),
+            watcher::Event::InitApply(meta) => (meta, true),
+            watcher::Event::Delete(meta) => {
+                let key = (meta.namespace().unwrap_or_default(), meta.name_any());
+                self.cache().remove(&key);
+                return Some(key);
+            }
+            watcher::Event::Init => return None,
+            watcher::Event::InitDone => {
+                self.synced_scopes
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(scope.map(str::to_string));
+                return None;
+            }
+        };
+        let key = (meta.namespace().unwrap_or_default(), meta.name_any());
+        let version = meta.resource_version().unwrap_or_default();
+        let before = self.watched_version(&key.0, &key.1);
+        if before.as_deref() == Some(version.as_str()) {
+            return None;
+        }
+        {
+            let mut own = self.own_versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(position) = own.iter().position(|(k, v)| *k == key && *v == version) {
+                own.remove(position);
+                return None;
+            }
+        }
+        let first_list = listed
+            && !self
+                .synced_scopes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(&scope.map(str::to_string));
+        (!first_list).then_some(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_label_selector_gets_its_own_hold() {
+        let plain = hold_finalizer(None);
+        assert_eq!(plain, "glance.viettelidc.com.vn/credentials-in-use");
+        assert_eq!(hold_finalizer(Some("")), plain);
+        let a = hold_finalizer(Some("shard=a"));
+        let b = hold_finalizer(Some("shard=b"));
+        assert_ne!(a, b);
+        assert_eq!(a, hold_finalizer(Some("shard=a")), "stable");
+        let name = a.split('/').nth(1).expect("qualified");
+        assert!(name.len() <= 63, "a finalizer name part is at most 63 characters");
+    }
+}
