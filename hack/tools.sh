@@ -54,7 +54,7 @@ new_module() { # DIR MODULE-NAME
 
 control_plane() {
   local dir="$CACHE/kubernetes-v$KUBE_VERSION"
-  if [ ! -x "$dir/bin/kube-apiserver" ] || [ ! -x "$dir/bin/kubectl" ]; then
+  if [ ! -x "$dir/bin/kube-apiserver" ] || [ ! -x "$dir/bin/kubectl" ] || [ ! -x "$dir/bin/kube-controller-manager" ]; then
     new_module "$dir" iao-kube-tools
     if ! grep -q "k8s.io/kubernetes v$KUBE_VERSION" "$dir/src/go.mod"; then
       log "resolving k8s.io/kubernetes v$KUBE_VERSION (staging modules at v$KUBE_STAGING_VERSION)"
@@ -74,7 +74,10 @@ control_plane() {
     for x in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       stamp+=" -X $x.gitVersion=v$KUBE_VERSION -X $x.gitMajor=1 -X $x.gitMinor=$minor -X $x.gitTreeState=clean"
     done
-    EXTRA_LDFLAGS=$stamp build_into "$dir" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl
+    # kube-controller-manager: its namespace and garbage-collector controllers make namespace
+    # deletion and owner-reference garbage collection real in the tests.
+    EXTRA_LDFLAGS=$stamp build_into "$dir" kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver kubectl=k8s.io/kubernetes/cmd/kubectl \
+      kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager
   fi
   local edir="$CACHE/etcd-v$ETCD_VERSION"
   if [ ! -x "$edir/bin/etcd" ]; then
@@ -82,7 +85,7 @@ control_plane() {
     (cd "$edir/src" && go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION")
     build_into "$edir" etcd=go.etcd.io/etcd/server/v3
   fi
-  link "$dir/bin/kube-apiserver" "$dir/bin/kubectl" "$edir/bin/etcd"
+  link "$dir/bin/kube-apiserver" "$dir/bin/kubectl" "$dir/bin/kube-controller-manager" "$edir/bin/etcd"
 }
 
 helm_tool() {

@@ -243,7 +243,10 @@ impl Secrets {
             ..Default::default()
         };
         let written: Secret = crate::runtime::patch_metadata(&api, &meta, finalizers, &[]).await?;
-        let mut own = self.own_versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut own = self
+            .own_versions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         own.push_back((
             (namespace.to_string(), name.to_string()),
             written.resource_version().unwrap_or_default(),
@@ -282,7 +285,10 @@ impl Secrets {
             return None;
         }
         {
-            let mut own = self.own_versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut own = self
+                .own_versions
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             if let Some(position) = own.iter().position(|(k, v)| *k == key && *v == version) {
                 own.remove(position);
                 return None;

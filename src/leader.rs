@@ -120,7 +120,11 @@ impl Elector {
             return Ok(false);
         }
         lease.spec = Some(self.spec(Some(&spec)));
-        match self.api.replace(&self.election.lease_name, &self.post_params(), &lease).await {
+        match self
+            .api
+            .replace(&self.election.lease_name, &self.post_params(), &lease)
+            .await
+        {
             Ok(_) => Ok(true),
             // Someone else wrote it first.
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
@@ -236,7 +240,9 @@ pub async fn run_as_leader<F: Future<Output = ()>>(
     match &outcome {
         Ok(()) => match tokio::time::timeout(Duration::from_secs(5), elector.release()).await {
             Ok(Ok(())) => tracing::info!("released the leader Lease"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not release the leader Lease; a standby waits for it to expire"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not release the leader Lease; a standby waits for it to expire")
+            }
             Err(_) => tracing::warn!("releasing the leader Lease timed out; a standby waits for it to expire"),
         },
         Err(e) => tracing::error!("{e}"),

@@ -11,9 +11,9 @@ use image_access_operator::config::Config;
 use image_access_operator::controller::{self, Context, Settings};
 use image_access_operator::credentials::hold_finalizer;
 use image_access_operator::leader::{Election, run_as_leader};
-use image_access_operator::runtime::WatchScope;
 use image_access_operator::metrics::Metrics;
 use image_access_operator::openstack::{ClientSettings, OpenStack};
+use image_access_operator::runtime::WatchScope;
 use image_access_operator::{server, telemetry};
 use kube::runtime::events::Reporter;
 use kube::{Api, CustomResourceExt};
@@ -65,7 +65,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         instance: config.instance.clone(),
     };
     let hold = hold_finalizer(config.label_selector.as_deref());
-    let ctx = Arc::new(Context::new(client, openstack, metrics.clone(), settings, reporter, hold));
+    let ctx = Arc::new(Context::new(
+        client,
+        openstack,
+        metrics.clone(),
+        settings,
+        reporter,
+        hold,
+    ));
     let ready = Arc::new(AtomicBool::new(false));
 
     let health = tokio::spawn(server::serve(config.health_addr, server::health_router(ready.clone())));

@@ -208,7 +208,11 @@ async fn a_moved_endpoint_is_found_by_reading_the_catalog_again() {
         .list_members(IMAGE)
         .await
         .expect("the call follows the catalog to the new address");
-    assert_eq!(s.fake.requests("POST tokens"), 2, "one re-authentication for the new catalog");
+    assert_eq!(
+        s.fake.requests("POST tokens"),
+        2,
+        "one re-authentication for the new catalog"
+    );
 }
 
 #[tokio::test]
@@ -246,17 +250,29 @@ async fn rotated_credentials_get_a_new_session() {
     let yaml = s.fake.clouds_yaml();
     let first = s
         .openstack
-        .session(&Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud").credentials)
+        .session(
+            &Cloud::from_clouds_yaml(&yaml, "owner", None)
+                .expect("cloud")
+                .credentials,
+        )
         .expect("session");
     let same = s
         .openstack
-        .session(&Cloud::from_clouds_yaml(&yaml, "owner", None).expect("cloud").credentials)
+        .session(
+            &Cloud::from_clouds_yaml(&yaml, "owner", None)
+                .expect("cloud")
+                .credentials,
+        )
         .expect("session");
     assert!(Arc::ptr_eq(&first, &same), "same credentials, same session (and token)");
     let rotated = yaml.replacen(&format!("password: {PASSWORD}"), "password: rotated", 1);
     let second = s
         .openstack
-        .session(&Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud").credentials)
+        .session(
+            &Cloud::from_clouds_yaml(&rotated, "owner", None)
+                .expect("cloud")
+                .credentials,
+        )
         .expect("session");
     assert!(!Arc::ptr_eq(&first, &second));
 }

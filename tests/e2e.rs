@@ -17,12 +17,16 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
     let ns = TestNamespace::new("admission", &env).await;
     let image = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
     let long_member = "m".repeat(256);
+    let expected_form = format!("lowercase with dashes: {image}");
     let cases: Vec<(String, &str)> = vec![
         (
             "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: no-image\nspec:\n  memberId: abc\n  cloudCredentialsRef: {secretName: s, cloudName: c}\n".into(),
             "spec.imageId: Required value",
         ),
-        (manifest("bad-uuid", "not-a-uuid", "abc", "owner", ""), "spec.imageId in body must be of type uuid"),
+        (manifest("bad-uuid", "not-a-uuid", "abc", "owner", ""), "imageId must be a Glance image ID"),
+        // Issue 7, C12: spellings Glance would answer 404 for, refused with the form to use.
+        (manifest("upper", &image.to_uppercase(), "abc", "owner", ""), &expected_form),
+        (manifest("no-dashes", &image.replace('-', ""), "abc", "owner", ""), &expected_form),
         (manifest("bad-status", image, "abc", "owner", "  status: approved\n"), "spec.status: Unsupported value: \"approved\""),
         (manifest("long-member", image, &long_member, "owner", ""), "spec.memberId: Too long"),
         (manifest("bad-policy", image, "abc", "owner", "  deletionPolicy: Keep\n"), "spec.deletionPolicy: Unsupported value: \"Keep\""),
@@ -195,7 +199,7 @@ async fn orphan_policy_keeps_the_membership() {
 async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("stalled", &env).await;
-    let operator = Operator::start(&ns.name, &[]);
+    let operator = Operator::start_fast(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
     assert!(
@@ -259,7 +263,7 @@ async fn owner_asking_for_a_status_stalls_without_a_hot_loop() {
 async fn drift_in_glance_is_repaired_within_a_resync() {
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("drift", &env).await;
-    let _operator = Operator::start(&ns.name, &[]);
+    let _operator = Operator::start_fast(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
     assert!(
@@ -372,8 +376,12 @@ async fn wrong_password_stalls_and_a_fixed_secret_recovers_without_restart() {
         "no secret in events"
     );
 
+    // Issue 7, B8: with the default 5-minute stalled re-check, only the Secret's watch can make
+    // this quick.
+    let fixed = std::time::Instant::now();
     ns.put_secret(&good).await;
-    ns.wait_ready("auth").await;
+    ns.wait_ready_within("auth", Duration::from_secs(20)).await;
+    eprintln!("fixed password used after {:?}", fixed.elapsed());
     assert!(env.member(&image, &env.member1_project_id).await.is_some());
 }
 

@@ -1,14 +1,20 @@
-//! Glance stopped during a delete: the finalizer holds, and once Glance is back the deletion
-//! completes. It stops the shared Glance, so `make test` runs it alone, after the other suites.
+//! Glance stopped or frozen while the operator works, with the production defaults (resync
+//! 10 min, stalled re-check 5 min): recovery must come from backoff and events, never from a
+//! resync. These tests stop the shared Glance, so they run one at a time, and `make test` runs
+//! this binary after the suites that share Glance (cargo runs test binaries one after another).
 #![cfg(feature = "e2e")]
 
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use common::RealOpenStack;
-use common::cluster::{Operator, TestNamespace, kubectl_ok, manifest};
+use common::cluster::{Operator, TestNamespace, condition, eventually, kubectl_ok, manifest};
+
+/// One test at a time touches Glance's process.
+static GLANCE: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 fn state_dir() -> String {
     std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR (source .e2e/env.sh)")
@@ -29,8 +35,20 @@ fn start_glance() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Freezes (`STOP`) or thaws (`CONT`) every process of Glance: requests hang, as on an
+/// overloaded server.
+fn signal_glance(signal: &str) {
+    let ini = format!("{}/glance/uwsgi.ini", state_dir());
+    let status = Command::new("pkill")
+        .args([&format!("-{signal}"), "-f", &ini])
+        .status()
+        .expect("pkill");
+    assert!(status.success(), "pkill -{signal} glance");
+}
+
 #[tokio::test]
 async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
+    let _glance = GLANCE.lock().await;
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("outage", &env).await;
     let operator = Operator::start(&ns.name, &[]);
@@ -57,4 +75,79 @@ async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
         "membership removed once Glance is back: {}",
         operator.log()
     );
+}
+
+/// Issue 7, B6: after a transient failure the retry comes with backoff, not at the resync.
+#[tokio::test]
+async fn an_object_is_ready_within_seconds_of_glance_coming_back() {
+    let _glance = GLANCE.lock().await;
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("recovery", &env).await;
+    let operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let member = env.member2_project_id.clone();
+
+    stop_glance();
+    assert!(ns.apply(&manifest("recover", &image, &member, "owner", "")).success);
+    let object = ns.wait_condition("recover", "Reconciling").await;
+    let (_, reason, _) = condition(&object, "Ready").expect("Ready");
+    assert_eq!(reason, "OpenStackUnavailable");
+    // A few retries fail while Glance stays down.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    start_glance();
+    let back = Instant::now();
+    ns.wait_ready_within("recover", Duration::from_secs(45)).await;
+    let took = back.elapsed();
+    eprintln!("Ready {took:?} after Glance came back (resync period: 10 min)");
+    assert!(
+        took < Duration::from_secs(30),
+        "recovered by backoff: {took:?}\n{}",
+        operator.log()
+    );
+    assert!(env.member(&image, &member).await.is_some());
+}
+
+/// Issue 7, B7: a spec edit made while a reconcile is in flight is acted on within seconds.
+#[tokio::test]
+async fn a_spec_edit_made_during_a_reconcile_is_acted_on() {
+    let _glance = GLANCE.lock().await;
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("inflight", &env).await;
+    let operator = Operator::start(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let (first, second, third) = (
+        env.member1_project_id.clone(),
+        env.member2_project_id.clone(),
+        "iao-third-member".to_string(),
+    );
+    assert!(ns.apply(&manifest("edit", &image, &first, "owner", "")).success);
+    ns.wait_ready("edit").await;
+
+    // Glance freezes: the reconcile of the next edit hangs in its first Glance call.
+    signal_glance("STOP");
+    assert!(ns.apply(&manifest("edit", &image, &second, "owner", "")).success);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The user edits again while that reconcile is in flight.
+    assert!(ns.apply(&manifest("edit", &image, &third, "owner", "")).success);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal_glance("CONT");
+    let thawed = Instant::now();
+
+    let object = eventually("the last edit acted on", Duration::from_secs(30), || async {
+        ns.get("edit").await.filter(|o| {
+            let status = o.status.as_ref();
+            o.metadata.generation == Some(3)
+                && status.and_then(|s| s.observed_generation) == Some(3)
+                && status.and_then(|s| s.applied.as_ref()).map(|a| a.member_id.as_str()) == Some(third.as_str())
+        })
+    })
+    .await;
+    eprintln!("last edit applied {:?} after Glance thawed", thawed.elapsed());
+    assert_eq!(condition(&object, "Ready").map(|c| c.0), Some("True".into()));
+    assert!(env.member(&image, &third).await.is_some(), "{}", operator.log());
+    assert!(
+        env.member(&image, &second).await.is_none(),
+        "the in-between edit was replaced"
+    );
+    assert!(env.member(&image, &first).await.is_none());
 }

@@ -246,7 +246,10 @@ async fn tls_settings_from_the_secret_are_used() {
     );
     assert!(problem.is_stalled(), "{problem:?}");
     assert_eq!(problem.reason(), "TLSCertificateNotTrusted");
-    assert!(problem.message().contains("cacert key of Secret ns/creds"), "{problem:?}");
+    assert!(
+        problem.message().contains("cacert key of Secret ns/creds"),
+        "{problem:?}"
+    );
     let with_ca = attempt(yaml(""), Some(ca)).await;
     assert!(
         matches!(with_ca, OpenStackError::Http { .. }),

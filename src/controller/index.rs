@@ -244,7 +244,10 @@ impl Index {
         inner
             .by_secret
             .get(&(namespace.to_string(), name.to_string()))
-            .is_some_and(|set| set.iter().any(|key| inner.entries.get(key).is_some_and(|e| e.needs_secret)))
+            .is_some_and(|set| {
+                set.iter()
+                    .any(|key| inner.entries.get(key).is_some_and(|e| e.needs_secret))
+            })
     }
 
     /// Whether an object with this uid is known.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Patch, PartialObjectMeta, PatchParams};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -669,7 +669,9 @@ enum Removal {
     /// Glance refused, and the image is not shared: its member rows grant nothing.
     NotGranting(String),
     /// Glance refused and the image is still shared: the member keeps access.
-    StillGranting { owner: Option<String> },
+    StillGranting {
+        owner: Option<String>,
+    },
 }
 
 /// Removes a membership. A 403 alone does not say whether access remains: the image is read
@@ -835,8 +837,7 @@ async fn credentials(object: &ImageAccess, ctx: &Context) -> Result<(Arc<Session
     };
     let target = object.named_membership();
     let secret_label = secret_label(object);
-    let config_problem =
-        |e: OpenStackError| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label);
+    let config_problem = |e: OpenStackError| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label);
     let cloud = Cloud::from_clouds_yaml(
         data.clouds_yaml.expose_secret(),
         &reference.cloud_name,

@@ -46,7 +46,10 @@ pub fn manager<'a>(
     desired: &Membership,
     others: impl IntoIterator<Item = &'a ImageAccess>,
 ) -> Option<&'a ImageAccess> {
-    let others: Vec<&ImageAccess> = others.into_iter().filter(|o| o.metadata.uid != me.metadata.uid).collect();
+    let others: Vec<&ImageAccess> = others
+        .into_iter()
+        .filter(|o| o.metadata.uid != me.metadata.uid)
+        .collect();
     let first_holder = others
         .iter()
         .copied()
@@ -85,7 +88,10 @@ pub fn successor<'a>(
 /// Whether the object's status for its current generation says it waits for another manager.
 fn waits_for_a_manager(object: &ImageAccess) -> bool {
     let current = object.status.as_ref().and_then(|s| s.observed_generation) == object.metadata.generation;
-    current && object.condition("Stalled").is_some_and(|c| c.status == "True" && c.reason == MANAGED_ELSEWHERE)
+    current
+        && object
+            .condition("Stalled")
+            .is_some_and(|c| c.status == "True" && c.reason == MANAGED_ELSEWHERE)
 }
 
 #[cfg(test)]
@@ -114,10 +120,10 @@ mod tests {
     }
 
     fn claimed(mut o: ImageAccess, membership: &Membership) -> ImageAccess {
-        o.metadata
-            .annotations
-            .get_or_insert_default()
-            .insert(CLAIM_ANNOTATION.into(), serde_json::to_string(membership).expect("json"));
+        o.metadata.annotations.get_or_insert_default().insert(
+            CLAIM_ANNOTATION.into(),
+            serde_json::to_string(membership).expect("json"),
+        );
         o
     }
 

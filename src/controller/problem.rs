@@ -154,7 +154,13 @@ impl Problem {
                 "TLSCertificateNotTrusted",
                 format!(
                     "{error}: put the PEM bundle of the CA that signed the {} certificate in the cacert key of Secret {secret} (and check that the host name in auth_url, or in the catalog, is the one the certificate names)",
-                    error.operation().map_or("server", |o| if o.service() == crate::openstack::error::Service::Identity { "Keystone" } else { "Glance" })
+                    error.operation().map_or("server", |o| {
+                        if o.service() == crate::openstack::error::Service::Identity {
+                            "Keystone"
+                        } else {
+                            "Glance"
+                        }
+                    })
                 ),
             ),
             OpenStackError::NoEndpoint { .. } => Problem::stalled(

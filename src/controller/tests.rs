@@ -148,7 +148,9 @@ impl Harness {
     /// on an error; the changes it made are fed back.
     async fn reconcile(&mut self, name: &str) -> Result<Action, Error> {
         self.sync();
-        let object = self.cached(name).unwrap_or_else(|| panic!("{name} is not in the cache"));
+        let object = self
+            .cached(name)
+            .unwrap_or_else(|| panic!("{name} is not in the cache"));
         let result = reconcile(object.clone(), self.ctx()).await;
         if let Err(e) = &result {
             error_policy(object, e, self.ctx());
@@ -244,7 +246,10 @@ async fn new_object_claims_then_creates_the_member_and_reports_ready_in_two_writ
     let mut h = Harness::new().await;
     h.apply(&share("share"));
     let action = h.reconcile("share").await.expect("reconciled");
-    assert!(requeue_after(&action) > Duration::from_secs(500), "next look at the resync");
+    assert!(
+        requeue_after(&action) > Duration::from_secs(500),
+        "next look at the resync"
+    );
     let member = h.fake.member(IMAGE, MEMBER_PROJECT).expect("member created in Glance");
     assert_eq!(member.status, MemberStatus::Pending);
     let calls = h.calls();
@@ -252,7 +257,11 @@ async fn new_object_claims_then_creates_the_member_and_reports_ready_in_two_writ
         .into_iter()
         .filter(|c| c.path.contains("/imageaccesses/"))
         .collect();
-    assert_eq!(object_writes.len(), 2, "the claim (finalizer + membership), then the status: {object_writes:?}");
+    assert_eq!(
+        object_writes.len(),
+        2,
+        "the claim (finalizer + membership), then the status: {object_writes:?}"
+    );
     let status = h.status("share");
     assert_eq!(condition(&status, "Ready").status, "True");
     assert_eq!(status.member_status, Some(MemberStatus::Pending));
@@ -265,7 +274,11 @@ async fn new_object_claims_then_creates_the_member_and_reports_ready_in_two_writ
     assert_eq!(object.claim(), status.applied, "the claim names what was applied");
     assert_eq!(event_reasons(&calls), vec!["MemberCreated"]);
     assert_eq!(h.fake.requests("POST members"), 1);
-    assert_eq!(h.fake.requests("GET member"), 0, "a new object is created without a read first");
+    assert_eq!(
+        h.fake.requests("GET member"),
+        0,
+        "a new object is created without a read first"
+    );
 }
 
 #[tokio::test]
@@ -316,8 +329,14 @@ async fn the_echo_of_our_own_writes_reads_nothing_and_keeps_the_schedule() {
     let glance_requests = h.fake.requests("POST members") + h.fake.requests("GET member");
     // The watch brings the object back (finalizer, then status): as we left it.
     let action = h.reconcile("share").await.expect("echo");
-    assert!(requeue_after(&action) > Duration::from_secs(500), "keeps the resync: {action:?}");
-    assert_eq!(h.fake.requests("POST members") + h.fake.requests("GET member"), glance_requests);
+    assert!(
+        requeue_after(&action) > Duration::from_secs(500),
+        "keeps the resync: {action:?}"
+    );
+    assert_eq!(
+        h.fake.requests("POST members") + h.fake.requests("GET member"),
+        glance_requests
+    );
     assert!(writes(&h.calls()).iter().all(|c| c.path.contains("/events")));
 }
 
@@ -369,14 +388,24 @@ async fn owner_asking_for_a_status_is_stalled_with_the_fix_and_no_error() {
         .await
         .expect("a stalled object is not an error (no hot loop)");
     let wait = requeue_after(&action);
-    assert!(wait > Duration::from_secs(250) && wait < Duration::from_secs(350), "the stalled re-check");
+    assert!(
+        wait > Duration::from_secs(250) && wait < Duration::from_secs(350),
+        "the stalled re-check"
+    );
     let status = h.status("share");
     assert_eq!(condition(&status, "Stalled").status, "True");
     assert_eq!(reason(&status), "StatusChangeForbidden");
     assert!(condition(&status, "Stalled").message.contains("remove spec.status"));
-    assert_eq!(status.member_status, Some(MemberStatus::Pending), "the member exists, pending");
+    assert_eq!(
+        status.member_status,
+        Some(MemberStatus::Pending),
+        "the member exists, pending"
+    );
     assert!(status.applied.is_some(), "the created member is recorded");
-    assert_eq!(event_reasons(&h.calls()), vec!["MemberCreated", "StatusChangeForbidden"]);
+    assert_eq!(
+        event_reasons(&h.calls()),
+        vec!["MemberCreated", "StatusChangeForbidden"]
+    );
 
     // Re-checked later with the same result: no second Warning, no write.
     h.later();
@@ -392,7 +421,10 @@ async fn changing_the_image_replaces_the_membership() {
     h.reconcile("share").await.expect("first");
     h.apply(&share("share"));
     h.reconcile("share").await.expect("replaced");
-    assert!(h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(), "old membership removed");
+    assert!(
+        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(),
+        "old membership removed"
+    );
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "new membership created");
     let object = h.object("share").expect("object");
     assert_eq!(h.status("share").applied.map(|a| a.image_id), Some(IMAGE.to_string()));
@@ -522,13 +554,23 @@ async fn a_missing_secret_keeps_the_finalizer_and_says_how_to_let_go() {
     h.delete("share");
     h.calls();
     let action = h.reconcile("share").await.expect("stalled, not an error: no hot loop");
-    assert!(requeue_after(&action) > Duration::from_secs(250), "the stalled re-check");
+    assert!(
+        requeue_after(&action) > Duration::from_secs(250),
+        "the stalled re-check"
+    );
     let object = h.object("share").expect("the finalizer holds");
     assert!(object.has_finalizer());
     let status = object.status.expect("status");
     assert_eq!(reason(&status), "CredentialsSecretNotFound");
-    assert!(condition(&status, "Stalled").message.contains("deletionPolicy to Orphan"));
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "nothing removed, nothing lost");
+    assert!(
+        condition(&status, "Stalled")
+            .message
+            .contains("deletionPolicy to Orphan")
+    );
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+        "nothing removed, nothing lost"
+    );
     assert!(event_reasons(&h.calls()).contains(&"CredentialsSecretNotFound".to_string()));
 
     // The hint works: Orphan lets it go without touching Glance.
@@ -549,22 +591,35 @@ async fn the_secret_is_held_while_an_object_needs_it_and_released_after() {
     h.reconcile("one").await.expect("one");
     h.reconcile("two").await.expect("two");
     let hold = hold_finalizer(None);
-    assert_eq!(h.secret_finalizers(), vec![hold.clone()], "held before the first create");
+    assert_eq!(
+        h.secret_finalizers(),
+        vec![hold.clone()],
+        "held before the first create"
+    );
 
     // The namespace goes: the Secret and both objects are deleted at once.
     h.kube.delete_secret(NAMESPACE, SECRET);
     h.delete("one");
     h.delete("two");
     h.sync();
-    assert!(h.kube.secret(NAMESPACE, SECRET).is_some(), "terminating, still readable");
+    assert!(
+        h.kube.secret(NAMESPACE, SECRET).is_some(),
+        "terminating, still readable"
+    );
     h.reconcile("one").await.expect("one cleaned up");
     h.reconcile_secrets().await;
     assert!(h.kube.secret(NAMESPACE, SECRET).is_some(), "two still needs it");
     h.reconcile("two").await.expect("two cleaned up");
     h.reconcile_secrets().await;
-    assert!(h.kube.secret(NAMESPACE, SECRET).is_none(), "released, so the Secret is gone");
+    assert!(
+        h.kube.secret(NAMESPACE, SECRET).is_none(),
+        "released, so the Secret is gone"
+    );
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
-    assert!(h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(), "no membership left behind");
+    assert!(
+        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(),
+        "no membership left behind"
+    );
 }
 
 /// Issue 7, A3: a 403 on delete ends the deletion only when nothing is granted.
@@ -589,7 +644,10 @@ async fn credentials_that_may_not_remove_the_member_keep_the_finalizer() {
     assert!(message.contains(OWNER_PROJECT), "names the owner: {message}");
     assert!(message.contains(MEMBER_PROJECT), "and who tried: {message}");
     assert!(message.contains("deletionPolicy to Orphan"), "{message}");
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "the member keeps access, and we say so");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+        "the member keeps access, and we say so"
+    );
 
     // Once the image is private the rows grant nothing: the deletion finishes.
     h.fake.set_visibility(IMAGE, "private");
@@ -639,7 +697,10 @@ async fn a_second_object_for_the_same_membership_waits_and_touches_nothing() {
     h.reconcile("second").await.expect("stalled, not an error");
     let status = h.status("second");
     assert_eq!(reason(&status), "MembershipManagedElsewhere");
-    assert!(condition(&status, "Stalled").message.contains("default/first"), "names the other");
+    assert!(
+        condition(&status, "Stalled").message.contains("default/first"),
+        "names the other"
+    );
     assert!(status.applied.is_none());
     assert_eq!(glance_calls(&h), before, "touched nothing in Glance");
     assert_eq!(
@@ -654,7 +715,10 @@ async fn a_second_object_for_the_same_membership_waits_and_touches_nothing() {
         h.reconcile("second").await.expect("cleanup");
     }
     assert!(h.object("second").is_none());
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "the first still manages it");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+        "the first still manages it"
+    );
 }
 
 #[tokio::test]
@@ -685,7 +749,10 @@ async fn the_waiting_object_takes_over_when_the_first_is_deleted_keeping_the_acc
             "{policy:?}: adopted, the consumer's acceptance kept"
         );
         let reasons = event_reasons(&h.calls());
-        assert!(reasons.contains(&"MemberAdopted".to_string()), "{policy:?}: {reasons:?}");
+        assert!(
+            reasons.contains(&"MemberAdopted".to_string()),
+            "{policy:?}: {reasons:?}"
+        );
     }
 }
 
@@ -704,7 +771,10 @@ async fn a_transient_failure_is_retried_after_its_backoff_not_at_the_resync() {
     let object = h.cached("share").expect("cached");
     let error = reconcile(object.clone(), h.ctx()).await.expect_err("transient");
     let retry = requeue_after(&error_policy(object, &error, h.ctx()));
-    assert!(retry <= Duration::from_secs(1), "first retry within a second: {retry:?}");
+    assert!(
+        retry <= Duration::from_secs(1),
+        "first retry within a second: {retry:?}"
+    );
     // The watch delivers our claim and status writes: as we left it, so the retry stays.
     let echo = h.reconcile("share").await.expect("echo");
     assert!(requeue_after(&echo) <= retry, "the echo keeps the retry: {echo:?}");
@@ -719,7 +789,8 @@ async fn a_spec_edit_during_a_reconcile_is_not_skipped() {
     let in_flight = h.cached("share").expect("generation 1");
     // The user edits the spec while the reconcile of generation 1 runs; its status write lands
     // on generation 2.
-    h.kube.apply(&ImageAccess::test("share", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    h.kube
+        .apply(&ImageAccess::test("share", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
     reconcile(in_flight, h.ctx()).await.expect("generation 1 done");
     h.sync();
     assert_eq!(h.cached("share").and_then(|o| o.metadata.generation), Some(2));
@@ -728,7 +799,10 @@ async fn a_spec_edit_during_a_reconcile_is_not_skipped() {
         h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_some(),
         "the edit was acted on at once"
     );
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "and the old one replaced");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "and the old one replaced"
+    );
     assert_eq!(h.status("share").observed_generation, Some(2));
 }
 
@@ -745,7 +819,10 @@ async fn a_fixed_secret_wakes_the_objects_that_use_it() {
     let stalled = h.cached("share").expect("cached");
     let uid = stalled.uid().unwrap_or_default();
     let seen = Fingerprint::of(&stalled.metadata, FINALIZER);
-    assert!(h.ctx().tracker.pending(&uid, seen, h.ctx().clock.now()).is_some(), "waits for its re-check");
+    assert!(
+        h.ctx().tracker.pending(&uid, seen, h.ctx().clock.now()).is_some(),
+        "waits for its re-check"
+    );
     h.kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &good)]);
     h.sync();
     assert!(
@@ -967,7 +1044,10 @@ async fn reconciles_at_work_never_exceed_the_concurrency_limit() {
         let (metrics, peak) = (metrics.clone(), peak.clone());
         tokio::spawn(async move {
             loop {
-                let now = metrics.active_workers.get_or_create(&Metrics::controller_labels()).get();
+                let now = metrics
+                    .active_workers
+                    .get_or_create(&Metrics::controller_labels())
+                    .get();
                 peak.fetch_max(now, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -991,10 +1071,9 @@ fn the_claim_annotation_round_trips() {
         region: Some("RegionOne".into()),
     };
     let mut object = share("share");
-    object
-        .metadata
-        .annotations
-        .get_or_insert_default()
-        .insert(CLAIM_ANNOTATION.into(), serde_json::to_string(&membership).expect("json"));
+    object.metadata.annotations.get_or_insert_default().insert(
+        CLAIM_ANNOTATION.into(),
+        serde_json::to_string(&membership).expect("json"),
+    );
     assert_eq!(object.claim(), Some(membership));
 }

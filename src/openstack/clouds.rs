@@ -374,7 +374,9 @@ mod tests {
         .expect("valid cloud");
         assert_eq!(cloud.interface, "public");
         assert!(!cloud.credentials.verify_tls);
-        assert!(matches!(cloud.credentials.auth, Auth::Token { scope: Some(ProjectScope::Id(ref p)), .. } if p == "p1"));
+        assert!(
+            matches!(cloud.credentials.auth, Auth::Token { scope: Some(ProjectScope::Id(ref p)), .. } if p == "p1")
+        );
     }
 
     #[test]

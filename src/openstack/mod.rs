@@ -196,7 +196,11 @@ impl Session {
     pub async fn glance(self: &Arc<Self>, region: Option<&str>, interface: &str) -> Result<Glance, OpenStackError> {
         let token = self.token().await?;
         token.image_endpoint(interface, region)?;
-        Ok(Glance::new(self.clone(), region.map(str::to_string), interface.to_string()))
+        Ok(Glance::new(
+            self.clone(),
+            region.map(str::to_string),
+            interface.to_string(),
+        ))
     }
 
     /// Sends one request to the endpoint `endpoint_of` picks from the token's catalog. On a
@@ -289,10 +293,7 @@ impl Session {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| transport_error(operation, e))?;
+        let text = response.text().await.map_err(|e| transport_error(operation, e))?;
         self.metrics
             .observe_request(service, operation.as_str(), Some(status), started.elapsed());
         tracing::debug!(%method, path = url.path(), status, elapsed_ms = started.elapsed().as_millis() as u64, "openstack request");
@@ -315,22 +316,20 @@ fn transport_error(operation: Operation, error: reqwest::Error) -> OpenStackErro
 }
 
 /// The TLS library's verdict on the server's certificate, if that is why the request failed.
-/// rustls reports it as a typed error wrapped in an `io::Error` somewhere down the chain.
+/// rustls reports it as a typed error inside `io::Error`s (nested: hyper wraps the one
+/// tokio-rustls made), whose `source()` skips the error they carry, so each `io::Error` is
+/// opened with `get_ref`.
 fn certificate_problem(error: &reqwest::Error) -> Option<String> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = source {
-        let inner = cause
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-            .map(|inner| inner as &(dyn std::error::Error + 'static));
-        for candidate in [Some(cause), inner].into_iter().flatten() {
-            if let Some(rustls::Error::InvalidCertificate(problem)) = candidate.downcast_ref::<rustls::Error>() {
-                return Some(format!("{problem:?}"));
-            }
+    fn find(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+        if let Some(rustls::Error::InvalidCertificate(problem)) = error.downcast_ref::<rustls::Error>() {
+            return Some(format!("{problem:?}"));
         }
-        source = cause.source();
+        if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            return find(inner);
+        }
+        error.source().and_then(find)
     }
-    None
+    find(error)
 }
 
 /// reqwest's message without the URL (the log span has it), plus the cause chain, which is

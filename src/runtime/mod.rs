@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use futures::channel::mpsc;
+use kube::Api;
 use kube::Resource;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use kube::runtime::reflector::ObjectRef;
-use kube::Api;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -75,9 +75,7 @@ impl<K: Resource<DynamicType = ()>> Requeue<K> {
     /// controller runs, as in unit tests).
     pub fn send(&self, object: ObjectRef<K>) {
         let senders = self.senders.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let sender = senders
-            .get(&None)
-            .or_else(|| senders.get(&object.namespace.clone()));
+        let sender = senders.get(&None).or_else(|| senders.get(&object.namespace.clone()));
         if let Some(sender) = sender {
             let _ = sender.unbounded_send(object);
         }

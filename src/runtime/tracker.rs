@@ -70,7 +70,9 @@ impl Clock {
     /// Wall time, for condition timestamps.
     pub fn timestamp(&self) -> jiff::Timestamp {
         let offset = jiff::SignedDuration::try_from(self.offset()).unwrap_or_default();
-        jiff::Timestamp::now().checked_add(offset).unwrap_or_else(|_| jiff::Timestamp::now())
+        jiff::Timestamp::now()
+            .checked_add(offset)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
     }
 
     fn offset(&self) -> Duration {
@@ -205,8 +207,9 @@ mod tests {
             uid: Some("u1".into()),
             generation: Some(generation),
             finalizers: finalized.then(|| vec!["f".to_string()]),
-            deletion_timestamp: deleting
-                .then_some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH)),
+            deletion_timestamp: deleting.then_some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            )),
             ..Default::default()
         }
     }

@@ -80,7 +80,11 @@ fn merge(target: &mut Value, patch: &Value) {
 fn parent<'a>(doc: &'a mut Value, path: &str) -> Option<(&'a mut Value, String)> {
     let (head, last) = path.rsplit_once('/')?;
     let unescape = |s: &str| s.replace("~1", "/").replace("~0", "~");
-    let parent = if head.is_empty() { Some(doc) } else { doc.pointer_mut(head) }?;
+    let parent = if head.is_empty() {
+        Some(doc)
+    } else {
+        doc.pointer_mut(head)
+    }?;
     Some((parent, unescape(last)))
 }
 
@@ -97,12 +101,16 @@ fn json_patch(doc: &mut Value, ops: &[Value]) -> Result<(), String> {
             }
             "add" | "replace" => {
                 let (parent, key) = parent(doc, path).ok_or(format!("missing path {path}"))?;
-                let map = parent.as_object_mut().ok_or(format!("{path}: parent is not an object"))?;
+                let map = parent
+                    .as_object_mut()
+                    .ok_or(format!("{path}: parent is not an object"))?;
                 map.insert(key, op["value"].clone());
             }
             "remove" => {
                 let (parent, key) = parent(doc, path).ok_or(format!("missing path {path}"))?;
-                let map = parent.as_object_mut().ok_or(format!("{path}: parent is not an object"))?;
+                let map = parent
+                    .as_object_mut()
+                    .ok_or(format!("{path}: parent is not an object"))?;
                 map.remove(&key).ok_or(format!("remove: missing {path}"))?;
             }
             other => return Err(format!("op {other} not served by the fake")),
@@ -142,9 +150,7 @@ impl State {
     }
 
     fn finalizers_empty(object: &Value) -> bool {
-        object["metadata"]["finalizers"]
-            .as_array()
-            .is_none_or(|f| f.is_empty())
+        object["metadata"]["finalizers"].as_array().is_none_or(|f| f.is_empty())
     }
 
     fn deleting(object: &Value) -> bool {
@@ -166,7 +172,11 @@ impl State {
         {
             return (
                 StatusCode::CONFLICT,
-                status_body(409, "Conflict", "the object has been modified; please apply your changes to the latest version and try again"),
+                status_body(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                ),
             );
         }
         let adds_finalizer = |before: &Value, after: &Value| {
@@ -185,7 +195,11 @@ impl State {
         if State::deleting(&before) && adds_finalizer(&before, &current) {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                status_body(422, "Invalid", "no new finalizers can be added if the object is being deleted"),
+                status_body(
+                    422,
+                    "Invalid",
+                    "no new finalizers can be added if the object is being deleted",
+                ),
             );
         }
         current["metadata"]["resourceVersion"] = json!(self.next_version());
@@ -230,12 +244,30 @@ impl State {
             ("PATCH", ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 self.patch(true, (ns.to_string(), name.to_string()), body)
             }
-            ("PATCH", ["apis", "glance.viettelidc.com.vn", "v1alpha1", "namespaces", ns, "imageaccesses", name]) => {
-                self.patch(false, (ns.to_string(), name.to_string()), body)
-            }
             (
                 "PATCH",
-                ["apis", "glance.viettelidc.com.vn", "v1alpha1", "namespaces", ns, "imageaccesses", name, "status"],
+                [
+                    "apis",
+                    "glance.viettelidc.com.vn",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    "imageaccesses",
+                    name,
+                ],
+            ) => self.patch(false, (ns.to_string(), name.to_string()), body),
+            (
+                "PATCH",
+                [
+                    "apis",
+                    "glance.viettelidc.com.vn",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    "imageaccesses",
+                    name,
+                    "status",
+                ],
             ) => {
                 let key = (ns.to_string(), name.to_string());
                 let version = self.next_version();

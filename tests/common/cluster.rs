@@ -56,6 +56,12 @@ pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     out.stdout
 }
 
+/// kubectl's output, or `None` when it fails: for waits, where "not there yet" is an answer.
+pub fn kubectl_try(args: &[&str]) -> Option<String> {
+    let out = kubectl(args, None);
+    out.success.then_some(out.stdout)
+}
+
 pub fn unique(prefix: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
     let bits = std::collections::hash_map::RandomState::new().build_hasher().finish();
@@ -133,18 +139,31 @@ impl TestNamespace {
 
     /// Waits until `name` is Ready for its current generation.
     pub async fn wait_ready(&self, name: &str) -> ImageAccess {
-        eventually(&format!("{name} Ready"), WAIT, || async {
-            self.get(name).await.filter(is_ready)
+        self.wait_ready_within(name, WAIT).await
+    }
+
+    pub async fn wait_ready_within(&self, name: &str, timeout: Duration) -> ImageAccess {
+        eventually(&format!("{name} Ready"), timeout, || async {
+            self.api().get_opt(name).await.ok().flatten().filter(is_ready)
         })
         .await
     }
 
-    /// Waits until `name` has the condition `type_` True.
+    /// Waits until `name` has the condition `type_` True for its current generation.
     pub async fn wait_condition(&self, name: &str, type_: &str) -> ImageAccess {
-        eventually(&format!("{name} {type_}"), WAIT, || async {
-            self.get(name)
-                .await
-                .filter(|o| o.condition(type_).is_some_and(|c| c.status == "True"))
+        self.wait_reason(name, type_, None).await
+    }
+
+    /// Waits until `name` has the condition `type_` True (with `reason`, if given) for its
+    /// current generation.
+    pub async fn wait_reason(&self, name: &str, type_: &str, reason: Option<&str>) -> ImageAccess {
+        eventually(&format!("{name} {type_} {reason:?}"), WAIT, || async {
+            self.api().get_opt(name).await.ok().flatten().filter(|o| {
+                let current = o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation;
+                current
+                    && o.condition(type_)
+                        .is_some_and(|c| c.status == "True" && reason.is_none_or(|r| c.reason == r))
+            })
         })
         .await
     }
@@ -152,7 +171,7 @@ impl TestNamespace {
     /// Waits until `name` no longer exists (its finalizer is gone).
     pub async fn wait_gone(&self, name: &str) {
         eventually(&format!("{name} deleted"), WAIT, || async {
-            self.get(name).await.is_none().then_some(())
+            matches!(self.api().get_opt(name).await, Ok(None)).then_some(())
         })
         .await
     }
@@ -222,16 +241,34 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Watches `namespace` only (so tests running side by side do not meet), with short
-    /// periods so drift and re-checks happen within a test.
+    /// Watches `namespace` only (so tests running side by side do not meet), with the
+    /// production defaults (resync 10 min, stalled re-check 5 min): only events and backoff can
+    /// make a test pass in time.
     pub fn start(namespace: &str, extra: &[&str]) -> Operator {
         let mut args = vec!["--watch-namespaces", namespace];
         args.extend_from_slice(extra);
         Operator::spawn(&args, None)
     }
 
-    /// The operator with `args` (after the test's short periods), as the identity of
-    /// `kubeconfig` (default: the admin's, from KUBECONFIG).
+    /// Like [`Operator::start`], with short periods (resync 4 s, stalled re-check 3 s): for the
+    /// tests of the periodic re-check itself (drift repair, no hot loop when stalled).
+    pub fn start_fast(namespace: &str, extra: &[&str]) -> Operator {
+        let mut args = vec![
+            "--watch-namespaces",
+            namespace,
+            "--resync-period",
+            "4s",
+            "--stalled-recheck",
+            "3s",
+            "--max-backoff",
+            "3s",
+        ];
+        args.extend_from_slice(extra);
+        Operator::spawn(&args, None)
+    }
+
+    /// The operator with `args`, as the identity of `kubeconfig` (default: the admin's, from
+    /// KUBECONFIG).
     pub fn spawn(args: &[&str], kubeconfig: Option<&std::path::Path>) -> Operator {
         let metrics_port = free_port();
         let health_port = free_port();
@@ -241,12 +278,6 @@ impl Operator {
         let log_path = log_dir.join(format!("{}.log", unique("operator")));
         let log = std::fs::File::create(&log_path).expect("log file");
         let mut all_args: Vec<String> = vec![
-            "--resync-period".into(),
-            "4s".into(),
-            "--stalled-recheck".into(),
-            "3s".into(),
-            "--max-backoff".into(),
-            "3s".into(),
             "--metrics-addr".into(),
             format!("127.0.0.1:{metrics_port}"),
             "--health-addr".into(),
@@ -273,6 +304,29 @@ impl Operator {
 
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`, `STOP`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, if it did.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if started.elapsed() > timeout {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn get(&self, port: u16, path: &str) -> Option<(u16, String)> {
@@ -364,6 +418,62 @@ pub fn service_account_kubeconfig(namespace: &str, name: &str) -> std::path::Pat
         "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: sa}}\ncurrent-context: c\n",
         token.trim()
     );
+    std::fs::write(&path, text).expect("write kubeconfig");
+    path
+}
+
+/// A TCP proxy on loopback in front of `target` that a test can cut: every connection through
+/// it is dropped and new ones are refused, as when a node loses the network.
+pub struct Proxy {
+    pub port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let mut stop = watching.clone();
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stop.wait_for(|cut| *cut) => return, // dropping the listener refuses
+                };
+                let Ok((mut inbound, _)) = accepted else { continue };
+                let mut stop = watching.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = stop.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    /// Drops every connection and refuses new ones.
+    pub fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+}
+
+/// A kubeconfig like the admin's, whose server is `127.0.0.1:port` (a [`Proxy`]).
+pub fn kubeconfig_through(port: u16) -> std::path::PathBuf {
+    let original = std::env::var("KUBECONFIG").expect("KUBECONFIG");
+    let text = std::fs::read_to_string(&original).expect("kubeconfig");
+    let api_port = std::env::var("IAO_APISERVER_PORT").unwrap_or_else(|_| "16443".into());
+    let text = text.replace(
+        &format!("https://127.0.0.1:{api_port}"),
+        &format!("https://127.0.0.1:{port}"),
+    );
+    let state = std::env::var("IAO_E2E_STATE").unwrap_or_else(|_| "/tmp".into());
+    let path = std::path::Path::new(&state).join(format!("{}.kubeconfig", unique("proxied")));
     std::fs::write(&path, text).expect("write kubeconfig");
     path
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/env/kube-down.sh STATE_DIR [--clean] - stop the kube-apiserver and etcd of kube-up.sh,
+# tests/env/kube-down.sh STATE_DIR [--clean] - stop the control plane of kube-up.sh,
 # by PID file only; --clean also removes their state (etcd data, certificates).
 set -uo pipefail
 STATE=${1:?usage: kube-down.sh STATE_DIR [--clean]}
@@ -13,6 +13,7 @@ stop() {
   fi
   rm -f "$pidfile"
 }
+stop "$STATE/run/kube-controller-manager.pid"
 stop "$STATE/run/kube-apiserver.pid"
 stop "$STATE/run/etcd.pid"
 if [ "${2:-}" = --clean ]; then

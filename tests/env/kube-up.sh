@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# tests/env/kube-up.sh - run a real etcd + kube-apiserver on loopback, as controller-runtime's
-# envtest does (no kubelet, scheduler or controller-manager: objects are stored and validated,
-# pods never start). Idempotent; stop with tests/env/kube-down.sh STATE_DIR.
+# tests/env/kube-up.sh - run a real etcd + kube-apiserver + kube-controller-manager on loopback.
+# The controller-manager runs the namespace and garbage-collector controllers, so deleting a
+# namespace and owner-reference garbage collection behave as on a real cluster. (No kubelet or
+# scheduler yet: pods never start.) Idempotent; stop with tests/env/kube-down.sh STATE_DIR.
 #
 #   tests/env/kube-up.sh STATE_DIR        prints 'export KUBECONFIG=...' on stdout
 #
-# Needs kube-apiserver, etcd (and kubectl for callers) on PATH: hack/tools.sh builds them.
-# Tunables: IAO_APISERVER_PORT (16443), IAO_ETCD_PORT (12379).
+# Needs kube-apiserver, kube-controller-manager, etcd (and kubectl for callers) on PATH:
+# hack/tools.sh builds them.
+# Tunables: IAO_APISERVER_PORT (16443), IAO_ETCD_PORT (12379), IAO_KCM_PORT (16257).
 set -euo pipefail
 
 STATE=${1:?usage: kube-up.sh STATE_DIR}
@@ -14,10 +16,11 @@ case "$STATE" in /*) ;; *) STATE="$PWD/$STATE" ;; esac
 API_PORT=${IAO_APISERVER_PORT:-16443}
 ETCD_PORT=${IAO_ETCD_PORT:-12379}
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
+KCM_PORT=${IAO_KCM_PORT:-16257}
 PKI="$STATE/pki"
 log() { printf '[kube-up %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-for tool in kube-apiserver etcd openssl curl; do command -v "$tool" >/dev/null || die "$tool not on PATH (hack/tools.sh builds the Kubernetes tools)"; done
+for tool in kube-apiserver kube-controller-manager etcd openssl curl; do command -v "$tool" >/dev/null || die "$tool not on PATH (hack/tools.sh builds the Kubernetes tools)"; done
 mkdir -p "$STATE"/{pki,etcd,log,run}
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 T0=$(date +%s.%N)
@@ -137,6 +140,31 @@ for i in $(seq 1 600); do
   [ "$i" = 600 ] && { tail -30 "$STATE/log/kube-apiserver.log" >&2; die "kube-apiserver not ready after 60 s"; }
   sleep 0.1
 done
-log "kube-apiserver ready in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s; kubeconfig: $KUBECONFIG_FILE"
+
+# ---------------------------------------------------------------- kube-controller-manager
+# Only the controllers the tests need: namespace deletion, garbage collection by owner
+# references, and the ServiceAccount objects namespaces get.
+if ! alive "$STATE/run/kube-controller-manager.pid"; then
+  port_busy "$KCM_PORT" && die "$(busy_message "$KCM_PORT" IAO_KCM_PORT)"
+  log "starting kube-controller-manager (namespace, garbage collector) on 127.0.0.1:$KCM_PORT"
+  kube-controller-manager \
+    --kubeconfig "$KUBECONFIG_FILE" \
+    --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
+    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
+    --leader-elect=false \
+    --controllers namespace,garbagecollector,serviceaccount \
+    --root-ca-file "$PKI/ca.crt" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    >"$STATE/log/kube-controller-manager.log" 2>&1 &
+  echo $! > "$STATE/run/kube-controller-manager.pid"
+fi
+for i in $(seq 1 300); do
+  code=$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$KCM_PORT/healthz" || true)
+  [ "$code" = 200 ] && break
+  alive "$STATE/run/kube-controller-manager.pid" || { tail -30 "$STATE/log/kube-controller-manager.log" >&2; die "kube-controller-manager exited"; }
+  [ "$i" = 300 ] && { tail -30 "$STATE/log/kube-controller-manager.log" >&2; die "kube-controller-manager not healthy after 30 s"; }
+  sleep 0.1
+done
+log "control plane ready in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s; kubeconfig: $KUBECONFIG_FILE"
 echo "export KUBECONFIG='$KUBECONFIG_FILE'"
 echo "export IAO_OPERATOR_KUBECONFIG='$STATE/kubeconfig-operator'"
