@@ -623,7 +623,45 @@ async fn release_claim(api: &Api<ImageAccess>, object: &ImageAccess) -> Result<(
     Ok(())
 }
 
-/// Lets go of a membership the object holds: hands it to the object that waits for it, or
+/// Hands `target` over to the object that takes it over, if there is one that can: writes the
+/// claim (and the finalizer) onto it, so that from then on it holds the membership (its deletion
+/// removes it) even if it never reconciles again. The successor's Secret must be readable, and
+/// is held. Returns the successor (`namespace/name`), or `None` when nobody takes it.
+async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
+    let others = ctx.others_naming(object, target);
+    let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) else {
+        return Ok(None);
+    };
+    let namespace = successor.namespace().unwrap_or_default();
+    let label = format!("{namespace}/{}", successor.name_any());
+    if successor.holds(target) {
+        return Ok(Some(label));
+    }
+    if successor.claim().is_some() {
+        // Its claim records another membership it may hold: not overwritten.
+        return Ok(None);
+    }
+    let secret = &successor.spec.cloud_credentials_ref.secret_name;
+    if ctx.secrets.read(&namespace, secret).await.is_err() {
+        return Ok(None);
+    }
+    let failed = |e: kube::Error| Problem::kubernetes_write(&e, &label);
+    ctx.secrets.hold(&namespace, secret).await.map_err(failed)?;
+    let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut finalizers = successor.finalizers().to_vec();
+    if !successor.has_finalizer() {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let claim = serde_json::to_string(target).ok();
+    let _: ImageAccess = patch_metadata(&api, &successor.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)])
+        .await
+        .map_err(failed)?;
+    // Its finalizer may have been there already: its fingerprint need not change, so wake it.
+    ctx.wake(ObjectRef::from(successor));
+    Ok(Some(label))
+}
+
+/// Lets go of a membership the object holds: hands it to the object that takes it over, or
 /// removes it from Glance. `Err` when it stays and still grants access (a human must act) or
 /// Glance could not be asked.
 async fn let_go(
@@ -633,14 +671,19 @@ async fn let_go(
     interface: &str,
     ctx: &Context,
 ) -> Result<LetGo, Problem> {
-    let others = ctx.others_naming(object, target);
-    if let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) {
-        return Ok(LetGo::HandedOver(format!(
-            "{}/{}",
-            successor.namespace().unwrap_or_default(),
-            successor.name_any()
-        )));
+    if let Some(successor) = hand_over(object, target, ctx).await? {
+        return Ok(LetGo::HandedOver(successor));
     }
+    remove(object, target, session, interface).await
+}
+
+/// Removes `target` from Glance.
+async fn remove(
+    object: &ImageAccess,
+    target: &Membership,
+    session: &Arc<Session>,
+    interface: &str,
+) -> Result<LetGo, Problem> {
     let secret = secret_label(object);
     let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, &secret);
     let glance = session
@@ -700,58 +743,56 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
     let held = held_memberships(object);
     let recorded = object.applied().cloned();
     let mut events = Vec::new();
-    if object.deletion_policy() == DeletionPolicy::Orphan {
-        for membership in &held {
+    let mut found: Option<(Arc<Session>, Cloud)> = None;
+    for target in &held {
+        // Whatever the deletion policy, an object that takes the membership over gets it.
+        let handed = match hand_over(object, target, ctx).await {
+            Ok(handed) => handed,
+            Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
+        };
+        if let Some(successor) = handed {
+            events.push(Happened::normal(
+                "MemberHandedOver",
+                format!("left the membership ({target}) to ImageAccess {successor}, which names it too"),
+            ));
+            continue;
+        }
+        if object.deletion_policy() == DeletionPolicy::Orphan {
             events.push(Happened::normal(
                 "MemberOrphaned",
-                format!("deletionPolicy is Orphan: left the membership ({membership}) in Glance"),
+                format!("deletionPolicy is Orphan: left the membership ({target}) in Glance"),
             ));
+            continue;
         }
-    } else {
-        let mut found: Option<(Arc<Session>, Cloud)> = None;
-        for target in &held {
-            let others = ctx.others_naming(object, target);
-            if let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) {
-                events.push(Happened::normal(
-                    "MemberHandedOver",
-                    format!(
-                        "left the membership ({target}) to ImageAccess {}/{}, which names it too",
-                        successor.namespace().unwrap_or_default(),
-                        successor.name_any()
-                    ),
-                ));
-                continue;
-            }
-            let (session, cloud) = match &found {
-                Some(found) => found.clone(),
-                None => match credentials(object, ctx).await {
-                    Ok(resolved) => found.insert(resolved).clone(),
-                    Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
-                },
-            };
-            match let_go(object, target, &session, &cloud.interface, ctx).await {
-                Ok(LetGo::Removed) => events.push(Happened::normal(
-                    "MemberDeleted",
-                    format!("removed the membership ({target}) from Glance"),
-                )),
-                Ok(LetGo::HandedOver(to)) => events.push(Happened::normal(
-                    "MemberHandedOver",
-                    format!("left the membership ({target}) to ImageAccess {to}, which names it too"),
-                )),
-                // Claimed but never recorded: the create may not have happened at all.
-                Ok(LetGo::AlreadyGone) if recorded.as_ref() != Some(target) => {}
-                Ok(LetGo::AlreadyGone) => events.push(Happened::warning(
-                    "MemberAlreadyGone",
-                    format!("the membership ({target}) or its image no longer exists in Glance; nothing to remove"),
-                )),
-                Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
-                    "MemberNotRemoved",
-                    format!(
-                        "Glance refused to remove the membership ({target}): {detail}, so the membership grants nothing; deletion finished"
-                    ),
-                )),
+        let (session, cloud) = match &found {
+            Some(found) => found.clone(),
+            None => match credentials(object, ctx).await {
+                Ok(resolved) => found.insert(resolved).clone(),
                 Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
-            }
+            },
+        };
+        match remove(object, target, &session, &cloud.interface).await {
+            Ok(LetGo::Removed) => events.push(Happened::normal(
+                "MemberDeleted",
+                format!("removed the membership ({target}) from Glance"),
+            )),
+            Ok(LetGo::HandedOver(to)) => events.push(Happened::normal(
+                "MemberHandedOver",
+                format!("left the membership ({target}) to ImageAccess {to}, which names it too"),
+            )),
+            // Claimed but never recorded: the create may not have happened at all.
+            Ok(LetGo::AlreadyGone) if recorded.as_ref() != Some(target) => {}
+            Ok(LetGo::AlreadyGone) => events.push(Happened::warning(
+                "MemberAlreadyGone",
+                format!("the membership ({target}) or its image no longer exists in Glance; nothing to remove"),
+            )),
+            Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
+                "MemberNotRemoved",
+                format!(
+                    "Glance refused to remove the membership ({target}): {detail}, so the membership grants nothing; deletion finished"
+                ),
+            )),
+            Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
         }
     }
     for event in events {
@@ -1052,5 +1093,7 @@ where
     true
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -39,6 +39,12 @@ pub fn declared(object: &ImageAccess) -> Membership {
     }
 }
 
+/// Whether `object` keeps naming `membership`: not being deleted, and its spec still names it.
+/// A holder that does not is leaving, and hands the membership over or removes it.
+fn stays_with(object: &ImageAccess, membership: &Membership) -> bool {
+    !object.is_deleting() && declared(object).overlaps(membership)
+}
+
 /// Who manages `desired`, which `me` wants to manage: `None` when `me` may, or the other
 /// object that does.
 pub fn manager<'a>(
@@ -50,28 +56,30 @@ pub fn manager<'a>(
         .into_iter()
         .filter(|o| o.metadata.uid != me.metadata.uid)
         .collect();
-    let first_holder = others
-        .iter()
-        .copied()
-        .filter(|o| o.holds(desired))
-        .min_by(|a, b| older(a, b));
-    if let Some(holder) = first_holder {
-        let me_first = me.holds(desired) && older(me, holder) == Ordering::Less;
-        return (!me_first).then_some(holder);
-    }
+    let oldest = |candidates: Vec<&'a ImageAccess>| candidates.into_iter().min_by(|a, b| older(a, b));
     if me.holds(desired) {
-        return None;
+        // I hold it: only an older holder that stays wins (two operators raced). A holder that
+        // is leaving handed it to me.
+        return oldest(
+            others
+                .into_iter()
+                .filter(|o| o.holds(desired) && stays_with(o, desired) && older(o, me) == Ordering::Less)
+                .collect(),
+        );
     }
-    others
-        .into_iter()
-        .filter(|o| !o.is_deleting() && declared(o).overlaps(desired))
-        .min_by(|a, b| older(a, b))
+    // Whoever holds it manages it until it hands it over, even while leaving.
+    if let Some(holder) = oldest(others.iter().copied().filter(|o| o.holds(desired)).collect()) {
+        return Some(holder);
+    }
+    // Nobody holds it yet: the oldest object naming it may claim it.
+    oldest(others.into_iter().filter(|o| stays_with(o, desired)).collect())
         .filter(|first| older(first, me) == Ordering::Less)
 }
 
-/// The object that will take `membership` over when `leaving` lets go of it: one that names it
-/// and already waits for it (it got as far as the ownership check, so its credentials work).
-/// `None`: nobody will, so letting go means removing it.
+/// The object that takes `membership` over when `leaving` lets go of it: one that stays with
+/// it and holds it already (it was handed over before), or waits for it (it got as far as the
+/// ownership check, so its credentials worked). `None`: nobody will, so letting go means
+/// removing it.
 pub fn successor<'a>(
     leaving: &ImageAccess,
     membership: &Membership,
@@ -79,8 +87,7 @@ pub fn successor<'a>(
 ) -> Option<&'a ImageAccess> {
     others
         .into_iter()
-        .filter(|o| o.metadata.uid != leaving.metadata.uid && !o.is_deleting())
-        .filter(|o| declared(o).overlaps(membership))
+        .filter(|o| o.metadata.uid != leaving.metadata.uid && stays_with(o, membership))
         .filter(|o| o.holds(membership) || waits_for_a_manager(o))
         .min_by(|a, b| older(a, b))
 }
@@ -148,6 +155,8 @@ mod tests {
         let r1 = m(Some("R1"));
         let old = at("old", "team-a", 0);
         let new = at("new", "team-b", 10);
+        let mut moved_on = old.clone();
+        moved_on.spec.image_id = "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21".into();
         struct Row {
             name: &'static str,
             me: ImageAccess,
@@ -178,6 +187,24 @@ mod tests {
                 me: old.clone(),
                 others: vec![claimed(new.clone(), &r1)],
                 expect: Some("new"),
+            },
+            Row {
+                name: "handed to me by an older holder that is leaving: manage",
+                me: claimed(new.clone(), &r1),
+                others: vec![claimed(old.clone(), &r1).finalized().deleting()],
+                expect: None,
+            },
+            Row {
+                name: "an older holder whose spec moved on is leaving too: manage what it handed me",
+                me: claimed(new.clone(), &r1),
+                others: vec![claimed(moved_on.clone(), &r1)],
+                expect: None,
+            },
+            Row {
+                name: "while I only name it, a holder that is leaving still manages it",
+                me: new.clone(),
+                others: vec![claimed(moved_on.clone(), &r1)],
+                expect: Some("old"),
             },
             Row {
                 name: "I hold it and a newer one only names it: keep managing",
@@ -237,6 +264,12 @@ mod tests {
         assert!(
             successor(&leaving, &r1, [&waiting(at("gone", "b", 1)).finalized().deleting()]).is_none(),
             "not to one that is going too"
+        );
+        let handed_before = claimed(at("holder", "b", 20), &r1);
+        assert_eq!(
+            successor(&leaving, &r1, [&handed_before]).and_then(|o| o.metadata.name.as_deref()),
+            Some("holder"),
+            "one that holds it already"
         );
     }
 }

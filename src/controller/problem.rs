@@ -106,6 +106,17 @@ impl Problem {
         )
     }
 
+    /// Handing a membership over to `successor` could not be written.
+    pub fn kubernetes_write(error: &kube::Error, successor: &str) -> Problem {
+        Problem::Transient {
+            reason: "KubernetesAPIError",
+            message: format!(
+                "handing the membership over to ImageAccess {successor} failed: {error}; retrying with backoff"
+            ),
+            retry_after: None,
+        }
+    }
+
     /// Reading the Secret failed for another reason.
     pub fn kubernetes(error: &kube::Error) -> Problem {
         if let kube::Error::Api(status) = error

@@ -23,16 +23,20 @@ const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
 const OTHER_IMAGE: &str = "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21";
 
 /// The operator's view: a context with watch caches fed from the fake API's changes.
-struct Operator {
-    ctx: Arc<Context>,
+pub(super) struct Operator {
+    pub(super) ctx: Arc<Context>,
     objects: Writer<ImageAccess>,
     secrets: Writer<PartialObjectMeta<Secret>>,
 }
 
 impl Operator {
-    fn new(client: kube::Client) -> Operator {
+    pub(super) fn new(client: kube::Client) -> Operator {
+        Operator::with_client(client, ClientSettings::default())
+    }
+
+    pub(super) fn with_client(client: kube::Client, client_settings: ClientSettings) -> Operator {
         let metrics = Arc::new(Metrics::default());
-        let openstack = OpenStack::new(ClientSettings::default(), metrics.clone());
+        let openstack = OpenStack::new(client_settings, metrics.clone());
         let reporter = Reporter {
             controller: "image-access-operator".into(),
             instance: None,
@@ -54,8 +58,12 @@ impl Operator {
     }
 
     /// A fresh operator that lists everything, as one would after a restart.
-    fn restarted(client: kube::Client, kube: &FakeKube) -> Operator {
-        let mut operator = Operator::new(client);
+    pub(super) fn restarted(client: kube::Client, kube: &FakeKube) -> Operator {
+        Operator::restarted_with(client, kube, ClientSettings::default())
+    }
+
+    pub(super) fn restarted_with(client: kube::Client, kube: &FakeKube, client_settings: ClientSettings) -> Operator {
+        let mut operator = Operator::with_client(client, client_settings);
         let mut feed = |event: watcher::Event<ImageAccess>| {
             operator.ctx.observe(None, &event);
             operator.objects.apply_watcher_event(&event);
@@ -77,7 +85,7 @@ impl Operator {
         operator
     }
 
-    fn feed(&mut self, changes: Vec<Change>) {
+    pub(super) fn feed(&mut self, changes: Vec<Change>) {
         for change in changes {
             match change {
                 Change::Object(event) => {

@@ -237,6 +237,10 @@ impl FakeOpenStack {
         self.lock().faults.push_back(fault);
     }
 
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     pub fn set_delay(&self, delay: Option<Duration>) {
         self.lock().delay = delay;
     }

@@ -1,0 +1,428 @@
+//! Property test of the reconciler against the in-process Kubernetes and OpenStack fakes:
+//! random sequences of what users, clouds and machines do (spec edits, deletions, Secrets
+//! deleted or rotated, Glance faults and slow answers, changes made by hand in Glance, operator
+//! restarts, two objects for one membership), then the faults stop and the operator runs until
+//! nothing changes. After each sequence:
+//!
+//! - no membership is left that an object held and was deleted without `Orphan`;
+//! - every object is Ready or Stalled with a reason (an object being deleted: gone, or Stalled);
+//! - at most one object holds a membership;
+//! - once settled, a round of re-checks writes nothing to Kubernetes.
+//!
+//! Shrunk failures become rows of [`regressions`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::tests::Operator;
+use super::*;
+use crate::api::MemberStatus;
+use crate::openstack::ClientSettings;
+use crate::testing::fake_kube::{FakeKube, secret_metadata};
+use crate::testing::fake_openstack::{FakeOpenStack, Fault, OWNER_PROJECT, PASSWORD};
+use crate::testing::fixtures::SECRET;
+
+const IMAGES: [&str; 2] = [
+    "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10",
+    "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21",
+];
+const MEMBERS: [&str; 2] = ["member-a", "member-b"];
+const NAMESPACES: [&str; 2] = ["team-a", "team-b"];
+const CLOUDS: [&str; 2] = ["owner", "admin"];
+const FAULT_OPERATIONS: [&str; 6] = [
+    "POST members",
+    "GET member",
+    "PUT member",
+    "DELETE member",
+    "GET image",
+    "POST tokens",
+];
+
+/// What happens, one step at a time.
+#[derive(Clone, Debug)]
+pub(super) enum Step {
+    /// `kubectl apply` of object `object` in namespace `namespace` (create or edit).
+    Apply {
+        namespace: usize,
+        object: usize,
+        image: usize,
+        member: usize,
+        cloud: usize,
+        orphan: bool,
+        status: Option<MemberStatus>,
+    },
+    Delete {
+        namespace: usize,
+        object: usize,
+    },
+    /// The operator reconciles one object (as the controller would: from its cache).
+    Reconcile {
+        namespace: usize,
+        object: usize,
+    },
+    /// The operator's Secret controller runs (holds and releases).
+    ReconcileSecrets,
+    /// The namespace's Secret is deleted (held Secrets wait, terminating).
+    DeleteSecret {
+        namespace: usize,
+    },
+    /// The namespace's Secret gets a wrong password, or the right one back.
+    RotateSecret {
+        namespace: usize,
+        good: bool,
+    },
+    /// Glance answers the next request of a kind with this code.
+    GlanceFault {
+        operation: usize,
+        status: u16,
+    },
+    /// Glance answers slowly for the next reconcile: the operator times out, Glance still does
+    /// what it was asked.
+    SlowReconcile {
+        namespace: usize,
+        object: usize,
+    },
+    /// The next status write fails (the operator stops between Glance and the status).
+    StatusWriteFails,
+    /// Someone removes a member with the CLI.
+    RemoveByHand {
+        image: usize,
+        member: usize,
+    },
+    /// The operator process restarts: every in-memory state is lost.
+    Restart,
+    /// Time passes: every re-check is due.
+    Later,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let at = (0..NAMESPACES.len(), 0..3usize);
+    prop_oneof![
+        4 => (at.clone(), 0..IMAGES.len(), 0..MEMBERS.len(), 0..CLOUDS.len(), any::<bool>(),
+              prop::option::weighted(0.3, prop_oneof![Just(MemberStatus::Accepted), Just(MemberStatus::Rejected), Just(MemberStatus::Pending)]))
+            .prop_map(|((namespace, object), image, member, cloud, orphan, status)| Step::Apply {
+                namespace, object, image, member, cloud, orphan: orphan && object == 0, status,
+            }),
+        2 => at.clone().prop_map(|(namespace, object)| Step::Delete { namespace, object }),
+        8 => at.clone().prop_map(|(namespace, object)| Step::Reconcile { namespace, object }),
+        1 => Just(Step::ReconcileSecrets),
+        1 => (0..NAMESPACES.len()).prop_map(|namespace| Step::DeleteSecret { namespace }),
+        1 => (0..NAMESPACES.len(), any::<bool>()).prop_map(|(namespace, good)| Step::RotateSecret { namespace, good }),
+        2 => (0..FAULT_OPERATIONS.len(), prop_oneof![Just(500u16), Just(503), Just(429), Just(401)])
+            .prop_map(|(operation, status)| Step::GlanceFault { operation, status }),
+        1 => at.clone().prop_map(|(namespace, object)| Step::SlowReconcile { namespace, object }),
+        1 => Just(Step::StatusWriteFails),
+        1 => (0..IMAGES.len(), 0..MEMBERS.len()).prop_map(|(image, member)| Step::RemoveByHand { image, member }),
+        1 => Just(Step::Restart),
+        1 => Just(Step::Later),
+    ]
+}
+
+/// A short request timeout, so a slow Glance times out within a test.
+fn client_settings() -> ClientSettings {
+    ClientSettings {
+        request_timeout: Duration::from_millis(150),
+        ..Default::default()
+    }
+}
+
+struct World {
+    kube: FakeKube,
+    client: kube::Client,
+    glance: FakeOpenStack,
+    op: Operator,
+    /// Memberships some object held when it was deleted with `Orphan`: allowed to stay.
+    orphaned: BTreeSet<(String, String)>,
+    /// The memberships each object held when last seen, and whether it said Orphan.
+    last_seen: BTreeMap<(String, String), (Vec<Membership>, bool)>,
+}
+
+fn name(object: usize) -> String {
+    format!("o{object}")
+}
+
+impl World {
+    async fn new() -> World {
+        let glance = FakeOpenStack::start().await;
+        for image in IMAGES {
+            glance.add_image(image, OWNER_PROJECT, "shared");
+        }
+        let (kube, client) = FakeKube::start();
+        for namespace in NAMESPACES {
+            kube.put_secret(namespace, SECRET, &[("clouds.yaml", &glance.clouds_yaml())]);
+        }
+        let mut op = Operator::with_client(client.clone(), client_settings());
+        op.feed(kube.take_changes());
+        World {
+            kube,
+            client,
+            glance,
+            op,
+            orphaned: BTreeSet::new(),
+            last_seen: BTreeMap::new(),
+        }
+    }
+
+    /// Feeds the fake API's changes to the operator's caches, and remembers what each object
+    /// held, so a deletion can be judged.
+    fn sync(&mut self) {
+        let changes = self.kube.take_changes();
+        for change in &changes {
+            if let crate::testing::fake_kube::Change::Object(event) = change {
+                let (object, gone) = match event {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => (o, false),
+                    watcher::Event::Delete(o) => (o, true),
+                    _ => continue,
+                };
+                let key = (object.namespace().unwrap_or_default(), object.name_any());
+                let mut held = object.applied().cloned().into_iter().collect::<Vec<_>>();
+                held.extend(object.claim());
+                let orphan = object.deletion_policy() == DeletionPolicy::Orphan;
+                if gone {
+                    if orphan {
+                        for membership in &held {
+                            self.orphaned
+                                .insert((membership.image_id.clone(), membership.member_id.clone()));
+                        }
+                    }
+                    self.last_seen.remove(&key);
+                } else {
+                    self.last_seen.insert(key, (held, orphan));
+                }
+            }
+        }
+        self.op.feed(changes);
+    }
+
+    async fn reconcile(&mut self, namespace: &str, object: &str) {
+        self.sync();
+        let reference = ObjectRef::new(object).within(namespace);
+        let Some(cached) = self.op.ctx.object(&reference) else {
+            return;
+        };
+        let ctx = self.op.ctx.clone();
+        if let Err(e) = reconcile(cached.clone(), ctx.clone()).await {
+            error_policy(cached, &e, ctx);
+        }
+        self.sync();
+    }
+
+    async fn reconcile_secrets(&mut self) {
+        self.sync();
+        for secret in self.kube.secrets() {
+            let _ = reconcile_secret(Arc::new(secret_metadata(&secret)), self.op.ctx.clone()).await;
+        }
+        self.sync();
+    }
+
+    async fn run(&mut self, step: &Step) {
+        match step {
+            Step::Apply {
+                namespace,
+                object,
+                image,
+                member,
+                cloud,
+                orphan,
+                status,
+            } => {
+                let mut manifest = ImageAccess::test(&name(*object), IMAGES[*image], MEMBERS[*member], CLOUDS[*cloud]);
+                manifest.metadata.namespace = Some(NAMESPACES[*namespace].into());
+                manifest.spec.status = *status;
+                if *orphan {
+                    manifest.spec.deletion_policy = Some(DeletionPolicy::Orphan);
+                }
+                let being_deleted = self
+                    .kube
+                    .object(NAMESPACES[*namespace], &name(*object))
+                    .is_some_and(|o| o.is_deleting());
+                if !being_deleted {
+                    self.kube.apply(&manifest);
+                }
+            }
+            Step::Delete { namespace, object } => self.kube.delete(NAMESPACES[*namespace], &name(*object)),
+            Step::Reconcile { namespace, object } => self.reconcile(NAMESPACES[*namespace], &name(*object)).await,
+            Step::ReconcileSecrets => self.reconcile_secrets().await,
+            Step::DeleteSecret { namespace } => self.kube.delete_secret(NAMESPACES[*namespace], SECRET),
+            Step::RotateSecret { namespace, good } => {
+                let ns = NAMESPACES[*namespace];
+                if self
+                    .kube
+                    .secret(ns, SECRET)
+                    .is_some_and(|s| s.metadata.deletion_timestamp.is_none())
+                {
+                    let yaml = self.glance.clouds_yaml();
+                    let yaml = if *good {
+                        yaml
+                    } else {
+                        yaml.replace(PASSWORD, "rotated-wrong")
+                    };
+                    self.kube.put_secret(ns, SECRET, &[("clouds.yaml", &yaml)]);
+                }
+            }
+            Step::GlanceFault { operation, status } => self.glance.inject(Fault {
+                operation: FAULT_OPERATIONS[*operation],
+                status: *status,
+                retry_after: None,
+            }),
+            Step::SlowReconcile { namespace, object } => {
+                self.glance.set_delay(Some(Duration::from_millis(300)));
+                self.reconcile(NAMESPACES[*namespace], &name(*object)).await;
+                self.glance.set_delay(None);
+                // What Glance was still doing when the operator gave up is done now.
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            Step::StatusWriteFails => self.kube.fail_next("PATCH", "/status", 500),
+            Step::RemoveByHand { image, member } => self.glance.remove_member(IMAGES[*image], MEMBERS[*member]),
+            Step::Restart => {
+                self.sync();
+                self.op = Operator::restarted_with(self.client.clone(), &self.kube, client_settings());
+            }
+            Step::Later => self.op.ctx.clock.advance(Duration::from_secs(3600)),
+        }
+        self.sync();
+    }
+
+    /// Faults stop; the operator re-checks everything until a round changes nothing. Returns
+    /// the Kubernetes writes of the last (quiet) round.
+    async fn settle(&mut self) -> Vec<String> {
+        self.glance.clear_faults();
+        self.glance.set_delay(None);
+        self.kube.clear_faults();
+        let mut quiet_rounds = 0;
+        for _ in 0..30 {
+            self.op.ctx.clock.advance(Duration::from_secs(3600));
+            self.kube.take_calls();
+            for object in self.kube.objects() {
+                let (namespace, object) = (object.namespace().unwrap_or_default(), object.name_any());
+                self.reconcile(&namespace, &object).await;
+            }
+            self.reconcile_secrets().await;
+            let writes: Vec<String> = self
+                .kube
+                .take_calls()
+                .into_iter()
+                .filter(|c| c.method != "GET")
+                .map(|c| format!("{} {} {}", c.method, c.path, c.body))
+                .collect();
+            if writes.is_empty() {
+                quiet_rounds += 1;
+                if quiet_rounds == 2 {
+                    return writes;
+                }
+            } else {
+                quiet_rounds = 0;
+            }
+        }
+        vec!["never settled: every round wrote something".into()]
+    }
+}
+
+/// Checks the invariants after `steps`; a message per broken one.
+pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
+    let mut world = World::new().await;
+    for step in steps {
+        world.run(step).await;
+    }
+    let mut broken = Vec::new();
+    let unsettled = world.settle().await;
+    if !unsettled.is_empty() {
+        broken.push(format!("writes after settling: {unsettled:?}"));
+    }
+    let objects = world.kube.objects();
+
+    // At most one object holds a membership.
+    let mut holders: BTreeMap<Membership, Vec<String>> = BTreeMap::new();
+    for object in &objects {
+        let mut held: BTreeSet<Membership> = object.applied().cloned().into_iter().collect();
+        held.extend(object.claim());
+        for membership in held {
+            holders.entry(membership).or_default().push(format!(
+                "{}/{}",
+                object.namespace().unwrap_or_default(),
+                object.name_any()
+            ));
+        }
+    }
+    for (membership, by) in &holders {
+        if by.len() > 1 {
+            broken.push(format!("{membership} is held by {by:?}"));
+        }
+    }
+
+    // No membership left behind: each one in Glance is held by an object, or was orphaned on
+    // purpose.
+    for image in IMAGES {
+        for member in MEMBERS {
+            if world.glance.member(image, member).is_none() {
+                continue;
+            }
+            let held = holders.keys().any(|m| m.image_id == image && m.member_id == member);
+            let orphaned = world.orphaned.contains(&(image.to_string(), member.to_string()));
+            if !held && !orphaned {
+                broken.push(format!(
+                    "image {image} / member {member} is left in Glance and nobody holds it"
+                ));
+            }
+        }
+    }
+
+    // Every object says where it stands.
+    for object in &objects {
+        let who = format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any());
+        let condition = |type_: &str| object.condition(type_).map(|c| (c.status.clone(), c.reason.clone()));
+        let current = object.status.as_ref().and_then(|s| s.observed_generation) == object.metadata.generation;
+        let ready = condition("Ready").is_some_and(|(s, _)| s == "True");
+        let stalled = condition("Stalled").is_some_and(|(s, r)| s == "True" && !r.is_empty());
+        if object.is_deleting() {
+            if !stalled {
+                broken.push(format!(
+                    "{who} is being deleted, neither gone nor Stalled: {:?}",
+                    object.status
+                ));
+            }
+        } else if !(current && (ready || stalled)) {
+            broken.push(format!(
+                "{who} is neither Ready nor Stalled for its generation: {:?}",
+                object.status
+            ));
+        }
+        if ready && !object.is_deleting() {
+            let applied = object.applied().cloned();
+            if applied.is_none_or(|m| world.glance.member(&m.image_id, &m.member_id).is_none()) {
+                broken.push(format!("{who} says Ready but its membership is not in Glance"));
+            }
+        }
+    }
+    broken
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_promises_hold_whatever_happens(steps in prop::collection::vec(step(), 5..40)) {
+        let broken = runtime().block_on(violations(&steps));
+        prop_assert!(broken.is_empty(), "{broken:#?}");
+    }
+}
+
+/// Shrunk failures the property test found, kept as table rows.
+#[test]
+fn regressions() {
+    let rows: Vec<(&str, Vec<Step>)> = vec![];
+    for (name, steps) in rows {
+        let broken = runtime().block_on(violations(&steps));
+        assert!(broken.is_empty(), "{name}: {broken:#?}");
+    }
+}
