@@ -172,8 +172,12 @@ pub enum DeletionPolicy {
 }
 
 /// Observed state, written by the operator.
+// The default makes a new object read as not yet observed (generation 1, observed 0) from its
+// first moment, so kstatus (Flux, Helm --wait) says InProgress, not Current, until the operator
+// has looked, without a status write for a state that lasts milliseconds.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct ImageAccessStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

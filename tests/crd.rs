@@ -95,3 +95,15 @@ fn cel_refuses_an_image_id_glance_would_not_find_and_shows_its_form() {
     let errors = validate_cel(&with_image("my-golden-image")).expect_err("a name is not an ID");
     assert!(format!("{errors:?}").contains("openstack image list"), "{errors:?}");
 }
+
+#[test]
+fn a_new_object_reads_as_not_yet_observed() {
+    use kube::CustomResourceExt;
+    let crd = serde_json::to_value(ImageAccess::crd()).expect("json");
+    let status = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert_eq!(
+        status["default"],
+        serde_json::json!({"observedGeneration": 0}),
+        "kstatus reads generation 1 with observedGeneration 0 as InProgress"
+    );
+}

@@ -65,7 +65,7 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
 
     let explain = kubectl_ok(&["explain", "imageaccess.spec"], None);
     assert!(
-        explain.contains("ID (a UUID) of the Glance image to share"),
+        explain.contains("ID of the Glance image to share, as Glance shows it"),
         "{explain}"
     );
     assert!(explain.contains("deletionPolicy"), "{explain}");
@@ -402,8 +402,20 @@ async fn kstatus_reads_ready_as_current_and_stalled_as_failed() {
     );
     ns.wait_ready("ready").await;
     ns.wait_condition("failed", "Stalled").await;
-    for (name, expected) in [("ready", "Current"), ("failed", "Failed")] {
-        let json = kubectl_ok(&["get", "ia", name, "-n", &ns.name, "-o", "json"], None);
+    // An object no operator has looked at yet (here: one nobody watches) is in progress, not
+    // Current: the CRD gives it observedGeneration 0 from its first moment.
+    let unwatched = TestNamespace::new("kstatus-unwatched", &env).await;
+    assert!(
+        unwatched
+            .apply(&manifest("new", &image, &env.member2_project_id, "owner", ""))
+            .success
+    );
+    for (namespace, name, expected) in [
+        (&ns.name, "ready", "Current"),
+        (&ns.name, "failed", "Failed"),
+        (&unwatched.name, "new", "InProgress"),
+    ] {
+        let json = kubectl_ok(&["get", "ia", name, "-n", namespace, "-o", "json"], None);
         let out = std::process::Command::new("kstatus")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

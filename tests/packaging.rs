@@ -246,7 +246,7 @@ fn sample(outcome: Outcome, generation: i64, observed: i64) -> ImageAccess {
     let mut object = ImageAccess::test("x", "img", "mem", "owner");
     object.metadata.generation = Some(generation);
     object.status = Some(status::next(
-        &status::initial(Some(observed), now),
+        &Default::default(),
         Some(observed),
         &desired,
         None,

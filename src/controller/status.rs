@@ -37,42 +37,6 @@ pub struct Outcome {
     pub problem: Option<Problem>,
 }
 
-/// The status to write the first time an object is seen: work has started.
-pub fn initial(generation: Option<i64>, now: jiff::Timestamp) -> ImageAccessStatus {
-    let mut status = ImageAccessStatus {
-        observed_generation: generation,
-        ..Default::default()
-    };
-    set_condition(
-        &mut status.conditions,
-        READY,
-        "Unknown",
-        "Reconciling",
-        "first reconcile in progress",
-        generation,
-        now,
-    );
-    set_condition(
-        &mut status.conditions,
-        RECONCILING,
-        "True",
-        "Progressing",
-        "sharing the image in Glance",
-        generation,
-        now,
-    );
-    set_condition(
-        &mut status.conditions,
-        STALLED,
-        "False",
-        "Progressing",
-        "",
-        generation,
-        now,
-    );
-    status
-}
-
 /// The status after a reconcile of `desired` (asking for `desired_status`) with `outcome`.
 pub fn next(
     previous: &ImageAccessStatus,
@@ -252,7 +216,7 @@ mod tests {
     fn ready_copies_glance_timestamps_and_status() {
         let now = t("2026-11-28T14:00:00Z");
         let s = next(
-            &initial(Some(1), now),
+            &ImageAccessStatus::default(),
             Some(1),
             &desired(),
             None,
@@ -456,12 +420,5 @@ mod tests {
         let s = next(&ready, Some(1), &desired(), None, &stalled, later);
         assert_eq!(cond(&s, READY).last_transition_time, Time(later));
         assert_eq!(cond(&s, STALLED).last_transition_time, Time(later));
-    }
-
-    #[test]
-    fn first_sight_sets_ready_unknown_and_reconciling() {
-        let s = initial(Some(1), t("2026-11-28T14:00:00Z"));
-        assert_eq!(cond(&s, READY).status, "Unknown");
-        assert_eq!(cond(&s, RECONCILING).status, "True");
     }
 }
