@@ -121,7 +121,11 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
     let out = ns.apply(&manifest("share", &image, &member, "admin", "  status: accepted\n"));
     assert!(out.success, "{}", out.stderr);
     eventually("accepted in Glance", WAIT, || async {
-        env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
+        env.try_member(&image, &member)
+            .await
+            .ok()
+            .flatten()
+            .filter(|m| m["status"] == "accepted")
     })
     .await;
     let object = ns.wait_ready("share").await;
@@ -141,8 +145,8 @@ async fn lifecycle_with_kubectl_create_accept_replace_delete() {
     ));
     assert!(out.success, "{}", out.stderr);
     eventually("replaced", WAIT, || async {
-        let old_gone = env.member(&image, &member).await.is_none();
-        let new = env.member(&next_image, &member).await;
+        let old_gone = matches!(env.try_member(&image, &member).await, Ok(None));
+        let new = env.try_member(&next_image, &member).await.ok().flatten();
         (old_gone && new.is_some_and(|m| m["status"] == "accepted")).then_some(())
     })
     .await;
@@ -276,7 +280,11 @@ async fn drift_in_glance_is_repaired_within_a_resync() {
     let path = format!("/v2/images/{image}/members/{member}");
     assert_eq!(env.raw("owner", reqwest::Method::DELETE, &path, None).await, 204);
     eventually("recreated and accepted", Duration::from_secs(20), || async {
-        env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
+        env.try_member(&image, &member)
+            .await
+            .ok()
+            .flatten()
+            .filter(|m| m["status"] == "accepted")
     })
     .await;
 
@@ -285,7 +293,11 @@ async fn drift_in_glance_is_repaired_within_a_resync() {
     assert_eq!(env.raw("member1", reqwest::Method::PUT, &path, Some(body)).await, 200);
     assert_eq!(env.member(&image, &member).await.expect("member")["status"], "rejected");
     eventually("status restored", Duration::from_secs(20), || async {
-        env.member(&image, &member).await.filter(|m| m["status"] == "accepted")
+        env.try_member(&image, &member)
+            .await
+            .ok()
+            .flatten()
+            .filter(|m| m["status"] == "accepted")
     })
     .await;
     let events = kubectl_ok(

@@ -134,7 +134,7 @@ async fn a_spec_edit_made_during_a_reconcile_is_acted_on() {
     let thawed = Instant::now();
 
     let object = eventually("the last edit acted on", Duration::from_secs(30), || async {
-        ns.get("edit").await.filter(|o| {
+        ns.api().get_opt("edit").await.ok().flatten().filter(|o| {
             let status = o.status.as_ref();
             o.metadata.generation == Some(3)
                 && status.and_then(|s| s.observed_generation) == Some(3)

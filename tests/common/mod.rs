@@ -113,6 +113,14 @@ impl RealOpenStack {
 
     /// The member as Glance reports it to the owner, or None on 404.
     pub async fn member(&self, image_id: &str, member_id: &str) -> Option<Value> {
+        self.try_member(image_id, member_id)
+            .await
+            .unwrap_or_else(|e| panic!("show member: {e}"))
+    }
+
+    /// Like [`RealOpenStack::member`], with a failed look as an error: inside a wait, "Glance
+    /// did not answer" is "not yet", never "not there".
+    pub async fn try_member(&self, image_id: &str, member_id: &str) -> Result<Option<Value>, String> {
         let token = self.token("owner").await;
         let response = self
             .http
@@ -121,11 +129,11 @@ impl RealOpenStack {
             .header("Accept", "application/json")
             .send()
             .await
-            .expect("glance");
+            .map_err(|e| e.to_string())?;
         match response.status().as_u16() {
-            200 => Some(response.json().await.expect("member json")),
-            404 => None,
-            other => panic!("show member: {other}"),
+            200 => response.json().await.map(Some).map_err(|e| e.to_string()),
+            404 => Ok(None),
+            other => Err(format!("Glance answered {other}")),
         }
     }
 
