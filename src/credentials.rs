@@ -191,7 +191,12 @@ impl Secrets {
             let Some(seen) = self.unheld(&key) else { return Ok(()) };
             let mut finalizers = seen.clone();
             finalizers.push(self.finalizer.clone());
-            match self.patch_finalizers(namespace, name, &seen, &finalizers).await {
+            let meta = kube::api::ObjectMeta {
+                name: Some(name.to_string()),
+                finalizers: Some(seen),
+                ..Default::default()
+            };
+            match self.patch_finalizers(namespace, &meta, &finalizers).await {
                 Ok(written) => {
                     tracing::info!(secret = %format!("{namespace}/{name}"), "holding the credentials Secret while objects need it");
                     // The patch changed metadata only: the data read before is still the Secret's.
@@ -211,6 +216,27 @@ impl Secrets {
         Ok(())
     }
 
+    /// Holds a Secret an object needs that lost (or never got) its hold, as the watch shows it:
+    /// a hold released in the same moment a new object came to need it is put back.
+    pub async fn hold_seen(&self, secret: &PartialObjectMeta<Secret>) -> Result<(), kube::Error> {
+        if secret.metadata.deletion_timestamp.is_some() || secret.finalizers().contains(&self.finalizer) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.holding.lock().await;
+        let namespace = secret.namespace().unwrap_or_default();
+        let mut finalizers = secret.finalizers().to_vec();
+        finalizers.push(self.finalizer.clone());
+        let written = self.patch_finalizers(&namespace, &secret.metadata, &finalizers).await?;
+        tracing::info!(secret = %format!("{namespace}/{}", secret.name_any()), "holding the credentials Secret while objects need it");
+        let _ = self.remember((namespace, secret.name_any()), written);
+        Ok(())
+    }
+
+    /// Drops what is cached of a Secret no object uses.
+    pub fn forget(&self, namespace: &str, name: &str) {
+        self.cache().remove(&(namespace.to_string(), name.to_string()));
+    }
+
     /// Removes this instance's finalizer from a Secret no object needs any more.
     pub async fn release(&self, secret: &PartialObjectMeta<Secret>) -> Result<(), kube::Error> {
         let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
@@ -220,35 +246,29 @@ impl Secrets {
             .filter(|f| **f != self.finalizer)
             .cloned()
             .collect();
-        self.patch_finalizers(&namespace, &name, secret.finalizers(), &finalizers)
-            .await?;
+        self.patch_finalizers(&namespace, &secret.metadata, &finalizers).await?;
         self.cache().remove(&(namespace.clone(), name.clone()));
         tracing::info!(secret = %format!("{namespace}/{name}"), "released the credentials Secret: no object needs it");
         Ok(())
     }
 
-    /// Sets the finalizers, if they are still `seen` (else the API refuses: someone else
-    /// changed them, and the caller reads again).
+    /// Sets the finalizers, if they are still as `seen` has them (else the API refuses:
+    /// someone else changed them, and the caller reads again).
     async fn patch_finalizers(
         &self,
         namespace: &str,
-        name: &str,
-        seen: &[String],
+        seen: &kube::api::ObjectMeta,
         finalizers: &[String],
     ) -> Result<Secret, kube::Error> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let meta = kube::api::ObjectMeta {
-            name: Some(name.to_string()),
-            finalizers: Some(seen.to_vec()),
-            ..Default::default()
-        };
-        let written: Secret = crate::runtime::patch_metadata(&api, &meta, finalizers, &[]).await?;
+        let name = seen.name.clone().unwrap_or_default();
+        let written: Secret = crate::runtime::patch_metadata(&api, seen, finalizers, &[]).await?;
         let mut own = self
             .own_versions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         own.push_back((
-            (namespace.to_string(), name.to_string()),
+            (namespace.to_string(), name),
             written.resource_version().unwrap_or_default(),
         ));
         while own.len() > OWN_VERSIONS_KEPT {
@@ -257,9 +277,10 @@ impl Secrets {
         Ok(written)
     }
 
-    /// Looks at one watch event (before the store applies it) and returns the Secret if it
-    /// changed in a way its users must see: created, edited or deleted, but not our own
-    /// finalizer write and not a relist that found it as it was.
+    /// Looks at one watch event and returns the Secret if it changed in a way its users must
+    /// see: created, edited or deleted, but not our own finalizer write and not the first list
+    /// (every object is looked at then anyway). What is cached of a changed Secret is dropped,
+    /// so the users read it anew.
     pub fn observe(&self, scope: Option<&str>, event: &watcher::Event<PartialObjectMeta<Secret>>) -> Option<SecretKey> {
         let (meta, listed) = match event {
             watcher::Event::Apply(meta) => (meta, false),
@@ -280,10 +301,6 @@ impl Secrets {
         };
         let key = (meta.namespace().unwrap_or_default(), meta.name_any());
         let version = meta.resource_version().unwrap_or_default();
-        let before = self.watched_version(&key.0, &key.1);
-        if before.as_deref() == Some(version.as_str()) {
-            return None;
-        }
         {
             let mut own = self
                 .own_versions
@@ -294,6 +311,14 @@ impl Secrets {
                 return None;
             }
         }
+        if self
+            .cache()
+            .get(&key)
+            .is_some_and(|cached| cached.resource_version == version)
+        {
+            return None;
+        }
+        self.cache().remove(&key);
         let first_list = listed
             && !self
                 .synced_scopes

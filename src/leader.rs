@@ -189,8 +189,12 @@ pub async fn run_as_leader<F: Future<Output = ()>>(
     ready.store(true, Ordering::Relaxed);
     tracing::info!(lease = %elector.election.lease_name, identity = %elector.election.identity, "standing by for the leader Lease");
     tokio::pin!(shutdown);
+    let mut acquired_at;
     loop {
-        let attempt = tokio::time::timeout(retry.max(Duration::from_secs(1)) * 5, elector.try_acquire_or_renew());
+        // The API server writes renewTime when the request arrives: the Lease runs from the
+        // moment the attempt began, not from when the answer came back.
+        acquired_at = Instant::now();
+        let attempt = tokio::time::timeout(deadline, elector.try_acquire_or_renew());
         tokio::select! {
             () = &mut shutdown => return Ok(()),
             result = attempt => match result {
@@ -208,14 +212,16 @@ pub async fn run_as_leader<F: Future<Output = ()>>(
     tracing::info!(identity = %elector.election.identity, "became the leader");
     ready.store(false, Ordering::Relaxed);
 
-    let mut last_renewed = Instant::now();
+    let mut last_renewed = acquired_at;
     let renewing = async {
         loop {
             tokio::time::sleep(retry).await;
-            // Each attempt is bounded by what is left of the deadline.
+            // Each attempt is bounded by what is left of the deadline, and counts from when it
+            // began (see above).
             let left = deadline.saturating_sub(last_renewed.elapsed());
+            let began = Instant::now();
             match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
-                Ok(Ok(true)) => last_renewed = Instant::now(),
+                Ok(Ok(true)) => last_renewed = began,
                 Ok(Ok(false)) => {
                     tracing::error!("another instance holds the leader Lease");
                     return;

@@ -96,6 +96,9 @@ pub struct Context {
     permits: tokio::sync::Semaphore,
     /// Set once every ImageAccess watch has listed: before that, no Secret is released.
     objects_synced: AtomicBool,
+    /// Objects to wake once the relist of a scope is complete.
+    relist_wakes:
+        std::sync::Mutex<std::collections::HashMap<Option<String>, std::collections::HashSet<ObjectRef<ImageAccess>>>>,
 }
 
 impl Context {
@@ -124,6 +127,7 @@ impl Context {
             requeue: Requeue::default(),
             requeue_secret: Requeue::default(),
             objects_synced: AtomicBool::new(false),
+            relist_wakes: Default::default(),
         }
     }
 
@@ -156,18 +160,35 @@ impl Context {
             .collect()
     }
 
-    /// Looks at one ImageAccess watch event before the cache applies it: keeps the index, wakes
-    /// the objects that wait on a membership whose holder changed, asks for the Secrets whose
-    /// use changed to be held or released, and forgets objects that are gone.
+    /// Looks at one ImageAccess watch event once the cache has it: keeps the index, wakes the
+    /// objects that wait on a membership whose holder changed, asks for the Secrets whose use
+    /// changed to be held or released, and forgets objects that are gone. During a relist the
+    /// cache shows the new list only at its end, so the wake-ups wait for it.
     pub fn observe(&self, scope: Option<&str>, event: &watcher::Event<ImageAccess>) {
+        let scope_key = scope.map(str::to_string);
         let changes = match event {
-            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => self.index.apply(object),
+            watcher::Event::Apply(object) => self.index.apply(object),
+            watcher::Event::InitApply(object) => {
+                let changes = self.index.apply(object);
+                self.relist_wakes().entry(scope_key).or_default().extend(changes.wake);
+                index::Changes {
+                    wake: Default::default(),
+                    ..changes
+                }
+            }
             watcher::Event::Delete(object) => self.index.delete(object),
             watcher::Event::Init => {
                 self.index.relist_started(scope);
+                self.relist_wakes().insert(scope_key, Default::default());
                 return;
             }
-            watcher::Event::InitDone => self.index.relist_done(scope),
+            watcher::Event::InitDone => {
+                let mut changes = self.index.relist_done(scope);
+                changes
+                    .wake
+                    .extend(self.relist_wakes().remove(&scope_key).unwrap_or_default());
+                changes
+            }
         };
         for uid in &changes.gone {
             self.tracker.forget(uid);
@@ -180,8 +201,19 @@ impl Context {
         }
     }
 
-    /// Looks at one Secret watch event before the cache applies it: the objects using a
-    /// Secret that changed look again now, not at their next re-check.
+    fn relist_wakes(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<Option<String>, std::collections::HashSet<ObjectRef<ImageAccess>>>,
+    > {
+        self.relist_wakes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Looks at one Secret watch event once the cache has it: the objects using a Secret that
+    /// changed look again now, not at their next re-check.
     pub fn observe_secret(&self, scope: Option<&str>, event: &watcher::Event<PartialObjectMeta<Secret>>) {
         if let Some((namespace, name)) = self.secrets.observe(scope, event) {
             for reference in self.index.using_secret(&namespace, &name) {
@@ -235,14 +267,23 @@ enum Next {
 /// The reconcile entry point kube-runtime calls.
 pub async fn reconcile(object: Arc<ImageAccess>, ctx: Arc<Context>) -> Result<Action, Error> {
     let uid = object.uid().unwrap_or_default();
-    let seen = Fingerprint::of(&object.metadata, FINALIZER);
-    if let Some(wait) = ctx.tracker.pending(&uid, seen, ctx.clock.now()) {
+    if let Some(wait) = ctx
+        .tracker
+        .pending(&uid, Fingerprint::of(&object.metadata, FINALIZER), ctx.clock.now())
+    {
         // As a finished reconcile left it (the echo of our own write): keep its schedule.
         return Ok(Action::requeue(wait));
     }
     let namespace = object.namespace().ok_or(Error::NotNamespaced)?;
     // The semaphore is never closed.
     let _permit = ctx.permits.acquire().await.ok();
+    // Waiting for a permit can take long: work on the object as the cache has it now.
+    let object = ctx
+        .object(&ObjectRef::from(object.as_ref()))
+        .filter(|cached| cached.uid() == object.uid())
+        .unwrap_or(object);
+    let seen = Fingerprint::of(&object.metadata, FINALIZER);
+    ctx.tracker.begin(&uid);
     let labels = Metrics::controller_labels();
     ctx.metrics.active_workers.get_or_create(&labels).inc();
     let started = Instant::now();
@@ -284,7 +325,8 @@ pub async fn reconcile(object: Arc<ImageAccess>, ctx: Arc<Context>) -> Result<Ac
     }
 }
 
-/// Transient failures: per-object exponential backoff with jitter, at least `Retry-After`.
+/// Transient failures: per-object exponential backoff with jitter, at least `Retry-After`
+/// (up to `--max-backoff`, so a wild header cannot park an object for hours).
 pub fn error_policy(object: Arc<ImageAccess>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics
         .reconcile_errors_total
@@ -625,8 +667,10 @@ async fn release_claim(api: &Api<ImageAccess>, object: &ImageAccess) -> Result<(
 
 /// Hands `target` over to the object that takes it over, if there is one that can: writes the
 /// claim (and the finalizer) onto it, so that from then on it holds the membership (its deletion
-/// removes it) even if it never reconciles again. The successor's Secret must be readable, and
-/// is held. Returns the successor (`namespace/name`), or `None` when nobody takes it.
+/// removes it) even if it never reconciles again. "Can" is checked with the successor's own
+/// credentials: they resolve to this very membership (region included) and Glance shows it to
+/// them; its Secret is held. Returns the successor (`namespace/name`), or `None` when nobody
+/// takes it.
 async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
     let others = ctx.others_naming(object, target);
     let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) else {
@@ -641,11 +685,27 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
         // Its claim records another membership it may hold: not overwritten.
         return Ok(None);
     }
-    let secret = &successor.spec.cloud_credentials_ref.secret_name;
-    if ctx.secrets.read(&namespace, secret).await.is_err() {
+    let Ok((session, cloud)) = credentials(successor, ctx).await else {
+        return Ok(None);
+    };
+    let region = successor.spec.region.clone().or_else(|| cloud.region_name.clone());
+    if region != target.region {
         return Ok(None);
     }
+    let unavailable = |e: &OpenStackError| Problem::openstack(e, Step::ObserveMember, target, &label);
+    let glance = match session.glance(region.as_deref(), &cloud.interface).await {
+        Ok(glance) => glance,
+        Err(e) if e.is_transient() => return Err(unavailable(&e)),
+        Err(_) => return Ok(None),
+    };
+    match glance.show_member(&target.image_id, &target.member_id).await {
+        Ok(_) => {}
+        Err(e) if e.is_transient() => return Err(unavailable(&e)),
+        // Its credentials cannot see the membership: it could not remove it either.
+        Err(_) => return Ok(None),
+    }
     let failed = |e: kube::Error| Problem::kubernetes_write(&e, &label);
+    let secret = &successor.spec.cloud_credentials_ref.secret_name;
     ctx.secrets.hold(&namespace, secret).await.map_err(failed)?;
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut finalizers = successor.finalizers().to_vec();
@@ -804,7 +864,10 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    match patch_metadata(api, &object.metadata, &finalizers, &[]).await {
+    // Keeping the claim it saw tests it: one handed over meanwhile fails this, and is cleaned
+    // up on the next look.
+    let claim = object.annotations().get(CLAIM_ANNOTATION).cloned();
+    match patch_metadata::<ImageAccess>(api, &object.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)]).await {
         Ok(_) => Ok(Next::Gone),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(Next::Gone),
         Err(e) => Err(Error::Kube(e)),
@@ -942,8 +1005,11 @@ pub async fn reconcile_secret(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<C
     let name = secret.name_any();
     let held = secret.finalizers().iter().any(|f| f == ctx.secrets.finalizer());
     let needed = ctx.index.secret_in_use(&namespace, &name);
-    if held && !needed {
-        ctx.secrets.release(&secret).await.map_err(Error::Kube)?;
+    match (needed, held) {
+        (true, false) => ctx.secrets.hold_seen(&secret).await.map_err(Error::Kube)?,
+        (false, true) => ctx.secrets.release(&secret).await.map_err(Error::Kube)?,
+        (false, false) => ctx.secrets.forget(&namespace, &name),
+        (true, true) => {}
     }
     Ok(Action::await_change())
 }
@@ -993,13 +1059,15 @@ pub async fn run(
         object_stores.push(reader.clone());
         let requeue = ctx.requeue.register(namespace.clone());
         let tap = ctx.clone();
-        let events = watcher(api, config.clone()).default_backoff().map_ok(move |event| {
+        let events = watcher(api, config.clone()).default_backoff();
+        // The taps run once the cache has the event, so what they wake reads it.
+        let events = reflector::reflector(writer, events).map_ok(move |event| {
             tap.observe(namespace.as_deref(), &event);
             event
         });
         // Only what a reconcile must see passes: spec (generation), deletion and our
         // finalizer. Status echoes do not wake anything (the tracker keeps their schedule).
-        let trigger = reflector::reflector(writer, events).touched_objects().predicate_filter(
+        let trigger = events.touched_objects().predicate_filter(
             |object: &ImageAccess| Some(Fingerprint::of(&object.metadata, FINALIZER).value()),
             Default::default(),
         );
@@ -1035,13 +1103,20 @@ pub async fn run(
         secret_stores.push(reader.clone());
         let requeue = ctx.requeue_secret.register(namespace.clone());
         let tap = ctx.clone();
+        // Only what the hold needs is kept: annotations can carry a Secret's data (kubectl's
+        // last-applied-configuration), labels and managedFields are of no use here.
         let events = watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
-            .map_ok(move |event| {
-                tap.observe_secret(namespace.as_deref(), &event);
-                event
+            .modify(|secret| {
+                secret.metadata.annotations = None;
+                secret.metadata.labels = None;
+                secret.metadata.managed_fields = None;
             });
-        let trigger = reflector::reflector(writer, events).touched_objects();
+        let events = reflector::reflector(writer, events).map_ok(move |event| {
+            tap.observe_secret(namespace.as_deref(), &event);
+            event
+        });
+        let trigger = events.touched_objects();
         let controller = Controller::for_stream(trigger, reader)
             .reconcile_on(requeue)
             .with_config(controller_config.clone())

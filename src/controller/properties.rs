@@ -63,6 +63,11 @@ pub(super) enum Step {
         namespace: usize,
         object: usize,
     },
+    /// Two reconciles run at once (as two workers would), interleaving at every await.
+    Together {
+        first: (usize, usize),
+        second: (usize, usize),
+    },
     /// The operator's Secret controller runs (holds and releases).
     ReconcileSecrets,
     /// The namespace's Secret is deleted (held Secrets wait, terminating).
@@ -108,6 +113,7 @@ fn step() -> impl Strategy<Value = Step> {
             }),
         2 => at.clone().prop_map(|(namespace, object)| Step::Delete { namespace, object }),
         8 => at.clone().prop_map(|(namespace, object)| Step::Reconcile { namespace, object }),
+        3 => (at.clone(), at.clone()).prop_map(|(first, second)| Step::Together { first, second }),
         1 => Just(Step::ReconcileSecrets),
         1 => (0..NAMESPACES.len()).prop_map(|namespace| Step::DeleteSecret { namespace }),
         1 => (0..NAMESPACES.len(), any::<bool>()).prop_map(|(namespace, good)| Step::RotateSecret { namespace, good }),
@@ -210,6 +216,29 @@ impl World {
         self.sync();
     }
 
+    async fn together(&mut self, first: (usize, usize), second: (usize, usize)) {
+        self.sync();
+        let cached = |(namespace, object): (usize, usize)| {
+            self.op
+                .ctx
+                .object(&ObjectRef::new(&name(object)).within(NAMESPACES[namespace]))
+        };
+        let (Some(a), Some(b)) = (cached(first), cached(second)) else {
+            return;
+        };
+        if a.metadata.uid == b.metadata.uid {
+            return; // kube-runtime never runs one object twice at once
+        }
+        let ctx = self.op.ctx.clone();
+        let (ra, rb) = futures::join!(reconcile(a.clone(), ctx.clone()), reconcile(b.clone(), ctx.clone()));
+        for (object, result) in [(a, ra), (b, rb)] {
+            if let Err(e) = result {
+                error_policy(object, &e, ctx.clone());
+            }
+        }
+        self.sync();
+    }
+
     async fn reconcile_secrets(&mut self) {
         self.sync();
         for secret in self.kube.secrets() {
@@ -245,6 +274,7 @@ impl World {
             }
             Step::Delete { namespace, object } => self.kube.delete(NAMESPACES[*namespace], &name(*object)),
             Step::Reconcile { namespace, object } => self.reconcile(NAMESPACES[*namespace], &name(*object)).await,
+            Step::Together { first, second } => self.together(*first, *second).await,
             Step::ReconcileSecrets => self.reconcile_secrets().await,
             Step::DeleteSecret { namespace } => self.kube.delete_secret(NAMESPACES[*namespace], SECRET),
             Step::RotateSecret { namespace, good } => {

@@ -65,8 +65,8 @@ impl Operator {
     pub(super) fn restarted_with(client: kube::Client, kube: &FakeKube, client_settings: ClientSettings) -> Operator {
         let mut operator = Operator::with_client(client, client_settings);
         let mut feed = |event: watcher::Event<ImageAccess>| {
-            operator.ctx.observe(None, &event);
             operator.objects.apply_watcher_event(&event);
+            operator.ctx.observe(None, &event);
         };
         feed(watcher::Event::Init);
         for object in kube.objects() {
@@ -74,8 +74,8 @@ impl Operator {
         }
         feed(watcher::Event::InitDone);
         let mut feed = |event: watcher::Event<PartialObjectMeta<Secret>>| {
-            operator.ctx.observe_secret(None, &event);
             operator.secrets.apply_watcher_event(&event);
+            operator.ctx.observe_secret(None, &event);
         };
         feed(watcher::Event::Init);
         for secret in kube.secrets() {
@@ -88,13 +88,14 @@ impl Operator {
     pub(super) fn feed(&mut self, changes: Vec<Change>) {
         for change in changes {
             match change {
+                // As the controller runs them: the cache applies the event, then the taps.
                 Change::Object(event) => {
-                    self.ctx.observe(None, &event);
                     self.objects.apply_watcher_event(&event);
+                    self.ctx.observe(None, &event);
                 }
                 Change::Secret(event) => {
-                    self.ctx.observe_secret(None, &event);
                     self.secrets.apply_watcher_event(&event);
+                    self.ctx.observe_secret(None, &event);
                 }
             }
         }
@@ -630,6 +631,34 @@ async fn the_secret_is_held_while_an_object_needs_it_and_released_after() {
     );
 }
 
+/// Review finding: a hold released in the moment a new object came to need the Secret is put
+/// back as soon as the operator sees the new object.
+#[tokio::test]
+async fn a_secret_released_as_a_new_object_arrives_is_held_again() {
+    let mut h = Harness::new().await;
+    h.apply(&share("old"));
+    h.reconcile("old").await.expect("old");
+    h.delete("old");
+    h.reconcile("old").await.expect("old cleaned up");
+    // A new object using the Secret is created; the operator has not seen it when the
+    // Secret controller decides nobody needs the Secret.
+    h.kube
+        .apply(&ImageAccess::test("new", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    let unseen = h.kube.take_changes();
+    for secret in h.kube.secrets() {
+        reconcile_secret(Arc::new(secret_metadata(&secret)), h.ctx())
+            .await
+            .expect("released");
+    }
+    assert!(
+        h.secret_finalizers().is_empty(),
+        "released: nobody it knows of needs it"
+    );
+    h.op.feed(unseen);
+    h.reconcile_secrets().await;
+    assert_eq!(h.secret_finalizers(), vec![hold_finalizer(None)], "held again");
+}
+
 /// Issue 7, A3: a 403 on delete ends the deletion only when nothing is granted.
 #[tokio::test]
 async fn credentials_that_may_not_remove_the_member_keep_the_finalizer() {
@@ -762,6 +791,56 @@ async fn the_waiting_object_takes_over_when_the_first_is_deleted_keeping_the_acc
             "{policy:?}: {reasons:?}"
         );
     }
+}
+
+/// Review finding: a membership handed over to an object that is being deleted at the same
+/// time (a namespace deletion), seen through a cache that does not show that deletion yet,
+/// must not leave with that object.
+#[tokio::test]
+async fn a_membership_is_not_handed_to_an_object_that_is_going_too() {
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("a", IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("a").await.expect("a manages IMAGE");
+    // b managed OTHER_IMAGE, then moved to IMAGE, which a manages: it waits, keeping its
+    // finalizer and no claim.
+    h.apply(&ImageAccess::test("b", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("b").await.expect("b manages OTHER_IMAGE");
+    h.apply(&ImageAccess::test("b", IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("b").await.expect("b waits");
+    let b = h.object("b").expect("b");
+    assert_eq!(reason(&h.status("b")), "MembershipManagedElsewhere");
+    assert!(b.has_finalizer() && b.claim().is_none());
+
+    // Both are deleted; the cache shows a's deletion but not yet b's.
+    h.kube.delete(NAMESPACE, "b");
+    let b_deleted = h.kube.take_changes();
+    h.kube.delete(NAMESPACE, "a");
+    let a_deleted = h.kube.take_changes();
+    h.op.feed(a_deleted);
+    let a = h.cached("a").expect("a");
+    let _ = reconcile(a, h.ctx()).await; // hands over to b, as far as it can tell
+    // b's cleanup runs on the cache that shows its deletion but not what a wrote meanwhile.
+    let written_by_a = h.kube.take_changes();
+    h.op.feed(b_deleted);
+    if let Some(b) = h.cached("b") {
+        let _ = reconcile(b, h.ctx()).await;
+    }
+    h.op.feed(written_by_a);
+    // Then everything settles.
+    for _ in 0..4 {
+        h.later();
+        for name in ["a", "b"] {
+            h.sync();
+            if h.cached(name).is_some() {
+                let _ = h.reconcile(name).await;
+            }
+        }
+    }
+    assert!(h.object("a").is_none() && h.object("b").is_none(), "both gone");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "the membership went with the last object that held it"
+    );
 }
 
 // ---------------------------------------------------------------- responsiveness

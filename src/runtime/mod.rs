@@ -129,9 +129,11 @@ pub async fn publish<K: Resource<DynamicType = ()>>(recorder: &Recorder, object:
 }
 
 /// Sets `object`'s finalizers and annotations (`None` removes one) with a JSON patch that first
-/// tests the finalizers are still those we read: a concurrent finalizer change makes it fail
-/// (422) and the caller retries with what the watch brings, while status writes and spec edits
-/// in between do not get in the way. Returns the object as written.
+/// tests what the caller saw: the finalizers, the value of every annotation it sets (or keeps,
+/// when it passes the value it saw), and that an object not being deleted still is not. A
+/// concurrent change to any of these makes it fail (422) and the caller retries with what the
+/// watch brings; status writes and spec edits in between do not get in the way. Returns the
+/// object as written.
 pub async fn patch_metadata<K>(
     api: &Api<K>,
     seen: &kube::api::ObjectMeta,
@@ -154,32 +156,41 @@ fn metadata_patch(
     annotations: &[(&str, Option<String>)],
 ) -> serde_json::Value {
     let current = meta.finalizers.clone().filter(|f| !f.is_empty());
-    // A missing list tests as null, as the API server's JSON patch does.
+    // A missing member tests as null, as the API server's JSON patch does.
     let mut ops = vec![json!({"op": "test", "path": "/metadata/finalizers", "value": current})];
+    if meta.deletion_timestamp.is_none() {
+        ops.push(json!({"op": "test", "path": "/metadata/deletionTimestamp", "value": null}));
+    }
     match (current.is_some(), finalizers.is_empty()) {
         (true, true) => ops.push(json!({"op": "remove", "path": "/metadata/finalizers"})),
         (_, false) => ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": finalizers})),
         (false, true) => {}
     }
-    let existing = meta.annotations.as_ref();
     let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
-    let added: serde_json::Map<String, serde_json::Value> = annotations
-        .iter()
-        .filter_map(|(key, value)| value.as_ref().map(|v| (key.to_string(), json!(v))))
-        .collect();
-    match existing {
-        None if !added.is_empty() => {
-            ops.push(json!({"op": "test", "path": "/metadata/annotations", "value": null}));
-            ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": added}));
+    match meta.annotations.as_ref() {
+        None => {
+            let added: serde_json::Map<String, serde_json::Value> = annotations
+                .iter()
+                .filter_map(|(key, value)| value.as_ref().map(|v| (key.to_string(), json!(v))))
+                .collect();
+            if !annotations.is_empty() {
+                ops.push(json!({"op": "test", "path": "/metadata/annotations", "value": null}));
+            }
+            if !added.is_empty() {
+                ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": added}));
+            }
         }
-        None => {}
         Some(map) => {
             for (key, value) in annotations {
                 let path = format!("/metadata/annotations/{}", escape(key));
+                let before = map.get(*key);
+                ops.push(json!({"op": "test", "path": path, "value": before}));
                 match value {
-                    Some(value) => ops.push(json!({"op": "add", "path": path, "value": value})),
-                    None if map.contains_key(*key) => ops.push(json!({"op": "remove", "path": path})),
-                    None => {}
+                    Some(value) if before != Some(value) => {
+                        ops.push(json!({"op": "add", "path": path, "value": value}))
+                    }
+                    None if before.is_some() => ops.push(json!({"op": "remove", "path": path})),
+                    _ => {}
                 }
             }
         }
@@ -208,6 +219,7 @@ mod tests {
             ops,
             json!([
                 {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "test", "path": "/metadata/deletionTimestamp", "value": null},
                 {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
                 {"op": "test", "path": "/metadata/annotations", "value": null},
                 {"op": "add", "path": "/metadata/annotations", "value": {"a/b": "v"}},
@@ -216,16 +228,26 @@ mod tests {
         let annotated = kube::api::ObjectMeta {
             finalizers: Some(vec!["other".into(), "f".into()]),
             annotations: Some(BTreeMap::from([("a/b".to_string(), "v".to_string())])),
+            deletion_timestamp: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            )),
             ..Default::default()
         };
-        let ops = metadata_patch(&annotated, &["other".into()], &[("a/b", None)]);
+        // Removing the finalizer of a deleted object, keeping (and so testing) its claim.
+        let ops = metadata_patch(&annotated, &["other".into()], &[("a/b", Some("v".into()))]);
         assert_eq!(
             ops,
             json!([
                 {"op": "test", "path": "/metadata/finalizers", "value": ["other", "f"]},
                 {"op": "add", "path": "/metadata/finalizers", "value": ["other"]},
-                {"op": "remove", "path": "/metadata/annotations/a~1b"},
+                {"op": "test", "path": "/metadata/annotations/a~1b", "value": "v"},
             ])
         );
+        let ops = metadata_patch(&annotated, &["other", "f"].map(String::from), &[("a/b", None)]);
+        assert_eq!(
+            ops[2],
+            json!({"op": "test", "path": "/metadata/annotations/a~1b", "value": "v"})
+        );
+        assert_eq!(ops[3], json!({"op": "remove", "path": "/metadata/annotations/a~1b"}));
     }
 }

@@ -7,7 +7,9 @@
 //! [`Fingerprint`] we handled (so a spec edit, a deletion or a finalizer change is never
 //! skipped), and it answers with the time left, so a skip never replaces a pending backoff retry
 //! with a later one (kube-runtime keeps one scheduled entry per object). Outside triggers (a
-//! changed Secret, a membership another object released) call [`Tracker::invalidate`] first.
+//! changed Secret, a membership another object released) call [`Tracker::invalidate`] first;
+//! one that arrives while the object is being reconciled is not lost: the reconcile began
+//! ([`Tracker::begin`]) before it, so what it records does not pass for handled.
 //!
 //! Entries are keyed by uid, so an object deleted and created again under the same name starts
 //! fresh; they are forgotten when the object goes, and pruned against the objects that exist.
@@ -54,6 +56,29 @@ struct Entry {
     written: Option<Fingerprint>,
     due: Instant,
     failures: u32,
+    /// Outside triggers so far, and how many there had been when the last reconcile began.
+    wakes: u64,
+    wakes_at_begin: u64,
+}
+
+impl Entry {
+    fn new(now: Instant) -> Entry {
+        Entry {
+            handled: None,
+            written: None,
+            due: now,
+            failures: 0,
+            wakes: 0,
+            wakes_at_begin: 0,
+        }
+    }
+
+    /// What the finished reconcile may record as handled: nothing if something outside the
+    /// object asked for a look while it ran.
+    fn handled_after(&mut self, seen: Fingerprint) -> Option<Fingerprint> {
+        let written = self.written.take();
+        (self.wakes == self.wakes_at_begin).then(|| written.unwrap_or(seen))
+    }
 }
 
 /// The clock of the controllers: real time, moved forward by tests.
@@ -111,15 +136,22 @@ impl Tracker {
         (wait > DUE_TOLERANCE).then_some(wait)
     }
 
+    /// A reconcile of the object begins (after the skip check).
+    pub fn begin(&self, uid: &str) {
+        let mut entries = self.entries();
+        let entry = entries
+            .entry(uid.to_string())
+            .or_insert_with(|| Entry::new(Instant::now()));
+        entry.wakes_at_begin = entry.wakes;
+        entry.written = None;
+    }
+
     /// A reconcile changed the object's metadata: its echo shows `fingerprint`.
     pub fn note_written(&self, uid: &str, fingerprint: Fingerprint) {
         let mut entries = self.entries();
-        let entry = entries.entry(uid.to_string()).or_insert_with(|| Entry {
-            handled: None,
-            written: None,
-            due: Instant::now(),
-            failures: 0,
-        });
+        let entry = entries
+            .entry(uid.to_string())
+            .or_insert_with(|| Entry::new(Instant::now()));
         entry.written = Some(fingerprint);
     }
 
@@ -127,16 +159,10 @@ impl Tracker {
     /// after `next`. Returns `next`.
     pub fn settled(&self, uid: &str, seen: Fingerprint, now: Instant, next: Duration) -> Duration {
         let mut entries = self.entries();
-        let written = entries.get(uid).and_then(|e| e.written);
-        entries.insert(
-            uid.to_string(),
-            Entry {
-                handled: Some(written.unwrap_or(seen)),
-                written: None,
-                due: now + next,
-                failures: 0,
-            },
-        );
+        let entry = entries.entry(uid.to_string()).or_insert_with(|| Entry::new(now));
+        entry.handled = entry.handled_after(seen);
+        entry.due = now + next;
+        entry.failures = 0;
         next
     }
 
@@ -150,25 +176,24 @@ impl Tracker {
         delay: impl FnOnce(u32) -> Duration,
     ) -> (u32, Duration) {
         let mut entries = self.entries();
-        let entry = entries.entry(uid.to_string()).or_insert_with(|| Entry {
-            handled: None,
-            written: None,
-            due: now,
-            failures: 0,
-        });
+        let entry = entries.entry(uid.to_string()).or_insert_with(|| Entry::new(now));
         entry.failures = entry.failures.saturating_add(1);
         let wait = delay(entry.failures);
-        entry.handled = Some(entry.written.take().unwrap_or(seen));
+        entry.handled = entry.handled_after(seen);
         entry.due = now + wait;
         (entry.failures, wait)
     }
 
     /// Something outside the object changed (its Secret, another object's claim): its next
-    /// reconcile must look, whatever the fingerprint. Failure counts stay.
+    /// reconcile must look, whatever the fingerprint, even if one is running now. Failure
+    /// counts stay.
     pub fn invalidate(&self, uid: &str) {
-        if let Some(entry) = self.entries().get_mut(uid) {
-            entry.handled = None;
-        }
+        let mut entries = self.entries();
+        let entry = entries
+            .entry(uid.to_string())
+            .or_insert_with(|| Entry::new(Instant::now()));
+        entry.handled = None;
+        entry.wakes = entry.wakes.wrapping_add(1);
     }
 
     /// The object is gone.
@@ -256,6 +281,21 @@ mod tests {
         tracker.settled("u1", before, now, Duration::from_secs(600));
         assert!(tracker.pending("u1", after, now).is_some(), "our finalizer write");
         assert!(tracker.pending("u1", before, now).is_none());
+    }
+
+    #[test]
+    fn a_wake_during_a_reconcile_is_not_lost() {
+        let tracker = Tracker::default();
+        let now = Instant::now();
+        let seen = Fingerprint::of(&meta(1, true, false), "f");
+        tracker.begin("u1");
+        // The object's Secret changes while the reconcile works with the old one.
+        tracker.invalidate("u1");
+        tracker.settled("u1", seen, now, Duration::from_secs(300));
+        assert_eq!(tracker.pending("u1", seen, now), None, "the held wake-up looks again");
+        tracker.begin("u1");
+        tracker.settled("u1", seen, now, Duration::from_secs(300));
+        assert!(tracker.pending("u1", seen, now).is_some(), "and then it is handled");
     }
 
     #[test]
