@@ -4,14 +4,14 @@ SHELL := /bin/bash
 E2E_STATE ?= $(CURDIR)/.e2e
 WITH_ENV := source $(E2E_STATE)/env.sh &&
 
-.PHONY: build test lint crds manifests env-up env-down demo demo-down tools clean-env bench
+.PHONY: build test lint crds manifests env-up env-down image demo demo-down tools clean-env bench
 
 build:
 	cargo build --bins
 
 ## The whole suite: lint, unit tests, the client against a real Keystone + Glance, and the
 ## end-to-end tests of the operator on a real kube-apiserver. Starts the environment first.
-test: lint env-up
+test: lint env-up image
 	$(WITH_ENV) cargo test --features e2e --no-fail-fast
 
 lint:
@@ -32,6 +32,10 @@ tools:
 
 env-up:
 	tests/env/up.sh $(E2E_STATE)
+
+## The operator's image, built as the Dockerfile describes it and imported into the nodes.
+image:
+	$(WITH_ENV) tests/env/load-image.sh $(E2E_STATE)
 
 env-down:
 	tests/env/down.sh $(E2E_STATE)

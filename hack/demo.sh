@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # hack/demo.sh - `make demo`: from nothing to Ready ImageAccess objects on this machine.
-# Builds the tools and the operator, starts a real kube-apiserver and a real Keystone + Glance
-# on loopback, installs the CRD, creates a shared image, the credentials Secret and the two
-# example objects, runs the operator out of cluster, and shows the objects next to Glance's
-# view. Everything keeps running; `make demo-down` stops it.
+# Builds the tools, starts a real Kubernetes (API server, controller manager, scheduler, two
+# nodes with kubelet + containerd) and a real Keystone + Glance on loopback, builds the operator's
+# image as the Dockerfile describes it and installs it with `helm install`, as users do; then
+# creates a shared image, the credentials Secret and the two example objects, and shows them
+# next to Glance's view. Everything keeps running; `make demo-down` stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${IAO_E2E_STATE:-$ROOT/.e2e}
 DEMO=$STATE/demo
 NS=image-access-demo
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
 mkdir -p "$DEMO"
 
-say "Building the operator"
-(cd "$ROOT" && cargo build --bins)
-say "Starting kube-apiserver + etcd and Keystone + Glance (first run builds the tools: ~10 min)"
+say "Starting Kubernetes (control plane and two nodes) and Keystone + Glance (first run builds the tools: ~15 min)"
 "$ROOT/tests/env/up.sh" "$STATE"
 # shellcheck disable=SC1091
 source "$STATE/env.sh"
+say "Building the operator's image (the Dockerfile's, without a Docker engine) into the nodes"
+"$ROOT/tests/env/load-image.sh" "$STATE"
 
 # tests/env/up.sh wrote a clouds.yaml for the test projects; the openstack CLI reads it too.
 export OS_CLIENT_CONFIG_FILE=$IAO_CLOUDS_YAML
@@ -41,12 +42,18 @@ sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/bed6b6cbb86a4e2d8d
 sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/5f2a9d8e7c6b4a3f9e8d7c6b5a4f3e2d/$OSL_MEMBER2_PROJECT_ID/" \
   "$ROOT/deploy/examples/imageaccess-accepted.yaml" | kubectl -n "$NS" apply -f -
 
-say "Running the operator out of cluster (log: $DEMO/operator.log)"
-if ! { pid=$(cat "$DEMO/operator.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; }; then
-  nohup "$ROOT/target/debug/image-access-operator" --resync-period 1m \
-    --metrics-addr 127.0.0.1:8080 --health-addr 127.0.0.1:8081 > "$DEMO/operator.log" 2>&1 &
-  echo $! > "$DEMO/operator.pid"
-fi
+say "helm install image-access-operator (two replicas: one leads, one stands by)"
+# tests/env/pod-values.yaml: what these nodes need (no pod network: host network on loopback,
+# the API server's address, the imported image).
+helm upgrade --install image-access-operator "$ROOT/charts/image-access-operator" \
+  --namespace image-access-operator --create-namespace \
+  -f "$ROOT/tests/env/pod-values.yaml" --set replicaCount=2 --set "watchNamespaces={$NS}" \
+  --set resyncPeriod=1m \
+  --wait --timeout 180s
+kubectl -n image-access-operator get pods -o wide
+LEADER=$(kubectl -n image-access-operator get lease image-access-operator -o jsonpath='{.spec.holderIdentity}')
+LEADER_IP=$(kubectl -n image-access-operator get pod "$LEADER" -o jsonpath='{.status.podIP}')
+echo "leader: $LEADER ($LEADER_IP)"
 kubectl -n "$NS" wait --for=condition=Ready --timeout=120s imageaccess --all
 
 say "kubectl get ia -o wide"
@@ -58,8 +65,11 @@ cat <<MSG
 The demo keeps running. Try:
   source $STATE/env.sh
   kubectl -n $NS describe ia share-golden-image
-  curl -s localhost:8080/metrics | grep controller_runtime_reconcile_total
+  kubectl -n image-access-operator logs deploy/image-access-operator | tail
+  curl -s $LEADER_IP:8080/metrics | grep controller_runtime_reconcile_total   (the leader's metrics)
+  kubectl -n image-access-operator delete pod $LEADER   (the standby takes over at once)
   OS_CLIENT_CONFIG_FILE=$IAO_CLOUDS_YAML openstack --os-cloud owner image remove project $IMAGE $OSL_MEMBER1_PROJECT_ID
-      (then watch the operator put it back within the 1-minute resync)
+      (the operator puts it back at its next resync: the demo installs it with a 1-minute
+       resyncPeriod, instead of the default 10 minutes, so you can watch it happen)
 Stop everything with: make demo-down
 MSG

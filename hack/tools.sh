@@ -2,7 +2,7 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|helm|kstatus|hadolint|system|terraform]   (default: all)
+#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|system|terraform]   (default: all)
 #
 # Idempotent: a tool whose binary is already in the cache is not rebuilt. The cache lives in
 # $IAO_TOOLS_CACHE (default ~/.cache/image-access-operator/tools); each tool gets a folder
@@ -88,6 +88,44 @@ control_plane() {
   link "$dir/bin/kube-apiserver" "$dir/bin/kubectl" "$dir/bin/kube-controller-manager" "$edir/bin/etcd"
 }
 
+# The node: kubelet and kube-scheduler from the same k8s.io/kubernetes module as the control
+# plane, the sandbox's pause binary (a few lines of Go, static), and containerd, runc and the
+# CNI plugins from Debian's packages.
+node_tools() {
+  control_plane
+  local dir="$CACHE/kubernetes-v$KUBE_VERSION"
+  if [ ! -x "$dir/bin/kubelet" ] || [ ! -x "$dir/bin/kube-scheduler" ]; then
+    local minor=${KUBE_VERSION#1.} stamp="" x
+    minor=${minor%%.*}
+    for x in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      stamp+=" -X $x.gitVersion=v$KUBE_VERSION -X $x.gitMajor=1 -X $x.gitMinor=$minor -X $x.gitTreeState=clean"
+    done
+    EXTRA_LDFLAGS=$stamp build_into "$dir" kubelet=k8s.io/kubernetes/cmd/kubelet kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler
+  fi
+  local pdir="$CACHE/pause-$(sha256sum "$ROOT/hack/pause/main.go" | cut -c1-12)"
+  if [ ! -x "$pdir/bin/pause" ]; then
+    new_module "$pdir" iao-pause
+    cp "$ROOT/hack/pause/main.go" "$pdir/src/main.go"
+    build_into "$pdir" pause=.
+  fi
+  link "$dir/bin/kubelet" "$dir/bin/kube-scheduler" "$pdir/bin/pause"
+  local missing=()
+  command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || missing+=(runc)
+  [ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # No init system runs here: keep postinst scripts from starting the containerd service.
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; policy=1
+  fi
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+    || { apt-get update -qq >&2 && apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+  if [ -n "$policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+}
+
 helm_tool() {
   local dir="$CACHE/helm-v$HELM_VERSION"
   if [ ! -x "$dir/bin/helm" ]; then
@@ -164,12 +202,13 @@ link() { mkdir -p "$BIN"; local f; for f in "$@"; do ln -sfn "$f" "$BIN/$(basena
 
 case "${1:-all}" in
   control-plane) control_plane ;;
+  node) node_tools ;;
   helm) helm_tool ;;
   kstatus) kstatus_tool ;;
   hadolint) hadolint_tool ;;
   terraform) terraform_tools ;;
   system) system_packages ;;
-  all) system_packages; control_plane; helm_tool; kstatus_tool; hadolint_tool ;;
-  *) echo "usage: $0 [all|control-plane|helm|kstatus|hadolint|system|terraform]" >&2; exit 2 ;;
+  all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool ;;
+  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|system|terraform]" >&2; exit 2 ;;
 esac
 echo "$BIN"

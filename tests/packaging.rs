@@ -154,6 +154,36 @@ fn without_leader_election_there_is_no_lease_role() {
 }
 
 #[test]
+fn host_network_renders_with_recreate_and_the_listen_address() {
+    let docs = render(&[
+        "hostNetwork=true",
+        "listenAddress=$(POD_IP)",
+        "extraEnv[0].name=HTTPS_PROXY",
+        "extraEnv[0].value=http://proxy:3128",
+    ]);
+    let deployment = of_kind(&docs, "Deployment")[0];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    assert_eq!(pod["dnsPolicy"], "ClusterFirstWithHostNet");
+    assert_eq!(
+        deployment["spec"]["strategy"]["type"], "Recreate",
+        "two pods of the release cannot share a node's ports"
+    );
+    let args = operator_args(&docs);
+    assert!(args.contains(&"--metrics-addr=$(POD_IP):8080".to_string()), "{args:?}");
+    assert!(args.contains(&"--health-addr=$(POD_IP):8081".to_string()), "{args:?}");
+    let env = serde_json::to_string(&pod["containers"][0]["env"]).expect("env");
+    assert!(env.contains("POD_IP") && env.contains("HTTPS_PROXY"), "{env}");
+    let default = render(&[]);
+    let deployment = of_kind(&default, "Deployment")[0];
+    assert!(deployment["spec"]["template"]["spec"].get("hostNetwork").is_none());
+    assert!(
+        deployment["spec"].get("strategy").is_none(),
+        "rolling update by default"
+    );
+}
+
+#[test]
 fn service_monitor_and_network_policy_render_when_enabled() {
     let docs = render(&[
         "metrics.serviceMonitor.enabled=true",
@@ -328,9 +358,83 @@ fn dockerfile_passes_hadolint_and_builds_a_static_nonroot_image() {
     let (ok, out, err) = run("hadolint", &["Dockerfile"], None);
     assert!(ok, "hadolint: {out}{err}");
     let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).expect("Dockerfile");
-    assert!(dockerfile.contains("FROM gcr.io/distroless/static-debian12:nonroot"));
-    assert!(dockerfile.contains("USER 65532:65532"));
     assert!(dockerfile.contains("--target x86_64-unknown-linux-musl"));
+    // The file system is hack/rootfs.sh's, in the build stage as in hack/image.sh.
+    assert!(
+        dockerfile.contains("hack/rootfs.sh /rootfs target/x86_64-unknown-linux-musl/release/image-access-operator")
+    );
+    let final_stage = dockerfile.rsplit_once("\nFROM ").map(|(_, s)| s).expect("stages");
+    assert!(final_stage.starts_with("scratch\n"), "{final_stage}");
+    assert!(final_stage.contains("COPY --from=build /rootfs/ /"));
+    assert!(final_stage.contains("USER 65532:65532"));
+}
+
+/// The image the pods run (hack/image.sh, no Docker engine) is the one the Dockerfile
+/// describes: the config of its final stage, and the file system of hack/rootfs.sh.
+#[test]
+fn the_local_image_is_the_image_the_dockerfile_describes() {
+    let (ok, out, err) = run("hack/image.sh", &[], None);
+    assert!(ok, "hack/image.sh: {err}");
+    let archive = out.trim().to_string();
+    let work = std::env::temp_dir().join(format!("iao-image-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("dir");
+    let (ok, _, err) = run("tar", &["-xf", &archive, "-C", work.to_str().expect("path")], None);
+    assert!(ok, "{err}");
+    let read_json = |path: std::path::PathBuf| -> Value {
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))).expect("json")
+    };
+    let blob = |digest: &Value| {
+        work.join("blobs/sha256")
+            .join(digest.as_str().unwrap_or_default().trim_start_matches("sha256:"))
+    };
+    let index = read_json(work.join("index.json"));
+    assert_eq!(
+        index["manifests"][0]["annotations"]["io.containerd.image.name"],
+        "localhost/image-access-operator:dev"
+    );
+    let manifest = read_json(blob(&index["manifests"][0]["digest"]));
+    let config = read_json(blob(&manifest["config"]["digest"]));
+
+    // The Dockerfile's final stage, read here independently of hack/image.sh.
+    let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).expect("Dockerfile");
+    let final_stage = dockerfile.rsplit_once("\nFROM ").map(|(_, s)| s).expect("stages");
+    let instruction = |name: &str| {
+        final_stage
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in the final stage"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(config["config"]["User"], instruction("USER"));
+    let entrypoint: Value = serde_json::from_str(&instruction("ENTRYPOINT")).expect("exec form");
+    assert_eq!(config["config"]["Entrypoint"], entrypoint);
+    for port in instruction("EXPOSE").split_whitespace() {
+        assert!(
+            config["config"]["ExposedPorts"].get(format!("{port}/tcp")).is_some(),
+            "port {port}: {config}"
+        );
+    }
+    // The one layer holds exactly hack/rootfs.sh's files.
+    let layer = blob(&manifest["layers"][0]["digest"]);
+    let (ok, listing, err) = run("tar", &["-tvf", layer.to_str().expect("path")], None);
+    assert!(ok, "{err}");
+    let mut files: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.starts_with('d'))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "./etc/group",
+            "./etc/passwd",
+            "./etc/ssl/certs/ca-certificates.crt",
+            "./image-access-operator"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&work);
 }
 
 #[test]

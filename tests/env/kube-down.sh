@@ -13,6 +13,7 @@ stop() {
   fi
   rm -f "$pidfile"
 }
+stop "$STATE/run/kube-scheduler.pid"
 stop "$STATE/run/kube-controller-manager.pid"
 stop "$STATE/run/kube-apiserver.pid"
 stop "$STATE/run/etcd.pid"

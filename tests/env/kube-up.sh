@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# tests/env/kube-up.sh - run a real etcd + kube-apiserver + kube-controller-manager on loopback.
+# tests/env/kube-up.sh - run a real etcd + kube-apiserver + kube-controller-manager +
+# kube-scheduler on loopback.
 # The controller-manager runs the namespace and garbage-collector controllers, so deleting a
-# namespace and owner-reference garbage collection behave as on a real cluster. (No kubelet or
-# scheduler yet: pods never start.) Idempotent; stop with tests/env/kube-down.sh STATE_DIR.
+# namespace and owner-reference garbage collection behave as on a real cluster; nodes come from
+# tests/env/node-up.sh. Idempotent; stop with tests/env/kube-down.sh STATE_DIR.
 #
 #   tests/env/kube-up.sh STATE_DIR        prints 'export KUBECONFIG=...' on stdout
 #
-# Needs kube-apiserver, kube-controller-manager, etcd (and kubectl for callers) on PATH:
+# Needs kube-apiserver, kube-controller-manager, kube-scheduler, etcd (and kubectl for callers) on PATH:
 # hack/tools.sh builds them.
-# Tunables: IAO_APISERVER_PORT (16443), IAO_ETCD_PORT (12379), IAO_KCM_PORT (16257).
+# Tunables: IAO_APISERVER_PORT (16443), IAO_ETCD_PORT (12379), IAO_KCM_PORT (16257),
+# IAO_SCHEDULER_PORT (16259).
 set -euo pipefail
 
 STATE=${1:?usage: kube-up.sh STATE_DIR}
@@ -17,10 +19,11 @@ API_PORT=${IAO_APISERVER_PORT:-16443}
 ETCD_PORT=${IAO_ETCD_PORT:-12379}
 ETCD_PEER_PORT=$((ETCD_PORT + 1))
 KCM_PORT=${IAO_KCM_PORT:-16257}
+SCHEDULER_PORT=${IAO_SCHEDULER_PORT:-16259}
 PKI="$STATE/pki"
 log() { printf '[kube-up %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
-for tool in kube-apiserver kube-controller-manager etcd openssl curl; do command -v "$tool" >/dev/null || die "$tool not on PATH (hack/tools.sh builds the Kubernetes tools)"; done
+for tool in kube-apiserver kube-controller-manager kube-scheduler etcd openssl curl; do command -v "$tool" >/dev/null || die "$tool not on PATH (hack/tools.sh builds the Kubernetes tools)"; done
 mkdir -p "$STATE"/{pki,etcd,log,run}
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 T0=$(date +%s.%N)
@@ -124,7 +127,7 @@ if ! alive "$STATE/run/kube-apiserver.pid"; then
     --service-cluster-ip-range 10.0.0.0/24 \
     --authorization-mode RBAC \
     --allow-privileged=true \
-    --disable-admission-plugins ServiceAccount \
+    --kubelet-preferred-address-types InternalIP \
     --enable-priority-and-fairness=false \
     --event-ttl 1h \
     --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/log/audit.log" \
@@ -142,18 +145,20 @@ for i in $(seq 1 600); do
 done
 
 # ---------------------------------------------------------------- kube-controller-manager
-# Only the controllers the tests need: namespace deletion, garbage collection by owner
-# references, and the ServiceAccount objects namespaces get.
+# Its default controllers, as on any cluster: namespace deletion, garbage collection by owner
+# references, Deployments and ReplicaSets, ServiceAccounts and their tokens, EndpointSlices,
+# node lifecycle (taints).
 if ! alive "$STATE/run/kube-controller-manager.pid"; then
   port_busy "$KCM_PORT" && die "$(busy_message "$KCM_PORT" IAO_KCM_PORT)"
-  log "starting kube-controller-manager (namespace, garbage collector) on 127.0.0.1:$KCM_PORT"
+  log "starting kube-controller-manager on 127.0.0.1:$KCM_PORT"
   kube-controller-manager \
     --kubeconfig "$KUBECONFIG_FILE" \
     --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --leader-elect=false \
-    --controllers namespace,garbagecollector,serviceaccount \
     --root-ca-file "$PKI/ca.crt" \
+    --service-account-private-key-file "$PKI/sa.key" \
+    --cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
     --service-cluster-ip-range 10.0.0.0/24 \
     >"$STATE/log/kube-controller-manager.log" 2>&1 &
   echo $! > "$STATE/run/kube-controller-manager.pid"
@@ -165,6 +170,16 @@ for i in $(seq 1 300); do
   [ "$i" = 300 ] && { tail -30 "$STATE/log/kube-controller-manager.log" >&2; die "kube-controller-manager not healthy after 30 s"; }
   sleep 0.1
 done
+# ---------------------------------------------------------------- kube-scheduler
+if ! alive "$STATE/run/kube-scheduler.pid"; then
+  port_busy "$SCHEDULER_PORT" && die "$(busy_message "$SCHEDULER_PORT" IAO_SCHEDULER_PORT)"
+  log "starting kube-scheduler on 127.0.0.1:$SCHEDULER_PORT"
+  kube-scheduler --kubeconfig "$KUBECONFIG_FILE" \
+    --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false \
+    > "$STATE/log/kube-scheduler.log" 2>&1 &
+  echo $! > "$STATE/run/kube-scheduler.pid"
+fi
 log "control plane ready in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}')s; kubeconfig: $KUBECONFIG_FILE"
 echo "export KUBECONFIG='$KUBECONFIG_FILE'"
 echo "export IAO_OPERATOR_KUBECONFIG='$STATE/kubeconfig-operator'"

@@ -3,7 +3,10 @@
 #   1. the upstream tools (kube-apiserver, kubectl, etcd, helm, kstatus) from their Go modules,
 #      cached outside the repository (hack/tools.sh);
 #   2. a real Keystone + Glance on loopback (tests/env/openstack-up.sh);
-#   3. a real etcd + kube-apiserver on loopback (tests/env/kube-up.sh), with the CRDs installed.
+#   3. a real etcd + kube-apiserver + kube-controller-manager on loopback (tests/env/kube-up.sh),
+#      with the CRDs installed;
+#   4. two real nodes on 127.0.0.1 and 127.0.0.2, each with its own containerd and kubelet
+#      (tests/env/node-up.sh), so pods run (two replicas with hostNetwork need two nodes).
 # Writes STATE_DIR/env.sh (default .e2e/env.sh): `source` it to use kubectl and the tests.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,12 +24,15 @@ t1=$(t); log "tools ready in $((t1 - t0))s"
 "$ROOT/tests/env/openstack-up.sh" "$STATE/openstack" > "$STATE/openstack.env" 2> "$STATE/openstack-up.log" &
 OS_PID=$!
 "$ROOT/tests/env/kube-up.sh" "$STATE/kube" > "$STATE/kube.env"
+"$ROOT/tests/env/node-up.sh" "$STATE/node-a" "$STATE/kube" iao-node-a 127.0.0.1 16250
+"$ROOT/tests/env/node-up.sh" "$STATE/node-b" "$STATE/kube" iao-node-b 127.0.0.2 16350
 if ! wait "$OS_PID"; then tail -30 "$STATE/openstack-up.log" >&2; log "ERROR: Keystone + Glance did not start"; exit 1; fi
-t2=$(t); log "Keystone + Glance and kube-apiserver ready in $((t2 - t1))s"
+t2=$(t); log "Keystone + Glance, the control plane and the node ready in $((t2 - t1))s"
 
 {
   echo "export PATH='$TOOLS_BIN':\"\$PATH\""
   echo "export IAO_E2E_STATE='$STATE'"
+  echo "export IAO_CONTAINERD_SOCKS='$STATE/node-a/containerd/containerd.sock $STATE/node-b/containerd/containerd.sock'"
   cat "$STATE/kube.env" "$STATE/openstack.env"
 } > "$STATE/env.sh"
 # shellcheck disable=SC1091

@@ -1,0 +1,505 @@
+//! The operator the way users run it: installed with `helm install` onto the real nodes of the
+//! test environment (kubelet + containerd, tests/env/node-up.sh), from the image the Dockerfile
+//! describes (hack/image.sh, imported by tests/env/load-image.sh), as a restricted pod under the
+//! chart's ServiceAccount. Each release watches only its own namespace, so the suites run side
+//! by side. The values that only the test nodes need (host network on loopback, the API server's
+//! address) come from tests/env/pod-values.yaml.
+#![cfg(feature = "e2e")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::RealOpenStack;
+use common::cluster::{TestNamespace, WAIT, eventually, kubectl, kubectl_ok, kubectl_try, manifest, run};
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/image-access-operator");
+const VALUES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/env/pod-values.yaml");
+const RELEASE: &str = "iao";
+const DEPLOYMENT: &str = "iao-image-access-operator";
+
+/// A port free on both nodes' addresses (hostNetwork pods listen on their node's address).
+fn free_port_on_both_nodes() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if std::net::TcpListener::bind(("127.0.0.2", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A Helm release of the chart in `ns`, watching only `ns`.
+struct Release {
+    namespace: String,
+    metrics_port: u16,
+    health_port: u16,
+}
+
+impl Release {
+    fn args(&self, verb: &str, sets: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            verb,
+            RELEASE,
+            CHART,
+            "--namespace",
+            &self.namespace,
+            "-f",
+            VALUES,
+            "--wait",
+            "--timeout",
+            "120s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Ok(port) = std::env::var("IAO_APISERVER_PORT") {
+            // Another API server port than pod-values.yaml's: a values file of our own after it.
+            let state = std::env::var("IAO_E2E_STATE").unwrap_or_else(|_| "/tmp".into());
+            let path = format!("{state}/pod-values-{port}.yaml");
+            let text = format!(
+                "extraEnv:\n  - {{name: KUBERNETES_SERVICE_HOST, value: \"127.0.0.1\"}}\n  - {{name: KUBERNETES_SERVICE_PORT, value: \"{port}\"}}\n"
+            );
+            std::fs::write(&path, text).expect("values file");
+            args.extend(["-f".into(), path]);
+        }
+        for set in [
+            format!("watchNamespaces={{{}}}", self.namespace),
+            format!("metrics.port={}", self.metrics_port),
+            format!("health.port={}", self.health_port),
+        ] {
+            args.extend(["--set".into(), set]);
+        }
+        for set in sets {
+            args.extend(["--set".into(), set.to_string()]);
+        }
+        args
+    }
+
+    fn helm(&self, verb: &str, sets: &[&str]) -> (bool, String) {
+        let args = self.args(verb, sets);
+        let out = run("helm", &args.iter().map(String::as_str).collect::<Vec<_>>(), None);
+        (out.success, format!("{}{}", out.stdout, out.stderr))
+    }
+
+    fn install(namespace: &str, sets: &[&str]) -> Release {
+        let release = Release {
+            namespace: namespace.to_string(),
+            metrics_port: free_port_on_both_nodes(),
+            health_port: free_port_on_both_nodes(),
+        };
+        let started = Instant::now();
+        let (ok, out) = release.helm("install", sets);
+        assert!(ok, "helm install --wait: {out}\n{}", release.describe());
+        eprintln!("helm install --wait took {:?}", started.elapsed());
+        release
+    }
+
+    fn describe(&self) -> String {
+        let pods = kubectl(&["describe", "pods", "-n", &self.namespace], None);
+        let logs = kubectl(
+            &[
+                "logs",
+                "-n",
+                &self.namespace,
+                &format!("deploy/{DEPLOYMENT}"),
+                "--tail=30",
+            ],
+            None,
+        );
+        format!("{}\n{}", pods.stdout, logs.stdout)
+    }
+
+    /// (name, node, pod IP, ready) of the release's pods that are not being deleted.
+    fn pods(&self) -> Vec<(String, String, String, bool)> {
+        let out = kubectl_try(&[
+            "get",
+            "pods",
+            "-n",
+            &self.namespace,
+            "-l",
+            "app.kubernetes.io/name=image-access-operator",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}|{.spec.nodeName} {.status.podIP} {.status.containerStatuses[0].ready}{\"\\n\"}{end}",
+        ])
+        .unwrap_or_default();
+        out.lines()
+            .filter_map(|line| {
+                let (head, tail) = line.split_once('|')?;
+                let mut head = head.split_whitespace();
+                let name = head.next()?.to_string();
+                if head.next().is_some() {
+                    return None; // being deleted
+                }
+                let mut parts = tail.split_whitespace();
+                Some((
+                    name,
+                    parts.next().unwrap_or_default().to_string(),
+                    parts.next().unwrap_or_default().to_string(),
+                    parts.next() == Some("true"),
+                ))
+            })
+            .collect()
+    }
+
+    fn leader(&self) -> String {
+        kubectl_try(&[
+            "get",
+            "lease",
+            DEPLOYMENT,
+            "-n",
+            &self.namespace,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ])
+        .unwrap_or_default()
+    }
+
+    async fn metrics(&self, pod_ip: &str) -> String {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http")
+            .get(format!("http://{pod_ip}:{}/metrics", self.metrics_port))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("body")
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = run("helm", &["uninstall", RELEASE, "-n", &self.namespace, "--wait"], None);
+    }
+}
+
+/// The host process of a pod's container: its /proc entry, found through the node's containerd.
+fn container_process(namespace: &str, pod: &str) -> std::path::PathBuf {
+    let id = kubectl_ok(
+        &[
+            "get",
+            "pod",
+            pod,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.status.containerStatuses[0].containerID}",
+        ],
+        None,
+    );
+    let id = id.trim_start_matches("containerd://").to_string();
+    let node = kubectl_ok(
+        &["get", "pod", pod, "-n", namespace, "-o", "jsonpath={.spec.nodeName}"],
+        None,
+    );
+    let state = std::env::var("IAO_E2E_STATE").expect("IAO_E2E_STATE");
+    let socket = format!("{state}/{}/containerd/containerd.sock", node.trim_start_matches("iao-"));
+    let tasks = run("ctr", &["-a", &socket, "-n", "k8s.io", "tasks", "ls"], None).stdout;
+    let pid = tasks
+        .lines()
+        .find(|line| line.starts_with(&id))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("task {id} on {node}: {tasks}"));
+    std::path::PathBuf::from(format!("/proc/{pid}"))
+}
+
+/// Member requests Glance served for `images`, from its own request log: (method, code).
+fn glance_requests(images: &[String]) -> Vec<(String, u16)> {
+    let state = std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR");
+    let log = std::fs::read_to_string(format!("{state}/log/glance-uwsgi.log")).unwrap_or_default();
+    log.lines()
+        .filter(|line| images.iter().any(|image| line.contains(image.as_str())))
+        .filter_map(|line| {
+            // "... [Sun Nov 29 16:09:05 2026] GET /v2/images/... => ... (HTTP/1.1 200) ..."
+            let before_path = &line[..line.find(" /v2/images/")?];
+            let method = before_path.rsplit(' ').next()?.to_string();
+            let code = line.rsplit("(HTTP/1.1 ").next()?.get(..3)?.parse().ok()?;
+            Some((method, code))
+        })
+        .collect()
+}
+
+fn writes(requests: &[(String, u16)]) -> usize {
+    requests.iter().filter(|(method, _)| method != "GET").count()
+}
+
+#[tokio::test]
+async fn helm_install_wait_runs_a_restricted_pod_that_manages_memberships() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("pod", &env).await;
+    let release = Release::install(&ns.name, &[]);
+    let pods = release.pods();
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let (pod, _, ip, ready) = &pods[0];
+    assert!(*ready, "Ready by the chart's readiness probe");
+    assert!(ip.starts_with("127."), "on loopback only: {ip}");
+    eventually("the pod leads", WAIT, || async {
+        (release.leader() == *pod).then_some(())
+    })
+    .await;
+
+    // What the kernel says about the container's process.
+    let process = container_process(&ns.name, pod);
+    let status = std::fs::read_to_string(process.join("status")).expect("status");
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or_default();
+    assert!(
+        uid.split_whitespace().skip(1).all(|id| id == "65532"),
+        "runs as 65532: {uid}"
+    );
+    let mounts = std::fs::read_to_string(process.join("mountinfo")).expect("mountinfo");
+    let root = mounts
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/"))
+        .unwrap_or_default();
+    assert!(
+        root.split_whitespace()
+            .nth(5)
+            .is_some_and(|o| o.split(',').any(|o| o == "ro")),
+        "read-only root file system: {root}"
+    );
+    let token = mounts
+        .lines()
+        .any(|l| l.contains("/var/run/secrets/kubernetes.io/serviceaccount"));
+    assert!(token, "the projected service-account token is mounted");
+
+    // A lifecycle through the pod, under the chart's RBAC.
+    let image = env.create_image("shared").await;
+    let member = env.member1_project_id.clone();
+    assert!(ns.apply(&manifest("share", &image, &member, "owner", "")).success);
+    ns.wait_ready("share").await;
+    assert!(env.member(&image, &member).await.is_some());
+    kubectl_ok(&["delete", "ia", "share", "-n", &ns.name, "--wait=false"], None);
+    ns.wait_gone("share").await;
+    assert!(env.member(&image, &member).await.is_none());
+    let logs = kubectl_ok(&["logs", "-n", &ns.name, pod], None);
+    assert!(!logs.contains("forbidden"), "no RBAC refusal: {logs}");
+    assert!(!logs.contains(&env.user_password), "no secret in logs");
+}
+
+#[tokio::test]
+async fn deleting_the_leader_pod_hands_over_to_the_standby_within_the_lease() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("pods-ha", &env).await;
+    let release = Release::install(&ns.name, &["replicaCount=2"]);
+    let pods = release.pods();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(pods.iter().all(|p| p.3), "both Ready (a standby is healthy): {pods:?}");
+    assert_ne!(
+        pods[0].1, pods[1].1,
+        "on two nodes: hostNetwork pods cannot share a node's ports"
+    );
+    let leader = eventually("a leader", WAIT, || async {
+        let holder = release.leader();
+        pods.iter().any(|p| p.0 == holder).then_some(holder)
+    })
+    .await;
+
+    let image = env.create_image("shared").await;
+    assert!(
+        ns.apply(&manifest("one", &image, &env.member1_project_id, "owner", ""))
+            .success
+    );
+    ns.wait_ready("one").await;
+
+    let deleted = Instant::now();
+    kubectl_ok(&["delete", "pod", &leader, "-n", &ns.name, "--wait=false"], None);
+    let standby = pods
+        .iter()
+        .find(|p| p.0 != leader)
+        .map(|p| p.0.clone())
+        .expect("standby");
+    // The standby watches the Lease: it takes it when the deleted leader releases it, before the
+    // replacement pod has started.
+    eventually("the standby leads", Duration::from_secs(30), || async {
+        let holder = release.leader();
+        (holder != leader && !holder.is_empty()).then_some(()).map(|()| {
+            assert_eq!(holder, standby, "the standby, not the replacement pod, took over");
+        })
+    })
+    .await;
+    let took = deleted.elapsed();
+    eprintln!("standby pod leading {took:?} after `kubectl delete pod` of the leader (lease 15 s)");
+    assert!(took < Duration::from_secs(15), "within the lease: {took:?}");
+    assert!(
+        ns.apply(&manifest("two", &image, &env.member2_project_id, "owner", ""))
+            .success
+    );
+    ns.wait_ready("two").await;
+}
+
+#[tokio::test]
+async fn helm_upgrade_rolls_the_pods_without_a_call_storm_or_an_unreconciled_object() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("pods-upgrade", &env).await;
+    let release = Release::install(&ns.name, &["replicaCount=2"]);
+    let mut images = Vec::new();
+    let mut manifests = String::new();
+    for i in 0..3 {
+        let image = env.create_image("shared").await;
+        for (j, member) in [&env.member1_project_id, &env.member2_project_id].iter().enumerate() {
+            manifests.push_str(&manifest(&format!("ia-{i}-{j}"), &image, member, "owner", ""));
+            manifests.push_str("---\n");
+        }
+        images.push(image);
+    }
+    assert!(ns.apply(&manifests).success);
+    for i in 0..3 {
+        for j in 0..2 {
+            ns.wait_ready(&format!("ia-{i}-{j}")).await;
+        }
+    }
+    let before = glance_requests(&images);
+    let old_pods: Vec<String> = release.pods().into_iter().map(|p| p.0).collect();
+
+    let started = Instant::now();
+    let (ok, out) = release.helm("upgrade", &["replicaCount=2", "concurrency=4"]);
+    assert!(ok, "helm upgrade --wait: {out}\n{}", release.describe());
+    let rolled = started.elapsed();
+    let new_pods = release.pods();
+    assert_eq!(new_pods.len(), 2);
+    assert!(new_pods.iter().all(|p| !old_pods.contains(&p.0)), "every pod replaced");
+    // A new leader looks at every object once.
+    eventually("a new pod leads", WAIT, || async {
+        let holder = release.leader();
+        new_pods.iter().any(|p| p.0 == holder).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let list = ns.api().list(&Default::default()).await.expect("list");
+    assert!(
+        list.items.iter().all(common::cluster::is_ready),
+        "every object still Ready"
+    );
+    let during: Vec<(String, u16)> = glance_requests(&images).split_off(before.len());
+    eprintln!(
+        "helm upgrade rolled 2 pods in {rolled:?}; Glance member requests during it: {} ({} writes) for 6 objects",
+        during.len(),
+        writes(&during)
+    );
+    assert_eq!(writes(&during), 0, "no create, status change or delete: {during:?}");
+    assert!(
+        during.len() <= 2 * 6,
+        "at most a look per object per new leader: {during:?}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_are_served_from_the_pod_and_the_optional_templates_apply() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("pods-metrics", &env).await;
+    // The Prometheus Operator's CRD, as a stub, so a ServiceMonitor can be applied.
+    kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/servicemonitor-crd.yaml"),
+        ],
+        None,
+    );
+    let release = Release::install(
+        &ns.name,
+        &["metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true"],
+    );
+    let pods = release.pods();
+    let (_, _, ip, _) = &pods[0];
+    let text = release.metrics(ip).await;
+    assert!(text.contains("controller_runtime_max_concurrent_reconciles"), "{text}");
+    // The Service selects the pod, on the port that answered. (Its EndpointSlice stays empty
+    // here: the API refuses loopback addresses as endpoints, and the test nodes have no other.)
+    let selector = kubectl_ok(
+        &[
+            "get",
+            "service",
+            &format!("{DEPLOYMENT}-metrics"),
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.selector}",
+        ],
+        None,
+    );
+    let selector: std::collections::BTreeMap<String, String> = serde_json::from_str(&selector).expect("selector");
+    let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let selected = kubectl_ok(
+        &[
+            "get",
+            "pods",
+            "-n",
+            &ns.name,
+            "-l",
+            &selector.join(","),
+            "-o",
+            "jsonpath={.items[*].status.podIP}",
+        ],
+        None,
+    );
+    assert!(
+        selected.contains(ip.as_str()),
+        "the metrics Service selects the pod: {selected}"
+    );
+    let target = kubectl_ok(
+        &[
+            "get",
+            "service",
+            &format!("{DEPLOYMENT}-metrics"),
+            "-n",
+            &ns.name,
+            "-o",
+            "jsonpath={.spec.ports[0].port}",
+        ],
+        None,
+    );
+    assert_eq!(target, release.metrics_port.to_string());
+    for kind in ["servicemonitor", "networkpolicy"] {
+        let names = kubectl_ok(&["get", kind, "-n", &ns.name, "-o", "name"], None);
+        assert!(!names.is_empty(), "{kind} applied");
+    }
+}
+
+#[tokio::test]
+async fn helm_uninstall_leaves_crds_and_memberships_and_a_reinstall_adopts_them() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("pods-reinstall", &env).await;
+    let release = Release::install(&ns.name, &[]);
+    let image = env.create_image("shared").await;
+    let member = env.member1_project_id.clone();
+    assert!(ns.apply(&manifest("kept", &image, &member, "owner", "")).success);
+    ns.wait_ready("kept").await;
+
+    let (ok, out) = (
+        run("helm", &["uninstall", RELEASE, "-n", &ns.name, "--wait"], None).success,
+        String::new(),
+    );
+    assert!(ok, "{out}");
+    eventually("the pods are gone", WAIT, || async {
+        release.pods().is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        kubectl(&["get", "crd", "imageaccesses.glance.viettelidc.com.vn"], None).success,
+        "the CRD stays"
+    );
+    assert!(ns.get("kept").await.is_some(), "the objects stay");
+    assert!(env.member(&image, &member).await.is_some(), "the memberships stay");
+
+    let before = glance_requests(std::slice::from_ref(&image));
+    let (ok, out) = release.helm("install", &[]);
+    assert!(ok, "reinstall: {out}");
+    eventually("a leader again", WAIT, || async {
+        (!release.leader().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ns.wait_ready("kept").await;
+    let during = glance_requests(std::slice::from_ref(&image)).split_off(before.len());
+    assert_eq!(writes(&during), 0, "adopted as it was: {during:?}");
+    kubectl_ok(&["delete", "ia", "kept", "-n", &ns.name, "--wait=false"], None);
+    ns.wait_gone("kept").await;
+    assert!(env.member(&image, &member).await.is_none());
+}
