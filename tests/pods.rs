@@ -402,60 +402,53 @@ async fn metrics_are_served_from_the_pod_and_the_optional_templates_apply() {
         ],
         None,
     );
+    // On the node at 127.0.0.1: `kubectl port-forward` dials the pod's localhost.
     let release = Release::install(
         &ns.name,
-        &["metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true"],
+        &[
+            "metrics.serviceMonitor.enabled=true",
+            "networkPolicy.enabled=true",
+            "nodeSelector.kubernetes\\.io/hostname=iao-node-a",
+        ],
     );
     let pods = release.pods();
     let (_, _, ip, _) = &pods[0];
     let text = release.metrics(ip).await;
     assert!(text.contains("controller_runtime_max_concurrent_reconciles"), "{text}");
-    // The Service selects the pod, on the port that answered. (Its EndpointSlice stays empty
-    // here: the API refuses loopback addresses as endpoints, and the test nodes have no other.)
-    let selector = kubectl_ok(
-        &[
-            "get",
-            "service",
-            &format!("{DEPLOYMENT}-metrics"),
+    // Through the Service: its selector and target port, the API server and the kubelet. (No
+    // kube-proxy here, and the API refuses loopback endpoints, so not through a cluster IP.)
+    let local = free_port_on_both_nodes();
+    let mut forward = std::process::Command::new("kubectl")
+        .args([
+            "port-forward",
             "-n",
             &ns.name,
-            "-o",
-            "jsonpath={.spec.selector}",
-        ],
-        None,
-    );
-    let selector: std::collections::BTreeMap<String, String> = serde_json::from_str(&selector).expect("selector");
-    let selector: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let selected = kubectl_ok(
-        &[
-            "get",
-            "pods",
-            "-n",
-            &ns.name,
-            "-l",
-            &selector.join(","),
-            "-o",
-            "jsonpath={.items[*].status.podIP}",
-        ],
-        None,
-    );
+            &format!("service/{DEPLOYMENT}-metrics"),
+            &format!("{local}:{}", release.metrics_port),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl port-forward");
+    let through_service = eventually("the metrics Service answers", WAIT, || async {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .ok()?
+            .get(format!("http://127.0.0.1:{local}/metrics"))
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    })
+    .await;
+    let _ = forward.kill();
+    let _ = forward.wait();
     assert!(
-        selected.contains(ip.as_str()),
-        "the metrics Service selects the pod: {selected}"
+        through_service.contains("controller_runtime_reconcile_total")
+            || through_service.contains("controller_runtime_max_concurrent_reconciles"),
+        "{through_service}"
     );
-    let target = kubectl_ok(
-        &[
-            "get",
-            "service",
-            &format!("{DEPLOYMENT}-metrics"),
-            "-n",
-            &ns.name,
-            "-o",
-            "jsonpath={.spec.ports[0].port}",
-        ],
-        None,
-    );
-    assert_eq!(target, release.metrics_port.to_string());
     for kind in ["servicemonitor", "networkpolicy"] {
         let names = kubectl_ok(&["get", kind, "-n", &ns.name, "-o", "name"], None);
         assert!(!names.is_empty(), "{kind} applied");
