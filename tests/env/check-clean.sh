@@ -8,7 +8,8 @@ STATE=${1:-$ROOT/.e2e}
 case "$STATE" in /*) ;; *) STATE="$PWD/$STATE" ;; esac
 left=()
 while read -r pid args; do
-  case "$args" in *"$STATE"*) left+=("process $pid: ${args:0:160}") ;; esac
+  [ "$pid" = $$ ] && continue
+  case "$args" in *check-clean.sh*) continue ;; *"$STATE"*) left+=("process $pid: ${args:0:160}") ;; esac
 done < <(ps -eo pid=,args=)
 while read -r mount; do left+=("mount $mount"); done < <(grep -oE " $STATE/[^ ]+" /proc/mounts)
 for dir in /sys/fs/cgroup/*/iao-node-*; do [ -e "$dir" ] && left+=("cgroup $dir"); done
