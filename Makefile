@@ -43,11 +43,11 @@ env-down:
 clean-env:
 	tests/env/down.sh $(E2E_STATE) --clean
 
-## The scale run (300 objects) and the Terraform baseline, on the same environment; figures go
-## to bench/results.txt.
+## The benchmark (bench/run.sh): 1,000 memberships by the operator, Terraform, OpenTofu and the
+## floor, steady state, and 10,000 objects on a slow Glance; figures appended to
+## bench/results.txt, the chart in bench/creation.svg.
 bench:
-	bench/scale.sh 300
-	bench/terraform.sh 300
+	bench/run.sh
 
 demo:
 	hack/demo.sh

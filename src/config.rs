@@ -27,7 +27,8 @@ pub struct Config {
     #[arg(long, env = "IAO_MAX_BACKOFF", default_value = "5m", value_parser = parse_duration)]
     pub max_backoff: Duration,
 
-    /// Objects reconciled at once.
+    /// OpenStack requests in flight at once (the load the operator puts on the cloud); four times
+    /// as many objects are at work at once, so that Kubernetes writes overlap OpenStack calls.
     #[arg(long, env = "IAO_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
 

@@ -49,6 +49,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let openstack = OpenStack::new(
         ClientSettings {
             request_timeout: config.request_timeout,
+            max_in_flight: usize::from(config.concurrency),
             ..Default::default()
         },
         metrics.clone(),

@@ -410,7 +410,8 @@ async fn metrics_and_health_count_a_lifecycle() {
     );
     assert_eq!(
         value(r#"controller_runtime_max_concurrent_reconciles{controller="imageaccess"}"#),
-        3.0
+        12.0,
+        "four objects at work per OpenStack request in flight"
     );
     assert_eq!(
         value(r#"controller_runtime_active_workers{controller="imageaccess"}"#),

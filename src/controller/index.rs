@@ -24,6 +24,8 @@ pub type SecretKey = (String, String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     uid: String,
+    /// The image the spec names.
+    image: String,
     pairs: Vec<PairKey>,
     secret: SecretKey,
     /// Whether the object still needs its Secret: not deleted, or deleted but still holding
@@ -58,6 +60,8 @@ impl Changes {
 struct Inner {
     entries: HashMap<ObjectRef<ImageAccess>, Entry>,
     by_pair: HashMap<PairKey, HashSet<ObjectRef<ImageAccess>>>,
+    /// Objects by the image their spec names (normalized).
+    by_image: HashMap<String, HashSet<ObjectRef<ImageAccess>>>,
     by_secret: HashMap<SecretKey, HashSet<ObjectRef<ImageAccess>>>,
     /// Objects seen since a relist of the scope (a namespace, or all) started.
     relisting: HashMap<Option<String>, HashSet<ObjectRef<ImageAccess>>>,
@@ -92,6 +96,7 @@ fn entry_of(object: &ImageAccess) -> Entry {
     }
     Entry {
         uid: object.uid().unwrap_or_default(),
+        image: named.image_id.clone(),
         pairs,
         secret: (
             object.namespace().unwrap_or_default(),
@@ -119,6 +124,12 @@ impl Inner {
                 self.by_secret.remove(&old.secret);
             }
         }
+        if let Some(set) = self.by_image.get_mut(&old.image) {
+            set.remove(key);
+            if set.is_empty() {
+                self.by_image.remove(&old.image);
+            }
+        }
         Some(old)
     }
 
@@ -128,6 +139,10 @@ impl Inner {
         }
         self.by_secret
             .entry(entry.secret.clone())
+            .or_default()
+            .insert(key.clone());
+        self.by_image
+            .entry(entry.image.clone())
             .or_default()
             .insert(key.clone());
         self.entries.insert(key, entry);
@@ -225,6 +240,15 @@ impl Index {
         self.inner()
             .by_pair
             .get(&key)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Objects whose spec names the image.
+    pub fn naming_image(&self, image_id: &str) -> Vec<ObjectRef<ImageAccess>> {
+        self.inner()
+            .by_image
+            .get(&normalize_image_id(image_id))
             .map(|set| set.iter().cloned().collect())
             .unwrap_or_default()
     }

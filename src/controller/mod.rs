@@ -18,6 +18,7 @@
 //!   ([`crate::runtime::tracker`]).
 
 pub mod index;
+pub mod lists;
 pub mod ownership;
 pub mod plan;
 pub mod problem;
@@ -42,7 +43,7 @@ use serde_json::json;
 use crate::api::{CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessStatus, Membership};
 use crate::credentials::{ReadError, Secrets};
 use crate::metrics::Metrics;
-use crate::openstack::{Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError, Session};
+use crate::openstack::{Cloud, Glance, HttpErrorKind, Member, OpenStack, OpenStackError, Session};
 use crate::runtime::tracker::{Clock, Fingerprint, Tracker};
 use crate::runtime::{FIELD_MANAGER, Happened, Requeue, WatchScope, patch_metadata, publish};
 use index::Index;
@@ -60,8 +61,20 @@ pub struct Settings {
     /// First retry after a transient failure; doubles per failure, with jitter.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
-    /// Reconciles at once, over all watched namespaces together.
+    /// OpenStack requests in flight at once (the load on the cloud). Objects at work at once:
+    /// [`RECONCILES_PER_REQUEST`] times as many, so that their Kubernetes writes overlap the
+    /// OpenStack calls of others instead of taking turns with them.
     pub concurrency: u16,
+}
+
+/// Objects at work at once per OpenStack request in flight.
+pub const RECONCILES_PER_REQUEST: u16 = 4;
+
+impl Settings {
+    /// Objects at work at once, over all watched namespaces together.
+    pub fn reconcile_concurrency(&self) -> u16 {
+        self.concurrency.max(1).saturating_mul(RECONCILES_PER_REQUEST)
+    }
 }
 
 impl Default for Settings {
@@ -87,6 +100,8 @@ pub struct Context {
     pub index: Index,
     pub tracker: Tracker,
     pub clock: Clock,
+    /// Member lists read at a resync, shared by the objects of an image.
+    member_lists: lists::MemberLists,
     /// The watch caches of ImageAccess objects, per watched scope.
     stores: RwLock<Vec<(Option<String>, Store<ImageAccess>)>>,
     requeue: Requeue<ImageAccess>,
@@ -118,11 +133,12 @@ impl Context {
             client,
             openstack,
             metrics,
-            permits: tokio::sync::Semaphore::new(usize::from(settings.concurrency.max(1))),
+            permits: tokio::sync::Semaphore::new(usize::from(settings.reconcile_concurrency())),
             settings,
             index: Index::default(),
             tracker: Tracker::default(),
             clock: Clock::default(),
+            member_lists: lists::MemberLists::default(),
             stores: RwLock::default(),
             requeue: Requeue::default(),
             requeue_secret: Requeue::default(),
@@ -506,24 +522,21 @@ async fn converge(
     // Not yet applied under this identity: create straight away and let a 409 say it exists
     // (then it is read and adopted). One Glance request per new object instead of two.
     let first_time = applied.as_ref() != Some(&desired);
-    let shown = if first_time {
-        Err(None)
+    let observed = if first_time {
+        None
     } else {
-        glance
-            .show_member(&desired.image_id, &desired.member_id)
-            .await
-            .map_err(Some)
+        match observe(object, &glance, &session, &cloud.interface, &desired, ctx).await {
+            Ok(observed) => observed,
+            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
+        }
     };
-    let observed = match shown {
-        Ok(member) => Some(member),
-        Err(None) => None,
-        Err(Some(e)) if e.is_not_found() => None,
-        Err(Some(e)) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
-    };
+    // Whatever happens next may change the image's members: what was read of them is stale.
+    let changes_glance = |ctx: &Context| ctx.member_lists.forget_image(&desired.image_id);
     let Plan { create, set_status, .. } = plan::plan(&desired, spec.status, applied.as_ref(), observed.as_ref());
 
     let mut member = observed;
     if let Some(reason) = create {
+        changes_glance(ctx);
         match glance.create_member(&desired.image_id, &desired.member_id).await {
             Ok(created) => {
                 let (event, note) = match reason {
@@ -584,6 +597,7 @@ async fn converge(
         (change, None) => change,
     };
     if let Some(change) = change {
+        changes_glance(ctx);
         match glance
             .set_member_status(&desired.image_id, &desired.member_id, change.to)
             .await
@@ -614,6 +628,62 @@ async fn converge(
             problem: None,
         },
     ))
+}
+
+/// The member `desired` names, as Glance shows it now: from the image's member list, read once
+/// for all the objects of the image (the one that reads it wakes the others that use the same
+/// credentials, so they are checked against it now, and come due together next time).
+async fn observe(
+    object: &ImageAccess,
+    glance: &Glance,
+    session: &Session,
+    interface: &str,
+    desired: &Membership,
+    ctx: &Context,
+) -> Result<Option<Member>, OpenStackError> {
+    let key = (
+        session.key(),
+        desired.region.clone(),
+        interface.to_string(),
+        desired.image_id.clone(),
+    );
+    let find = |list: &[Member]| list.iter().find(|m| m.member_id == desired.member_id).cloned();
+    if let Some(list) = ctx.member_lists.get(&key, ctx.clock.now()) {
+        return Ok(find(&list));
+    }
+    let list = match glance.list_members(&desired.image_id).await {
+        Ok(list) => list,
+        // As a show of the member would: the image is gone or hidden, so is the member.
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let found = find(&list);
+    ctx.member_lists.put(key, list, ctx.clock.now());
+    wake_siblings(object, ctx);
+    Ok(found)
+}
+
+/// Wakes the other objects of `object`'s image that use the same Secret and cloud and are not
+/// waiting out a backoff: they are checked against the list just read.
+fn wake_siblings(object: &ImageAccess, ctx: &Context) {
+    let me = ObjectRef::from(object);
+    let same_credentials = |other: &ImageAccess| {
+        other.metadata.namespace == object.metadata.namespace
+            && other.spec.cloud_credentials_ref == object.spec.cloud_credentials_ref
+            && other.spec.region == object.spec.region
+    };
+    for reference in ctx.index.naming_image(&object.spec.image_id) {
+        if reference == me {
+            continue;
+        }
+        let Some(sibling) = ctx.object(&reference) else {
+            continue;
+        };
+        let uid = sibling.uid().unwrap_or_default();
+        if same_credentials(&sibling) && !sibling.is_deleting() && ctx.tracker.failures(&uid) == 0 {
+            ctx.wake(reference);
+        }
+    }
 }
 
 /// The memberships the object may have in Glance: the one its status records, and the one it
@@ -734,7 +804,7 @@ async fn let_go(
     if let Some(successor) = hand_over(object, target, ctx).await? {
         return Ok(LetGo::HandedOver(successor));
     }
-    remove(object, target, session, interface).await
+    remove(object, target, session, interface, ctx).await
 }
 
 /// Removes `target` from Glance.
@@ -743,6 +813,7 @@ async fn remove(
     target: &Membership,
     session: &Arc<Session>,
     interface: &str,
+    ctx: &Context,
 ) -> Result<LetGo, Problem> {
     let secret = secret_label(object);
     let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, &secret);
@@ -750,7 +821,9 @@ async fn remove(
         .glance(target.region.as_deref(), interface)
         .await
         .map_err(|e| fail(&e))?;
-    match remove_membership(&glance, target).await.map_err(|e| fail(&e))? {
+    let removed = remove_membership(&glance, target).await;
+    ctx.member_lists.forget_image(&target.image_id);
+    match removed.map_err(|e| fail(&e))? {
         Removal::Removed => Ok(LetGo::Removed),
         Removal::AlreadyGone => Ok(LetGo::AlreadyGone),
         Removal::NotGranting(detail) => Ok(LetGo::NotGranting(detail)),
@@ -831,7 +904,7 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
                 Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
             },
         };
-        match remove(object, target, &session, &cloud.interface).await {
+        match remove(object, target, &session, &cloud.interface, ctx).await {
             Ok(LetGo::Removed) => events.push(Happened::normal(
                 "MemberDeleted",
                 format!("removed the membership ({target}) from Glance"),
@@ -1036,7 +1109,7 @@ pub async fn run(
     ctx.metrics
         .max_concurrent_reconciles
         .get_or_create(&Metrics::controller_labels())
-        .set(i64::from(ctx.settings.concurrency));
+        .set(i64::from(ctx.settings.reconcile_concurrency()));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
@@ -1048,7 +1121,8 @@ pub async fn run(
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let controller_config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    let controller_config =
+        kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency());
     let mut object_stores = Vec::new();
     let mut secret_stores = Vec::new();
     let mut loops = Vec::new();
@@ -1059,7 +1133,10 @@ pub async fn run(
         object_stores.push(reader.clone());
         let requeue = ctx.requeue.register(namespace.clone());
         let tap = ctx.clone();
-        let events = watcher(api, config.clone()).default_backoff();
+        // managedFields are of no use to the operator and weigh more than the rest of an object.
+        let events = watcher(api, config.clone())
+            .default_backoff()
+            .modify(|object| object.metadata.managed_fields = None);
         // The taps run once the cache has the event, so what they wake reads it.
         let events = reflector::reflector(writer, events).map_ok(move |event| {
             tap.observe(namespace.as_deref(), &event);

@@ -320,13 +320,55 @@ async fn steady_object_costs_one_glance_read_and_no_kubernetes_write() {
     h.reconcile("share").await.expect("resync");
     let calls = h.calls();
     assert!(writes(&calls).is_empty(), "no write: {calls:?}");
-    assert_eq!(h.fake.requests("GET member"), 1);
+    assert_eq!(h.fake.requests("GET members"), 1, "its image's member list");
+    assert_eq!(h.fake.requests("GET member"), 0);
     assert_eq!(h.fake.requests("POST tokens"), tokens, "token reused");
     assert_eq!(h.fake.requests("POST members"), 1);
     assert!(
         calls.iter().all(|c| !c.path.contains("/secrets/")),
         "an unchanged Secret is not read again: {calls:?}"
     );
+}
+
+/// Issue 10: at a resync, an image's member list is read once for all its objects.
+#[tokio::test]
+async fn a_resync_reads_each_image_once_for_all_its_objects() {
+    let mut h = Harness::new().await;
+    let members = ["member-a", "member-b", "member-c"];
+    for (i, member) in members.iter().enumerate() {
+        h.apply(&ImageAccess::test(&format!("o{i}"), IMAGE, member, "owner"));
+        h.reconcile(&format!("o{i}")).await.expect("created");
+    }
+    h.apply(&ImageAccess::test("other-image", OTHER_IMAGE, "member-a", "owner"));
+    h.reconcile("other-image").await.expect("created");
+    h.calls();
+    // Someone removes one member by hand.
+    h.fake.remove_member(IMAGE, "member-c");
+    h.later();
+    // The first to come due reads the list and wakes its siblings...
+    h.reconcile("o0").await.expect("o0");
+    assert_eq!(h.fake.requests("GET members"), 1);
+    let sibling = h.cached("o1").expect("o1");
+    let seen = Fingerprint::of(&sibling.metadata, FINALIZER);
+    let uid = sibling.uid().unwrap_or_default();
+    assert!(
+        h.ctx().tracker.pending(&uid, seen, h.ctx().clock.now()).is_none(),
+        "woken"
+    );
+    // ...which are checked against it: no more reads, and the drift is still seen.
+    h.reconcile("o1").await.expect("o1");
+    h.reconcile("o2").await.expect("o2 recreated");
+    assert_eq!(h.fake.requests("GET members"), 1, "one read for the image");
+    assert!(
+        h.fake.member(IMAGE, "member-c").is_some(),
+        "the member removed by hand is back"
+    );
+    assert_eq!(h.fake.requests("GET member"), 0, "no read per object");
+    // Another image is another read.
+    h.reconcile("other-image").await.expect("other");
+    assert_eq!(h.fake.requests("GET members"), 2);
+    let calls = h.calls();
+    assert_eq!(event_reasons(&calls), vec!["MemberRecreated"]);
 }
 
 #[tokio::test]
@@ -1096,12 +1138,13 @@ async fn a_recreated_object_starts_fresh() {
     assert_eq!(h.ctx().tracker.failures(&second_uid), 0);
 }
 
-/// Issue 7, E17: the concurrency limit holds over every watched namespace together.
+/// Issue 7, E17 (and issue 10): OpenStack requests in flight never exceed `--concurrency`, and
+/// objects at work never exceed four times that, over every watched namespace together.
 #[tokio::test]
-async fn reconciles_at_work_never_exceed_the_concurrency_limit() {
+async fn work_at_once_never_exceeds_the_limits() {
     let fake = FakeOpenStack::start().await;
     fake.add_image(IMAGE, OWNER_PROJECT, "shared");
-    fake.set_delay(Some(Duration::from_millis(200)));
+    fake.set_delay(Some(Duration::from_millis(100)));
     let (kube, client) = FakeKube::start();
     kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &fake.clouds_yaml())]);
     let metrics = Arc::new(Metrics::default());
@@ -1109,9 +1152,13 @@ async fn reconciles_at_work_never_exceed_the_concurrency_limit() {
         concurrency: 2,
         ..Default::default()
     };
+    let client_settings = ClientSettings {
+        max_in_flight: 2,
+        ..Default::default()
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        OpenStack::new(ClientSettings::default(), metrics.clone()),
+        OpenStack::new(client_settings, metrics.clone()),
         metrics.clone(),
         settings,
         Reporter {
@@ -1121,7 +1168,7 @@ async fn reconciles_at_work_never_exceed_the_concurrency_limit() {
         hold_finalizer(None),
     ));
     let mut objects = Vec::new();
-    for i in 0..6 {
+    for i in 0..12 {
         let mut object = ImageAccess::test(&format!("o{i}"), IMAGE, &format!("member-{i}"), "owner");
         object.metadata.namespace = Some(NAMESPACE.into());
         objects.push(Arc::new(kube.apply(&object)));
@@ -1145,7 +1192,16 @@ async fn reconciles_at_work_never_exceed_the_concurrency_limit() {
         result.expect("reconciled");
     }
     watcher.abort();
-    assert_eq!(peak.load(Ordering::Relaxed), 2, "two at work at most, and both used");
+    assert_eq!(
+        fake.max_in_flight(),
+        2,
+        "two OpenStack requests at once at most, and both used"
+    );
+    assert_eq!(
+        peak.load(Ordering::Relaxed),
+        8,
+        "eight objects at work at most, and all used"
+    );
 }
 
 // ---------------------------------------------------------------- helpers of the fakes

@@ -37,6 +37,9 @@ pub struct ClientSettings {
     /// After a connection failure, the catalog is read again (a new token) if the token is at
     /// least this old: an endpoint may have moved, and this bounds the re-authentications.
     pub catalog_refresh_after: Duration,
+    /// OpenStack requests in flight at once, over every session: the load the operator may put
+    /// on the cloud.
+    pub max_in_flight: usize,
 }
 
 impl Default for ClientSettings {
@@ -45,6 +48,7 @@ impl Default for ClientSettings {
             request_timeout: Duration::from_secs(30),
             refresh_before_expiry: Duration::from_secs(120),
             catalog_refresh_after: Duration::from_secs(10),
+            max_in_flight: 8,
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct OpenStack {
     clients: Arc<Mutex<HashMap<[u8; 32], reqwest::Client>>>,
     settings: ClientSettings,
     metrics: Arc<Metrics>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Past this many sessions, those nobody holds and whose token has expired are dropped.
@@ -69,6 +74,7 @@ impl OpenStack {
         OpenStack {
             sessions: Arc::default(),
             clients: Arc::default(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(settings.max_in_flight.max(1))),
             settings,
             metrics,
         }
@@ -86,11 +92,13 @@ impl OpenStack {
         }
         let http = self.http_client(credentials)?;
         let session = Arc::new(Session {
+            key,
             credentials: credentials.clone(),
             http,
             token: tokio::sync::Mutex::new(None),
             settings: self.settings.clone(),
             metrics: self.metrics.clone(),
+            in_flight: self.in_flight.clone(),
         });
         sessions.insert(key, session.clone());
         Ok(session)
@@ -139,12 +147,15 @@ impl OpenStack {
 
 /// One set of credentials: its HTTP client and its token.
 pub struct Session {
+    /// The digest of the credentials (see [`Credentials::cache_key`]).
+    key: [u8; 32],
     credentials: Credentials,
     http: reqwest::Client,
     /// Held across a Keystone request, so concurrent callers share one authentication.
     token: tokio::sync::Mutex<Option<Arc<Token>>>,
     settings: ClientSettings,
     metrics: Arc<Metrics>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Session {
@@ -157,6 +168,11 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// Identifies the credentials (a digest, not a secret): equal for every caller sharing them.
+    pub fn key(&self) -> [u8; 32] {
+        self.key
+    }
+
     fn holds_live_token(&self) -> bool {
         match self.token.try_lock() {
             Ok(slot) => slot.as_ref().is_some_and(|t| t.expires_at > jiff::Timestamp::now()),
@@ -278,6 +294,8 @@ impl Session {
         if let Some(body) = body {
             request = request.json(body);
         }
+        // The semaphore is never closed.
+        let _in_flight = self.in_flight.acquire().await.ok();
         let started = Instant::now();
         let result = request.send().await;
         let service = operation.service().as_str();

@@ -68,6 +68,9 @@ struct FakeState {
     delay: Option<Duration>,
     /// `"METHOD kind"` → count.
     requests: HashMap<String, usize>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
     next_token: u64,
     clock_offset_seconds: i64,
     /// The Glance URL the catalog advertises.
@@ -245,6 +248,11 @@ impl FakeOpenStack {
         self.lock().delay = delay;
     }
 
+    /// The most requests that were ever being answered at once (meaningful with a delay).
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
     /// Requests seen of one kind, e.g. `"POST tokens"`, `"GET member"`, `"PUT member"`.
     pub fn requests(&self, kind: &str) -> usize {
         self.lock().requests.get(kind).copied().unwrap_or(0)
@@ -300,12 +308,16 @@ async fn prelude(state: &Arc<Mutex<FakeState>>, kind: &str) -> Option<Response> 
     let (delay, fault) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         *s.requests.entry(kind.to_string()).or_insert(0) += 1;
+        s.in_flight += 1;
+        s.max_in_flight = s.max_in_flight.max(s.in_flight);
         let position = s.faults.iter().position(|f| f.operation == kind);
         (s.delay, position.and_then(|i| s.faults.remove(i)))
     };
+    // The answer's latency is where requests overlap; that is when they count as in flight.
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
+    state.lock().unwrap_or_else(|p| p.into_inner()).in_flight -= 1;
     fault.map(|f| {
         let mut response = error(f.status, "injected fault");
         if let Some(value) = f.retry_after {

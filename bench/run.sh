@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# bench/run.sh - `make bench`: the operator against Terraform, OpenTofu and the floor, side by
+# side in one run, and at 10,000 objects on a slow Glance. Prints and appends to
+# bench/results.txt; draws bench/creation.svg. Stops by itself and removes what it made.
+#
+#   1. Creation of N (1,000) memberships on a real Keystone + Glance of the benchmark's own
+#      (image_member_quota 128, Glance's default), with 1 and then 2 Glance API workers:
+#      the operator (from the start of `kubectl apply` to all Ready, split into the apply and the
+#      rest), Terraform and OpenTofu (`apply`, default parallelism, the same provider build), and
+#      the floor (the same N creates by the project's own Glance client at the operator's
+#      concurrency, no Kubernetes). RUNS (3) runs each; medians.
+#   2. Steady state over two resync periods (30 s here): Glance and Kubernetes requests (the
+#      API server's audit log) and CPU of the operator; `plan -refresh-only` of both tools.
+#   3. BIG (10,000) objects on the in-process fake with 20 ms per Glance request, on the real
+#      API server: time to all Ready against the floor N·L/C, peak RSS, CPU per resync.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${IAO_E2E_STATE:-$ROOT/.e2e}
+N=${BENCH_N:-1000}
+RUNS=${BENCH_RUNS:-3}
+BIG=${BENCH_BIG:-10000}
+CONCURRENCY=8
+RESYNC=30
+OUT=$ROOT/bench/results.txt
+CHART=$ROOT/bench/creation.svg
+WORK=$STATE/bench
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}'; }
+median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+"$ROOT/tests/env/up.sh" "$STATE" 2>/dev/null
+# shellcheck disable=SC1091
+source "$STATE/env.sh"
+TOOLS=$("$ROOT/hack/tools.sh" terraform)
+export PATH="$TOOLS:$PATH"
+log "building the release binaries"
+(cd "$ROOT" && cargo build -q --release --bin image-access-operator && cargo build -q --release --features testing --bin iao-bench)
+OPERATOR=$ROOT/target/release/image-access-operator
+BENCH=$ROOT/target/release/iao-bench
+rm -rf "$WORK" && mkdir -p "$WORK"
+AUDIT=$STATE/kube/log/audit.log
+
+PIDS=()
+NAMESPACES=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for ns in "${NAMESPACES[@]}"; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
+  OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# ------------------------------------------------------------------ the benchmark's OpenStack
+# Its own Keystone + Glance (own ports and state), with Glance's default member quota, so one
+# image takes 125 members and 1,000 memberships need 8 images.
+bench_openstack() { # PROCESSES
+  OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" >/dev/null 2>&1 || true
+  OSL_KEYSTONE_PORT=5101 OSL_GLANCE_PORT=9393 OSL_IMAGE_MEMBER_QUOTA=128 OSL_GLANCE_PROCESSES=$1 \
+    "$ROOT/tests/env/openstack-up.sh" "$WORK/openstack" > "$WORK/openstack.env" 2> "$WORK/openstack-up.log"
+  # shellcheck disable=SC1091
+  (source "$WORK/openstack.env"
+   printf 'clouds:\n  owner:\n    auth:\n      auth_url: %s\n      username: owner-user\n      password: %s\n      project_name: owner\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n' \
+     "$OSL_KEYSTONE_URL" "$OSL_USER_PASSWORD") > "$WORK/clouds.yaml"
+}
+bench_env() { (source "$WORK/openstack.env"; "$@"); }
+
+# PAIRS_FILE: N memberships on fresh images, 125 synthetic members each (Glance does not check
+# member IDs against Keystone).
+make_pairs() { # FILE TAG
+  local images=$(( (N + 124) / 125 )) i=0
+  : > "$1"
+  while read -r image; do
+    for m in $(seq 1 125); do
+      [ "$i" -lt "$N" ] || break
+      printf '%s bench-member-%04d\n' "$image" "$m" >> "$1"; i=$((i + 1))
+    done
+  done < <(bench_env "$ROOT/tests/env/glance.py" images "$images" "$2")
+}
+images_of() { cut -d' ' -f1 "$1" | sort -u; }
+
+# Glance's request log (uwsgi), member requests for the images of a pairs file after a byte
+# offset: "total writes" on one line.
+glance_log() { echo "$WORK/openstack/log/glance-uwsgi.log"; }
+log_size() { stat -c %s "$(glance_log)" 2>/dev/null || echo 0; }
+member_requests() { # OFFSET PAIRS -> "total writes"
+  tail -c +"$(( $1 + 1 ))" "$(glance_log)" | python3 -c '
+import sys
+images = set(l.split()[0] for l in open(sys.argv[1]))
+total = writes = 0
+for line in sys.stdin:
+    i = line.find(" /v2/images/")
+    if i < 0 or "/members" not in line: continue
+    if line[i + 12:i + 48] not in images: continue
+    total += 1
+    if not line[:i].endswith(("GET", "HEAD")): writes += 1
+print(total, writes)' "$2"
+}
+
+audit_count() { # operator's Kubernetes requests so far: "reads writes"
+  python3 - "$AUDIT" <<'PY'
+import json, sys
+reads = writes = 0
+try:
+    for line in open(sys.argv[1]):
+        e = json.loads(line)
+        if e.get("user", {}).get("username") != "iao-operator" or e.get("stage") != "ResponseComplete":
+            continue
+        if e.get("verb") in ("create", "patch", "update", "delete"):
+            writes += 1
+        else:
+            reads += 1
+except FileNotFoundError:
+    pass
+print(reads, writes)
+PY
+}
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "/proc/$1/stat"; }
+rss_of() { awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+start_operator() { # NAMESPACE METRICS_PORT RESYNC -> pid
+  KUBECONFIG=$IAO_OPERATOR_KUBECONFIG "$OPERATOR" --watch-namespaces "$1" --resync-period "$3" \
+    --concurrency "$CONCURRENCY" --metrics-addr "127.0.0.1:$2" --health-addr "127.0.0.1:$(( $2 + 1 ))" \
+    > "$WORK/operator-$1.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  until curl -sf "127.0.0.1:$(( $2 + 1 ))/readyz" >/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { tail -5 "$WORK/operator-$1.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "$pid"
+}
+glance_metric_total() { # METRICS_PORT -> image requests the operator made
+  curl -s "127.0.0.1:$1/metrics" | awk -F'[ }]' '/^image_access_operator_openstack_requests_total\{service="image"/{s+=$NF} END{print s+0}'
+}
+# Deletes NAMESPACE while its operator runs (every membership goes with its object), bounded.
+drain_namespace() { # NAMESPACE
+  kubectl delete namespace "$1" --wait=false >/dev/null 2>&1 || true
+  for _ in $(seq 1 600); do kubectl get namespace "$1" >/dev/null 2>&1 || return 0; sleep 0.5; done
+  log "namespace $1 still there after 300 s"
+}
+
+# ------------------------------------------------------------------ the tools, one run each
+run_floor() { # PAIRS TIMELINE -> seconds
+  "$BENCH" floor --clouds "$WORK/clouds.yaml" --pairs "$1" --concurrency "$CONCURRENCY" --timeline "$2"
+}
+
+run_operator() { # PAIRS TIMELINE STEADY(0|1) -> "apply total glance_per_object writes_per_object [steady...]"
+  local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady=""
+  ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))
+  NAMESPACES+=("$ns")
+  kubectl create namespace "$ns" >/dev/null
+  kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$WORK/clouds.yaml" >/dev/null
+  pid=$(start_operator "$ns" "$port" "${RESYNC}s")
+  manifests=$WORK/manifests.yaml; : > "$manifests"
+  awk '{printf "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: ia-%d\nspec:\n  imageId: %s\n  memberId: %s\n  cloudCredentialsRef: {secretName: openstack-credentials, cloudName: owner}\n---\n", NR, $1, $2}' "$pairs" > "$manifests"
+  local w0 w1
+  read -r a0 w0 < <(audit_count)
+  g0=$(glance_metric_total "$port")
+  t0=$(now)
+  "$BENCH" watch-ready --namespace "$ns" --count "$N" --start "$t0" --timeline "$2" > "$WORK/ready" &
+  local watch=$!
+  kubectl -n "$ns" apply -f "$manifests" >/dev/null
+  apply=$(since "$t0")
+  wait "$watch"; total=$(cat "$WORK/ready")
+  sleep 2   # the last status writes' echoes
+  g1=$(glance_metric_total "$port")
+  read -r a1 w1 < <(audit_count)
+  c1=$(cpu_of "$pid")
+  if [ "$3" = 1 ]; then
+    log "operator steady state: two resync periods ($((2 * RESYNC)) s)"
+    sleep $((2 * RESYNC))
+    local g2 a2 w2 images
+    g2=$(glance_metric_total "$port"); read -r a2 w2 < <(audit_count); c2=$(cpu_of "$pid")
+    images=$(images_of "$pairs" | wc -l)
+    steady="$(( (g2 - g1) )) $images $((a2 - a1)) $((w2 - w1)) $(awk -v a="$c1" -v b="$c2" 'BEGIN{printf "%.2f", b-a}')"
+  fi
+  echo "$apply $total $(awk -v g="$((g1 - g0))" -v n="$N" 'BEGIN{printf "%.2f", g/n}') $(awk -v w="$((w1 - w0))" -v n="$N" 'BEGIN{printf "%.2f", w/n}') $c1 $(rss_of "$pid") $steady"
+  drain_namespace "$ns"
+  kill "$pid" 2>/dev/null || true
+}
+
+tool_dir() { # TOOL PAIRS -> directory with main.tf
+  local dir=$WORK/$1-$(date +%s%N | cut -c9-16)
+  mkdir -p "$dir/plugins"
+  ln -s "$TOOLS/terraform-provider-openstack" "$dir/plugins/terraform-provider-openstack"
+  cat > "$dir/cli.rc" <<EOF
+provider_installation {
+  dev_overrides {
+    "terraform-provider-openstack/openstack" = "$dir/plugins"
+  }
+  direct {}
+}
+EOF
+  awk 'BEGIN{printf "{\"pairs\": {"} {printf "%s\"ia-%d\": {\"image\": \"%s\", \"member\": \"%s\"}", (NR>1?", ":""), NR, $1, $2} END{print "}}"}' "$2" > "$dir/pairs.auto.tfvars.json"
+  # shellcheck disable=SC1091
+  (source "$WORK/openstack.env"; cat > "$dir/main.tf" <<EOF
+terraform {
+  required_providers {
+    openstack = { source = "terraform-provider-openstack/openstack" }
+  }
+}
+provider "openstack" {
+  auth_url            = "$OSL_KEYSTONE_URL"
+  user_name           = "owner-user"
+  password            = "$OSL_USER_PASSWORD"
+  tenant_name         = "owner"
+  user_domain_name    = "Default"
+  project_domain_name = "Default"
+  region              = "RegionOne"
+}
+variable "pairs" {
+  type = map(object({ image = string, member = string }))
+}
+resource "openstack_images_image_access_v2" "share" {
+  for_each  = var.pairs
+  image_id  = each.value.image
+  member_id = each.value.member
+}
+EOF
+  )
+  echo "$dir"
+}
+
+# `terraform`/`tofu apply` of the pairs; each "Creation complete" line timed as it comes.
+run_tool() { # TOOL PAIRS TIMELINE STEADY(0|1) -> "seconds [plan_seconds plan_requests]"
+  local tool=$1 dir t0 seconds offset plan=""
+  dir=$(tool_dir "$tool" "$2")
+  t0=$(now)
+  (cd "$dir" && TF_CLI_CONFIG_FILE=$dir/cli.rc TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 \
+     "$tool" apply -auto-approve -input=false 2>&1) \
+    | while IFS= read -r line; do
+        case "$line" in *"Creation complete"*) awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.3f\n", b-a}' ;; esac
+      done > "$3"
+  seconds=$(since "$t0")
+  [ "$(wc -l < "$3")" -ge "$N" ] || { log "$tool apply created $(wc -l < "$3") of $N"; exit 1; }
+  if [ "$4" = 1 ]; then
+    sleep 2; offset=$(log_size); t0=$(now)
+    (cd "$dir" && TF_CLI_CONFIG_FILE=$dir/cli.rc TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 \
+       "$tool" plan -refresh-only -input=false >/dev/null 2>&1)
+    plan="$(since "$t0") $(sleep 1; member_requests "$offset" "$2" | cut -d' ' -f1)"
+  fi
+  echo "$seconds $plan"
+}
+
+# ------------------------------------------------------------------ 1 + 2: creation, steady state
+REPORT=$WORK/report.txt
+: > "$REPORT"
+for processes in 1 2; do
+  log "the benchmark's Keystone + Glance, $processes Glance API worker(s), image_member_quota 128"
+  bench_openstack "$processes"
+  : > "$WORK/rows"
+  for run in $(seq 1 "$RUNS"); do
+    steady=0; [ "$processes" = 1 ] && [ "$run" = 1 ] && steady=1
+    log "run $run/$RUNS: floor"
+    make_pairs "$WORK/pairs-floor" "floor-$run"
+    floor=$(run_floor "$WORK/pairs-floor" "$WORK/timeline-floor-$processes-$run")
+    log "run $run/$RUNS: operator"
+    make_pairs "$WORK/pairs-op" "op-$run"
+    operator=$(run_operator "$WORK/pairs-op" "$WORK/timeline-operator-$processes-$run" "$steady")
+    log "run $run/$RUNS: terraform"
+    make_pairs "$WORK/pairs-tf" "tf-$run"
+    terraform_s=$(run_tool terraform "$WORK/pairs-tf" "$WORK/timeline-terraform-$processes-$run" "$steady")
+    log "run $run/$RUNS: opentofu"
+    make_pairs "$WORK/pairs-tofu" "tofu-$run"
+    tofu_s=$(run_tool tofu "$WORK/pairs-tofu" "$WORK/timeline-tofu-$processes-$run" "$steady")
+    echo "$floor | $operator | $terraform_s | $tofu_s" >> "$WORK/rows"
+    log "run $run: floor ${floor}s, operator $(echo "$operator" | cut -d' ' -f2)s, terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
+    if [ "$steady" = 1 ]; then
+      echo "$operator" > "$WORK/steady-operator"; echo "$terraform_s" > "$WORK/steady-terraform"; echo "$tofu_s" > "$WORK/steady-tofu"
+    fi
+  done
+  # Medians of the runs, and of the ratios per run.
+  col() { awk -F' [|] ' -v f="$1" -v c="$2" '{split($f, a, " "); print a[c]}' "$WORK/rows"; }
+  ratio() { awk -F' [|] ' -v f1="$1" -v c1="$2" -v f2="$3" -v c2="$4" '{split($f1, a, " "); split($f2, b, " "); printf "%.3f\n", a[c1]/b[c2]}' "$WORK/rows"; }
+  {
+    echo "-- $N memberships, Glance with $processes API worker(s), image_member_quota 128; median of $RUNS runs (seconds)"
+    printf '  floor (the project client, %d at once, no Kubernetes): %s\n' "$CONCURRENCY" "$(col 1 1 | median)"
+    printf '  operator, kubectl apply start to all Ready:           %s  (the apply itself: %s; Glance requests per object %s; Kubernetes writes per object %s, not counting events)\n' \
+      "$(col 2 2 | median)" "$(col 2 1 | median)" "$(col 2 3 | median)" "$(col 2 4 | median)"
+    printf '  terraform apply:                                      %s\n' "$(col 3 1 | median)"
+    printf '  opentofu apply:                                       %s\n' "$(col 4 1 | median)"
+    printf '  ratios (median of per-run ratios): operator/floor %s (goal <= 1.15); terraform/operator %s, opentofu/operator %s (goal >= 1.9)\n' \
+      "$(ratio 2 2 1 1 | median)" "$(ratio 3 1 2 2 | median)" "$(ratio 4 1 2 2 | median)"
+    printf '  operator CPU until Ready %s s, peak RSS %s MiB (median)\n' "$(col 2 5 | median)" "$(col 2 6 | median)"
+  } >> "$REPORT"
+done
+read -r _ _ _ _ _ _ sg images sreads swrites scpu < "$WORK/steady-operator"
+read -r _ tf_plan tf_plan_requests < "$WORK/steady-terraform"
+read -r _ tofu_plan tofu_plan_requests < "$WORK/steady-tofu"
+{
+  echo "-- steady state, $N objects on $images images, two resync periods (resync ${RESYNC}s), Glance with 1 worker"
+  echo "  operator: Glance requests $sg ($(awk -v g="$sg" 'BEGIN{printf "%.1f", g/2}') per resync; goal <= $images, the images), Kubernetes reads $sreads and writes $swrites (goal 0), CPU ${scpu} s"
+  echo "  terraform plan -refresh-only: ${tf_plan} s, $tf_plan_requests Glance member requests; opentofu: ${tofu_plan} s, $tofu_plan_requests"
+} >> "$REPORT"
+"$BENCH" chart --out "$CHART" --title "$N memberships from nothing to done (Glance with 1 worker, quota 128; run 1)" \
+  "operator=$WORK/timeline-operator-1-1" "terraform=$WORK/timeline-terraform-1-1" \
+  "opentofu=$WORK/timeline-tofu-1-1" "floor (the client alone)=$WORK/timeline-floor-1-1"
+OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
+
+# ------------------------------------------------------------------ 3: 10,000 on a slow Glance
+log "$BIG objects on the in-process fake, 20 ms per Glance request"
+"$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
+PIDS+=("$!")
+until [ -s "$WORK/fake/images" ]; do sleep 0.1; done
+: > "$WORK/big-pairs"
+while read -r image; do for m in $(seq 1 100); do printf '%s big-member-%03d\n' "$image" "$m"; done; done < "$WORK/fake/images" | head -n "$BIG" > "$WORK/big-pairs"
+: > "$WORK/big-rows"
+for run in $(seq 1 "$RUNS"); do
+  ns=bench-big-$run-$(date +%s | cut -c6-10); NAMESPACES+=("$ns")
+  kubectl create namespace "$ns" >/dev/null
+  kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$WORK/fake/clouds.yaml" >/dev/null
+  resync=10m; [ "$run" = 1 ] && resync=60s
+  pid=$(start_operator "$ns" 18900 "$resync")
+  t0=$(now)
+  "$BENCH" watch-ready --namespace "$ns" --count "$BIG" --start "$t0" --timeline "$WORK/timeline-big-$run" --timeout 900 > "$WORK/big-ready" &
+  watch=$!
+  created=$(KUBECONFIG=$KUBECONFIG "$BENCH" create --namespace "$ns" --pairs "$WORK/big-pairs" --concurrency 64)
+  wait "$watch"
+  ready=$(cat "$WORK/big-ready")
+  cpu=$(cpu_of "$pid"); rss=$(rss_of "$pid")
+  per_resync="-"
+  if [ "$run" = 1 ]; then
+    log "10k steady state: two resync periods (60 s)"
+    sleep 120
+    per_resync=$(awk -v a="$cpu" -v b="$(cpu_of "$pid")" 'BEGIN{printf "%.2f", (b-a)/2}')
+    rss=$(rss_of "$pid")
+  fi
+  echo "$created $ready $cpu $rss $per_resync" >> "$WORK/big-rows"
+  log "10k run $run: created in ${created}s, all Ready at ${ready}s, peak RSS ${rss} MiB"
+  drain_namespace "$ns"
+  kill "$pid" 2>/dev/null || true
+done
+floor_big=$(awk -v n="$BIG" -v c="$CONCURRENCY" 'BEGIN{printf "%.1f", n*0.020/c}')
+{
+  echo "-- $BIG objects on the fake (20 ms per Glance request, over HTTP), real API server; median of $RUNS runs"
+  echo "  objects created (iao-bench create, 64 at once) in $(cut -d' ' -f1 "$WORK/big-rows" | median) s; all Ready at $(cut -d' ' -f2 "$WORK/big-rows" | median) s from the start"
+  echo "  floor N·L/C = $BIG × 20 ms / $CONCURRENCY = ${floor_big} s; ratio $(cut -d' ' -f2 "$WORK/big-rows" | median | awk -v f="$floor_big" '{printf "%.2f", $1/f}') (goal <= 1.2)"
+  echo "  peak RSS $(cut -d' ' -f4 "$WORK/big-rows" | median) MiB (goal <= 64); CPU until Ready $(cut -d' ' -f3 "$WORK/big-rows" | median) s; CPU per resync of $BIG objects $(head -1 "$WORK/big-rows" | cut -d' ' -f5) s"
+} >> "$REPORT"
+
+{
+  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(terraform version | head -1 | awk '{print $2}'), $(tofu version | head -1), provider terraform-provider-openstack v${TF_OPENSTACK_VERSION:-3.4.0})"
+  cat "$REPORT"
+  echo
+} | tee -a "$OUT"
+log "chart: $CHART"
