@@ -207,6 +207,13 @@ terraform_tools() {
   local odir="$CACHE/opentofu-v$OPENTOFU_VERSION"
   if [ ! -x "$odir/bin/tofu" ]; then
     new_module "$odir" iao-opentofu
+    # OpenTofu replaces modules with its own forks (hcl/v2...) in its go.mod; a dependency's
+    # replaces are ignored, so ours repeat them.
+    local gomod line
+    gomod=$(cd "$odir/src" && go mod download -json "github.com/opentofu/opentofu@v$OPENTOFU_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    while read -r line; do
+      (cd "$odir/src" && go mod edit "-replace=$line")
+    done < <(sed -n 's/^replace \([^ ]*\) \(v[^ ]*\) => \([^ .][^ ]*\) \(v[^ ]*\)$/\1@\2=\3@\4/p' "$gomod")
     (cd "$odir/src" && go get "github.com/opentofu/opentofu@v$OPENTOFU_VERSION")
     EXTRA_LDFLAGS="-X github.com/opentofu/opentofu/version.dev=no" build_into "$odir" tofu=github.com/opentofu/opentofu/cmd/tofu
   fi

@@ -24,6 +24,9 @@ type Listed = (Instant, Arc<Vec<Member>>);
 #[derive(Default)]
 pub struct MemberLists {
     lists: Mutex<HashMap<ListKey, Listed>>,
+    /// One read of a list at a time per key: objects that come due while it is in flight wait
+    /// for it instead of reading the same list again.
+    reading: Mutex<HashMap<ListKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl MemberLists {
@@ -46,11 +49,35 @@ impl MemberLists {
         lists.insert(key, (now, Arc::new(members)));
     }
 
+    /// The right to read the list of `key` (held while reading): whoever waited for it looks at
+    /// the cache again first.
+    pub async fn read_turn(&self, key: &ListKey) -> ReadTurn {
+        let lock = self
+            .reading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        ReadTurn(lock.lock_owned().await)
+    }
+
+    /// Drops the turn locks nobody holds or waits for.
+    pub fn done_reading(&self) {
+        self.reading
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|_, lock| Arc::strong_count(lock) > 1);
+    }
+
     /// The operator changed the image's members: what was read of it no longer holds.
     pub fn forget_image(&self, image_id: &str) {
         self.lists().retain(|(_, _, _, image), _| image != image_id);
     }
 }
+
+/// Held while reading one list.
+pub struct ReadTurn(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
 
 #[cfg(test)]
 mod tests {

@@ -651,16 +651,26 @@ async fn observe(
     if let Some(list) = ctx.member_lists.get(&key, ctx.clock.now()) {
         return Ok(find(&list));
     }
-    let list = match glance.list_members(&desired.image_id).await {
-        Ok(list) => list,
+    let turn = ctx.member_lists.read_turn(&key).await;
+    // Another object of the image may have read it while this one waited.
+    if let Some(list) = ctx.member_lists.get(&key, ctx.clock.now()) {
+        return Ok(find(&list));
+    }
+    let listed = glance.list_members(&desired.image_id).await;
+    let found = match listed {
+        Ok(list) => {
+            let found = find(&list);
+            ctx.member_lists.put(key, list, ctx.clock.now());
+            wake_siblings(object, ctx);
+            Ok(found)
+        }
         // As a show of the member would: the image is gone or hidden, so is the member.
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     };
-    let found = find(&list);
-    ctx.member_lists.put(key, list, ctx.clock.now());
-    wake_siblings(object, ctx);
-    Ok(found)
+    drop(turn);
+    ctx.member_lists.done_reading();
+    found
 }
 
 /// Wakes the other objects of `object`'s image that use the same Secret and cloud and are not
