@@ -1,7 +1,9 @@
-//! Member lists read recently, per image: at a resync the first object of an image to come due
-//! lists the image's members once and the others of that image are checked against the same
-//! list (one Glance request per image per resync, not one per object). A list is forgotten as
-//! soon as the operator changes that image's members, and after a short time in any case.
+//! Member lists read at a resync, per image: the first object of an image to come due lists the
+//! image's members once and lends the list to the other objects of that image, which are
+//! checked against it (one Glance request per image per resync, not one per object). Only the
+//! objects it was lent to use a list, once each: any other look at Glance reads it afresh, so a
+//! change made by hand is always seen at the next look. A list is forgotten as soon as the
+//! operator changes that image's members, and after a short time in any case.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,10 +14,10 @@ use crate::openstack::Member;
 /// Whose view of which image: the credentials' digest, the region, the interface, the image.
 pub type ListKey = ([u8; 32], Option<String>, String, String);
 
-/// How long a list stands for the image: long enough for the siblings woken by the object that
-/// read it to use it, short enough that a change made by hand is seen at the next look.
+/// How long a lent list stands: long enough for the siblings woken by the object that read it
+/// to get their turn in the queue, short enough to be a look at Glance of this resync.
 const FRESH_FOR: Duration = Duration::from_secs(30);
-/// Past this many lists, stale ones are dropped.
+/// Past this many lists (or loans), stale ones are dropped.
 const PRUNE_ABOVE: usize = 4096;
 
 /// A list and when it was read.
@@ -24,6 +26,8 @@ type Listed = (Instant, Arc<Vec<Member>>);
 #[derive(Default)]
 pub struct MemberLists {
     lists: Mutex<HashMap<ListKey, Listed>>,
+    /// Which object (by uid) may use which list once, and since when.
+    lent: Mutex<HashMap<String, (ListKey, Instant)>>,
     /// One read of a list at a time per key: objects that come due while it is in flight wait
     /// for it instead of reading the same list again.
     reading: Mutex<HashMap<ListKey, Arc<tokio::sync::Mutex<()>>>>,
@@ -34,23 +38,41 @@ impl MemberLists {
         self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The list read within [`FRESH_FOR`] of `now`, if any.
-    pub fn get(&self, key: &ListKey, now: Instant) -> Option<Arc<Vec<Member>>> {
+    fn lent(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ListKey, Instant)>> {
+        self.lent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The list of `key` lent to the object `uid`, if it was lent one and the list still stands
+    /// (read within [`FRESH_FOR`] of `now`, and not forgotten since). The loan is used up.
+    pub fn borrow(&self, uid: &str, key: &ListKey, now: Instant) -> Option<Arc<Vec<Member>>> {
+        let (lent_key, _) = self.lent().remove(uid)?;
+        if &lent_key != key {
+            return None;
+        }
         let lists = self.lists();
         let (at, members) = lists.get(key)?;
         (now.duration_since(*at) < FRESH_FOR).then(|| members.clone())
     }
 
-    pub fn put(&self, key: ListKey, members: Vec<Member>, now: Instant) {
+    /// Keeps the list just read, and lends it to the objects `to` (once each).
+    pub fn put(&self, key: ListKey, members: Vec<Member>, now: Instant, to: impl IntoIterator<Item = String>) {
+        let fresh = |at: &Instant| now.duration_since(*at) < FRESH_FOR;
+        {
+            let mut lent = self.lent();
+            if lent.len() > PRUNE_ABOVE {
+                lent.retain(|_, (_, at)| fresh(at));
+            }
+            lent.extend(to.into_iter().map(|uid| (uid, (key.clone(), now))));
+        }
         let mut lists = self.lists();
         if lists.len() > PRUNE_ABOVE {
-            lists.retain(|_, (at, _)| now.duration_since(*at) < FRESH_FOR);
+            lists.retain(|_, (at, _)| fresh(at));
         }
         lists.insert(key, (now, Arc::new(members)));
     }
 
-    /// The right to read the list of `key` (held while reading): whoever waited for it looks at
-    /// the cache again first.
+    /// The right to read the list of `key` (held while reading): whoever waited for it looks
+    /// for a loan again first.
     pub async fn read_turn(&self, key: &ListKey) -> ReadTurn {
         let lock = self
             .reading
@@ -87,16 +109,30 @@ mod tests {
         ([0; 32], None, "public".into(), image.into())
     }
 
+    fn lend_to(uids: &[&str]) -> Vec<String> {
+        uids.iter().map(|uid| uid.to_string()).collect()
+    }
+
     #[test]
-    fn a_list_stands_for_a_while_and_goes_when_the_image_changes() {
+    fn a_list_is_used_once_by_each_object_it_was_lent_to() {
         let lists = MemberLists::default();
         let now = Instant::now();
-        lists.put(key("a"), vec![], now);
-        lists.put(key("b"), vec![], now);
-        assert!(lists.get(&key("a"), now + Duration::from_secs(1)).is_some());
-        assert!(lists.get(&key("a"), now + FRESH_FOR).is_none(), "stale");
+        lists.put(key("a"), vec![], now, lend_to(&["x", "y"]));
+        assert!(lists.borrow("x", &key("a"), now).is_some());
+        assert!(lists.borrow("x", &key("a"), now).is_none(), "used up");
+        assert!(lists.borrow("z", &key("a"), now).is_none(), "not lent to z");
+        assert!(lists.borrow("y", &key("b"), now).is_none(), "lent another list");
+    }
+
+    #[test]
+    fn a_loan_lapses_with_time_and_when_the_image_changes() {
+        let lists = MemberLists::default();
+        let now = Instant::now();
+        lists.put(key("a"), vec![], now, lend_to(&["x", "y"]));
+        lists.put(key("b"), vec![], now, lend_to(&["w"]));
+        assert!(lists.borrow("x", &key("a"), now + FRESH_FOR).is_none(), "stale");
         lists.forget_image("a");
-        assert!(lists.get(&key("a"), now).is_none());
-        assert!(lists.get(&key("b"), now).is_some(), "other images keep theirs");
+        assert!(lists.borrow("y", &key("a"), now).is_none(), "forgotten");
+        assert!(lists.borrow("w", &key("b"), now).is_some(), "other images keep theirs");
     }
 }

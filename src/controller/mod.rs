@@ -648,20 +648,25 @@ async fn observe(
         desired.image_id.clone(),
     );
     let find = |list: &[Member]| list.iter().find(|m| m.member_id == desired.member_id).cloned();
-    if let Some(list) = ctx.member_lists.get(&key, ctx.clock.now()) {
+    let uid = object.uid().unwrap_or_default();
+    if let Some(list) = ctx.member_lists.borrow(&uid, &key, ctx.clock.now()) {
         return Ok(find(&list));
     }
     let turn = ctx.member_lists.read_turn(&key).await;
-    // Another object of the image may have read it while this one waited.
-    if let Some(list) = ctx.member_lists.get(&key, ctx.clock.now()) {
+    // The object that read the list while this one waited may have lent it.
+    if let Some(list) = ctx.member_lists.borrow(&uid, &key, ctx.clock.now()) {
         return Ok(find(&list));
     }
     let listed = glance.list_members(&desired.image_id).await;
     let found = match listed {
         Ok(list) => {
             let found = find(&list);
-            ctx.member_lists.put(key, list, ctx.clock.now());
-            wake_siblings(object, ctx);
+            let siblings = siblings(object, ctx);
+            let uids = siblings.iter().map(|(_, uid)| uid.clone());
+            ctx.member_lists.put(key, list, ctx.clock.now(), uids);
+            for (sibling, _) in siblings {
+                ctx.wake(sibling);
+            }
             Ok(found)
         }
         // As a show of the member would: the image is gone or hidden, so is the member.
@@ -673,10 +678,11 @@ async fn observe(
     found
 }
 
-/// Wakes the other objects of `object`'s image that use the same Secret and cloud and are not
-/// waiting out a backoff: they are checked against the list just read.
-fn wake_siblings(object: &ImageAccess, ctx: &Context) {
+/// The other objects of `object`'s image (with their uids) that use the same Secret and cloud
+/// and are not waiting out a backoff: they are woken to be checked against the list just read.
+fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>, String)> {
     let me = ObjectRef::from(object);
+    let mut siblings = Vec::new();
     let same_credentials = |other: &ImageAccess| {
         other.metadata.namespace == object.metadata.namespace
             && other.spec.cloud_credentials_ref == object.spec.cloud_credentials_ref
@@ -691,9 +697,10 @@ fn wake_siblings(object: &ImageAccess, ctx: &Context) {
         };
         let uid = sibling.uid().unwrap_or_default();
         if same_credentials(&sibling) && !sibling.is_deleting() && ctx.tracker.failures(&uid) == 0 {
-            ctx.wake(reference);
+            siblings.push((reference, uid));
         }
     }
+    siblings
 }
 
 /// The memberships the object may have in Glance: the one its status records, and the one it

@@ -30,11 +30,11 @@ pub(super) struct Operator {
 }
 
 impl Operator {
-    pub(super) fn new(client: kube::Client) -> Operator {
-        Operator::with_client(client, ClientSettings::default())
+    pub(super) fn with_client(client: kube::Client, client_settings: ClientSettings) -> Operator {
+        Operator::with_settings(client, client_settings, Settings::default())
     }
 
-    pub(super) fn with_client(client: kube::Client, client_settings: ClientSettings) -> Operator {
+    pub(super) fn with_settings(client: kube::Client, client_settings: ClientSettings, settings: Settings) -> Operator {
         let metrics = Arc::new(Metrics::default());
         let openstack = OpenStack::new(client_settings, metrics.clone());
         let reporter = Reporter {
@@ -45,7 +45,7 @@ impl Operator {
             client,
             openstack,
             metrics,
-            Settings::default(),
+            settings,
             reporter,
             hold_finalizer(None),
         ));
@@ -117,12 +117,16 @@ impl Harness {
     /// The fake OpenStack with IMAGE and OTHER_IMAGE (shared, owned by the owner project), and
     /// the credentials Secret holding its clouds.yaml.
     async fn new() -> Harness {
+        Harness::with_settings(Settings::default()).await
+    }
+
+    async fn with_settings(settings: Settings) -> Harness {
         let fake = FakeOpenStack::start().await;
         fake.add_image(IMAGE, OWNER_PROJECT, "shared");
         fake.add_image(OTHER_IMAGE, OWNER_PROJECT, "shared");
         let (kube, client) = FakeKube::start();
         kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &clouds_data(&fake))]);
-        let mut op = Operator::new(client.clone());
+        let mut op = Operator::with_settings(client.clone(), ClientSettings::default(), settings);
         op.feed(kube.take_changes());
         Harness { kube, client, fake, op }
     }
@@ -369,6 +373,54 @@ async fn a_resync_reads_each_image_once_for_all_its_objects() {
     assert_eq!(h.fake.requests("GET members"), 2);
     let calls = h.calls();
     assert_eq!(event_reasons(&calls), vec!["MemberRecreated"]);
+}
+
+/// A list read for one look is not reused at the next: with a short resync (or any other
+/// reason to look again) a member removed by hand is seen at once.
+#[tokio::test]
+async fn a_member_removed_by_hand_is_seen_at_the_next_look_however_soon() {
+    let resync_period = Duration::from_secs(3);
+    let mut h = Harness::with_settings(Settings {
+        resync_period,
+        ..Settings::default()
+    })
+    .await;
+    h.apply(&ImageAccess::test("o0", IMAGE, "member-a", "owner"));
+    h.reconcile("o0").await.expect("created");
+    h.ctx().clock.advance(Duration::from_secs(4));
+    h.reconcile("o0").await.expect("checked");
+    assert_eq!(h.fake.requests("GET members"), 1);
+    h.fake.remove_member(IMAGE, "member-a");
+    h.ctx().clock.advance(Duration::from_secs(4));
+    h.reconcile("o0").await.expect("recreated");
+    assert_eq!(h.fake.requests("GET members"), 2, "read again");
+    assert!(
+        h.fake.member(IMAGE, "member-a").is_some(),
+        "the member removed by hand is back"
+    );
+}
+
+/// Issue 10: objects of one image that come due together wait for the one list being read.
+#[tokio::test]
+async fn objects_due_together_read_their_image_once() {
+    let mut h = Harness::new().await;
+    for i in 0..3 {
+        h.apply(&ImageAccess::test(
+            &format!("o{i}"),
+            IMAGE,
+            &format!("member-{i}"),
+            "owner",
+        ));
+        h.reconcile(&format!("o{i}")).await.expect("created");
+    }
+    h.later();
+    h.fake.set_delay(Some(Duration::from_millis(100)));
+    let objects: Vec<_> = (0..3).filter_map(|i| h.cached(&format!("o{i}"))).collect();
+    let runs = objects.into_iter().map(|o| reconcile(o, h.ctx()));
+    for result in futures::future::join_all(runs).await {
+        result.expect("checked");
+    }
+    assert_eq!(h.fake.requests("GET members"), 1, "one read, the others waited for it");
 }
 
 #[tokio::test]
