@@ -96,23 +96,56 @@ for line in sys.stdin:
 print(total, writes)' "$2"
 }
 
-audit_count() { # operator's Kubernetes requests so far: "reads writes"
+audit_count() { # operator's Kubernetes requests so far: "reads writes events" (writes without events)
   python3 - "$AUDIT" <<'PY'
 import json, sys
-reads = writes = 0
+reads = writes = events = 0
 try:
     for line in open(sys.argv[1]):
         e = json.loads(line)
         if e.get("user", {}).get("username") != "iao-operator" or e.get("stage") != "ResponseComplete":
             continue
-        if e.get("verb") in ("create", "patch", "update", "delete"):
-            writes += 1
-        else:
+        if e.get("verb") not in ("create", "patch", "update", "delete"):
             reads += 1
+        elif e.get("objectRef", {}).get("resource") == "events":
+            events += 1
+        else:
+            writes += 1
 except FileNotFoundError:
     pass
-print(reads, writes)
+print(reads, writes, events)
 PY
+}
+# CPU seconds so far of each part of the machine, and of all of it: "apiserver etcd glance
+# keystone busy" (a part is a process and its children; busy counts every core).
+KUBE_RUN=$STATE/kube/run
+cpu_parts() {
+  python3 - "$(cat "$KUBE_RUN/kube-apiserver.pid")" "$(cat "$KUBE_RUN/etcd.pid")" \
+    "$(cat "$WORK/openstack/run/glance.pid")" "$(cat "$WORK/openstack/run/keystone.pid")" <<'PY'
+import os, sys
+hz = os.sysconf("SC_CLK_TCK")
+stat = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    stat[int(pid)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / hz)
+def tree(root):
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stat.get(pid, (0, 0.0))[1]
+        todo += [p for p, (parent, _) in stat.items() if parent == pid]
+    return total
+busy = sum(int(v) for i, v in enumerate(open("/proc/stat").readline().split()[1:]) if i not in (3, 4)) / hz
+print(" ".join(f"{tree(int(p)):.2f}" for p in sys.argv[1:]), f"{busy:.2f}")
+PY
+}
+cpu_delta() { # "before" "after" -> "apiserver etcd glance keystone other busy%"
+  awk -v a="$1" -v b="$2" -v wall="$3" -v cores="$(nproc)" 'BEGIN{split(a, x); split(b, y)
+    for (i = 1; i <= 5; i++) d[i] = y[i] - x[i]
+    printf "%.1f %.1f %.1f %.1f %.1f %.0f", d[1], d[2], d[3], d[4], d[5] - d[1] - d[2] - d[3] - d[4], 100 * d[5] / (wall * cores)}'
 }
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "/proc/$1/stat"; }
 rss_of() { awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
@@ -140,11 +173,14 @@ drain_namespace() { # NAMESPACE
 }
 
 # ------------------------------------------------------------------ the tools, one run each
-run_floor() { # PAIRS TIMELINE -> seconds
-  "$BENCH" floor --clouds "$WORK/clouds.yaml" --pairs "$1" --concurrency "$CONCURRENCY" --timeline "$2"
+run_floor() { # PAIRS TIMELINE -> "seconds cpu-parts(6)"
+  local before seconds
+  before=$(cpu_parts)
+  seconds=$("$BENCH" floor --clouds "$WORK/clouds.yaml" --pairs "$1" --concurrency "$CONCURRENCY" --timeline "$2")
+  echo "$seconds $(cpu_delta "$before" "$(cpu_parts)" "$seconds")"
 }
 
-run_operator() { # PAIRS TIMELINE STEADY(0|1) -> "apply total glance_per_object writes_per_object [steady...]"
+run_operator() { # PAIRS TIMELINE STEADY(0|1) -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(5)]"
   local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady=""
   ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))
   NAMESPACES+=("$ns")
@@ -153,28 +189,31 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) -> "apply total glance_per_object 
   pid=$(start_operator "$ns" "$port" "${RESYNC}s")
   manifests=$WORK/manifests.yaml; : > "$manifests"
   awk '{printf "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: ia-%d\nspec:\n  imageId: %s\n  memberId: %s\n  cloudCredentialsRef: {secretName: openstack-credentials, cloudName: owner}\n---\n", NR, $1, $2}' "$pairs" > "$manifests"
-  local w0 w1
-  read -r a0 w0 < <(audit_count)
+  local w0 w1 e0 e1 parts0 parts
+  read -r a0 w0 e0 < <(audit_count)
   g0=$(glance_metric_total "$port")
+  parts0=$(cpu_parts)
   t0=$(now)
   "$BENCH" watch-ready --namespace "$ns" --count "$N" --start "$t0" --timeline "$2" > "$WORK/ready" &
   local watch=$!
   kubectl -n "$ns" apply -f "$manifests" >/dev/null
   apply=$(since "$t0")
   wait "$watch"; total=$(cat "$WORK/ready")
+  parts=$(cpu_delta "$parts0" "$(cpu_parts)" "$total")
   sleep 2   # the last status writes' echoes
   g1=$(glance_metric_total "$port")
-  read -r a1 w1 < <(audit_count)
+  read -r a1 w1 e1 < <(audit_count)
   c1=$(cpu_of "$pid")
   if [ "$3" = 1 ]; then
     log "operator steady state: two resync periods ($((2 * RESYNC)) s)"
     sleep $((2 * RESYNC))
     local g2 a2 w2 images
-    g2=$(glance_metric_total "$port"); read -r a2 w2 < <(audit_count); c2=$(cpu_of "$pid")
+    g2=$(glance_metric_total "$port"); read -r a2 w2 _ < <(audit_count); c2=$(cpu_of "$pid")
     images=$(images_of "$pairs" | wc -l)
     steady="$(( (g2 - g1) )) $images $((a2 - a1)) $((w2 - w1)) $(awk -v a="$c1" -v b="$c2" 'BEGIN{printf "%.2f", b-a}')"
   fi
-  echo "$apply $total $(awk -v g="$((g1 - g0))" -v n="$N" 'BEGIN{printf "%.2f", g/n}') $(awk -v w="$((w1 - w0))" -v n="$N" 'BEGIN{printf "%.2f", w/n}') $c1 $(rss_of "$pid") $steady"
+  per() { awk -v v="$1" -v n="$N" 'BEGIN{printf "%.2f", v/n}'; }
+  echo "$apply $total $(per $((g1 - g0))) $(per $((w1 - w0))) $c1 $(rss_of "$pid") $(per $((e1 - e0))) $parts $steady"
   drain_namespace "$ns"
   kill "$pid" 2>/dev/null || true
 }
@@ -264,7 +303,7 @@ for processes in 1 2; do
     make_pairs "$WORK/pairs-tofu" "tofu-$run"
     tofu_s=$(run_tool tofu "$WORK/pairs-tofu" "$WORK/timeline-tofu-$processes-$run" "$steady")
     echo "$floor | $operator | $terraform_s | $tofu_s" >> "$WORK/rows"
-    log "run $run: floor ${floor}s, operator $(echo "$operator" | cut -d' ' -f2)s, terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
+    log "run $run: floor $(echo "$floor" | cut -d" " -f1)s, operator $(echo "$operator" | cut -d' ' -f2)s, terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
     if [ "$steady" = 1 ]; then
       echo "$operator" > "$WORK/steady-operator"; echo "$terraform_s" > "$WORK/steady-terraform"; echo "$tofu_s" > "$WORK/steady-tofu"
     fi
@@ -275,16 +314,20 @@ for processes in 1 2; do
   {
     echo "-- $N memberships, Glance with $processes API worker(s), image_member_quota 128; median of $RUNS runs (seconds)"
     printf '  floor (the project client, %d at once, no Kubernetes): %s\n' "$CONCURRENCY" "$(col 1 1 | median)"
-    printf '  operator, kubectl apply start to all Ready:           %s  (the apply itself: %s; Glance requests per object %s; Kubernetes writes per object %s, not counting events)\n' \
-      "$(col 2 2 | median)" "$(col 2 1 | median)" "$(col 2 3 | median)" "$(col 2 4 | median)"
+    printf '  operator, kubectl apply start to all Ready:           %s  (the apply itself: %s; per object: Glance requests %s, Kubernetes writes %s plus %s events)\n' \
+      "$(col 2 2 | median)" "$(col 2 1 | median)" "$(col 2 3 | median)" "$(col 2 4 | median)" "$(col 2 7 | median)"
     printf '  terraform apply:                                      %s\n' "$(col 3 1 | median)"
     printf '  opentofu apply:                                       %s\n' "$(col 4 1 | median)"
     printf '  ratios (median of per-run ratios): operator/floor %s (goal <= 1.15); terraform/operator %s, opentofu/operator %s (goal >= 1.9)\n' \
       "$(ratio 2 2 1 1 | median)" "$(ratio 3 1 2 2 | median)" "$(ratio 4 1 2 2 | median)"
     printf '  operator CPU until Ready %s s, peak RSS %s MiB (median)\n' "$(col 2 5 | median)" "$(col 2 6 | median)"
+    printf '  CPU seconds during the run (median) - apiserver %s, etcd %s, Glance %s, Keystone %s, the rest (operator, kubectl, watcher) %s; machine busy %s%% of %s cores\n' \
+      "$(col 2 8 | median)" "$(col 2 9 | median)" "$(col 2 10 | median)" "$(col 2 11 | median)" "$(col 2 12 | median)" "$(col 2 13 | median)" "$(nproc)"
+    printf '  CPU seconds during the floor (median) - Glance %s, Keystone %s, the rest (the client) %s; machine busy %s%%\n' \
+      "$(col 1 4 | median)" "$(col 1 5 | median)" "$(col 1 6 | median)" "$(col 1 7 | median)"
   } >> "$REPORT"
 done
-read -r _ _ _ _ _ _ sg images sreads swrites scpu < "$WORK/steady-operator"
+read -r _ _ _ _ _ _ _ _ _ _ _ _ _ sg images sreads swrites scpu < "$WORK/steady-operator"
 read -r _ tf_plan tf_plan_requests < "$WORK/steady-terraform"
 read -r _ tofu_plan tofu_plan_requests < "$WORK/steady-tofu"
 {
@@ -339,7 +382,7 @@ floor_big=$(awk -v n="$BIG" -v c="$CONCURRENCY" 'BEGIN{printf "%.1f", n*0.020/c}
 } >> "$REPORT"
 
 {
-  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(terraform version | head -1 | awk '{print $2}'), $(tofu version | head -1), provider terraform-provider-openstack v${TF_OPENSTACK_VERSION:-3.4.0})"
+  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(terraform version | head -1 | awk '{print $2}'), opentofu $(tofu version | head -1 | awk '{print $2}'), provider terraform-provider-openstack v${TF_OPENSTACK_VERSION:-3.4.0})"
   cat "$REPORT"
   echo
 } | tee -a "$OUT"

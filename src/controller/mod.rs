@@ -33,7 +33,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -45,7 +45,7 @@ use crate::credentials::{ReadError, Secrets};
 use crate::metrics::Metrics;
 use crate::openstack::{Cloud, Glance, HttpErrorKind, Member, OpenStack, OpenStackError, Session};
 use crate::runtime::tracker::{Clock, Fingerprint, Tracker};
-use crate::runtime::{FIELD_MANAGER, Happened, Requeue, WatchScope, patch_metadata, publish};
+use crate::runtime::{Events, FIELD_MANAGER, Happened, Requeue, WatchScope, patch_metadata, publish};
 use index::Index;
 use plan::{CreateReason, Plan};
 use problem::{Problem, Step};
@@ -93,7 +93,7 @@ impl Default for Settings {
 pub struct Context {
     pub client: kube::Client,
     pub openstack: OpenStack,
-    pub recorder: Recorder,
+    pub events: Events,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub secrets: Secrets,
@@ -128,7 +128,7 @@ impl Context {
         hold_finalizer: String,
     ) -> Self {
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: Events::new(client.clone(), reporter),
             secrets: Secrets::new(client.clone(), hold_finalizer),
             client,
             openstack,
@@ -406,7 +406,7 @@ async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> R
         patch_status(api, object, &next).await?;
     }
     for event in events {
-        publish(&ctx.recorder, object, event).await;
+        publish(&ctx.events, object, event).await;
     }
     publish_problem_transition(ctx, object, &previous, outcome.problem.as_ref()).await;
     finish(ctx, outcome.problem)
@@ -946,7 +946,7 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
         }
     }
     for event in events {
-        publish(&ctx.recorder, object, event).await;
+        publish(&ctx.events, object, event).await;
     }
     let finalizers: Vec<String> = object
         .finalizers()
@@ -975,7 +975,7 @@ async fn blocked(
     events: Vec<Happened>,
 ) -> Result<Next, Error> {
     for event in events {
-        publish(&ctx.recorder, object, event).await;
+        publish(&ctx.events, object, event).await;
     }
     let problem = match problem {
         Problem::Stalled { reason, message } if !message.contains("deletionPolicy") => Problem::Stalled {
@@ -1076,7 +1076,7 @@ async fn publish_problem_transition(
     let same = before.is_some_and(|c| c.status == "False" && c.reason == problem.reason());
     if !same {
         publish(
-            &ctx.recorder,
+            &ctx.events,
             object,
             Happened::warning(problem.reason(), problem.message().to_string()),
         )
