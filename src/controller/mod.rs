@@ -630,6 +630,20 @@ async fn converge(
     ))
 }
 
+/// kubectl's copy of the last applied manifest.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a watched object what the operator never reads and what weighs most in its
+/// cache: managedFields (more than the rest of the object) and kubectl's last applied
+/// manifest (a second copy of the spec). The annotation map itself stays, even empty, so that
+/// metadata patches keep addressing single annotations of the map the server has.
+fn slim(object: &mut ImageAccess) {
+    object.metadata.managed_fields = None;
+    if let Some(annotations) = object.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 /// The member `desired` names, as Glance shows it now: from the image's member list, read once
 /// for all the objects of the image (the one that reads it wakes the others that use the same
 /// credentials, so they are checked against it now, and come due together next time).
@@ -1150,10 +1164,7 @@ pub async fn run(
         object_stores.push(reader.clone());
         let requeue = ctx.requeue.register(namespace.clone());
         let tap = ctx.clone();
-        // managedFields are of no use to the operator and weigh more than the rest of an object.
-        let events = watcher(api, config.clone())
-            .default_backoff()
-            .modify(|object| object.metadata.managed_fields = None);
+        let events = watcher(api, config.clone()).default_backoff().modify(slim);
         // The taps run once the cache has the event, so what they wake reads it.
         let events = reflector::reflector(writer, events).map_ok(move |event| {
             tap.observe(namespace.as_deref(), &event);

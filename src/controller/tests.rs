@@ -1272,3 +1272,15 @@ fn the_claim_annotation_round_trips() {
     );
     assert_eq!(object.claim(), Some(membership));
 }
+
+/// The cache keeps neither managedFields nor kubectl's last applied manifest, and keeps the
+/// annotation map (so a claim is added to it, not written over it).
+#[test]
+fn watched_objects_are_slimmed_without_losing_the_annotation_map() {
+    let mut object = ImageAccess::test("o", IMAGE, "member-a", "owner");
+    object.metadata.managed_fields = Some(vec![Default::default()]);
+    object.metadata.annotations = Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
+    slim(&mut object);
+    assert_eq!(object.metadata.managed_fields, None);
+    assert_eq!(object.metadata.annotations, Some(Default::default()));
+}
