@@ -35,8 +35,10 @@ source "$STATE/env.sh"
 TOOLS=$("$ROOT/hack/tools.sh" terraform)
 export PATH="$TOOLS:$PATH"
 log "building the release binaries"
-(cd "$ROOT" && cargo build -q --release --bin image-access-operator && cargo build -q --release --features testing --bin iao-bench)
-OPERATOR=$ROOT/target/release/image-access-operator
+# The operator measured is the image's: the static musl build (its allocator returns memory
+# more eagerly than glibc's: 66 against 81 MiB at 10,000 objects, for ~20 % more CPU).
+OPERATOR=$("$ROOT/hack/static-build.sh" 2>/dev/null)
+(cd "$ROOT" && cargo build -q --release --features testing --bin iao-bench)
 BENCH=$ROOT/target/release/iao-bench
 rm -rf "$WORK" && mkdir -p "$WORK"
 AUDIT=$STATE/kube/log/audit.log
