@@ -100,10 +100,12 @@ print(total, writes)' "$2"
 
 audit_count() { # operator's Kubernetes requests so far: "reads writes events" (writes without events)
   python3 - "$AUDIT" <<'PY'
-import json, sys
+import glob, json, sys
 reads = writes = events = 0
-try:
-    for line in open(sys.argv[1]):
+# The API server rotates its audit log at 200 MB: count every file, so the count only grows.
+for path in glob.glob(sys.argv[1].replace("audit.log", "audit*.log")):
+  try:
+    for line in open(path):
         e = json.loads(line)
         if e.get("user", {}).get("username") != "iao-operator" or e.get("stage") != "ResponseComplete":
             continue
@@ -113,7 +115,7 @@ try:
             events += 1
         else:
             writes += 1
-except FileNotFoundError:
+  except FileNotFoundError:
     pass
 print(reads, writes, events)
 PY

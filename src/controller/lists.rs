@@ -2,14 +2,17 @@
 //! image's members once and lends the list to the other objects of that image, which are
 //! checked against it (one Glance request per image per resync, not one per object). Only the
 //! objects it was lent to use a list, once each: any other look at Glance reads it afresh, so a
-//! change made by hand is always seen at the next look. A list is forgotten as soon as the
-//! operator changes that image's members, and after a short time in any case.
+//! change made by hand is always seen at the next look.
+//!
+//! A list must never hide a change the operator made itself: every write to an image's members
+//! that may have reached Glance moves the image to a new epoch, which drops its list, and a
+//! read that began in an earlier epoch is not kept (it may have been answered before the write).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::openstack::Member;
+use crate::openstack::{Member, OpenStackError};
 
 /// Whose view of which image: the credentials' digest, the region, the interface, the image.
 pub type ListKey = ([u8; 32], Option<String>, String, String);
@@ -17,63 +20,102 @@ pub type ListKey = ([u8; 32], Option<String>, String, String);
 /// How long a lent list stands: long enough for the siblings woken by the object that read it
 /// to get their turn in the queue, short enough to be a look at Glance of this resync.
 const FRESH_FOR: Duration = Duration::from_secs(30);
-/// Past this many lists (or loans), stale ones are dropped.
+/// Past this many loans, stale ones are dropped.
 const PRUNE_ABOVE: usize = 4096;
 
 /// A list and when it was read.
 type Listed = (Instant, Arc<Vec<Member>>);
 
 #[derive(Default)]
+struct Inner {
+    lists: HashMap<ListKey, Listed>,
+    /// A read that failed, and when: whoever waited for it gets the same answer.
+    failed: HashMap<ListKey, (Instant, OpenStackError)>,
+    /// Which object (by uid) may use which list once: the list's key and when it was read.
+    lent: HashMap<String, (ListKey, Instant)>,
+    /// Writes to an image's members so far (by image).
+    epochs: HashMap<String, u64>,
+    /// Objects (by uid) waiting for their turn to read a list: the list read meanwhile is lent
+    /// to them too.
+    waiting: HashMap<ListKey, HashSet<String>>,
+}
+
+#[derive(Default)]
 pub struct MemberLists {
-    lists: Mutex<HashMap<ListKey, Listed>>,
-    /// Which object (by uid) may use which list once, and since when.
-    lent: Mutex<HashMap<String, (ListKey, Instant)>>,
+    inner: Mutex<Inner>,
     /// One read of a list at a time per key: objects that come due while it is in flight wait
     /// for it instead of reading the same list again.
     reading: Mutex<HashMap<ListKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// What a read of a list is measured against: the image's epoch when it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch(u64);
+
 impl MemberLists {
-    fn lists(&self) -> std::sync::MutexGuard<'_, HashMap<ListKey, Listed>> {
-        self.lists.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lent(&self) -> std::sync::MutexGuard<'_, HashMap<String, (ListKey, Instant)>> {
-        self.lent.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The list of `key` lent to the object `uid`, if it was lent one and the list still stands
-    /// (read within [`FRESH_FOR`] of `now`, and not forgotten since). The loan is used up.
+    /// The list of `key` lent to the object `uid`, if it was lent that very list and the list
+    /// still stands (read within [`FRESH_FOR`] of `now`, no write since). The loan is used up.
     pub fn borrow(&self, uid: &str, key: &ListKey, now: Instant) -> Option<Arc<Vec<Member>>> {
-        let (lent_key, _) = self.lent().remove(uid)?;
-        if &lent_key != key {
-            return None;
-        }
-        let lists = self.lists();
-        let (at, members) = lists.get(key)?;
-        (now.duration_since(*at) < FRESH_FOR).then(|| members.clone())
+        let mut inner = self.inner();
+        let (lent_key, lent_at) = inner.lent.remove(uid)?;
+        let (at, members) = inner.lists.get(key)?;
+        (&lent_key == key && *at == lent_at && now.duration_since(*at) < FRESH_FOR).then(|| members.clone())
     }
 
-    /// Keeps the list just read, and lends it to the objects `to` (once each).
-    pub fn put(&self, key: ListKey, members: Vec<Member>, now: Instant, to: impl IntoIterator<Item = String>) {
+    /// A read that failed since `since`, for those who waited for it.
+    pub fn failed_since(&self, key: &ListKey, since: Instant) -> Option<OpenStackError> {
+        let inner = self.inner();
+        let (at, error) = inner.failed.get(key)?;
+        (*at >= since).then(|| error.clone())
+    }
+
+    /// Where the image stands now: taken before reading its list.
+    pub fn epoch(&self, image_id: &str) -> Epoch {
+        Epoch(self.inner().epochs.get(image_id).copied().unwrap_or(0))
+    }
+
+    /// Keeps the list read since `epoch` and lends it to the objects `to` (once each), unless
+    /// the image's members were written to since. Returns whether it was kept.
+    pub fn put(
+        &self,
+        key: ListKey,
+        epoch: Epoch,
+        members: Vec<Member>,
+        now: Instant,
+        to: impl IntoIterator<Item = String>,
+    ) -> bool {
         let fresh = |at: &Instant| now.duration_since(*at) < FRESH_FOR;
-        {
-            let mut lent = self.lent();
-            if lent.len() > PRUNE_ABOVE {
-                lent.retain(|_, (_, at)| fresh(at));
-            }
-            lent.extend(to.into_iter().map(|uid| (uid, (key.clone(), now))));
+        let mut inner = self.inner();
+        inner.failed.remove(&key);
+        if inner.epochs.get(&key.3).copied().unwrap_or(0) != epoch.0 {
+            return false;
         }
-        let mut lists = self.lists();
-        if lists.len() > PRUNE_ABOVE {
-            lists.retain(|_, (at, _)| fresh(at));
+        inner.lists.retain(|_, (at, _)| fresh(at));
+        inner.failed.retain(|_, (at, _)| fresh(at));
+        if inner.lent.len() > PRUNE_ABOVE {
+            inner.lent.retain(|_, (_, at)| fresh(at));
         }
-        lists.insert(key, (now, Arc::new(members)));
+        let waiting: Vec<String> = inner.waiting.get(&key).into_iter().flatten().cloned().collect();
+        let loan = (key.clone(), now);
+        inner
+            .lent
+            .extend(to.into_iter().chain(waiting).map(|uid| (uid, loan.clone())));
+        inner.lists.insert(key, (now, Arc::new(members)));
+        true
     }
 
-    /// The right to read the list of `key` (held while reading): whoever waited for it looks
-    /// for a loan again first.
-    pub async fn read_turn(&self, key: &ListKey) -> ReadTurn {
+    /// A read of `key` failed: those waiting for it get `error` instead of reading again.
+    pub fn put_failure(&self, key: ListKey, error: OpenStackError, now: Instant) {
+        self.inner().failed.insert(key, (now, error));
+    }
+
+    /// The right of the object `uid` to read the list of `key` (held while reading): whoever
+    /// waited for it looks for a loan (or the failure) again first.
+    pub async fn read_turn(&self, key: &ListKey, uid: &str) -> ReadTurn {
         let lock = self
             .reading
             .lock()
@@ -81,7 +123,20 @@ impl MemberLists {
             .entry(key.clone())
             .or_default()
             .clone();
-        ReadTurn(lock.lock_owned().await)
+        self.inner()
+            .waiting
+            .entry(key.clone())
+            .or_default()
+            .insert(uid.to_string());
+        let turn = lock.lock_owned().await;
+        let mut inner = self.inner();
+        if let Some(waiting) = inner.waiting.get_mut(key) {
+            waiting.remove(uid);
+            if waiting.is_empty() {
+                inner.waiting.remove(key);
+            }
+        }
+        ReadTurn(turn)
     }
 
     /// Drops the turn locks nobody holds or waits for.
@@ -92,9 +147,21 @@ impl MemberLists {
             .retain(|_, lock| Arc::strong_count(lock) > 1);
     }
 
-    /// The operator changed the image's members: what was read of it no longer holds.
-    pub fn forget_image(&self, image_id: &str) {
-        self.lists().retain(|(_, _, _, image), _| image != image_id);
+    /// The operator wrote to the image's members (or may have): what was read of them, or is
+    /// being read, no longer holds.
+    pub fn wrote(&self, image_id: &str) {
+        let mut inner = self.inner();
+        inner.lists.retain(|(_, _, _, image), _| image != image_id);
+        let epoch = inner.epochs.entry(image_id.to_string()).or_default();
+        *epoch = epoch.wrapping_add(1);
+        if inner.epochs.len() > PRUNE_ABOVE {
+            // Epochs of images nobody lists now: a read in flight of one of them is not kept.
+            let listed: std::collections::HashSet<String> =
+                inner.lists.keys().map(|(_, _, _, image)| image.clone()).collect();
+            inner
+                .epochs
+                .retain(|image, _| listed.contains(image) || image == image_id);
+        }
     }
 }
 
@@ -117,7 +184,7 @@ mod tests {
     fn a_list_is_used_once_by_each_object_it_was_lent_to() {
         let lists = MemberLists::default();
         let now = Instant::now();
-        lists.put(key("a"), vec![], now, lend_to(&["x", "y"]));
+        assert!(lists.put(key("a"), lists.epoch("a"), vec![], now, lend_to(&["x", "y"])));
         assert!(lists.borrow("x", &key("a"), now).is_some());
         assert!(lists.borrow("x", &key("a"), now).is_none(), "used up");
         assert!(lists.borrow("z", &key("a"), now).is_none(), "not lent to z");
@@ -125,14 +192,66 @@ mod tests {
     }
 
     #[test]
-    fn a_loan_lapses_with_time_and_when_the_image_changes() {
+    fn a_loan_lapses_with_time_with_a_write_and_with_a_newer_list() {
         let lists = MemberLists::default();
         let now = Instant::now();
-        lists.put(key("a"), vec![], now, lend_to(&["x", "y"]));
-        lists.put(key("b"), vec![], now, lend_to(&["w"]));
+        lists.put(key("a"), lists.epoch("a"), vec![], now, lend_to(&["x", "y", "v"]));
+        lists.put(key("b"), lists.epoch("b"), vec![], now, lend_to(&["w"]));
         assert!(lists.borrow("x", &key("a"), now + FRESH_FOR).is_none(), "stale");
-        lists.forget_image("a");
-        assert!(lists.borrow("y", &key("a"), now).is_none(), "forgotten");
+        lists.put(
+            key("a"),
+            lists.epoch("a"),
+            vec![],
+            now + Duration::from_secs(1),
+            lend_to(&[]),
+        );
+        assert!(lists.borrow("v", &key("a"), now).is_none(), "lent the older list");
+        lists.wrote("a");
+        assert!(lists.borrow("y", &key("a"), now).is_none(), "written since");
         assert!(lists.borrow("w", &key("b"), now).is_some(), "other images keep theirs");
+    }
+
+    #[tokio::test]
+    async fn a_list_is_lent_to_those_waiting_to_read_it() {
+        let lists = Arc::new(MemberLists::default());
+        let now = Instant::now();
+        let turn = lists.read_turn(&key("a"), "x").await;
+        let waiter = {
+            let lists = lists.clone();
+            tokio::spawn(async move {
+                let _turn = lists.read_turn(&key("a"), "y").await;
+                lists.borrow("y", &key("a"), now).is_some()
+            })
+        };
+        tokio::task::yield_now().await;
+        lists.put(key("a"), lists.epoch("a"), vec![], now, lend_to(&[]));
+        drop(turn);
+        assert!(waiter.await.expect("waiter"), "y waited and was lent the list");
+    }
+
+    #[test]
+    fn a_list_read_across_a_write_is_not_kept() {
+        let lists = MemberLists::default();
+        let now = Instant::now();
+        let before = lists.epoch("a");
+        lists.wrote("a");
+        assert!(!lists.put(key("a"), before, vec![], now, lend_to(&["x"])));
+        assert!(lists.borrow("x", &key("a"), now).is_none());
+    }
+
+    #[test]
+    fn a_failed_read_is_the_answer_of_those_who_waited_for_it() {
+        let lists = MemberLists::default();
+        let now = Instant::now();
+        let error = OpenStackError::Config(crate::openstack::ConfigError::Malformed { position: None });
+        lists.put_failure(key("a"), error.clone(), now);
+        assert_eq!(lists.failed_since(&key("a"), now), Some(error));
+        assert_eq!(
+            lists.failed_since(&key("a"), now + Duration::from_millis(1)),
+            None,
+            "an older failure"
+        );
+        lists.put(key("a"), lists.epoch("a"), vec![], now, lend_to(&[]));
+        assert_eq!(lists.failed_since(&key("a"), now), None, "a read succeeded since");
     }
 }

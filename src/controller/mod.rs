@@ -47,8 +47,10 @@ use crate::openstack::{Cloud, Glance, HttpErrorKind, Member, OpenStack, OpenStac
 use crate::runtime::tracker::{Clock, Fingerprint, Tracker};
 use crate::runtime::{Events, FIELD_MANAGER, Happened, Requeue, WatchScope, patch_metadata, publish};
 use index::Index;
+use lists::ListKey;
 use plan::{CreateReason, Plan};
 use problem::{Problem, Step};
+use status::STALLED;
 use status::{Observation, Outcome};
 
 /// Timing of re-checks and retries, and how many objects are worked on at once.
@@ -530,14 +532,19 @@ async fn converge(
             Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
         }
     };
-    // Whatever happens next may change the image's members: what was read of them is stale.
-    let changes_glance = |ctx: &Context| ctx.member_lists.forget_image(&desired.image_id);
+    // A write that may have reached Glance makes what was read of the image's members stale.
+    let wrote = |ctx: &Context, written: bool| {
+        if written {
+            ctx.member_lists.wrote(&desired.image_id);
+        }
+    };
     let Plan { create, set_status, .. } = plan::plan(&desired, spec.status, applied.as_ref(), observed.as_ref());
 
     let mut member = observed;
     if let Some(reason) = create {
-        changes_glance(ctx);
-        match glance.create_member(&desired.image_id, &desired.member_id).await {
+        let created = glance.create_member(&desired.image_id, &desired.member_id).await;
+        wrote(ctx, may_have_written(&created));
+        match created {
             Ok(created) => {
                 let (event, note) = match reason {
                     CreateReason::New => (
@@ -597,11 +604,11 @@ async fn converge(
         (change, None) => change,
     };
     if let Some(change) = change {
-        changes_glance(ctx);
-        match glance
+        let set = glance
             .set_member_status(&desired.image_id, &desired.member_id, change.to)
-            .await
-        {
+            .await;
+        wrote(ctx, may_have_written(&set));
+        match set {
             Ok(updated) => {
                 events.push(Happened::normal(
                     "StatusSet",
@@ -666,34 +673,67 @@ async fn observe(
     if let Some(list) = ctx.member_lists.borrow(&uid, &key, ctx.clock.now()) {
         return Ok(find(&list));
     }
-    let turn = ctx.member_lists.read_turn(&key).await;
-    // The object that read the list while this one waited may have lent it.
-    if let Some(list) = ctx.member_lists.borrow(&uid, &key, ctx.clock.now()) {
-        return Ok(find(&list));
-    }
-    let listed = glance.list_members(&desired.image_id).await;
-    let found = match listed {
-        Ok(list) => {
-            let found = find(&list);
-            let siblings = siblings(object, ctx);
-            let uids = siblings.iter().map(|(_, uid)| uid.clone());
-            ctx.member_lists.put(key, list, ctx.clock.now(), uids);
-            for (sibling, _) in siblings {
-                ctx.wake(sibling);
-            }
-            Ok(found)
-        }
-        // As a show of the member would: the image is gone or hidden, so is the member.
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
+    let asked = ctx.clock.now();
+    let turn = ctx.member_lists.read_turn(&key, &uid).await;
+    // The object that read the list while this one waited may have lent it, or failed to read
+    // it (then this one does not try again at once: the same answer would most likely come).
+    let waited = match ctx.member_lists.borrow(&uid, &key, ctx.clock.now()) {
+        Some(list) => Some(Ok(find(&list))),
+        None => ctx.member_lists.failed_since(&key, asked).map(Err),
+    };
+    let found = match waited {
+        Some(found) => found,
+        None => read_members(object, glance, key, desired, ctx)
+            .await
+            .map(|list| list.and_then(|l| find(&l))),
     };
     drop(turn);
     ctx.member_lists.done_reading();
     found
 }
 
+/// Reads the image's members (`None`: the image is gone or hidden, so is every member), keeps
+/// the list and lends it to the siblings it wakes; a failure is kept for those waiting.
+async fn read_members(
+    object: &ImageAccess,
+    glance: &Glance,
+    key: ListKey,
+    desired: &Membership,
+    ctx: &Context,
+) -> Result<Option<Vec<Member>>, OpenStackError> {
+    let epoch = ctx.member_lists.epoch(&desired.image_id);
+    match glance.list_members(&desired.image_id).await {
+        Ok(list) => {
+            let siblings = siblings(object, ctx);
+            let uids = siblings.iter().map(|(_, uid)| uid.clone());
+            if ctx.member_lists.put(key, epoch, list.clone(), ctx.clock.now(), uids) {
+                for (sibling, _) in siblings {
+                    ctx.wake(sibling);
+                }
+            }
+            Ok(Some(list))
+        }
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => {
+            ctx.member_lists.put_failure(key, e.clone(), ctx.clock.now());
+            Err(e)
+        }
+    }
+}
+
+/// Whether a write to an image's members may have reached Glance: anything but a refusal.
+fn may_have_written<T>(result: &Result<T, OpenStackError>) -> bool {
+    match result.as_ref().err().and_then(OpenStackError::http_kind) {
+        None => true,
+        Some(kind) => matches!(kind, HttpErrorKind::ServerError | HttpErrorKind::Other),
+    }
+}
+
 /// The other objects of `object`'s image (with their uids) that use the same Secret and cloud
-/// and are not waiting out a backoff: they are woken to be checked against the list just read.
+/// and would look at their member now: they are woken to be checked against the list just
+/// read. Left out: objects waiting out a backoff or a stalled re-check (waking them would
+/// break that schedule), objects not applied yet (they create without looking), and objects
+/// in a reconcile (they look for a loan when they get to it; a wake would run them twice).
 fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>, String)> {
     let me = ObjectRef::from(object);
     let mut siblings = Vec::new();
@@ -710,7 +750,12 @@ fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>,
             continue;
         };
         let uid = sibling.uid().unwrap_or_default();
-        if same_credentials(&sibling) && !sibling.is_deleting() && ctx.tracker.failures(&uid) == 0 {
+        let would_look = sibling.applied().is_some()
+            && !sibling.is_deleting()
+            && sibling.condition(STALLED).is_none_or(|c| c.status != "True")
+            && ctx.tracker.failures(&uid) == 0
+            && !ctx.tracker.running(&uid);
+        if same_credentials(&sibling) && would_look {
             siblings.push((reference, uid));
         }
     }
@@ -853,7 +898,9 @@ async fn remove(
         .await
         .map_err(|e| fail(&e))?;
     let removed = remove_membership(&glance, target).await;
-    ctx.member_lists.forget_image(&target.image_id);
+    if may_have_written(&removed) {
+        ctx.member_lists.wrote(&target.image_id);
+    }
     match removed.map_err(|e| fail(&e))? {
         Removal::Removed => Ok(LetGo::Removed),
         Removal::AlreadyGone => Ok(LetGo::AlreadyGone),

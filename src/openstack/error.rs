@@ -111,7 +111,7 @@ impl HttpErrorKind {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OpenStackError {
     #[error(transparent)]
     Config(#[from] ConfigError),

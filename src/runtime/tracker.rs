@@ -59,6 +59,8 @@ struct Entry {
     /// Outside triggers so far, and how many there had been when the last reconcile began.
     wakes: u64,
     wakes_at_begin: u64,
+    /// A reconcile has begun and not finished.
+    running: bool,
 }
 
 impl Entry {
@@ -70,6 +72,7 @@ impl Entry {
             failures: 0,
             wakes: 0,
             wakes_at_begin: 0,
+            running: false,
         }
     }
 
@@ -144,6 +147,7 @@ impl Tracker {
             .or_insert_with(|| Entry::new(Instant::now()));
         entry.wakes_at_begin = entry.wakes;
         entry.written = None;
+        entry.running = true;
     }
 
     /// A reconcile changed the object's metadata: its echo shows `fingerprint`.
@@ -163,6 +167,7 @@ impl Tracker {
         entry.handled = entry.handled_after(seen);
         entry.due = now + next;
         entry.failures = 0;
+        entry.running = false;
         next
     }
 
@@ -181,6 +186,7 @@ impl Tracker {
         let wait = delay(entry.failures);
         entry.handled = entry.handled_after(seen);
         entry.due = now + wait;
+        entry.running = false;
         (entry.failures, wait)
     }
 
@@ -208,6 +214,11 @@ impl Tracker {
         if entries.len() > live_count.saturating_mul(2).max(1024) {
             entries.retain(|uid, _| is_live(uid));
         }
+    }
+
+    /// Whether a reconcile of the object has begun and not finished.
+    pub fn running(&self, uid: &str) -> bool {
+        self.entries().get(uid).is_some_and(|e| e.running)
     }
 
     pub fn failures(&self, uid: &str) -> u32 {
