@@ -33,8 +33,12 @@ struct Inner {
     failed: HashMap<ListKey, (Instant, OpenStackError)>,
     /// Which object (by uid) may use which list once: the list's key and when it was read.
     lent: HashMap<String, (ListKey, Instant)>,
-    /// Writes to an image's members so far (by image).
+    /// Writes to image members so far, over all images: each write's epoch.
+    writes: u64,
+    /// The last write to each image's members (by image).
     epochs: HashMap<String, u64>,
+    /// The epoch of images whose own was forgotten.
+    forgotten: u64,
     /// Objects (by uid) waiting for their turn to read a list: the list read meanwhile is lent
     /// to them too.
     waiting: HashMap<ListKey, HashSet<String>>,
@@ -75,7 +79,8 @@ impl MemberLists {
 
     /// Where the image stands now: taken before reading its list.
     pub fn epoch(&self, image_id: &str) -> Epoch {
-        Epoch(self.inner().epochs.get(image_id).copied().unwrap_or(0))
+        let inner = self.inner();
+        Epoch(inner.epochs.get(image_id).copied().unwrap_or(inner.forgotten))
     }
 
     /// Keeps the list read since `epoch` and lends it to the objects `to` (once each), unless
@@ -91,7 +96,7 @@ impl MemberLists {
         let fresh = |at: &Instant| now.duration_since(*at) < FRESH_FOR;
         let mut inner = self.inner();
         inner.failed.remove(&key);
-        if inner.epochs.get(&key.3).copied().unwrap_or(0) != epoch.0 {
+        if inner.epochs.get(&key.3).copied().unwrap_or(inner.forgotten) != epoch.0 {
             return false;
         }
         inner.lists.retain(|_, (at, _)| fresh(at));
@@ -147,20 +152,21 @@ impl MemberLists {
             .retain(|_, lock| Arc::strong_count(lock) > 1);
     }
 
-    /// The operator wrote to the image's members (or may have): what was read of them, or is
-    /// being read, no longer holds.
+    /// The operator wrote to the image's members (or may have, or is about to): what was read
+    /// of them, or is being read, no longer holds.
     pub fn wrote(&self, image_id: &str) {
         let mut inner = self.inner();
         inner.lists.retain(|(_, _, _, image), _| image != image_id);
-        let epoch = inner.epochs.entry(image_id.to_string()).or_default();
-        *epoch = epoch.wrapping_add(1);
+        inner.writes = inner.writes.wrapping_add(1);
+        let written = inner.writes;
+        inner.epochs.insert(image_id.to_string(), written);
         if inner.epochs.len() > PRUNE_ABOVE {
-            // Epochs of images nobody lists now: a read in flight of one of them is not kept.
-            let listed: std::collections::HashSet<String> =
-                inner.lists.keys().map(|(_, _, _, image)| image.clone()).collect();
-            inner
-                .epochs
-                .retain(|image, _| listed.contains(image) || image == image_id);
+            // Epochs of images nobody lists now are forgotten; they all stand at the count of
+            // writes so far from now on, so no forgotten epoch can come back to match a read
+            // that began before a write.
+            inner.forgotten = written;
+            let listed: HashSet<String> = inner.lists.keys().map(|(_, _, _, image)| image.clone()).collect();
+            inner.epochs.retain(|image, _| listed.contains(image));
         }
     }
 }
@@ -237,6 +243,17 @@ mod tests {
         lists.wrote("a");
         assert!(!lists.put(key("a"), before, vec![], now, lend_to(&["x"])));
         assert!(lists.borrow("x", &key("a"), now).is_none());
+    }
+
+    #[test]
+    fn a_forgotten_epoch_never_matches_a_read_from_before_a_write() {
+        let lists = MemberLists::default();
+        let before = lists.epoch("a");
+        lists.wrote("a");
+        for i in 0..=PRUNE_ABOVE {
+            lists.wrote(&format!("other-{i}"));
+        }
+        assert!(!lists.put(key("a"), before, vec![], Instant::now(), lend_to(&[])));
     }
 
     #[test]

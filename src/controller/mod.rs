@@ -532,7 +532,9 @@ async fn converge(
             Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
         }
     };
-    // A write that may have reached Glance makes what was read of the image's members stale.
+    // A write makes what was read of the image's members stale: a read answered while it is
+    // in flight is not kept (marked before), nor one answered after it (marked after, unless
+    // Glance refused it).
     let wrote = |ctx: &Context, written: bool| {
         if written {
             ctx.member_lists.wrote(&desired.image_id);
@@ -542,6 +544,7 @@ async fn converge(
 
     let mut member = observed;
     if let Some(reason) = create {
+        wrote(ctx, true);
         let created = glance.create_member(&desired.image_id, &desired.member_id).await;
         wrote(ctx, may_have_written(&created));
         match created {
@@ -604,6 +607,7 @@ async fn converge(
         (change, None) => change,
     };
     if let Some(change) = change {
+        wrote(ctx, true);
         let set = glance
             .set_member_status(&desired.image_id, &desired.member_id, change.to)
             .await;
@@ -897,6 +901,8 @@ async fn remove(
         .glance(target.region.as_deref(), interface)
         .await
         .map_err(|e| fail(&e))?;
+    // As for a create: no list read across the removal is kept.
+    ctx.member_lists.wrote(&target.image_id);
     let removed = remove_membership(&glance, target).await;
     if may_have_written(&removed) {
         ctx.member_lists.wrote(&target.image_id);
