@@ -21,8 +21,7 @@ lint:
 ## Regenerate the generated files (tests fail when they drift): the CRD from the Rust types
 ## (into crds/ and the chart's crds/), and deploy/ from the chart.
 crds:
-	cargo run -q --bin crdgen > crds/imageaccesses.yaml
-	cp crds/imageaccesses.yaml charts/image-access-operator/crds/imageaccesses.yaml
+	cargo run -q --bin crdgen -- crds charts/image-access-operator/crds
 
 manifests: crds
 	PATH="$$(hack/tools.sh helm):$$PATH" hack/render-manifests.sh

@@ -1,6 +1,6 @@
 //! image-access-operator: manages OpenStack Glance image memberships from Kubernetes.
 //!
-//! - [`api`]: the `ImageAccess` custom resource.
+//! - [`api`]: the `ImageAccess` and `ImageAccessAccept` custom resources.
 //! - [`openstack`]: a thin Keystone + Glance client.
 //! - [`controller`]: the reconciler.
 //! - [`metrics`], [`server`], [`telemetry`], [`config`]: running it.
@@ -19,8 +19,14 @@ pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-/// The CRD of every kind, as the YAML document that `crds/` holds.
-pub fn crd_yaml() -> Result<String, serde_saphyr::ser_error::Error> {
+/// The CRD of every kind: its file name in `crds/` (and the chart's `crds/`) and its YAML.
+pub fn crds() -> Result<Vec<(&'static str, String)>, serde_saphyr::ser_error::Error> {
     use kube::CustomResourceExt;
-    serde_saphyr::to_string(&api::ImageAccess::crd())
+    Ok(vec![
+        ("imageaccesses.yaml", serde_saphyr::to_string(&api::ImageAccess::crd())?),
+        (
+            "imageaccessaccepts.yaml",
+            serde_saphyr::to_string(&api::ImageAccessAccept::crd())?,
+        ),
+    ])
 }

@@ -10,9 +10,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// The `controller` label of the reconcile metrics.
-pub const CONTROLLER: &str = "imageaccess";
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
     pub controller: &'static str,
@@ -165,7 +162,8 @@ impl Metrics {
             .inc();
     }
 
-    pub fn controller_labels() -> ControllerLabels {
-        ControllerLabels { controller: CONTROLLER }
+    /// The labels of one controller's metrics (`imageaccess`, `imageaccessaccept`).
+    pub fn controller_labels(controller: &'static str) -> ControllerLabels {
+        ControllerLabels { controller }
     }
 }

@@ -64,13 +64,14 @@ fn helm_lint_strict_passes() {
 
 #[test]
 fn chart_crds_are_the_generated_crds() {
-    let chart = std::fs::read_to_string(Path::new(ROOT).join("charts/image-access-operator/crds/imageaccesses.yaml"))
-        .expect("chart CRD");
-    let generated = image_access_operator::crd_yaml().expect("crd");
-    assert!(
-        chart == generated,
-        "charts/image-access-operator/crds/ drifted: run `make crds`"
-    );
+    for (file, generated) in image_access_operator::crds().expect("CRDs serialize") {
+        let chart = std::fs::read_to_string(Path::new(ROOT).join("charts/image-access-operator/crds").join(file))
+            .unwrap_or_else(|e| panic!("chart CRD {file}: {e}"));
+        assert!(
+            chart == generated,
+            "charts/image-access-operator/crds/{file} drifted: run `make crds`"
+        );
+    }
 }
 
 #[test]
@@ -297,11 +298,13 @@ fn argo_cd_health_check_maps_conditions() {
         schema: None,
     };
     let ready = Outcome {
+        image: None,
         applied: None,
         observation: Observation::Present(member),
         problem: None,
     };
     let stalled = Outcome {
+        image: None,
         applied: None,
         observation: Observation::Unknown,
         problem: Some(Problem::Stalled {
@@ -310,6 +313,7 @@ fn argo_cd_health_check_maps_conditions() {
         }),
     };
     let retrying = Outcome {
+        image: None,
         applied: None,
         observation: Observation::Unknown,
         problem: Some(Problem::Transient {

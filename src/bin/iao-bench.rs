@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use futures::{StreamExt, TryStreamExt};
-use image_access_operator::api::{CloudCredentialsRef, ImageAccess, ImageAccessSpec};
+use image_access_operator::api::{CloudCredentialsRef, ImageAccess, ImageAccessSpec, Managed};
 use image_access_operator::metrics::Metrics;
 use image_access_operator::openstack::{ClientSettings, Cloud, OpenStack};
 use image_access_operator::testing::fake_openstack::{FakeOpenStack, OWNER_PROJECT};

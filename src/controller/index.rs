@@ -1,5 +1,5 @@
-//! Which ImageAccess objects name which memberships and which Secrets, kept up to date from the
-//! watch (before the reflector, so every event is seen, deletions included).
+//! Which objects of one kind name which memberships and which Secrets, kept up to date from the
+//! watch (after the reflector, so every event is seen, deletions included).
 //!
 //! The controller asks it "who else names this membership?" (one manager per membership) and
 //! "who uses this Secret?" (requeue them when it changes; hold it while they need it). Each
@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{ImageAccess, normalize_image_id};
+use super::Kind;
+use crate::api::normalize_image_id;
 
 /// `(imageId, memberId)`: memberships in all regions, as the index keys them.
 pub type PairKey = (String, String);
@@ -37,20 +38,34 @@ struct Entry {
 }
 
 /// What one watch event changed for others.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Changes {
+#[derive(Debug, PartialEq, Eq)]
+pub struct Changes<K: Kind> {
     /// Other objects naming a membership whose holder changed: they may take over, or must
     /// wait.
-    pub wake: HashSet<ObjectRef<ImageAccess>>,
+    pub wake: HashSet<ObjectRef<K>>,
+    /// The memberships whose holder changed (for the objects of the other kind naming them).
+    pub pairs: HashSet<PairKey>,
     /// Secrets whose use changed: hold or release them.
     pub secrets: HashSet<SecretKey>,
     /// Uids of objects that are gone (their per-object state can be forgotten).
     pub gone: Vec<String>,
 }
 
-impl Changes {
-    fn merge(&mut self, other: Changes) {
+impl<K: Kind> Default for Changes<K> {
+    fn default() -> Self {
+        Changes {
+            wake: HashSet::new(),
+            pairs: HashSet::new(),
+            secrets: HashSet::new(),
+            gone: Vec::new(),
+        }
+    }
+}
+
+impl<K: Kind> Changes<K> {
+    fn merge(&mut self, other: Changes<K>) {
         self.wake.extend(other.wake);
+        self.pairs.extend(other.pairs);
         self.secrets.extend(other.secrets);
         self.gone.extend(other.gone);
     }
@@ -59,38 +74,59 @@ impl Changes {
 /// An object as the index refers to it: its name and namespace only (a reference compares by
 /// those), shared by every map it is in; at 10,000 objects, copies of full references were
 /// a tenth of the operator's memory.
-type Key = Arc<ObjectRef<ImageAccess>>;
+type Key<K> = Arc<ObjectRef<K>>;
 
-fn key_of(object: &ImageAccess) -> Key {
-    let name = object.metadata.name.as_deref().unwrap_or_default();
+fn key_of<K: Kind>(object: &K) -> Key<K> {
+    let name = object.meta().name.as_deref().unwrap_or_default();
     let mut key = ObjectRef::new(name);
-    key.namespace = object.metadata.namespace.clone();
+    key.namespace = object.meta().namespace.clone();
     Arc::new(key)
 }
 
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<Key, Entry>,
-    by_pair: HashMap<PairKey, HashSet<Key>>,
+struct Inner<K: Kind> {
+    entries: HashMap<Key<K>, Entry>,
+    by_pair: HashMap<PairKey, HashSet<Key<K>>>,
     /// Objects by the image their spec names (normalized).
-    by_image: HashMap<String, HashSet<Key>>,
-    by_secret: HashMap<SecretKey, HashSet<Key>>,
+    by_image: HashMap<String, HashSet<Key<K>>>,
+    by_secret: HashMap<SecretKey, HashSet<Key<K>>>,
     /// Objects seen since a relist of the scope (a namespace, or all) started.
-    relisting: HashMap<Option<String>, HashSet<Key>>,
+    relisting: HashMap<Option<String>, HashSet<Key<K>>>,
 }
 
-fn refs<'a>(keys: impl IntoIterator<Item = &'a Key>) -> Vec<ObjectRef<ImageAccess>> {
+impl<K: Kind> Default for Inner<K> {
+    fn default() -> Self {
+        Inner {
+            entries: HashMap::new(),
+            by_pair: HashMap::new(),
+            by_image: HashMap::new(),
+            by_secret: HashMap::new(),
+            relisting: HashMap::new(),
+        }
+    }
+}
+
+fn refs<'a, K: Kind>(keys: impl IntoIterator<Item = &'a Key<K>>) -> Vec<ObjectRef<K>> {
     keys.into_iter().map(|key| ObjectRef::clone(key)).collect()
 }
 
-#[derive(Default)]
-pub struct Index {
-    inner: Mutex<Inner>,
+pub struct Index<K: Kind> {
+    inner: Mutex<Inner<K>>,
 }
 
-fn entry_of(object: &ImageAccess) -> Entry {
-    let named = object.named_membership();
-    let mut pairs = vec![(named.image_id.clone(), named.member_id.clone())];
+impl<K: Kind> Default for Index<K> {
+    fn default() -> Self {
+        Index {
+            inner: Mutex::default(),
+        }
+    }
+}
+
+fn entry_of<K: Kind>(object: &K) -> Entry {
+    let named = object.named();
+    let mut pairs: Vec<PairKey> = named
+        .iter()
+        .map(|named| (named.image_id.clone(), named.member_id.clone()))
+        .collect();
     for held in [object.claim(), object.applied().cloned()].into_iter().flatten() {
         let pair = (normalize_image_id(&held.image_id), held.member_id);
         if !pairs.contains(&pair) {
@@ -103,8 +139,8 @@ fn entry_of(object: &ImageAccess) -> Entry {
     object.is_deleting().hash(&mut hasher);
     object.has_finalizer().hash(&mut hasher);
     named.hash(&mut hasher);
-    object.metadata.generation.hash(&mut hasher);
-    if let Some(status) = &object.status {
+    object.meta().generation.hash(&mut hasher);
+    if let Some(status) = object.membership_status() {
         status.observed_generation.hash(&mut hasher);
         for condition in &status.conditions {
             (&condition.type_, &condition.status, &condition.reason).hash(&mut hasher);
@@ -112,19 +148,19 @@ fn entry_of(object: &ImageAccess) -> Entry {
     }
     Entry {
         uid: object.uid().unwrap_or_default(),
-        image: named.image_id.clone(),
+        image: object.image_id(),
         pairs,
         secret: (
             object.namespace().unwrap_or_default(),
-            object.spec.cloud_credentials_ref.secret_name.clone(),
+            object.credentials_ref().secret_name.clone(),
         ),
         needs_secret: !object.is_deleting() || object.has_finalizer(),
         stake: hasher.finish(),
     }
 }
 
-impl Inner {
-    fn remove(&mut self, key: &Key) -> Option<Entry> {
+impl<K: Kind> Inner<K> {
+    fn remove(&mut self, key: &Key<K>) -> Option<Entry> {
         let old = self.entries.remove(key)?;
         for pair in &old.pairs {
             if let Some(set) = self.by_pair.get_mut(pair) {
@@ -149,7 +185,7 @@ impl Inner {
         Some(old)
     }
 
-    fn insert(&mut self, key: Key, entry: Entry) {
+    fn insert(&mut self, key: Key<K>, entry: Entry) {
         for pair in &entry.pairs {
             self.by_pair.entry(pair.clone()).or_default().insert(key.clone());
         }
@@ -165,7 +201,7 @@ impl Inner {
     }
 
     /// The others naming any of `pairs`.
-    fn others(&self, key: &Key, pairs: &[PairKey]) -> HashSet<ObjectRef<ImageAccess>> {
+    fn others(&self, key: &Key<K>, pairs: &[PairKey]) -> HashSet<ObjectRef<K>> {
         pairs
             .iter()
             .filter_map(|pair| self.by_pair.get(pair))
@@ -175,12 +211,13 @@ impl Inner {
             .collect()
     }
 
-    fn changed(&self, key: &Key, old: Option<&Entry>, new: Option<&Entry>) -> Changes {
+    fn changed(&self, key: &Key<K>, old: Option<&Entry>, new: Option<&Entry>) -> Changes<K> {
         let mut changes = Changes::default();
         if old.map(|e| e.stake) != new.map(|e| e.stake) {
             let mut pairs: Vec<PairKey> = old.map(|e| e.pairs.clone()).unwrap_or_default();
             pairs.extend(new.map(|e| e.pairs.clone()).unwrap_or_default());
             changes.wake = self.others(key, &pairs);
+            changes.pairs = pairs.into_iter().collect();
         }
         let use_of = |e: Option<&Entry>| e.map(|e| (e.secret.clone(), e.needs_secret));
         if use_of(old) != use_of(new) {
@@ -196,13 +233,13 @@ impl Inner {
     }
 }
 
-impl Index {
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+impl<K: Kind> Index<K> {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner<K>> {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// An object was added or changed.
-    pub fn apply(&self, object: &ImageAccess) -> Changes {
+    pub fn apply(&self, object: &K) -> Changes<K> {
         let key = key_of(object);
         let new = entry_of(object);
         let mut inner = self.inner();
@@ -216,7 +253,7 @@ impl Index {
     }
 
     /// An object is gone.
-    pub fn delete(&self, object: &ImageAccess) -> Changes {
+    pub fn delete(&self, object: &K) -> Changes<K> {
         let key = key_of(object);
         let mut inner = self.inner();
         let old = inner.remove(&key);
@@ -230,12 +267,12 @@ impl Index {
     }
 
     /// The relist of `scope` is complete.
-    pub fn relist_done(&self, scope: Option<&str>) -> Changes {
+    pub fn relist_done(&self, scope: Option<&str>) -> Changes<K> {
         let mut inner = self.inner();
         let Some(seen) = inner.relisting.remove(&scope.map(str::to_string)) else {
             return Changes::default();
         };
-        let stale: Vec<Key> = inner
+        let stale: Vec<Key<K>> = inner
             .entries
             .keys()
             .filter(|key| scope.is_none_or(|ns| key.namespace.as_deref() == Some(ns)) && !seen.contains(*key))
@@ -251,13 +288,13 @@ impl Index {
     }
 
     /// Objects that name, claim or hold a membership of `image_id` with `member_id`.
-    pub fn naming(&self, image_id: &str, member_id: &str) -> Vec<ObjectRef<ImageAccess>> {
+    pub fn naming(&self, image_id: &str, member_id: &str) -> Vec<ObjectRef<K>> {
         let key = (normalize_image_id(image_id), member_id.to_string());
         self.inner().by_pair.get(&key).map(refs).unwrap_or_default()
     }
 
     /// Objects whose spec names the image.
-    pub fn naming_image(&self, image_id: &str) -> Vec<ObjectRef<ImageAccess>> {
+    pub fn naming_image(&self, image_id: &str) -> Vec<ObjectRef<K>> {
         self.inner()
             .by_image
             .get(&normalize_image_id(image_id))
@@ -266,7 +303,7 @@ impl Index {
     }
 
     /// Objects whose `cloudCredentialsRef` names the Secret.
-    pub fn using_secret(&self, namespace: &str, name: &str) -> Vec<ObjectRef<ImageAccess>> {
+    pub fn using_secret(&self, namespace: &str, name: &str) -> Vec<ObjectRef<K>> {
         self.inner()
             .by_secret
             .get(&(namespace.to_string(), name.to_string()))
@@ -308,7 +345,7 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::FINALIZER;
+    use crate::api::{FINALIZER, ImageAccess};
 
     const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
 
@@ -318,7 +355,7 @@ mod tests {
 
     #[test]
     fn objects_are_found_by_membership_and_by_secret() {
-        let index = Index::default();
+        let index = Index::<ImageAccess>::default();
         index.apply(&object("a", "m1"));
         index.apply(&object("b", "m1"));
         index.apply(&object("c", "m2"));
@@ -331,7 +368,7 @@ mod tests {
 
     #[test]
     fn a_changed_holder_wakes_the_others_naming_the_same_membership() {
-        let index = Index::default();
+        let index = Index::<ImageAccess>::default();
         let waiting = object("waiting", "m1");
         index.apply(&waiting);
         let unrelated = object("unrelated", "m2");
@@ -348,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_deleted_object_without_our_finalizer_no_longer_needs_its_secret() {
-        let index = Index::default();
+        let index = Index::<ImageAccess>::default();
         let finalized = object("a", "m1").finalized();
         index.apply(&finalized);
         let deleting = finalized.clone().deleting();
@@ -367,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_relist_forgets_objects_deleted_while_the_watch_was_down() {
-        let index = Index::default();
+        let index = Index::<ImageAccess>::default();
         index.apply(&object("kept", "m1"));
         index.apply(&object("gone", "m1"));
         index.relist_started(Some("default"));

@@ -10,17 +10,46 @@
 
 use std::cmp::Ordering;
 
-use crate::api::{ImageAccess, Membership};
+use kube::api::ObjectMeta;
+
+use crate::api::{ImageAccess, Managed, Membership};
 use crate::controller::status::MANAGED_ELSEWHERE;
 
 /// Objects in creation order (then namespace and name, so the order is total).
 fn older(a: &ImageAccess, b: &ImageAccess) -> Ordering {
-    let created = |o: &ImageAccess| o.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let at = |o: &ImageAccess| (created(o).is_none(), created(o));
+    created_before(&a.metadata, &b.metadata)
+}
+
+/// Objects of any kind in creation order (then namespace and name).
+fn created_before(a: &ObjectMeta, b: &ObjectMeta) -> Ordering {
+    let at = |m: &ObjectMeta| {
+        let created = m.creation_timestamp.as_ref().map(|t| t.0);
+        (created.is_none(), created)
+    };
     at(a)
         .cmp(&at(b))
-        .then_with(|| a.metadata.namespace.cmp(&b.metadata.namespace))
-        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        .then_with(|| a.namespace.cmp(&b.namespace))
+        .then_with(|| a.name.cmp(&b.name))
+}
+
+/// One setter per member status: of the objects that set the status of one membership (an
+/// ImageAccess with spec.status, an ImageAccessAccept), the first created sets it. Returns the
+/// one of `others` (each with its kind, for the message) that comes before `me`, if any.
+pub fn first_status_setter<'a>(
+    me: &ObjectMeta,
+    others: impl IntoIterator<Item = (&'static str, &'a ObjectMeta)>,
+) -> Option<String> {
+    others
+        .into_iter()
+        .filter(|(_, other)| other.uid != me.uid && created_before(other, me) == Ordering::Less)
+        .min_by(|(_, a), (_, b)| created_before(a, b))
+        .map(|(kind, other)| {
+            format!(
+                "{kind} {}/{}",
+                other.namespace.as_deref().unwrap_or_default(),
+                other.name.as_deref().unwrap_or_default()
+            )
+        })
 }
 
 /// The membership `object` names, with the region its claim resolved when it still names the

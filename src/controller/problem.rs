@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{ImageAccess, MemberStatus, Membership};
-use crate::controller::status::MANAGED_ELSEWHERE;
+use crate::controller::status::{MANAGED_ELSEWHERE, STATUS_CONFLICT, WAITING_FOR_SHARE};
 use crate::openstack::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 
 /// What was being done when the failure happened: the same 403 means different things.
@@ -29,18 +29,25 @@ pub enum Problem {
     },
     /// Progress needs a human: the message says what to change.
     Stalled { reason: &'static str, message: String },
+    /// Progress needs something that is not a fault and needs nobody here: another party's
+    /// step (the owner shares the image). Looked at again with backoff.
+    Waiting { reason: &'static str, message: String },
 }
 
 impl Problem {
     pub fn reason(&self) -> &'static str {
         match self {
-            Problem::Transient { reason, .. } | Problem::Stalled { reason, .. } => reason,
+            Problem::Transient { reason, .. } | Problem::Stalled { reason, .. } | Problem::Waiting { reason, .. } => {
+                reason
+            }
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            Problem::Transient { message, .. } | Problem::Stalled { message, .. } => message,
+            Problem::Transient { message, .. }
+            | Problem::Stalled { message, .. }
+            | Problem::Waiting { message, .. } => message,
         }
     }
 
@@ -84,6 +91,53 @@ impl Problem {
             MANAGED_ELSEWHERE,
             format!(
                 "ImageAccess {other} already manages the membership ({membership}); one object manages a membership, so this one changes nothing in Glance and takes over when {other} is deleted. Delete one of the two, or point this one at another image or member"
+            ),
+        )
+    }
+
+    /// No spec.memberId, and the credentials are not scoped to a project that could be it.
+    pub fn member_unknown(secret: &str) -> Problem {
+        Problem::stalled(
+            "MemberUnknown",
+            format!(
+                "spec.memberId is not set and the credentials in Secret {secret} are not scoped to a project: set spec.memberId, or scope the cloud entry to the member project (project_id or project_name)"
+            ),
+        )
+    }
+
+    /// The image is not shared with the member (yet): the owner's step comes first.
+    pub fn waiting_for_share(membership: &Membership) -> Problem {
+        Problem::Waiting {
+            reason: WAITING_FOR_SHARE,
+            message: format!(
+                "image {} is not shared with member {} yet (Glance shows no such membership to the member): waiting for the image's owner to share it (an ImageAccess, or openstack image add project {} {}); looking again with backoff",
+                membership.image_id, membership.member_id, membership.image_id, membership.member_id
+            ),
+        }
+    }
+
+    /// Another object sets the status of the same membership and came first: two objects
+    /// setting one status would undo each other's writes at every resync.
+    pub fn status_conflict(other: &str, membership: &Membership) -> Problem {
+        Problem::stalled(
+            STATUS_CONFLICT,
+            format!(
+                "{other} already sets the member status of the membership ({membership}); two objects setting one status would undo each other, so this one changes nothing in Glance until {other} is deleted or stops setting it. Delete one of the two, or remove spec.status from the ImageAccess"
+            ),
+        )
+    }
+
+    /// Glance refused a status change by credentials that are not the member project's.
+    pub fn not_the_member(target: &Membership, caller_project: Option<&str>, secret: &str, said: &str) -> Problem {
+        let whose = caller_project.map_or_else(
+            || "are not the member project's".to_string(),
+            |p| format!("belong to project {p}, not to member {}", target.member_id),
+        );
+        Problem::stalled(
+            "NotTheMember",
+            format!(
+                "Glance refused to set the status of member {} of image {} {said}: only the member project (or an admin) may accept or reject a share, and the credentials in Secret {secret} {whose}. Put the member project's credentials in the Secret, or leave spec.memberId unset to use the project of the credentials",
+                target.member_id, target.image_id
             ),
         )
     }

@@ -19,7 +19,7 @@ use proptest::prelude::*;
 
 use super::tests::Operator;
 use super::*;
-use crate::api::MemberStatus;
+use crate::api::{DeletionPolicy, ImageAccess, Managed, MemberStatus};
 use crate::openstack::ClientSettings;
 use crate::testing::fake_kube::{FakeKube, secret_metadata};
 use crate::testing::fake_openstack::{FakeOpenStack, Fault, OWNER_PROJECT, PASSWORD};
@@ -205,7 +205,7 @@ impl World {
 
     async fn reconcile(&mut self, namespace: &str, object: &str) {
         self.sync();
-        let reference = ObjectRef::new(object).within(namespace);
+        let reference = ObjectRef::<ImageAccess>::new(object).within(namespace);
         let Some(cached) = self.op.ctx.object(&reference) else {
             return;
         };
@@ -221,7 +221,7 @@ impl World {
         let cached = |(namespace, object): (usize, usize)| {
             self.op
                 .ctx
-                .object(&ObjectRef::new(&name(object)).within(NAMESPACES[namespace]))
+                .object(&ObjectRef::<ImageAccess>::new(&name(object)).within(NAMESPACES[namespace]))
         };
         let (Some(a), Some(b)) = (cached(first), cached(second)) else {
             return;

@@ -10,11 +10,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::problem::Problem;
 use crate::api::{ImageAccessStatus, MemberStatus, Membership};
-use crate::openstack::Member;
+use crate::openstack::{Image, Member};
 
 pub const READY: &str = "Ready";
 /// The reason of an object that waits for another object managing the same membership.
 pub const MANAGED_ELSEWHERE: &str = "MembershipManagedElsewhere";
+/// The reason of an object that sets a member status another object already sets.
+pub const STATUS_CONFLICT: &str = "MemberStatusConflict";
+/// The reason of an ImageAccessAccept whose image is not shared with its member yet.
+pub const WAITING_FOR_SHARE: &str = "WaitingForShare";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 
@@ -35,6 +39,8 @@ pub struct Outcome {
     pub applied: Option<Membership>,
     pub observation: Observation,
     pub problem: Option<Problem>,
+    /// What the member may see of the image, when the reconcile read it.
+    pub image: Option<Image>,
 }
 
 /// The status after a reconcile of `desired` (asking for `desired_status`) with `outcome`.
@@ -78,6 +84,11 @@ pub fn next(
                 now,
             );
             set_condition(conditions, STALLED, "True", reason, message, generation, now);
+        }
+        (Some(Problem::Waiting { reason, message }), _) => {
+            set_condition(conditions, READY, "False", reason, message, generation, now);
+            set_condition(conditions, RECONCILING, "True", reason, message, generation, now);
+            set_condition(conditions, STALLED, "False", reason, "", generation, now);
         }
         (Some(Problem::Transient { reason, message, .. }), _) => {
             set_condition(conditions, READY, "False", reason, message, generation, now);
@@ -206,6 +217,7 @@ mod tests {
 
     fn ok(member: Member) -> Outcome {
         Outcome {
+            image: None,
             applied: Some(desired()),
             observation: Observation::Present(member),
             problem: None,
@@ -289,6 +301,7 @@ mod tests {
                 "needs a human",
                 None,
                 Outcome {
+                    image: None,
                     applied: None,
                     observation: Observation::Unknown,
                     problem: Some(stalled),
@@ -302,6 +315,7 @@ mod tests {
                 "transient",
                 None,
                 Outcome {
+                    image: None,
                     applied: Some(desired()),
                     observation: Observation::Unknown,
                     problem: Some(transient),
@@ -340,6 +354,7 @@ mod tests {
             now,
         );
         let transient = Outcome {
+            image: None,
             applied: Some(desired()),
             observation: Observation::Unknown,
             problem: Some(Problem::Transient {
@@ -351,6 +366,7 @@ mod tests {
         let after = next(&ready, Some(1), &desired(), None, &transient, now);
         assert_eq!(after.member_status, Some(MemberStatus::Accepted));
         let gone = Outcome {
+            image: None,
             applied: None,
             observation: Observation::Absent,
             problem: None,
@@ -410,6 +426,7 @@ mod tests {
             first,
         );
         let stalled = Outcome {
+            image: None,
             applied: None,
             observation: Observation::Unknown,
             problem: Some(Problem::Stalled {

@@ -12,7 +12,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef};
 
 use super::*;
-use crate::api::{DeletionPolicy, MemberStatus};
+use crate::api::{DeletionPolicy, ImageAccessStatus, Managed, MemberStatus};
 use crate::credentials::hold_finalizer;
 use crate::openstack::ClientSettings;
 use crate::testing::fake_kube::{Call, Change, FakeKube, secret_metadata};
@@ -1232,7 +1232,7 @@ async fn work_at_once_never_exceeds_the_limits() {
             loop {
                 let now = metrics
                     .active_workers
-                    .get_or_create(&Metrics::controller_labels())
+                    .get_or_create(&Metrics::controller_labels("imageaccess"))
                     .get();
                 peak.fetch_max(now, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(5)).await;

@@ -1,5 +1,6 @@
-//! The `ImageAccess` custom resource: its spec, its status and the schema the apiserver
-//! validates at admission. `crdgen` prints this as YAML into `crds/`.
+//! The custom resources: `ImageAccess` (the owner shares an image, here) and
+//! `ImageAccessAccept` (the member accepts it, in [`accept`]): their specs, their status and the
+//! schema the apiserver validates at admission. `crdgen` prints them as YAML into `crds/`.
 //!
 //! Everything here is data: no I/O, no clock. The controller owns behaviour.
 
@@ -7,6 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+mod accept;
+pub use accept::{AcceptDeletionPolicy, ImageAccessAccept, ImageAccessAcceptSpec, ImageAccessAcceptStatus};
 
 /// API group of every kind this operator serves.
 pub const GROUP: &str = "glance.viettelidc.com.vn";
@@ -96,9 +100,9 @@ pub struct ImageAccessSpec {
 /// Glance's form of an image ID. Glance stores IDs lowercase with dashes and answers 404 for
 /// any other spelling, so another spelling is refused at admission instead of looping on
 /// ImageNotFound.
-const IMAGE_ID_RULE: &str = "self.matches('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')";
+pub(crate) const IMAGE_ID_RULE: &str = "self.matches('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')";
 /// The refusal shows the value in the expected form when it is a UUID spelled otherwise.
-const IMAGE_ID_MESSAGE: &str = "self.lowerAscii().matches('^[0-9a-f]{32}$') ? 'imageId must be written as Glance shows it, lowercase with dashes: ' + self.lowerAscii().substring(0, 8) + '-' + self.lowerAscii().substring(8, 12) + '-' + self.lowerAscii().substring(12, 16) + '-' + self.lowerAscii().substring(16, 20) + '-' + self.lowerAscii().substring(20, 32) : (self.lowerAscii().matches('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') ? 'imageId must be written as Glance shows it, lowercase with dashes: ' + self.lowerAscii() : 'imageId must be a Glance image ID: a lowercase UUID with dashes, such as 6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10 (openstack image list shows it)')";
+pub(crate) const IMAGE_ID_MESSAGE: &str = "self.lowerAscii().matches('^[0-9a-f]{32}$') ? 'imageId must be written as Glance shows it, lowercase with dashes: ' + self.lowerAscii().substring(0, 8) + '-' + self.lowerAscii().substring(8, 12) + '-' + self.lowerAscii().substring(12, 16) + '-' + self.lowerAscii().substring(16, 20) + '-' + self.lowerAscii().substring(20, 32) : (self.lowerAscii().matches('^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$') ? 'imageId must be written as Glance shows it, lowercase with dashes: ' + self.lowerAscii() : 'imageId must be a Glance image ID: a lowercase UUID with dashes, such as 6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10 (openstack image list shows it)')";
 
 /// The image ID in Glance's form (lowercase, dashed), whatever the spelling: objects stored
 /// before admission refused other spellings still name the right image.
@@ -253,6 +257,71 @@ impl Membership {
     }
 }
 
+/// What both kinds of object share: the membership they claimed and have applied, the
+/// finalizer, the credentials and the status conditions. The controller's shared parts work on
+/// any `Managed` object.
+pub trait Managed: kube::Resource {
+    /// The part of the status both kinds share.
+    fn membership_status(&self) -> Option<&ImageAccessStatus>;
+
+    /// The Secret and cloud the object's credentials come from.
+    fn credentials_ref(&self) -> &CloudCredentialsRef;
+
+    /// The membership this object claimed before calling Glance (see [`CLAIM_ANNOTATION`]).
+    fn claim(&self) -> Option<Membership> {
+        let text = self.meta().annotations.as_ref()?.get(CLAIM_ANNOTATION)?;
+        serde_json::from_str(text).ok()
+    }
+
+    /// The membership the status records as applied.
+    fn applied(&self) -> Option<&Membership> {
+        self.membership_status()?.applied.as_ref()
+    }
+
+    /// Whether this object holds `membership`: claimed it, or has it applied.
+    fn holds(&self, membership: &Membership) -> bool {
+        self.claim().as_ref() == Some(membership) || self.applied() == Some(membership)
+    }
+
+    fn has_finalizer(&self) -> bool {
+        self.meta()
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
+    }
+
+    fn is_deleting(&self) -> bool {
+        self.meta().deletion_timestamp.is_some()
+    }
+
+    /// The condition of the given type, if the status has one.
+    fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.membership_status()?.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// The memberships the object may have touched in Glance: the one its status records, and
+    /// the one it claimed before its last Glance call.
+    fn held_memberships(&self) -> Vec<Membership> {
+        let mut held: Vec<Membership> = self.applied().cloned().into_iter().collect();
+        if let Some(claim) = self.claim()
+            && !held.contains(&claim)
+        {
+            held.push(claim);
+        }
+        held
+    }
+}
+
+impl Managed for ImageAccess {
+    fn membership_status(&self) -> Option<&ImageAccessStatus> {
+        self.status.as_ref()
+    }
+
+    fn credentials_ref(&self) -> &CloudCredentialsRef {
+        &self.spec.cloud_credentials_ref
+    }
+}
+
 impl ImageAccess {
     pub fn deletion_policy(&self) -> DeletionPolicy {
         self.spec.deletion_policy.unwrap_or_default()
@@ -265,38 +334,6 @@ impl ImageAccess {
             member_id: self.spec.member_id.clone(),
             region: self.spec.region.clone(),
         }
-    }
-
-    /// The membership this object claimed before calling Glance (see [`CLAIM_ANNOTATION`]).
-    pub fn claim(&self) -> Option<Membership> {
-        let text = self.metadata.annotations.as_ref()?.get(CLAIM_ANNOTATION)?;
-        serde_json::from_str(text).ok()
-    }
-
-    /// The membership the status records as applied.
-    pub fn applied(&self) -> Option<&Membership> {
-        self.status.as_ref()?.applied.as_ref()
-    }
-
-    /// Whether this object holds `membership`: claimed it, or has it applied.
-    pub fn holds(&self, membership: &Membership) -> bool {
-        self.claim().as_ref() == Some(membership) || self.applied() == Some(membership)
-    }
-
-    pub fn has_finalizer(&self) -> bool {
-        self.metadata
-            .finalizers
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|f| f == FINALIZER))
-    }
-
-    pub fn is_deleting(&self) -> bool {
-        self.metadata.deletion_timestamp.is_some()
-    }
-
-    /// The condition of the given type, if the status has one.
-    pub fn condition(&self, type_: &str) -> Option<&Condition> {
-        self.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
     }
 }
 
