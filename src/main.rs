@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
-use image_access_operator::api::ImageAccess;
+use image_access_operator::api::{ImageAccess, ImageAccessAccept};
 use image_access_operator::config::Config;
 use image_access_operator::controller::{self, Context, Settings};
 use image_access_operator::credentials::hold_finalizer;
@@ -43,7 +43,17 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach Kubernetes ({e}): run in a pod with a service account, or set KUBECONFIG")
     })?;
-    check_crd_installed(&client, &config.watch_namespaces).await?;
+    check_crd_installed::<ImageAccess>(&client, &config.watch_namespaces).await?;
+    // Helm installs the CRDs of its crds/ folder on install only: after a `helm upgrade` from a
+    // version without ImageAccessAccept, its CRD is missing until applied by hand. ImageAccess
+    // objects are served meanwhile.
+    let skip_accepts = match check_crd_installed::<ImageAccessAccept>(&client, &config.watch_namespaces).await {
+        Ok(()) => false,
+        Err(e) => {
+            tracing::warn!("ImageAccessAccept objects are not served: {e}; restart the operator once it is fixed");
+            true
+        }
+    };
 
     let metrics = Arc::new(Metrics::default());
     let openstack = OpenStack::new(
@@ -88,6 +98,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let scope = WatchScope {
         namespaces: config.watch_namespaces.clone(),
         label_selector: config.label_selector.clone(),
+        skip_accepts,
     };
     let client = ctx.client.clone();
     // One signal, seen by whoever is waiting: the standby loop, or the controllers.
@@ -138,26 +149,34 @@ fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Strin
     }
 }
 
-/// Fails with a message that says how to install the CRD (the operator never installs it).
-/// Lists where the operator will watch, so namespace-scoped rights suffice.
-async fn check_crd_installed(client: &kube::Client, namespaces: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let api: Api<ImageAccess> = match namespaces.first() {
+/// Fails with a message that says how to install the CRD of kind `K` (the operator never
+/// installs it). Lists where the operator will watch, so namespace-scoped rights suffice.
+async fn check_crd_installed<K>(client: &kube::Client, namespaces: &[String]) -> Result<(), Box<dyn std::error::Error>>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + CustomResourceExt
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = match namespaces.first() {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
         None => Api::all(client.clone()),
     };
+    let kind = K::kind(&());
     match api.list(&kube::api::ListParams::default().limit(1)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
             "the CRD {} is not installed: kubectl apply --server-side -f crds/ (the Helm chart installs it too)",
-            ImageAccess::crd_name()
+            K::crd_name()
         )
         .into()),
         Err(kube::Error::Api(status)) if status.code == 403 => Err(format!(
-            "the operator may not list ImageAccess objects ({}): check its RBAC (the Helm chart grants it)",
+            "the operator may not list {kind} objects ({}): check its RBAC (the Helm chart grants it)",
             status.message
         )
         .into()),
-        Err(e) => Err(format!("cannot list ImageAccess objects: {e}").into()),
+        Err(e) => Err(format!("cannot list {kind} objects: {e}").into()),
     }
 }
 

@@ -31,7 +31,7 @@ use super::{
     printcolumn(
         name = "Member",
         type_ = "string",
-        json_path = ".status.applied.memberId",
+        json_path = ".status.memberId",
         description = "The member project (spec.memberId, or the project of the credentials)"
     ),
     printcolumn(
@@ -116,6 +116,11 @@ pub struct ImageAccessAcceptStatus {
     #[serde(flatten)]
     pub membership: ImageAccessStatus,
 
+    /// The member project: spec.memberId, or the project the credentials are scoped to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub member_id: Option<String>,
+
     /// The image's name, as Glance shows it to the member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
@@ -138,6 +143,15 @@ impl Managed for ImageAccessAccept {
 }
 
 impl ImageAccessAccept {
+    /// The member project: the spec's, or the one the credentials resolved to (known from the
+    /// first reconcile that read them).
+    pub fn member_id(&self) -> Option<String> {
+        self.spec
+            .member_id
+            .clone()
+            .or_else(|| self.status.as_ref()?.member_id.clone())
+    }
+
     pub fn deletion_policy(&self) -> AcceptDeletionPolicy {
         self.spec.deletion_policy.unwrap_or_default()
     }

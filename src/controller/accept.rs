@@ -36,7 +36,7 @@ impl Kind for ImageAccessAccept {
     }
 
     fn named(&self) -> Option<Membership> {
-        self.spec.member_id.clone().map(|member| self.membership_of(member))
+        self.member_id().map(|member| self.membership_of(member))
     }
 
     async fn apply(object: &Self, api: &Api<Self>, ctx: &Context) -> Result<Next, Error> {
@@ -68,13 +68,22 @@ impl Kind for ImageAccessAccept {
             Some(image) => (image.name.clone(), image.owner.clone()),
             None => (previous.image_name.clone(), previous.image_owner.clone()),
         };
+        let member_id = Some(desired.member_id.clone())
+            .filter(|m| !m.is_empty())
+            .or(previous.member_id.clone());
         let next = ImageAccessAcceptStatus {
             membership,
+            member_id,
             image_name,
             image_owner,
         };
         let changed = status::differs(self.membership_status(), &next.membership)
-            || (previous.image_name != next.image_name || previous.image_owner != next.image_owner);
+            || (previous.member_id, previous.image_name, previous.image_owner)
+                != (
+                    next.member_id.clone(),
+                    next.image_name.clone(),
+                    next.image_owner.clone(),
+                );
         changed.then_some(next)
     }
 }
@@ -208,13 +217,10 @@ async fn converge(
 }
 
 /// The object of either kind that sets the status of `desired` and came before `object`, named
-/// for the message. Objects being deleted do not count: they are letting go.
+/// for the message.
 fn first_setter(ctx: &Context, object: &ImageAccessAccept, desired: &Membership) -> Option<String> {
-    let accepts = ctx.naming::<ImageAccessAccept>(desired, Some(&ObjectRef::from(object)));
-    let accepts = accepts
-        .iter()
-        .filter(|other| !other.is_deleting() && sets(other, desired))
-        .map(|other| ("ImageAccessAccept", &other.metadata));
+    let accepts = setting(ctx, desired, Some(&ObjectRef::from(object)));
+    let accepts = accepts.iter().map(|other| ("ImageAccessAccept", &other.metadata));
     let owners = ctx.naming::<ImageAccess>(desired, None);
     let owners = owners
         .iter()
@@ -224,11 +230,21 @@ fn first_setter(ctx: &Context, object: &ImageAccessAccept, desired: &Membership)
     ownership::first_status_setter(&object.metadata, accepts.chain(owners))
 }
 
-/// Whether the accept object `other` sets the status of `membership`: its spec names it, or
-/// it has claimed or applied it.
-fn sets(other: &ImageAccessAccept, membership: &Membership) -> bool {
-    other.named().is_some_and(|named| named.overlaps(membership))
-        || other.held_memberships().iter().any(|held| held.overlaps(membership))
+/// The ImageAccessAccept objects (but `except`) that set the status of `membership`: their spec
+/// names it, or they claimed or applied it. Objects being deleted do not count: they are
+/// letting go.
+pub(super) fn setting(
+    ctx: &Context,
+    membership: &Membership,
+    except: Option<&ObjectRef<ImageAccessAccept>>,
+) -> Vec<std::sync::Arc<ImageAccessAccept>> {
+    let mut accepts = ctx.naming::<ImageAccessAccept>(membership, except);
+    accepts.retain(|other| {
+        !other.is_deleting()
+            && (other.named().is_some_and(|named| named.overlaps(membership))
+                || other.held_memberships().iter().any(|held| held.overlaps(membership)))
+    });
+    accepts
 }
 
 /// Sets the member status; a 403 says these are not the member's credentials.

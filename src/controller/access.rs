@@ -166,6 +166,15 @@ async fn converge(
         return stop(desired.clone(), applied, Problem::managed_elsewhere(manager, &desired));
     }
 
+    // One setter per member status: an ImageAccessAccept of the member may set it already.
+    if spec.status.is_some() {
+        let accepts = super::accept::setting(ctx, &desired, None);
+        let accepts = accepts.iter().map(|a| ("ImageAccessAccept", &a.metadata));
+        if let Some(first) = ownership::first_status_setter(&object.metadata, accepts) {
+            return stop(desired.clone(), applied, Problem::status_conflict(&first, &desired));
+        }
+    }
+
     claim(api, object, &desired, ctx).await?;
 
     // Not yet applied under this identity: create straight away and let a 409 say it exists

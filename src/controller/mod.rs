@@ -776,9 +776,11 @@ pub async fn run(
     let (access_loops, access_synced) = run_kind::<ImageAccess>(&ctx, &scope, &stop_signal);
     loops.extend(access_loops);
     synced.push(access_synced);
-    let (accept_loops, accept_synced) = run_kind::<ImageAccessAccept>(&ctx, &scope, &stop_signal);
-    loops.extend(accept_loops);
-    synced.push(accept_synced);
+    if !scope.skip_accepts {
+        let (accept_loops, accept_synced) = run_kind::<ImageAccessAccept>(&ctx, &scope, &stop_signal);
+        loops.extend(accept_loops);
+        synced.push(accept_synced);
+    }
 
     let controller_config =
         kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency());
@@ -787,7 +789,7 @@ pub async fn run(
     // labelled for the operator, and only their metadata is kept.
     let secret_scope = WatchScope {
         namespaces: scope.namespaces.clone(),
-        label_selector: None,
+        ..WatchScope::default()
     };
     for (namespace, api) in secret_scope.apis::<PartialObjectMeta<Secret>>(&ctx.client) {
         let (reader, writer) = reflector::store::<PartialObjectMeta<Secret>>();
@@ -924,6 +926,8 @@ where
     true
 }
 
+#[cfg(test)]
+mod accept_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

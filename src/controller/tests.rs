@@ -12,20 +12,21 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef};
 
 use super::*;
-use crate::api::{DeletionPolicy, ImageAccessStatus, Managed, MemberStatus};
+use crate::api::{DeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessStatus, Managed, MemberStatus};
 use crate::credentials::hold_finalizer;
 use crate::openstack::ClientSettings;
 use crate::testing::fake_kube::{Call, Change, FakeKube, secret_metadata};
 use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD};
 use crate::testing::fixtures::{NAMESPACE, SECRET};
 
-const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+pub(super) const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
 const OTHER_IMAGE: &str = "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21";
 
 /// The operator's view: a context with watch caches fed from the fake API's changes.
 pub(super) struct Operator {
     pub(super) ctx: Arc<Context>,
     objects: Writer<ImageAccess>,
+    accepts: Writer<ImageAccessAccept>,
     secrets: Writer<PartialObjectMeta<Secret>>,
 }
 
@@ -51,10 +52,17 @@ impl Operator {
         ));
         let (object_reader, objects) = reflector::store();
         ctx.watch_scope(None, object_reader);
+        let (accept_reader, accepts) = reflector::store::<ImageAccessAccept>();
+        ctx.watch_scope(None, accept_reader);
         let (secret_reader, secrets) = reflector::store();
         ctx.secrets.watch_scope(None, secret_reader);
         ctx.objects_synced.store(true, Ordering::Relaxed);
-        Operator { ctx, objects, secrets }
+        Operator {
+            ctx,
+            objects,
+            accepts,
+            secrets,
+        }
     }
 
     /// A fresh operator that lists everything, as one would after a restart.
@@ -93,6 +101,10 @@ impl Operator {
                     self.objects.apply_watcher_event(&event);
                     self.ctx.observe(None, &event);
                 }
+                Change::Accept(event) => {
+                    self.accepts.apply_watcher_event(&event);
+                    self.ctx.observe(None, &event);
+                }
                 Change::Secret(event) => {
                     self.secrets.apply_watcher_event(&event);
                     self.ctx.observe_secret(None, &event);
@@ -102,11 +114,11 @@ impl Operator {
     }
 }
 
-struct Harness {
-    kube: FakeKube,
+pub(super) struct Harness {
+    pub(super) kube: FakeKube,
     client: kube::Client,
-    fake: FakeOpenStack,
-    op: Operator,
+    pub(super) fake: FakeOpenStack,
+    pub(super) op: Operator,
 }
 
 fn clouds_data(fake: &FakeOpenStack) -> String {
@@ -116,7 +128,7 @@ fn clouds_data(fake: &FakeOpenStack) -> String {
 impl Harness {
     /// The fake OpenStack with IMAGE and OTHER_IMAGE (shared, owned by the owner project), and
     /// the credentials Secret holding its clouds.yaml.
-    async fn new() -> Harness {
+    pub(super) async fn new() -> Harness {
         Harness::with_settings(Settings::default()).await
     }
 
@@ -131,17 +143,20 @@ impl Harness {
         Harness { kube, client, fake, op }
     }
 
-    fn ctx(&self) -> Arc<Context> {
+    pub(super) fn ctx(&self) -> Arc<Context> {
         self.op.ctx.clone()
     }
 
-    fn sync(&mut self) {
+    pub(super) fn sync(&mut self) {
         let changes = self.kube.take_changes();
         self.op.feed(changes);
     }
 
-    /// `kubectl apply`.
-    fn apply(&mut self, object: &ImageAccess) -> ImageAccess {
+    /// `kubectl apply` (of either kind).
+    pub(super) fn apply<K>(&mut self, object: &K) -> K
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+    {
         let stored = self.kube.apply(object);
         self.sync();
         stored
@@ -157,12 +172,19 @@ impl Harness {
         self.op.ctx.object(&ObjectRef::new(name).within(NAMESPACE))
     }
 
-    /// One reconcile of `name` as kube-runtime runs it: the cached object, then error_policy
-    /// on an error; the changes it made are fed back.
-    async fn reconcile(&mut self, name: &str) -> Result<Action, Error> {
+    /// One reconcile of the ImageAccess `name` as kube-runtime runs it: the cached object,
+    /// then error_policy on an error; the changes it made are fed back.
+    pub(super) async fn reconcile(&mut self, name: &str) -> Result<Action, Error> {
+        self.reconcile_kind::<ImageAccess>(name).await
+    }
+
+    /// One reconcile of the object of kind `K` named `name`.
+    pub(super) async fn reconcile_kind<K: Kind>(&mut self, name: &str) -> Result<Action, Error> {
         self.sync();
         let object = self
-            .cached(name)
+            .op
+            .ctx
+            .object(&ObjectRef::<K>::new(name).within(NAMESPACE))
             .unwrap_or_else(|| panic!("{name} is not in the cache"));
         let result = reconcile(object.clone(), self.ctx()).await;
         if let Err(e) = &result {
@@ -182,11 +204,11 @@ impl Harness {
     }
 
     /// Time passes: everything is due again.
-    fn later(&self) {
+    pub(super) fn later(&self) {
         self.op.ctx.clock.advance(Duration::from_secs(3600));
     }
 
-    fn calls(&self) -> Vec<Call> {
+    pub(super) fn calls(&self) -> Vec<Call> {
         self.kube.take_calls()
     }
 
@@ -210,7 +232,7 @@ fn writes(calls: &[Call]) -> Vec<&Call> {
     calls.iter().filter(|c| c.method != "GET").collect()
 }
 
-fn event_reasons(calls: &[Call]) -> Vec<String> {
+pub(super) fn event_reasons(calls: &[Call]) -> Vec<String> {
     calls
         .iter()
         .filter(|c| c.path.contains("/events"))

@@ -26,6 +26,8 @@ pub struct WatchScope {
     pub namespaces: Vec<String>,
     /// Only objects with these labels (to shard objects across operator instances).
     pub label_selector: Option<String>,
+    /// Leave ImageAccessAccept objects alone (their CRD is not installed).
+    pub skip_accepts: bool,
 }
 
 impl WatchScope {

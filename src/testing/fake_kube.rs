@@ -1,5 +1,5 @@
-//! An in-process Kubernetes API for the reconciler's unit and property tests: ImageAccess
-//! objects and Secrets with the semantics the operator relies on (resourceVersion preconditions
+//! An in-process Kubernetes API for the reconciler's unit and property tests: ImageAccess and
+//! ImageAccessAccept objects and Secrets with the semantics the operator relies on (resourceVersion preconditions
 //! on merge patches, finalizers that hold a deletion, generation bumped by spec edits and by the
 //! deletion mark, status written by apply), events accepted, and every change queued as a watch
 //! event for the test to feed into the controller's caches. Requests can be made to fail.
@@ -18,7 +18,15 @@ use kube::client::Body;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use crate::api::ImageAccess;
+use crate::api::{ImageAccess, ImageAccessAccept};
+
+/// The plural of ImageAccess in the API's paths (objects are stored under their plural).
+const ACCESSES: &str = "imageaccesses";
+/// The plural of ImageAccessAccept.
+const ACCEPTS: &str = "imageaccessaccepts";
+
+/// `(plural, namespace, name)` of a stored object.
+type ObjectKey = (String, String, String);
 
 /// One request the operator made.
 #[derive(Clone, Debug)]
@@ -33,12 +41,13 @@ pub struct Call {
 #[allow(clippy::large_enum_variant)] // a test fake: a few of these at a time
 pub enum Change {
     Object(watcher::Event<ImageAccess>),
+    Accept(watcher::Event<ImageAccessAccept>),
     Secret(watcher::Event<PartialObjectMeta<Secret>>),
 }
 
 #[derive(Default)]
 struct State {
-    objects: BTreeMap<(String, String), Value>,
+    objects: BTreeMap<ObjectKey, Value>,
     secrets: BTreeMap<(String, String), Value>,
     version: u64,
     uids: u64,
@@ -126,12 +135,19 @@ impl State {
     }
 
     fn emit_object(&mut self, object: &Value, deleted: bool) {
-        if let Ok(typed) = serde_json::from_value::<ImageAccess>(object.clone()) {
-            self.changes.push_back(Change::Object(if deleted {
+        fn event<K>(typed: K, deleted: bool) -> watcher::Event<K> {
+            if deleted {
                 watcher::Event::Delete(typed)
             } else {
                 watcher::Event::Apply(typed)
-            }));
+            }
+        }
+        if object["kind"] == "ImageAccessAccept" {
+            if let Ok(typed) = serde_json::from_value::<ImageAccessAccept>(object.clone()) {
+                self.changes.push_back(Change::Accept(event(typed, deleted)));
+            }
+        } else if let Ok(typed) = serde_json::from_value::<ImageAccess>(object.clone()) {
+            self.changes.push_back(Change::Object(event(typed, deleted)));
         }
     }
 
@@ -159,9 +175,13 @@ impl State {
 
     /// A merge patch on a stored object, with the resourceVersion precondition; an object being
     /// deleted goes once its finalizers are gone.
-    fn patch(&mut self, secret: bool, key: (String, String), patch: &Value) -> (StatusCode, Value) {
-        let map = if secret { &self.secrets } else { &self.objects };
-        let Some(mut current) = map.get(&key).cloned() else {
+    fn patch(&mut self, secret: bool, key: ObjectKey, patch: &Value) -> (StatusCode, Value) {
+        let found = if secret {
+            self.secrets.get(&(key.1.clone(), key.2.clone()))
+        } else {
+            self.objects.get(&key)
+        };
+        let Some(mut current) = found.cloned() else {
             return (
                 StatusCode::NOT_FOUND,
                 status_body(404, "NotFound", &format!("{:?} not found", key)),
@@ -204,11 +224,11 @@ impl State {
         }
         current["metadata"]["resourceVersion"] = json!(self.next_version());
         let gone = State::deleting(&current) && State::finalizers_empty(&current);
-        let map = if secret { &mut self.secrets } else { &mut self.objects };
-        if gone {
-            map.remove(&key);
-        } else {
-            map.insert(key, current.clone());
+        match (secret, gone) {
+            (true, true) => drop(self.secrets.remove(&(key.1, key.2))),
+            (true, false) => drop(self.secrets.insert((key.1, key.2), current.clone())),
+            (false, true) => drop(self.objects.remove(&key)),
+            (false, false) => drop(self.objects.insert(key, current.clone())),
         }
         if secret {
             self.emit_secret(&current, gone);
@@ -242,7 +262,7 @@ impl State {
                 }
             }
             ("PATCH", ["api", "v1", "namespaces", ns, "secrets", name]) => {
-                self.patch(true, (ns.to_string(), name.to_string()), body)
+                self.patch(true, (String::new(), ns.to_string(), name.to_string()), body)
             }
             (
                 "PATCH",
@@ -252,10 +272,10 @@ impl State {
                     "v1alpha1",
                     "namespaces",
                     ns,
-                    "imageaccesses",
+                    plural,
                     name,
                 ],
-            ) => self.patch(false, (ns.to_string(), name.to_string()), body),
+            ) => self.patch(false, (plural.to_string(), ns.to_string(), name.to_string()), body),
             (
                 "PATCH",
                 [
@@ -264,12 +284,12 @@ impl State {
                     "v1alpha1",
                     "namespaces",
                     ns,
-                    "imageaccesses",
+                    plural,
                     name,
                     "status",
                 ],
             ) => {
-                let key = (ns.to_string(), name.to_string());
+                let key = (plural.to_string(), ns.to_string(), name.to_string());
                 let version = self.next_version();
                 let Some(object) = self.objects.get_mut(&key) else {
                     return (StatusCode::NOT_FOUND, status_body(404, "NotFound", "not found"));
@@ -328,17 +348,21 @@ impl FakeKube {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Creates an object as `kubectl apply` would (generation 1, a uid, a creationTimestamp
-    /// later than every earlier one), or edits its spec (generation + 1) when it exists.
-    pub fn apply(&self, object: &ImageAccess) -> ImageAccess {
+    /// Creates an object (of either kind) as `kubectl apply` would (generation 1, a uid, a
+    /// creationTimestamp later than every earlier one), or edits its spec (generation + 1)
+    /// when it exists.
+    pub fn apply<K>(&self, object: &K) -> K
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+    {
         let mut state = self.lock();
-        let namespace = object.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = object.metadata.name.clone().unwrap_or_default();
-        let key = (namespace.clone(), name.clone());
+        let namespace = object.meta().namespace.clone().unwrap_or_else(|| "default".into());
+        let name = object.meta().name.clone().unwrap_or_default();
+        let key = (K::plural(&()).to_string(), namespace.clone(), name.clone());
         let version = state.next_version();
         let stored = match state.objects.get(&key).cloned() {
             Some(mut existing) => {
-                let spec = serde_json::to_value(&object.spec).expect("spec");
+                let spec = serde_json::to_value(object).expect("object")["spec"].clone();
                 if existing["spec"] != spec {
                     existing["spec"] = spec;
                     let generation = existing["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
@@ -351,19 +375,22 @@ impl FakeKube {
                 state.uids += 1;
                 state.created += 1;
                 let created = jiff::Timestamp::from_second(state.created).unwrap_or_default();
-                let mut fresh = object.clone();
-                fresh.status = None;
-                fresh.metadata = ObjectMeta {
+                let metadata = ObjectMeta {
                     name: Some(name),
                     namespace: Some(namespace),
                     uid: Some(format!("uid-{}", state.uids)),
                     generation: Some(1),
                     resource_version: Some(version),
                     creation_timestamp: Some(Time(created)),
-                    labels: object.metadata.labels.clone(),
+                    labels: object.meta().labels.clone(),
                     ..Default::default()
                 };
-                serde_json::to_value(&fresh).expect("object")
+                let mut fresh = serde_json::to_value(object).expect("object");
+                if let Some(map) = fresh.as_object_mut() {
+                    map.remove("status");
+                }
+                fresh["metadata"] = serde_json::to_value(metadata).expect("metadata");
+                fresh
             }
         };
         state.objects.insert(key, stored.clone());
@@ -371,10 +398,20 @@ impl FakeKube {
         serde_json::from_value(stored).expect("typed")
     }
 
-    /// `kubectl delete`: gone at once without finalizers, else marked (generation + 1).
+    /// `kubectl delete` of an ImageAccess: gone at once without finalizers, else marked
+    /// (generation + 1).
     pub fn delete(&self, namespace: &str, name: &str) {
+        self.delete_object(ACCESSES, namespace, name);
+    }
+
+    /// `kubectl delete` of an ImageAccessAccept.
+    pub fn delete_accept(&self, namespace: &str, name: &str) {
+        self.delete_object(ACCEPTS, namespace, name);
+    }
+
+    fn delete_object(&self, plural: &str, namespace: &str, name: &str) {
         let mut state = self.lock();
-        let key = (namespace.to_string(), name.to_string());
+        let key = (plural.to_string(), namespace.to_string(), name.to_string());
         let Some(mut object) = state.objects.get(&key).cloned() else {
             return;
         };
@@ -448,15 +485,27 @@ impl FakeKube {
 
     pub fn object(&self, namespace: &str, name: &str) -> Option<ImageAccess> {
         let state = self.lock();
-        let value = state.objects.get(&(namespace.to_string(), name.to_string()))?;
+        let value = state
+            .objects
+            .get(&(ACCESSES.to_string(), namespace.to_string(), name.to_string()))?;
         serde_json::from_value(value.clone()).ok()
     }
 
+    pub fn accept(&self, namespace: &str, name: &str) -> Option<ImageAccessAccept> {
+        let state = self.lock();
+        let value = state
+            .objects
+            .get(&(ACCEPTS.to_string(), namespace.to_string(), name.to_string()))?;
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    /// The ImageAccess objects.
     pub fn objects(&self) -> Vec<ImageAccess> {
         self.lock()
             .objects
-            .values()
-            .filter_map(|v| serde_json::from_value(v.clone()).ok())
+            .iter()
+            .filter(|((plural, _, _), _)| plural == ACCESSES)
+            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
             .collect()
     }
 

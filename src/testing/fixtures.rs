@@ -1,10 +1,11 @@
-//! Fixture builders on the type: `ImageAccess::test("a", IMAGE, "member-project").finalized()`.
+//! Fixture builders on the types: `ImageAccess::test("a", IMAGE, "member-project", "owner").finalized()`,
+//! `ImageAccessAccept::test("b", IMAGE, "member", MemberStatus::Accepted)`.
 
 use kube::api::ObjectMeta;
 
 use crate::api::{
-    CloudCredentialsRef, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageAccessStatus, MemberStatus,
-    Membership,
+    AcceptDeletionPolicy, CloudCredentialsRef, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept,
+    ImageAccessAcceptSpec, ImageAccessSpec, ImageAccessStatus, MemberStatus, Membership,
 };
 
 pub const NAMESPACE: &str = "default";
@@ -68,6 +69,39 @@ impl ImageAccess {
             member_id: member_id.into(),
             region: Some(crate::testing::fake_openstack::REGION.into()),
         });
+        self
+    }
+}
+
+impl ImageAccessAccept {
+    /// An object in [`NAMESPACE`] asking for `status` of `image_id`'s member (the credentials'
+    /// project), with the cloud `cloud` of Secret [`SECRET`].
+    pub fn test(name: &str, image_id: &str, cloud: &str, status: MemberStatus) -> ImageAccessAccept {
+        let mut object = ImageAccessAccept::new(
+            name,
+            ImageAccessAcceptSpec {
+                image_id: image_id.into(),
+                member_id: None,
+                status,
+                region: None,
+                cloud_credentials_ref: CloudCredentialsRef {
+                    secret_name: SECRET.into(),
+                    cloud_name: cloud.into(),
+                },
+                deletion_policy: None,
+            },
+        );
+        object.metadata.namespace = Some(NAMESPACE.into());
+        object
+    }
+
+    pub fn for_member(mut self, member_id: &str) -> Self {
+        self.spec.member_id = Some(member_id.into());
+        self
+    }
+
+    pub fn with_policy(mut self, policy: AcceptDeletionPolicy) -> Self {
+        self.spec.deletion_policy = Some(policy);
         self
     }
 }

@@ -33,10 +33,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The rules the operator needs on the objects it manages (see the README for each call). */}}
 {{- define "iao.rules" -}}
 - apiGroups: ["glance.viettelidc.com.vn"]
-  resources: ["imageaccesses"]
+  resources: ["imageaccesses", "imageaccessaccepts"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["glance.viettelidc.com.vn"]
-  resources: ["imageaccesses/status"]
+  resources: ["imageaccesses/status", "imageaccessaccepts/status"]
   verbs: ["patch"]
 - apiGroups: [""]
   resources: ["secrets"]

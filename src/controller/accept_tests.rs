@@ -1,0 +1,354 @@
+//! The ImageAccessAccept kind against the in-process Kubernetes API and OpenStack fakes: the
+//! member's credentials set the status; not shared yet waits and is woken by the owner's
+//! create; the image owner's credentials get a clear refusal; drift is set back; deletion
+//! rejects (or orphans); one setter per member status.
+
+use kube::runtime::reflector::ObjectRef;
+
+use super::tests::{Harness, IMAGE, event_reasons};
+use super::*;
+use crate::api::{AcceptDeletionPolicy, ImageAccessAcceptStatus, MemberStatus};
+use crate::testing::fake_openstack::{MEMBER_PROJECT, OWNER_PROJECT};
+use crate::testing::fixtures::NAMESPACE;
+
+fn accept(status: MemberStatus) -> ImageAccessAccept {
+    ImageAccessAccept::test("accept", IMAGE, "member", status)
+}
+
+/// The owner shares IMAGE with the member project, as an ImageAccess.
+async fn shared(h: &mut Harness) {
+    h.apply(&ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("share").await.expect("shared");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+fn accept_status(h: &Harness) -> ImageAccessAcceptStatus {
+    h.kube
+        .accept(NAMESPACE, "accept")
+        .and_then(|a| a.status)
+        .unwrap_or_default()
+}
+
+fn ready(status: &ImageAccessAcceptStatus) -> (String, String) {
+    let ready = status
+        .membership
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready condition");
+    (ready.status.clone(), ready.reason.clone())
+}
+
+#[tokio::test]
+async fn the_member_accepts_with_its_own_credentials_and_sees_the_image() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.calls();
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    let member = h.fake.member(IMAGE, MEMBER_PROJECT).expect("member");
+    assert_eq!(member.status, MemberStatus::Accepted);
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("True".into(), "MemberReady".into()));
+    assert_eq!(status.membership.member_status, Some(MemberStatus::Accepted));
+    let applied = status.membership.applied.expect("applied");
+    assert_eq!(
+        applied.member_id, MEMBER_PROJECT,
+        "memberId defaults to the token's project"
+    );
+    assert_eq!(status.image_owner.as_deref(), Some(OWNER_PROJECT));
+    assert!(status.image_name.is_some());
+    let object = h.kube.accept(NAMESPACE, "accept").expect("object");
+    assert!(object.has_finalizer(), "the finalizer is on before the status is set");
+    assert_eq!(object.claim(), Some(applied));
+    assert_eq!(event_reasons(&h.calls()), vec!["StatusSet"]);
+
+    // Steady: a resync reads the member and writes nothing.
+    h.later();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("steady");
+    let writes: Vec<_> = h.calls().into_iter().filter(|c| c.method != "GET").collect();
+    assert!(writes.is_empty(), "no write at a steady resync: {writes:?}");
+}
+
+#[tokio::test]
+async fn not_shared_yet_waits_and_the_owners_create_wakes_it_at_once() {
+    let mut h = Harness::new().await;
+    let mut requeued = h.ctx().accept.requeue.register(None);
+    h.apply(&accept(MemberStatus::Accepted));
+    let waiting = h.reconcile_kind::<ImageAccessAccept>("accept").await;
+    assert!(matches!(waiting, Err(Error::Waiting { .. })), "{waiting:?}");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "WaitingForShare".into()));
+    let reconciling = status
+        .membership
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .expect("Reconciling");
+    assert_eq!(reconciling.status, "True");
+    assert!(reconciling.message.contains(IMAGE) && reconciling.message.contains(MEMBER_PROJECT));
+    assert_eq!(
+        event_reasons(&h.calls()),
+        vec!["WaitingForShare"],
+        "a Normal event, not a warning"
+    );
+    while requeued.try_recv().is_ok() {}
+    let object = h.kube.accept(NAMESPACE, "accept").expect("object");
+    let uid = object.metadata.uid.clone().expect("uid");
+    let fingerprint = crate::runtime::tracker::Fingerprint::of(&object.metadata, crate::api::FINALIZER);
+    assert!(
+        h.ctx()
+            .tracker
+            .pending(&uid, fingerprint, h.ctx().clock.now())
+            .is_some(),
+        "waiting out its backoff"
+    );
+
+    // The owner shares it: the accept is asked for at once, its backoff forgotten.
+    shared(&mut h).await;
+    let mut woken = Vec::new();
+    while let Ok(reference) = requeued.try_recv() {
+        woken.push(reference);
+    }
+    assert!(
+        woken.contains(&ObjectRef::new("accept").within(NAMESPACE)),
+        "the owner's create wakes the accept waiting for it: {woken:?}"
+    );
+    assert!(
+        h.ctx()
+            .tracker
+            .pending(&uid, fingerprint, h.ctx().clock.now())
+            .is_none()
+    );
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+    assert_eq!(ready(&accept_status(&h)).0, "True");
+}
+
+#[tokio::test]
+async fn waiting_backs_off_up_to_the_stalled_recheck_period() {
+    let mut h = Harness::new().await;
+    h.apply(&accept(MemberStatus::Accepted));
+    let mut last = Duration::ZERO;
+    for _ in 0..15 {
+        h.later();
+        let _ = h.reconcile_kind::<ImageAccessAccept>("accept").await;
+        let object = h.kube.accept(NAMESPACE, "accept").expect("object");
+        let uid = object.metadata.uid.clone().expect("uid");
+        let fingerprint = crate::runtime::tracker::Fingerprint::of(&object.metadata, crate::api::FINALIZER);
+        last = h
+            .ctx()
+            .tracker
+            .pending(&uid, fingerprint, h.ctx().clock.now())
+            .unwrap_or_default();
+    }
+    let recheck = h.ctx().settings.stalled_recheck;
+    assert!(last <= recheck && last >= recheck / 2, "{last:?}");
+}
+
+#[tokio::test]
+async fn the_owners_credentials_get_a_refusal_that_says_whose_are_needed() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    let by_owner = ImageAccessAccept::test("accept", IMAGE, "owner", MemberStatus::Accepted).for_member(MEMBER_PROJECT);
+    h.apply(&by_owner);
+    h.reconcile_kind::<ImageAccessAccept>("accept")
+        .await
+        .expect("stalled, not an error");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "NotTheMember".into()));
+    let message = &status.membership.conditions[0].message;
+    assert!(
+        message.contains(OWNER_PROJECT),
+        "names whose credentials they are: {message}"
+    );
+    assert!(message.contains("member project's credentials"), "{message}");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_status_changed_by_hand_is_set_back_at_the_resync() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected);
+    h.calls();
+    h.later();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("set back");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+    assert_eq!(event_reasons(&h.calls()), vec!["StatusSet"]);
+}
+
+#[tokio::test]
+async fn deleting_rejects_and_orphan_leaves_the_status() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("rejected");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Rejected
+    );
+    assert!(
+        h.kube.accept(NAMESPACE, "accept").is_none(),
+        "finalizer removed, object gone"
+    );
+
+    h.apply(&accept(MemberStatus::Accepted).with_policy(AcceptDeletionPolicy::Orphan));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("orphaned");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+}
+
+#[tokio::test]
+async fn deleting_when_the_membership_is_gone_finishes() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.fake.remove_member(IMAGE, MEMBER_PROJECT);
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept")
+        .await
+        .expect("nothing to reject");
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+}
+
+#[tokio::test]
+async fn a_deletion_that_glance_refuses_keeps_the_finalizer_and_says_how_to_let_go() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    // The Secret now holds the owner's credentials: they may not reject.
+    let mut object = h.kube.accept(NAMESPACE, "accept").expect("object");
+    object.spec.cloud_credentials_ref.cloud_name = "owner".into();
+    object.spec.member_id = Some(MEMBER_PROJECT.into());
+    h.apply(&object);
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let object = h.kube.accept(NAMESPACE, "accept").expect("still there");
+    assert!(object.has_finalizer());
+    let ready = object.condition("Ready").expect("Ready");
+    assert_eq!(ready.reason, "NotTheMember");
+    assert!(ready.message.contains("deletionPolicy to Orphan"), "{}", ready.message);
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+#[tokio::test]
+async fn an_accept_and_an_image_access_that_sets_the_status_the_later_stalls_and_touches_nothing() {
+    let mut h = Harness::new().await;
+    // The ImageAccess came first and sets the status itself (with the member's credentials).
+    let setter = ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "member").with_member_status(MemberStatus::Pending);
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.apply(&setter);
+    h.apply(&accept(MemberStatus::Accepted));
+    h.calls();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "MemberStatusConflict".into()));
+    assert!(
+        status.membership.conditions[0]
+            .message
+            .contains("ImageAccess default/share")
+    );
+    let claims = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "PATCH" && c.path.ends_with("/imageaccessaccepts/accept"))
+        .count();
+    assert_eq!(claims, 0, "no finalizer or claim written");
+    assert_eq!(h.fake.requests("PUT member"), 0, "Glance untouched");
+    assert!(!h.kube.accept(NAMESPACE, "accept").expect("object").has_finalizer());
+
+    // The ImageAccess goes: the accept is woken and takes over.
+    let mut requeued = h.ctx().accept.requeue.register(None);
+    h.kube.delete(NAMESPACE, "share");
+    h.sync();
+    assert!(requeued.try_recv().is_ok(), "woken when the setter went");
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+#[tokio::test]
+async fn an_image_access_that_sets_the_status_after_an_accept_stalls_naming_it() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    let later = ImageAccess::test("setter", IMAGE, MEMBER_PROJECT, "admin").with_member_status(MemberStatus::Rejected);
+    h.apply(&later);
+    h.reconcile("setter").await.expect("stalled");
+    let object = h.kube.object(NAMESPACE, "setter").expect("object");
+    let ready = object.condition("Ready").expect("Ready");
+    assert_eq!(ready.reason, "MemberStatusConflict");
+    assert!(
+        ready.message.contains("ImageAccessAccept default/accept"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+#[tokio::test]
+async fn two_accepts_for_one_membership_the_later_stalls() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.apply(&ImageAccessAccept::test("second", IMAGE, "member", MemberStatus::Rejected).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.reconcile_kind::<ImageAccessAccept>("second").await.expect("stalled");
+    let second = h.kube.accept(NAMESPACE, "second").expect("object");
+    let ready = second.condition("Ready").expect("Ready");
+    assert_eq!(ready.reason, "MemberStatusConflict");
+    assert!(
+        ready.message.contains("ImageAccessAccept default/accept"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+#[tokio::test]
+async fn metrics_carry_the_controller_name() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    let text = h.ctx().metrics.encode();
+    assert!(text.contains(r#"controller="imageaccessaccept""#), "{text}");
+    assert!(text.contains(r#"controller="imageaccess""#));
+}
