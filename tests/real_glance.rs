@@ -28,6 +28,62 @@ fn kind<T: std::fmt::Debug>(result: Result<T, OpenStackError>) -> HttpErrorKind 
     err.http_kind().unwrap_or_else(|| panic!("not an HTTP error: {err}"))
 }
 
+/// What ImageAccessAccept relies on: the member's own credentials accept, reject and return
+/// to pending, the member sees its membership and the image (name, owner), and the image is in
+/// the member's default image list only while accepted.
+#[tokio::test]
+async fn the_member_accepts_rejects_and_returns_to_pending_with_its_own_credentials() {
+    let env = RealOpenStack::from_env();
+    let yaml = env.clouds_yaml();
+    let image = env.create_image("shared").await;
+    let member_id = env.member1_project_id.clone();
+    let owner = glance(&env, &yaml, "owner").await.expect("owner");
+    let member = glance(&env, &yaml, "member1").await.expect("member1");
+    assert!(
+        member
+            .show_member(&image, &member_id)
+            .await
+            .expect_err("not shared yet")
+            .is_not_found(),
+        "not shared yet: 404 to the member"
+    );
+    owner.create_member(&image, &member_id).await.expect("share");
+    assert_eq!(
+        member
+            .show_member(&image, &member_id)
+            .await
+            .expect("member sees itself")
+            .status,
+        MemberStatus::Pending
+    );
+    let seen = member.show_image(&image).await.expect("member sees the image");
+    assert_eq!(seen.owner.as_deref(), Some(env.owner_project_id.as_str()));
+    assert!(seen.name.is_some());
+    for status in [
+        MemberStatus::Accepted,
+        MemberStatus::Rejected,
+        MemberStatus::Pending,
+        MemberStatus::Accepted,
+    ] {
+        let set = member
+            .set_member_status(&image, &member_id, status)
+            .await
+            .expect("member sets its status");
+        assert_eq!(set.status, status);
+        let listed = env.image_list("member1").await.contains(&image);
+        assert_eq!(listed, status == MemberStatus::Accepted, "{status}: listed {listed}");
+    }
+    assert_eq!(
+        kind(
+            owner
+                .set_member_status(&image, &member_id, MemberStatus::Rejected)
+                .await
+        ),
+        HttpErrorKind::Forbidden,
+        "the owner's credentials may not: the accept kind says NotTheMember"
+    );
+}
+
 #[tokio::test]
 async fn member_lifecycle_with_owner_member_and_admin_credentials() {
     let env = RealOpenStack::from_env();

@@ -137,6 +137,36 @@ impl TestNamespace {
         self.api().get_opt(name).await.expect("get")
     }
 
+    /// An object of any of the operator's kinds.
+    pub async fn get_of<K>(&self, name: &str) -> Option<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::<K>::namespaced(self.client.clone(), &self.name)
+            .get_opt(name)
+            .await
+            .expect("get")
+    }
+
+    /// Waits until the object `name` of kind `K` satisfies `check` (a missing object does
+    /// not), within `timeout`.
+    pub async fn wait_for<K>(&self, name: &str, what: &str, timeout: Duration, check: impl Fn(&K) -> bool) -> K
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = Api::<K>::namespaced(self.client.clone(), &self.name);
+        eventually(&format!("{name}: {what}"), timeout, || async {
+            api.get_opt(name).await.ok().flatten().filter(&check)
+        })
+        .await
+    }
+
     /// Waits until `name` is Ready for its current generation.
     pub async fn wait_ready(&self, name: &str) -> ImageAccess {
         self.wait_ready_within(name, WAIT).await
@@ -164,6 +194,21 @@ impl TestNamespace {
                     && o.condition(type_)
                         .is_some_and(|c| c.status == "True" && reason.is_none_or(|r| c.reason == r))
             })
+        })
+        .await
+    }
+
+    /// Waits until the object `name` of kind `K` no longer exists.
+    pub async fn wait_gone_of<K>(&self, name: &str)
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = Api::<K>::namespaced(self.client.clone(), &self.name);
+        eventually(&format!("{name} deleted"), WAIT, || async {
+            matches!(api.get_opt(name).await, Ok(None)).then_some(())
         })
         .await
     }
@@ -214,15 +259,23 @@ where
     }
 }
 
-pub fn condition(object: &ImageAccess, type_: &str) -> Option<(String, String, String)> {
+pub fn condition(object: &impl Managed, type_: &str) -> Option<(String, String, String)> {
     object
         .condition(type_)
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-pub fn is_ready(object: &ImageAccess) -> bool {
-    object.condition("Ready").is_some_and(|c| c.status == "True")
-        && object.status.as_ref().and_then(|s| s.observed_generation) == object.metadata.generation
+pub fn is_ready(object: &impl Managed) -> bool {
+    has_reason(object, "Ready", "True", None)
+}
+
+/// Whether `object`'s status is for its current generation and has condition `type_` with
+/// `status` (and `reason`, if given).
+pub fn has_reason(object: &impl Managed, type_: &str, status: &str, reason: Option<&str>) -> bool {
+    object
+        .condition(type_)
+        .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+        && object.membership_status().and_then(|s| s.observed_generation) == object.meta().generation
 }
 
 fn free_port() -> u16 {

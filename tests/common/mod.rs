@@ -137,6 +137,31 @@ impl RealOpenStack {
         }
     }
 
+    /// The IDs in `who`'s default image list (`GET /v2/images`): its own images, public ones
+    /// and those shared with it that it accepted.
+    pub async fn image_list(&self, who: &str) -> Vec<String> {
+        let token = self.token(who).await;
+        let response = self
+            .http
+            .get(format!("{}/v2/images?limit=1000", self.glance_url))
+            .header("X-Auth-Token", token)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .expect("glance");
+        assert_eq!(response.status().as_u16(), 200, "image list");
+        let list: Value = response.json().await.expect("json");
+        list["images"]
+            .as_array()
+            .map(|images| {
+                images
+                    .iter()
+                    .filter_map(|i| i["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Adds, changes or removes a member directly in Glance, as a person with the CLI would.
     pub async fn raw(&self, who: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> u16 {
         let token = self.token(who).await;
