@@ -3,13 +3,15 @@
 # Builds the tools, starts a real Kubernetes (API server, controller manager, scheduler, two
 # nodes with kubelet + containerd) and a real Keystone + Glance on loopback, builds the operator's
 # image as the Dockerfile describes it and installs it with `helm install`, as users do; then
-# creates a shared image, the credentials Secret and the two example objects, and shows them
-# next to Glance's view. Everything keeps running; `make demo-down` stops it.
+# creates a shared image, the credentials Secret and the two example objects, and the consumer
+# team's ImageAccessAccept in its own namespace, and shows them next to Glance's view. Everything keeps running; `make demo-down` stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${IAO_E2E_STATE:-$ROOT/.e2e}
 DEMO=$STATE/demo
 NS=image-access-demo
+# The team that receives the image, with only its own project's credentials.
+CONSUMER_NS=image-access-demo-consumer
 if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
 mkdir -p "$DEMO"
 
@@ -42,12 +44,21 @@ sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/bed6b6cbb86a4e2d8d
 sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/5f2a9d8e7c6b4a3f9e8d7c6b5a4f3e2d/$OSL_MEMBER2_PROJECT_ID/" \
   "$ROOT/deploy/examples/imageaccess-accepted.yaml" | kubectl -n "$NS" apply -f -
 
+say "The consumer team accepts the share, in namespace $CONSUMER_NS with its own project's credentials"
+kubectl create namespace "$CONSUMER_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+printf 'clouds:\n  consumer:\n    auth:\n      auth_url: %s\n      username: member1-user\n      password: %s\n      project_name: member1\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n' \
+  "$OSL_KEYSTONE_URL" "$OSL_USER_PASSWORD" > "$DEMO/consumer-clouds.yaml"
+kubectl -n "$CONSUMER_NS" create secret generic consumer-credentials --from-file=clouds.yaml="$DEMO/consumer-clouds.yaml" \
+  --dry-run=client -o yaml | kubectl apply -f -
+sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" \
+  "$ROOT/deploy/examples/imageaccessaccept.yaml" | kubectl -n "$CONSUMER_NS" apply -f -
+
 say "helm install image-access-operator (two replicas: one leads, one stands by)"
 # tests/env/pod-values.yaml: what these nodes need (no pod network: host network on loopback,
 # the API server's address, the imported image).
 helm upgrade --install image-access-operator "$ROOT/charts/image-access-operator" \
   --namespace image-access-operator --create-namespace \
-  -f "$ROOT/tests/env/pod-values.yaml" --set replicaCount=2 --set "watchNamespaces={$NS}" \
+  -f "$ROOT/tests/env/pod-values.yaml" --set replicaCount=2 --set "watchNamespaces={$NS,$CONSUMER_NS}" \
   --set resyncPeriod=1m \
   --wait --timeout 180s
 kubectl -n image-access-operator get pods -o wide
@@ -55,16 +66,24 @@ LEADER=$(kubectl -n image-access-operator get lease image-access-operator -o jso
 LEADER_IP=$(kubectl -n image-access-operator get pod "$LEADER" -o jsonpath='{.status.podIP}')
 echo "leader: $LEADER ($LEADER_IP)"
 kubectl -n "$NS" wait --for=condition=Ready --timeout=120s imageaccess --all
+kubectl -n "$CONSUMER_NS" wait --for=condition=Ready --timeout=120s imageaccessaccept --all
 
 say "kubectl get ia -o wide"
 kubectl -n "$NS" get ia -o wide
+say "The consumer's side: kubectl -n $CONSUMER_NS get iaa -o wide"
+kubectl -n "$CONSUMER_NS" get iaa -o wide
 say "Glance's view: openstack image member list $IMAGE"
 openstack --os-cloud owner image member list "$IMAGE"
+say "The consumer's image list: openstack --os-cloud member1 image list --name demo-golden-image"
+# Accepted: the image is in the member's default list (pending or rejected: it is not).
+openstack --os-cloud member1 image list --name demo-golden-image
 cat <<MSG
 
 The demo keeps running. Try:
   source $STATE/env.sh
   kubectl -n $NS describe ia share-golden-image
+  kubectl -n $CONSUMER_NS describe iaa accept-golden-image
+  kubectl -n $CONSUMER_NS delete iaa accept-golden-image   (rejects: the image leaves member1's list)
   kubectl -n image-access-operator logs deploy/image-access-operator | tail
   curl -s $LEADER_IP:8080/metrics | grep controller_runtime_reconcile_total   (the leader's metrics)
   kubectl -n image-access-operator delete pod $LEADER   (the standby takes over at once)

@@ -1,4 +1,4 @@
--- Argo CD health check for glance.viettelidc.com.vn/ImageAccess (kstatus conventions).
+-- Argo CD health check for glance.viettelidc.com.vn/ImageAccess and ImageAccessAccept (kstatus).
 hs = {}
 local function condition(obj, type_)
   if obj.status == nil or obj.status.conditions == nil then
@@ -13,7 +13,7 @@ local function condition(obj, type_)
 end
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
   hs.status = "Progressing"
-  hs.message = "Deleting: removing the Glance membership"
+  hs.message = "Deleting: the operator undoes the membership in Glance first"
   return hs
 end
 if obj.status == nil or obj.status.observedGeneration == nil
