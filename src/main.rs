@@ -43,17 +43,19 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach Kubernetes ({e}): run in a pod with a service account, or set KUBECONFIG")
     })?;
-    check_crd_installed::<ImageAccess>(&client, &config.watch_namespaces).await?;
+    if !crd_installed::<ImageAccess>(&client, &config.watch_namespaces).await? {
+        return Err(not_installed::<ImageAccess>().into());
+    }
     // Helm installs the CRDs of its crds/ folder on install only: after a `helm upgrade` from a
     // version without ImageAccessAccept, its CRD is missing until applied by hand. ImageAccess
-    // objects are served meanwhile.
-    let skip_accepts = match check_crd_installed::<ImageAccessAccept>(&client, &config.watch_namespaces).await {
-        Ok(()) => false,
-        Err(e) => {
-            tracing::warn!("ImageAccessAccept objects are not served: {e}; restart the operator once it is fixed");
-            true
-        }
-    };
+    // objects are served meanwhile (with no CRD there are no accept objects to miss).
+    let skip_accepts = !crd_installed::<ImageAccessAccept>(&client, &config.watch_namespaces).await?;
+    if skip_accepts {
+        tracing::warn!(
+            "ImageAccessAccept objects are not served: {}; restart the operator once it is",
+            not_installed::<ImageAccessAccept>()
+        );
+    }
 
     let metrics = Arc::new(Metrics::default());
     let openstack = OpenStack::new(
@@ -149,12 +151,12 @@ fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Strin
     }
 }
 
-/// Fails with a message that says how to install the CRD of kind `K` (the operator never
-/// installs it). Lists where the operator will watch, so namespace-scoped rights suffice.
-async fn check_crd_installed<K>(client: &kube::Client, namespaces: &[String]) -> Result<(), Box<dyn std::error::Error>>
+/// Whether the CRD of kind `K` is installed (the operator never installs it); any other failure
+/// is an error that says what to check. Lists where the operator will watch, so
+/// namespace-scoped rights suffice.
+async fn crd_installed<K>(client: &kube::Client, namespaces: &[String]) -> Result<bool, Box<dyn std::error::Error>>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + CustomResourceExt
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
@@ -165,12 +167,8 @@ where
     };
     let kind = K::kind(&());
     match api.list(&kube::api::ListParams::default().limit(1)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(format!(
-            "the CRD {} is not installed: kubectl apply --server-side -f crds/ (the Helm chart installs it too)",
-            K::crd_name()
-        )
-        .into()),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(kube::Error::Api(status)) if status.code == 403 => Err(format!(
             "the operator may not list {kind} objects ({}): check its RBAC (the Helm chart grants it)",
             status.message
@@ -178,6 +176,14 @@ where
         .into()),
         Err(e) => Err(format!("cannot list {kind} objects: {e}").into()),
     }
+}
+
+/// What to do about a missing CRD.
+fn not_installed<K: CustomResourceExt>() -> String {
+    format!(
+        "the CRD {} is not installed: kubectl apply --server-side -f crds/ (the Helm chart installs it too)",
+        K::crd_name()
+    )
 }
 
 /// A unique identity when no pod name is given: host name and process ID.

@@ -115,16 +115,17 @@ async fn converge(
         Err(problem) => return stop(unresolved, applied, problem),
     };
     let secret = secret_label(object);
-    let member_id = match &object.spec.member_id {
-        Some(member) => member.clone(),
-        None => match session.project_id().await {
-            Ok(Some(project)) => project,
-            Ok(None) => return stop(unresolved, applied, Problem::member_unknown(&secret)),
-            Err(e) => {
-                let problem = Problem::openstack(&e, Step::ReadCredentials, &unresolved, &secret);
-                return stop(unresolved, applied, problem);
-            }
-        },
+    let caller = match session.project_id().await {
+        Ok(caller) => caller,
+        Err(e) => {
+            let problem = Problem::openstack(&e, Step::ReadCredentials, &unresolved, &secret);
+            return stop(unresolved, applied, problem);
+        }
+    };
+    let member_id = match (&object.spec.member_id, &caller) {
+        (Some(member), _) => member.clone(),
+        (None, Some(project)) => project.clone(),
+        (None, None) => return stop(unresolved, applied, Problem::member_unknown(&secret)),
     };
     let named = object.membership_of(member_id);
     let desired = Membership {
@@ -136,18 +137,38 @@ async fn converge(
         Ok(glance) => glance,
         Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember)),
     };
+    let member_session = MemberSession {
+        glance: &glance,
+        session: &session,
+        caller: caller.as_deref(),
+        secret: &secret,
+        ctx,
+    };
 
     // What the object set before and the spec no longer names: let go as on deletion.
     for old in object.held_memberships().into_iter().filter(|m| *m != desired) {
-        if object.deletion_policy() == AcceptDeletionPolicy::Reject {
-            match reject(&old, &session, &cloud.interface, &secret).await {
-                Ok(Rejection::Rejected) => events.push(Happened::normal(
-                    "PreviousMemberRejected",
-                    format!("set the previous membership ({old}) to rejected because the spec now names {desired}"),
-                )),
-                Ok(Rejection::AlreadyGone) => {}
-                Err(problem) => return stop(desired.clone(), applied, problem),
-            }
+        if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
+            continue;
+        }
+        if let Some(successor) = other_setter(ctx, object, &old) {
+            events.push(handed_over(&old, &successor));
+            continue;
+        }
+        let glance = match session.glance(old.region.as_deref(), &cloud.interface).await {
+            Ok(glance) => glance,
+            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember)),
+        };
+        let old_session = MemberSession {
+            glance: &glance,
+            ..member_session
+        };
+        match old_session.reject(&old).await {
+            Ok(Rejection::Rejected) => events.push(Happened::normal(
+                "PreviousMemberRejected",
+                format!("set the previous membership ({old}) to rejected because the spec now names {desired}"),
+            )),
+            Ok(Rejection::AlreadyRejected | Rejection::AlreadyGone) => {}
+            Err(problem) => return stop(desired.clone(), applied, problem),
         }
     }
     let applied = applied.filter(|m| *m == desired);
@@ -160,16 +181,20 @@ async fn converge(
         return stop(desired.clone(), None, Problem::status_conflict(&first, &desired));
     }
 
-    claim(api, object, &desired, ctx).await?;
+    let claimed = claim(api, object, &desired, ctx).await?;
 
     let mut member = match glance.show_member(&desired.image_id, &desired.member_id).await {
         Ok(member) => member,
         Err(e) if e.is_not_found() => {
+            let problem = match member_session.why_not_found(&desired).await {
+                Ok(problem) => problem,
+                Err(e) => fail(&e, Step::ObserveMember),
+            };
             let outcome = Outcome {
                 image: None,
                 applied: None,
                 observation: Observation::Absent,
-                problem: Some(Problem::waiting_for_share(&desired)),
+                problem: Some(problem),
             };
             return Ok((desired, outcome));
         }
@@ -178,7 +203,7 @@ async fn converge(
     let wanted = object.spec.status;
     if member.status != wanted {
         let from = member.status;
-        match set_status(&glance, &session, &desired, wanted, &secret).await {
+        match member_session.set_status(&desired, wanted).await {
             Ok(updated) => {
                 events.push(Happened::normal(
                     "StatusSet",
@@ -187,9 +212,13 @@ async fn converge(
                 member = updated;
             }
             Err(problem) => {
+                if problem.reason() == NOT_THE_MEMBER && applied.is_none() {
+                    // Refused: nothing changed in Glance, so nothing to undo on deletion.
+                    release_claim(api, claimed.as_ref().unwrap_or(object)).await?;
+                }
                 let outcome = Outcome {
                     image: None,
-                    applied: Some(desired.clone()),
+                    applied,
                     observation: Observation::Present(member),
                     problem: Some(problem),
                 };
@@ -216,18 +245,60 @@ async fn converge(
     ))
 }
 
-/// The object of either kind that sets the status of `desired` and came before `object`, named
-/// for the message.
+/// The reason of a refusal by credentials that are not the member's.
+const NOT_THE_MEMBER: &str = "NotTheMember";
+
+/// The object of either kind that sets the status of `desired` to another value and came
+/// before `object`, named for the message.
 fn first_setter(ctx: &Context, object: &ImageAccessAccept, desired: &Membership) -> Option<String> {
+    let wanted = Some(object.spec.status);
     let accepts = setting(ctx, desired, Some(&ObjectRef::from(object)));
-    let accepts = accepts.iter().map(|other| ("ImageAccessAccept", &other.metadata));
-    let owners = ctx.naming::<ImageAccess>(desired, None);
+    let accepts = accepts
+        .iter()
+        .filter(|other| Some(other.spec.status) != wanted)
+        .map(|other| ("ImageAccessAccept", &other.metadata));
+    let owners = owners_setting(ctx, desired);
     let owners = owners
         .iter()
-        .filter(|other| !other.is_deleting() && other.spec.status.is_some())
-        .filter(|other| other.named_membership().overlaps(desired))
+        .filter(|other| other.spec.status != wanted)
         .map(|other| ("ImageAccess", &other.metadata));
-    ownership::first_status_setter(&object.metadata, accepts.chain(owners))
+    let me = ("ImageAccessAccept", &object.metadata);
+    ownership::first_status_setter(me, accepts.chain(owners))
+}
+
+/// Another object, of either kind and not being deleted, that sets the status of `membership`
+/// (it takes it over when `object` lets go), named for the event.
+fn other_setter(ctx: &Context, object: &ImageAccessAccept, membership: &Membership) -> Option<String> {
+    let label = |kind: &str, meta: &kube::api::ObjectMeta| {
+        format!(
+            "{kind} {}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    };
+    let accepts = setting(ctx, membership, Some(&ObjectRef::from(object)));
+    if let Some(other) = accepts.first() {
+        return Some(label("ImageAccessAccept", &other.metadata));
+    }
+    owners_setting(ctx, membership)
+        .first()
+        .map(|other| label("ImageAccess", &other.metadata))
+}
+
+fn handed_over(membership: &Membership, successor: &str) -> Happened {
+    Happened::normal(
+        "MemberStatusHandedOver",
+        format!("left the member status of {membership} to {successor}, which sets it too"),
+    )
+}
+
+/// The ImageAccess objects, not being deleted, whose spec.status sets `membership`'s status.
+fn owners_setting(ctx: &Context, membership: &Membership) -> Vec<std::sync::Arc<ImageAccess>> {
+    let mut owners = ctx.naming::<ImageAccess>(membership, None);
+    owners.retain(|other| {
+        !other.is_deleting() && other.spec.status.is_some() && other.named_membership().overlaps(membership)
+    });
+    owners
 }
 
 /// The ImageAccessAccept objects (but `except`) that set the status of `membership`: their spec
@@ -247,54 +318,105 @@ pub(super) fn setting(
     accepts
 }
 
-/// Sets the member status; a 403 says these are not the member's credentials.
-async fn set_status(
-    glance: &Glance,
-    session: &Session,
-    target: &Membership,
-    to: MemberStatus,
-    secret: &str,
-) -> Result<crate::openstack::Member, Problem> {
-    match glance.set_member_status(&target.image_id, &target.member_id, to).await {
-        Ok(member) => Ok(member),
-        Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => {
-            let caller = session.project_id().await.ok().flatten();
-            let said = match &e {
-                OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
-                other => format!("({other})"),
-            };
-            Err(Problem::not_the_member(target, caller.as_deref(), secret, &said))
-        }
-        Err(e) => Err(Problem::openstack(&e, Step::SetStatus(to), target, secret)),
-    }
+/// The member's view of Glance: its credentials, and who they belong to.
+#[derive(Clone, Copy)]
+struct MemberSession<'a> {
+    glance: &'a Glance,
+    session: &'a Session,
+    /// The project the credentials are scoped to.
+    caller: Option<&'a str>,
+    secret: &'a str,
+    ctx: &'a Context,
 }
 
 enum Rejection {
     Rejected,
+    AlreadyRejected,
     /// The membership (or the image) is gone: nothing to reject.
     AlreadyGone,
 }
 
-/// Sets `target` to rejected, so the image leaves the member's image list.
-async fn reject(
-    target: &Membership,
-    session: &std::sync::Arc<Session>,
-    interface: &str,
-    secret: &str,
-) -> Result<Rejection, Problem> {
-    let glance = session
-        .glance(target.region.as_deref(), interface)
-        .await
-        .map_err(|e| Problem::openstack(&e, Step::SetStatus(MemberStatus::Rejected), target, secret))?;
-    match glance.show_member(&target.image_id, &target.member_id).await {
-        Ok(member) if member.status == MemberStatus::Rejected => return Ok(Rejection::Rejected),
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => return Ok(Rejection::AlreadyGone),
-        Err(e) => return Err(Problem::openstack(&e, Step::ObserveMember, target, secret)),
+impl MemberSession<'_> {
+    /// Whether these credentials are the member project's own.
+    fn is_member(&self, target: &Membership) -> bool {
+        self.caller.is_none_or(|caller| caller == target.member_id)
     }
-    match set_status(&glance, session, target, MemberStatus::Rejected, secret).await {
-        Ok(_) => Ok(Rejection::Rejected),
-        Err(problem) => Err(problem),
+
+    /// Why Glance shows no `target` to these credentials. The image tells: the owner's own
+    /// credentials see it (and are the wrong ones here); the member's, or an admin's, mean the
+    /// share is not there yet; credentials of another project see nothing at all.
+    async fn why_not_found(&self, target: &Membership) -> Result<Problem, OpenStackError> {
+        match self.glance.show_image(&target.image_id).await {
+            Ok(image) if image.owner.is_some() && image.owner.as_deref() == self.caller => {
+                Ok(Problem::owner_credentials(target, self.secret))
+            }
+            Ok(_) => Ok(Problem::waiting_for_share(target)),
+            // A member does not see a shared image before it is shared with it.
+            Err(e) if e.is_not_found() && self.is_member(target) => Ok(Problem::waiting_for_share(target)),
+            Err(e) if e.is_not_found() => Ok(Problem::not_the_member(
+                target,
+                self.caller,
+                self.secret,
+                "(404: they cannot see the image)",
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a membership these credentials do not find is really gone: the member sees its
+    /// own, and whoever sees the image (its owner, an admin) sees all of them; other
+    /// credentials see nothing, and "not visible" must not pass for "gone".
+    async fn really_gone(&self, target: &Membership) -> Result<(), Problem> {
+        if self.is_member(target) {
+            return Ok(());
+        }
+        match self.glance.show_image(&target.image_id).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(Problem::not_the_member(
+                target,
+                self.caller,
+                self.secret,
+                "(404: they cannot see the image, so cannot tell whether the membership is gone)",
+            )),
+            Err(e) => Err(Problem::openstack(&e, Step::ObserveMember, target, self.secret)),
+        }
+    }
+
+    /// Sets the member status; a 403 says these are not the member's credentials. What was
+    /// read of the image's members before is stale after it (see [`super::lists`]).
+    async fn set_status(&self, target: &Membership, to: MemberStatus) -> Result<crate::openstack::Member, Problem> {
+        self.ctx.member_lists.wrote(&target.image_id);
+        let set = self
+            .glance
+            .set_member_status(&target.image_id, &target.member_id, to)
+            .await;
+        self.ctx.member_lists.wrote(&target.image_id);
+        match set {
+            Ok(member) => Ok(member),
+            Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => {
+                let caller = self.session.project_id().await.ok().flatten();
+                let said = match &e {
+                    OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
+                    other => format!("({other})"),
+                };
+                Err(Problem::not_the_member(target, caller.as_deref(), self.secret, &said))
+            }
+            Err(e) => Err(Problem::openstack(&e, Step::SetStatus(to), target, self.secret)),
+        }
+    }
+
+    /// Sets `target` to rejected, so the image leaves the member's image list.
+    async fn reject(&self, target: &Membership) -> Result<Rejection, Problem> {
+        match self.glance.show_member(&target.image_id, &target.member_id).await {
+            Ok(member) if member.status == MemberStatus::Rejected => return Ok(Rejection::AlreadyRejected),
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return self.really_gone(target).await.map(|()| Rejection::AlreadyGone),
+            Err(e) => return Err(Problem::openstack(&e, Step::ObserveMember, target, self.secret)),
+        }
+        match self.set_status(target, MemberStatus::Rejected).await {
+            Ok(_) => Ok(Rejection::Rejected),
+            Err(problem) => Err(problem),
+        }
     }
 }
 
@@ -304,29 +426,53 @@ async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: 
     }
     let mut events = Vec::new();
     let held = object.held_memberships();
-    if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
-        for target in &held {
+    let hint = "to delete it without rejecting the image, set spec.deletionPolicy to Orphan";
+    let mut found = None;
+    for target in &held {
+        if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
             events.push(Happened::normal(
                 "MemberStatusOrphaned",
                 format!("deletionPolicy is Orphan: left the membership ({target}) as it is"),
             ));
+            continue;
         }
-    } else if !held.is_empty() {
-        let secret = secret_label(object);
-        let hint = "to delete it without rejecting the image, set spec.deletionPolicy to Orphan";
-        let (session, cloud) = match credentials(object, ctx).await {
-            Ok(found) => found,
-            Err(problem) => return deletion_blocked(object, api, ctx, &held[0], problem, events, hint).await,
-        };
-        for target in &held {
-            match reject(target, &session, &cloud.interface, &secret).await {
-                Ok(Rejection::Rejected) => events.push(Happened::normal(
-                    "MemberRejected",
-                    format!("set the membership ({target}) to rejected: the image leaves the member's image list"),
-                )),
-                Ok(Rejection::AlreadyGone) => {}
+        // Another object sets this status (a rename, say): it is left to it, not rejected.
+        if let Some(successor) = other_setter(ctx, object, target) {
+            events.push(handed_over(target, &successor));
+            continue;
+        }
+        let (session, cloud) = match &found {
+            Some(found) => found,
+            None => match credentials(object, ctx).await {
+                Ok(resolved) => found.insert(resolved),
                 Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
-            }
+            },
+        };
+        let secret = secret_label(object);
+        let refused =
+            |e: &OpenStackError| Problem::openstack(e, Step::SetStatus(MemberStatus::Rejected), target, &secret);
+        let caller = match session.project_id().await {
+            Ok(caller) => caller,
+            Err(e) => return deletion_blocked(object, api, ctx, target, refused(&e), events, hint).await,
+        };
+        let glance = match session.glance(target.region.as_deref(), &cloud.interface).await {
+            Ok(glance) => glance,
+            Err(e) => return deletion_blocked(object, api, ctx, target, refused(&e), events, hint).await,
+        };
+        let member_session = MemberSession {
+            glance: &glance,
+            session,
+            caller: caller.as_deref(),
+            secret: &secret,
+            ctx,
+        };
+        match member_session.reject(target).await {
+            Ok(Rejection::Rejected) => events.push(Happened::normal(
+                "MemberRejected",
+                format!("set the membership ({target}) to rejected: the image leaves the member's image list"),
+            )),
+            Ok(Rejection::AlreadyRejected | Rejection::AlreadyGone) => {}
+            Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
         }
     }
     for event in events {

@@ -8,7 +8,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::tests::{Harness, IMAGE, event_reasons};
 use super::*;
 use crate::api::{AcceptDeletionPolicy, ImageAccessAcceptStatus, MemberStatus};
-use crate::testing::fake_openstack::{MEMBER_PROJECT, OWNER_PROJECT};
+use crate::testing::fake_openstack::{MEMBER_PROJECT, OTHER_PROJECT, OWNER_PROJECT};
 use crate::testing::fixtures::NAMESPACE;
 
 fn accept(status: MemberStatus) -> ImageAccessAccept {
@@ -305,7 +305,13 @@ async fn an_image_access_that_sets_the_status_after_an_accept_stalls_naming_it()
     h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
     let later = ImageAccess::test("setter", IMAGE, MEMBER_PROJECT, "admin").with_member_status(MemberStatus::Rejected);
     h.apply(&later);
+    let status_writes = h.fake.requests("PUT member");
     h.reconcile("setter").await.expect("stalled");
+    assert_eq!(
+        h.fake.requests("PUT member"),
+        status_writes,
+        "the later one leaves the status alone"
+    );
     let object = h.kube.object(NAMESPACE, "setter").expect("object");
     let ready = object.condition("Ready").expect("Ready");
     assert_eq!(ready.reason, "MemberStatusConflict");
@@ -351,4 +357,164 @@ async fn metrics_carry_the_controller_name() {
     let text = h.ctx().metrics.encode();
     assert!(text.contains(r#"controller="imageaccessaccept""#), "{text}");
     assert!(text.contains(r#"controller="imageaccess""#));
+}
+
+/// Review finding: the ImageAccess that loses the status conflict still shares the image (the
+/// membership is its to manage), so an accept waiting for the share gets it.
+#[tokio::test]
+async fn an_image_access_in_conflict_still_shares_so_the_waiting_accept_proceeds() {
+    let mut h = Harness::new().await;
+    h.apply(&accept(MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    let waiting = h.reconcile_kind::<ImageAccessAccept>("accept").await;
+    assert!(matches!(waiting, Err(Error::Waiting { .. })), "{waiting:?}");
+    let later = ImageAccess::test("setter", IMAGE, MEMBER_PROJECT, "admin").with_member_status(MemberStatus::Rejected);
+    h.apply(&later);
+    h.reconcile("setter").await.expect("stalled on the status only");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "shared");
+    let object = h.kube.object(NAMESPACE, "setter").expect("object");
+    assert_eq!(object.condition("Ready").expect("Ready").reason, "MemberStatusConflict");
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+#[tokio::test]
+async fn objects_that_ask_for_the_same_status_do_not_conflict() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.apply(&ImageAccessAccept::test("second", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.reconcile_kind::<ImageAccessAccept>("second")
+        .await
+        .expect("accepted too");
+    let second = h.kube.accept(NAMESPACE, "second").expect("object");
+    assert_eq!(second.condition("Ready").expect("Ready").status, "True");
+}
+
+/// Review finding: credentials that cannot see the membership must not take "not found" for
+/// "gone" and drop the finalizer with the image still accepted.
+#[tokio::test]
+async fn credentials_that_cannot_see_the_membership_do_not_pass_it_for_gone() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    let mut object = h.kube.accept(NAMESPACE, "accept").expect("object");
+    object.spec.cloud_credentials_ref.cloud_name = "other".into();
+    object.spec.member_id = Some(MEMBER_PROJECT.into());
+    h.apply(&object);
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let object = h.kube.accept(NAMESPACE, "accept").expect("still there");
+    assert!(
+        object.has_finalizer(),
+        "not dropped on a 404 the credentials cannot tell from gone"
+    );
+    let ready = object.condition("Ready").expect("Ready");
+    assert_eq!(ready.reason, "NotTheMember");
+    assert!(ready.message.contains(OTHER_PROJECT), "{}", ready.message);
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+/// Review finding: the owner's credentials with memberId unset resolve the member to the
+/// owner's own project; that is said, not taken for "not shared yet".
+#[tokio::test]
+async fn the_owners_credentials_without_a_member_id_are_named_not_waited_on() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&ImageAccessAccept::test(
+        "accept",
+        IMAGE,
+        "owner",
+        MemberStatus::Accepted,
+    ));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "NotTheMember".into()));
+    assert!(status.membership.conditions[0].message.contains("owns image"));
+}
+
+#[tokio::test]
+async fn another_projects_credentials_are_named_not_waited_on() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&ImageAccessAccept::test("accept", IMAGE, "other", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "NotTheMember".into()));
+    assert!(status.membership.conditions[0].message.contains(OTHER_PROJECT));
+}
+
+/// Review finding: an accept being deleted while another takes over (a rename) leaves the
+/// status to it instead of rejecting.
+#[tokio::test]
+async fn a_deleted_accept_leaves_the_status_to_the_one_that_takes_over() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.calls();
+    h.reconcile_kind::<ImageAccessAccept>("accept")
+        .await
+        .expect("handed over");
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberStatusHandedOver"]);
+    h.reconcile_kind::<ImageAccessAccept>("renamed")
+        .await
+        .expect("accepted");
+    let renamed = h.kube.accept(NAMESPACE, "renamed").expect("object");
+    assert_eq!(renamed.condition("Ready").expect("Ready").status, "True");
+}
+
+/// Review finding: a refused status change changed nothing, so deleting the object needs no
+/// Glance call and does not block.
+#[tokio::test]
+async fn a_refused_accept_deletes_without_blocking() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    let by_owner = ImageAccessAccept::test("accept", IMAGE, "owner", MemberStatus::Accepted).for_member(MEMBER_PROJECT);
+    h.apply(&by_owner);
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    assert!(
+        h.kube.accept(NAMESPACE, "accept").expect("object").claim().is_none(),
+        "claim released"
+    );
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("deleted");
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+}
+
+#[test]
+fn the_setter_order_is_total_even_within_one_second() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let meta = |uid: &str| kube::api::ObjectMeta {
+        name: Some("same".into()),
+        namespace: Some("ns".into()),
+        uid: Some(uid.into()),
+        creation_timestamp: Some(Time(jiff::Timestamp::from_second(1_800_000_000).expect("time"))),
+        ..Default::default()
+    };
+    let (access, accept) = (meta("a"), meta("b"));
+    let first = ownership::first_status_setter(("ImageAccessAccept", &accept), [("ImageAccess", &access)]);
+    let second = ownership::first_status_setter(("ImageAccess", &access), [("ImageAccessAccept", &accept)]);
+    assert_eq!(
+        first.is_some(),
+        second.is_none(),
+        "exactly one of the two defers: {first:?} {second:?}"
+    );
 }

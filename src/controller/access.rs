@@ -166,16 +166,20 @@ async fn converge(
         return stop(desired.clone(), applied, Problem::managed_elsewhere(manager, &desired));
     }
 
-    // One setter per member status: an ImageAccessAccept of the member may set it already.
-    if spec.status.is_some() {
+    // One setter per member status: an ImageAccessAccept of the member may set it to another
+    // value already. The membership is still this object's to create and remove; only its
+    // status is left alone.
+    let conflict = spec.status.and_then(|wanted| {
         let accepts = super::accept::setting(ctx, &desired, None);
-        let accepts = accepts.iter().map(|a| ("ImageAccessAccept", &a.metadata));
-        if let Some(first) = ownership::first_status_setter(&object.metadata, accepts) {
-            return stop(desired.clone(), applied, Problem::status_conflict(&first, &desired));
-        }
-    }
+        let accepts = accepts
+            .iter()
+            .filter(|a| a.spec.status != wanted)
+            .map(|a| ("ImageAccessAccept", &a.metadata));
+        ownership::first_status_setter(("ImageAccess", &object.metadata), accepts)
+    });
+    let wanted_status = if conflict.is_some() { None } else { spec.status };
 
-    claim(api, object, &desired, ctx).await?;
+    let _: Option<ImageAccess> = claim(api, object, &desired, ctx).await?;
 
     // Not yet applied under this identity: create straight away and let a 409 say it exists
     // (then it is read and adopted). One Glance request per new object instead of two.
@@ -196,7 +200,7 @@ async fn converge(
             ctx.member_lists.wrote(&desired.image_id);
         }
     };
-    let Plan { create, set_status, .. } = plan::plan(&desired, spec.status, applied.as_ref(), observed.as_ref());
+    let Plan { create, set_status, .. } = plan::plan(&desired, wanted_status, applied.as_ref(), observed.as_ref());
 
     let mut member = observed;
     if let Some(reason) = create {
@@ -259,7 +263,7 @@ async fn converge(
     // what the plan assumed.
     let current = member.as_ref().map(|m| m.status);
     let change = match (set_status, current) {
-        (_, Some(current)) => plan::status_change(spec.status, current),
+        (_, Some(current)) => plan::status_change(wanted_status, current),
         (change, None) => change,
     };
     if let Some(change) = change {
@@ -288,13 +292,14 @@ async fn converge(
         }
     }
     let observation = member.map_or(Observation::Unknown, Observation::Present);
+    let problem = conflict.map(|first| Problem::status_conflict(&first, &desired));
     Ok((
         desired,
         Outcome {
             image: None,
             applied,
             observation,
-            problem: None,
+            problem,
         },
     ))
 }

@@ -395,6 +395,11 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
         // As a finished reconcile left it (the echo of our own write): keep its schedule.
         return Ok(Action::requeue(wait));
     }
+    if !ctx.objects_synced.load(Ordering::Relaxed) {
+        // kube-runtime waits for this kind's cache only; decisions that read the other kind's
+        // (one setter per member status, hand-overs) wait for every cache.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     let namespace = object.namespace().ok_or(Error::NotNamespaced)?;
     // The semaphore is never closed.
     let _permit = ctx.permits.acquire().await.ok();
@@ -545,13 +550,17 @@ pub async fn deletion_blocked<K: Kind>(
         },
         other => other,
     };
+    // What was done before the block is told even if the status write fails.
+    for event in events {
+        publish(&ctx.events, object, event).await;
+    }
     let outcome = status::Outcome {
         image: None,
         applied: object.applied().cloned(),
         observation: status::Observation::Unknown,
         problem: Some(problem),
     };
-    report(object, api, ctx, target, outcome, events).await
+    report(object, api, ctx, target, outcome, Vec::new()).await
 }
 
 /// Maps a reconcile's problem to what happens next.
@@ -587,22 +596,23 @@ fn slim<K: Resource>(object: &mut K) {
 }
 
 /// Makes sure the object carries the finalizer and claims `desired` before Glance is touched,
-/// and that its Secret is held while it does. Writes only what is missing.
-pub async fn claim<K: Kind>(api: &Api<K>, object: &K, desired: &Membership, ctx: &Context) -> Result<(), Error> {
+/// and that its Secret is held while it does. Writes only what is missing; returns the object
+/// as written, when it wrote (a later metadata write in the same reconcile must start from it).
+pub async fn claim<K: Kind>(api: &Api<K>, object: &K, desired: &Membership, ctx: &Context) -> Result<Option<K>, Error> {
     let namespace = object.namespace().unwrap_or_default();
     ctx.secrets
         .hold(&namespace, &object.credentials_ref().secret_name)
         .await
         .map_err(Error::Kube)?;
     if object.has_finalizer() && object.claim().as_ref() == Some(desired) {
-        return Ok(());
+        return Ok(None);
     }
     let mut finalizers = object.finalizers().to_vec();
     if !object.has_finalizer() {
         finalizers.push(FINALIZER.to_string());
     }
     let claim = serde_json::to_string(desired).ok();
-    let _: K = patch_metadata(api, object.meta(), &finalizers, &[(CLAIM_ANNOTATION, claim)])
+    let written: K = patch_metadata(api, object.meta(), &finalizers, &[(CLAIM_ANNOTATION, claim)])
         .await
         .map_err(Error::Kube)?;
     // What the echo looks like if nothing but our write happened. Not the API's answer: that
@@ -611,7 +621,7 @@ pub async fn claim<K: Kind>(api: &Api<K>, object: &K, desired: &Membership, ctx:
     expected.finalizers = Some(finalizers);
     ctx.tracker
         .note_written(&object.uid().unwrap_or_default(), Fingerprint::of(&expected, FINALIZER));
-    Ok(())
+    Ok(Some(written))
 }
 
 /// Drops the claim annotation (the finalizer stays; with nothing held, deletion is immediate).

@@ -32,17 +32,24 @@ fn created_before(a: &ObjectMeta, b: &ObjectMeta) -> Ordering {
         .then_with(|| a.name.cmp(&b.name))
 }
 
-/// One setter per member status: of the objects that set the status of one membership (an
-/// ImageAccess with spec.status, an ImageAccessAccept), the first created sets it. Returns the
-/// one of `others` (each with its kind, for the message) that comes before `me`, if any.
+/// One setter per member status: of the objects that set the status of one membership to
+/// different values (an ImageAccess with spec.status, an ImageAccessAccept), the first created
+/// sets it. Each comes with its kind; creation times have a resolution of a second, so ties are
+/// broken by namespace, name, kind and uid, an order every object agrees on. Returns the one of
+/// `others` that comes before `me`, if any, named for the message.
 pub fn first_status_setter<'a>(
-    me: &ObjectMeta,
+    me: (&'static str, &'a ObjectMeta),
     others: impl IntoIterator<Item = (&'static str, &'a ObjectMeta)>,
 ) -> Option<String> {
+    let order = |a: &(&'static str, &ObjectMeta), b: &(&'static str, &ObjectMeta)| {
+        created_before(a.1, b.1)
+            .then_with(|| a.0.cmp(b.0))
+            .then_with(|| a.1.uid.cmp(&b.1.uid))
+    };
     others
         .into_iter()
-        .filter(|(_, other)| other.uid != me.uid && created_before(other, me) == Ordering::Less)
-        .min_by(|(_, a), (_, b)| created_before(a, b))
+        .filter(|other| !(other.0 == me.0 && other.1.uid == me.1.uid) && order(other, &me) == Ordering::Less)
+        .min_by(order)
         .map(|(kind, other)| {
             format!(
                 "{kind} {}/{}",

@@ -105,6 +105,17 @@ impl Problem {
         )
     }
 
+    /// Credentials of the project that owns the image, where the member's are needed.
+    pub fn owner_credentials(target: &Membership, secret: &str) -> Problem {
+        Problem::stalled(
+            "NotTheMember",
+            format!(
+                "the credentials in Secret {secret} belong to project {}, which owns image {}: an ImageAccessAccept needs the credentials of the member project the image is shared with (the owner shares it with an ImageAccess). Put the member project's credentials in the Secret",
+                target.member_id, target.image_id
+            ),
+        )
+    }
+
     /// The image is not shared with the member (yet): the owner's step comes first.
     pub fn waiting_for_share(membership: &Membership) -> Problem {
         Problem::Waiting {
@@ -122,7 +133,7 @@ impl Problem {
         Problem::stalled(
             STATUS_CONFLICT,
             format!(
-                "{other} already sets the member status of the membership ({membership}); two objects setting one status would undo each other, so this one changes nothing in Glance until {other} is deleted or stops setting it. Delete one of the two, or remove spec.status from the ImageAccess"
+                "{other} already sets the member status of the membership ({membership}) to another value; two objects setting one status would undo each other, so this one leaves the status alone until {other} is deleted or stops setting it. Delete one of the two, or remove spec.status from the ImageAccess"
             ),
         )
     }

@@ -91,11 +91,14 @@ pub struct FakeOpenStack {
 pub const OWNER_PROJECT: &str = "owner-project";
 pub const MEMBER_PROJECT: &str = "member-project";
 pub const ADMIN_PROJECT: &str = "admin-project";
+/// A project that neither owns the test images nor is a member of them.
+pub const OTHER_PROJECT: &str = "other-project";
 pub const PASSWORD: &str = "fake-password-123";
 
 impl FakeOpenStack {
-    /// Starts the fake on a free loopback port with three users: `owner` (project
-    /// [`OWNER_PROJECT`]), `member` ([`MEMBER_PROJECT`]) and `admin` ([`ADMIN_PROJECT`], admin).
+    /// Starts the fake on a free loopback port with four users: `owner` (project
+    /// [`OWNER_PROJECT`]), `member` ([`MEMBER_PROJECT`]), `other` ([`OTHER_PROJECT`]) and
+    /// `admin` ([`ADMIN_PROJECT`], admin).
     pub async fn start() -> FakeOpenStack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -109,6 +112,7 @@ impl FakeOpenStack {
         for (name, project, admin) in [
             ("owner", OWNER_PROJECT, false),
             ("member", MEMBER_PROJECT, false),
+            ("other", OTHER_PROJECT, false),
             ("admin", ADMIN_PROJECT, true),
         ] {
             let user = User {
@@ -187,13 +191,14 @@ impl FakeOpenStack {
         format!("http://{}/v3", self.addr)
     }
 
-    /// A clouds.yaml with one cloud per user: `owner`, `member`, `admin`, plus `wrong` (a bad
-    /// password).
+    /// A clouds.yaml with one cloud per user: `owner`, `member`, `other`, `admin`, plus `wrong`
+    /// (a bad password).
     pub fn clouds_yaml(&self) -> String {
         let mut out = String::from("clouds:\n");
         for (cloud, user, password) in [
             ("owner", "owner", PASSWORD),
             ("member", "member", PASSWORD),
+            ("other", "other", PASSWORD),
             ("admin", "admin", PASSWORD),
             ("wrong", "owner", "not-the-password"),
         ] {
