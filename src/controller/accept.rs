@@ -480,3 +480,102 @@ async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: 
     }
     let_go_finalizer(api, object).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openstack::{Image, Member};
+
+    const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+
+    fn desired() -> Membership {
+        Membership {
+            image_id: IMAGE.into(),
+            member_id: "member-project".into(),
+            region: Some("RegionOne".into()),
+        }
+    }
+
+    fn ready_outcome(image: Option<Image>) -> Outcome {
+        Outcome {
+            image,
+            applied: Some(desired()),
+            observation: Observation::Present(Member {
+                member_id: "member-project".into(),
+                image_id: IMAGE.into(),
+                status: MemberStatus::Accepted,
+                created_at: "2026-11-29T00:00:00Z".into(),
+                updated_at: "2026-11-29T00:00:01Z".into(),
+                schema: Some("/v2/schemas/member".into()),
+            }),
+            problem: None,
+        }
+    }
+
+    fn with_status(status: serde_json::Value) -> ImageAccessAccept {
+        let mut object = ImageAccessAccept::test("a", IMAGE, "member", MemberStatus::Accepted);
+        object.metadata.generation = Some(1);
+        object.status = Some(serde_json::from_value(status).expect("status"));
+        object
+    }
+
+    fn next(object: &ImageAccessAccept, outcome: &Outcome) -> Option<serde_json::Value> {
+        object
+            .next_status(&desired(), outcome, jiff::Timestamp::UNIX_EPOCH)
+            .map(|s| serde_json::to_value(s).expect("json"))
+    }
+
+    #[test]
+    fn the_status_records_the_resolved_member_and_what_the_member_sees_of_the_image() {
+        let mut object = ImageAccessAccept::test("a", IMAGE, "member", MemberStatus::Accepted);
+        object.metadata.generation = Some(1);
+        let image = Image {
+            id: IMAGE.into(),
+            visibility: "shared".into(),
+            owner: Some("owner-project".into()),
+            name: Some("golden".into()),
+        };
+        let status = next(&object, &ready_outcome(Some(image))).expect("a first status");
+        assert_eq!(status["memberId"], "member-project", "the member from the token");
+        assert_eq!(status["imageName"], "golden");
+        assert_eq!(status["imageOwner"], "owner-project");
+        assert_eq!(status["memberStatus"], "accepted");
+        assert_eq!(status["applied"]["memberId"], "member-project");
+        // Written back as it is: the next look (no image read) changes nothing.
+        let object = with_status(status);
+        assert!(next(&object, &ready_outcome(None)).is_none(), "steady: no write");
+    }
+
+    #[test]
+    fn a_failed_look_keeps_the_member_and_the_image() {
+        let mut object = ImageAccessAccept::test("a", IMAGE, "member", MemberStatus::Accepted);
+        object.metadata.generation = Some(1);
+        let image = Image {
+            id: IMAGE.into(),
+            visibility: "shared".into(),
+            owner: Some("owner-project".into()),
+            name: Some("golden".into()),
+        };
+        let object = with_status(next(&object, &ready_outcome(Some(image))).expect("status"));
+        let unknown = Membership {
+            member_id: String::new(),
+            ..desired()
+        };
+        let failed = Outcome {
+            image: None,
+            applied: Some(desired()),
+            observation: Observation::Unknown,
+            problem: Some(Problem::secret_not_found("default", "s")),
+        };
+        let status = object
+            .next_status(&unknown, &failed, jiff::Timestamp::UNIX_EPOCH)
+            .map(|s| serde_json::to_value(s).expect("json"))
+            .expect("conditions change");
+        assert_eq!(
+            status["memberId"], "member-project",
+            "kept when the credentials could not be read"
+        );
+        assert_eq!(status["imageName"], "golden");
+        assert_eq!(status["memberStatus"], "accepted");
+    }
+}

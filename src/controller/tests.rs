@@ -1241,6 +1241,7 @@ async fn work_at_once_never_exceeds_the_limits() {
         },
         hold_finalizer(None),
     ));
+    ctx.objects_synced.store(true, Ordering::Relaxed);
     let mut objects = Vec::new();
     for i in 0..12 {
         let mut object = ImageAccess::test(&format!("o{i}"), IMAGE, &format!("member-{i}"), "owner");
