@@ -152,8 +152,8 @@ fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Strin
 }
 
 /// Whether the CRD of kind `K` is installed (the operator never installs it); any other failure
-/// is an error that says what to check. Lists where the operator will watch, so
-/// namespace-scoped rights suffice.
+/// is an error that says what to check. Lists in every namespace the operator will watch, so
+/// namespace-scoped rights suffice and a namespace without them is named at start-up.
 async fn crd_installed<K>(client: &kube::Client, namespaces: &[String]) -> Result<bool, Box<dyn std::error::Error>>
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -161,21 +161,30 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<K> = match namespaces.first() {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
+    let apis: Vec<Api<K>> = if namespaces.is_empty() {
+        vec![Api::all(client.clone())]
+    } else {
+        namespaces
+            .iter()
+            .map(|namespace| Api::namespaced(client.clone(), namespace))
+            .collect()
     };
     let kind = K::kind(&());
-    match api.list(&kube::api::ListParams::default().limit(1)).await {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-        Err(kube::Error::Api(status)) if status.code == 403 => Err(format!(
-            "the operator may not list {kind} objects ({}): check its RBAC (the Helm chart grants it)",
-            status.message
-        )
-        .into()),
-        Err(e) => Err(format!("cannot list {kind} objects: {e}").into()),
+    for api in apis {
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                return Err(format!(
+                    "the operator may not list {kind} objects ({}): check its RBAC (the Helm chart grants it)",
+                    status.message
+                )
+                .into());
+            }
+            Err(e) => return Err(format!("cannot list {kind} objects: {e}").into()),
+        }
     }
+    Ok(true)
 }
 
 /// What to do about a missing CRD.

@@ -168,7 +168,12 @@ async fn converge(
                 format!("set the previous membership ({old}) to rejected because the spec now names {desired}"),
             )),
             Ok(Rejection::AlreadyRejected | Rejection::AlreadyGone) => {}
-            Err(problem) => return stop(desired.clone(), applied, problem),
+            Err(problem) if never_set(object, &old, &problem) => events.push(not_rejected(&old, &problem)),
+            Err(problem) => {
+                let hint =
+                    format!("to leave the previous membership ({old}) as it is, set spec.deletionPolicy to Orphan");
+                return stop(desired.clone(), applied, with_hint(problem, &hint));
+            }
         }
     }
     let applied = applied.filter(|m| *m == desired);
@@ -181,7 +186,7 @@ async fn converge(
         return stop(desired.clone(), None, Problem::status_conflict(&first, &desired));
     }
 
-    let claimed = claim(api, object, &desired, ctx).await?;
+    let _: Option<ImageAccessAccept> = claim(api, object, &desired, ctx).await?;
 
     let mut member = match glance.show_member(&desired.image_id, &desired.member_id).await {
         Ok(member) => member,
@@ -212,10 +217,6 @@ async fn converge(
                 member = updated;
             }
             Err(problem) => {
-                if problem.reason() == NOT_THE_MEMBER && applied.is_none() {
-                    // Refused: nothing changed in Glance, so nothing to undo on deletion.
-                    release_claim(api, claimed.as_ref().unwrap_or(object)).await?;
-                }
                 let outcome = Outcome {
                     image: None,
                     applied,
@@ -248,26 +249,61 @@ async fn converge(
 /// The reason of a refusal by credentials that are not the member's.
 const NOT_THE_MEMBER: &str = "NotTheMember";
 
-/// The object of either kind that sets the status of `desired` to another value and came
-/// before `object`, named for the message.
-fn first_setter(ctx: &Context, object: &ImageAccessAccept, desired: &Membership) -> Option<String> {
-    let wanted = Some(object.spec.status);
-    let accepts = setting(ctx, desired, Some(&ObjectRef::from(object)));
-    let accepts = accepts
-        .iter()
-        .filter(|other| Some(other.spec.status) != wanted)
-        .map(|other| ("ImageAccessAccept", &other.metadata));
-    let owners = owners_setting(ctx, desired);
-    let owners = owners
-        .iter()
-        .filter(|other| other.spec.status != wanted)
-        .map(|other| ("ImageAccess", &other.metadata));
-    let me = ("ImageAccessAccept", &object.metadata);
-    ownership::first_status_setter(me, accepts.chain(owners))
+/// Whether `target` was only claimed, never recorded as set, and these credentials are not
+/// the member's: the claim was written before a status change that Glance refused to these
+/// same credentials, so this object set nothing there and has nothing to undo.
+fn never_set(object: &ImageAccessAccept, target: &Membership, problem: &Problem) -> bool {
+    problem.reason() == NOT_THE_MEMBER && object.applied() != Some(target)
 }
 
-/// Another object, of either kind and not being deleted, that sets the status of `membership`
-/// (it takes it over when `object` lets go), named for the event.
+fn not_rejected(target: &Membership, problem: &Problem) -> Happened {
+    Happened::warning(
+        "MemberNotRejected",
+        format!(
+            "left the membership ({target}) as it is: this object never set its status, and {}",
+            problem.message()
+        ),
+    )
+}
+
+/// `problem` with `hint` added to its message (how to let go without it).
+fn with_hint(problem: Problem, hint: &str) -> Problem {
+    match problem {
+        Problem::Stalled { reason, message } => Problem::Stalled {
+            reason,
+            message: format!("{message}; {hint}"),
+        },
+        other => other,
+    }
+}
+
+/// The object of either kind that sets the status of `desired`, came first and asks for
+/// another status than `object`, named for the message.
+fn first_setter(ctx: &Context, object: &ImageAccessAccept, desired: &Membership) -> Option<String> {
+    let accepts = setting(ctx, desired, Some(&ObjectRef::from(object)));
+    let owners = owners_setting(ctx, desired);
+    let owners = owners.iter().filter_map(|owner| {
+        owner.spec.status.map(|status| ownership::Setter {
+            kind: "ImageAccess",
+            meta: &owner.metadata,
+            status,
+        })
+    });
+    ownership::status_conflict(as_setter(object), accepts.iter().map(|a| as_setter(a)).chain(owners))
+}
+
+/// An accept object as a setter of its membership's status.
+pub(super) fn as_setter(object: &ImageAccessAccept) -> ownership::Setter<'_> {
+    ownership::Setter {
+        kind: "ImageAccessAccept",
+        meta: &object.metadata,
+        status: object.spec.status,
+    }
+}
+
+/// Another object, of either kind and not being deleted, that has set the status of
+/// `membership` and is Ready (it keeps it when `object` lets go), named for the event. One
+/// that could not set it (wrong credentials, say) does not count: it could not undo it either.
 fn other_setter(ctx: &Context, object: &ImageAccessAccept, membership: &Membership) -> Option<String> {
     let label = |kind: &str, meta: &kube::api::ObjectMeta| {
         format!(
@@ -276,12 +312,17 @@ fn other_setter(ctx: &Context, object: &ImageAccessAccept, membership: &Membersh
             meta.name.as_deref().unwrap_or_default()
         )
     };
+    fn keeps(other: &impl Managed, membership: &Membership) -> bool {
+        other.applied().is_some_and(|applied| applied.overlaps(membership))
+            && other.condition(status::READY).is_some_and(|c| c.status == "True")
+    }
     let accepts = setting(ctx, membership, Some(&ObjectRef::from(object)));
-    if let Some(other) = accepts.first() {
+    if let Some(other) = accepts.iter().find(|other| keeps(other.as_ref(), membership)) {
         return Some(label("ImageAccessAccept", &other.metadata));
     }
     owners_setting(ctx, membership)
-        .first()
+        .iter()
+        .find(|other| keeps(other.as_ref(), membership))
         .map(|other| label("ImageAccess", &other.metadata))
 }
 
@@ -339,45 +380,44 @@ enum Rejection {
 impl MemberSession<'_> {
     /// Whether these credentials are the member project's own.
     fn is_member(&self, target: &Membership) -> bool {
-        self.caller.is_none_or(|caller| caller == target.member_id)
+        self.caller == Some(target.member_id.as_str())
     }
 
-    /// Why Glance shows no `target` to these credentials. The image tells: the owner's own
-    /// credentials see it (and are the wrong ones here); the member's, or an admin's, mean the
-    /// share is not there yet; credentials of another project see nothing at all.
+    /// Why Glance shows no `target` to these credentials: credentials of another project
+    /// cannot see the member's membership at all; the member's own see it once it is shared,
+    /// unless they are the owner's (memberId unset with the owner's credentials).
     async fn why_not_found(&self, target: &Membership) -> Result<Problem, OpenStackError> {
-        match self.glance.show_image(&target.image_id).await {
-            Ok(image) if image.owner.is_some() && image.owner.as_deref() == self.caller => {
-                Ok(Problem::owner_credentials(target, self.secret))
-            }
-            Ok(_) => Ok(Problem::waiting_for_share(target)),
-            // A member does not see a shared image before it is shared with it.
-            Err(e) if e.is_not_found() && self.is_member(target) => Ok(Problem::waiting_for_share(target)),
-            Err(e) if e.is_not_found() => Ok(Problem::not_the_member(
+        if !self.is_member(target) {
+            return Ok(Problem::not_the_member(
                 target,
                 self.caller,
                 self.secret,
-                "(404: they cannot see the image)",
-            )),
+                "(404: the membership is not visible to them)",
+            ));
+        }
+        match self.glance.show_image(&target.image_id).await {
+            Ok(image) if image.owner.is_some() && image.owner.as_deref() == self.caller => {
+                Ok(Problem::owner_credentials(target, &target.member_id, self.secret))
+            }
+            Ok(_) => Ok(Problem::waiting_for_share(target)),
+            // A member does not see a shared image before it is shared with it.
+            Err(e) if e.is_not_found() => Ok(Problem::waiting_for_share(target)),
             Err(e) => Err(e),
         }
     }
 
     /// Whether a membership these credentials do not find is really gone: the member sees its
-    /// own, and whoever sees the image (its owner, an admin) sees all of them; other
-    /// credentials see nothing, and "not visible" must not pass for "gone".
+    /// own, the image's owner sees all of them; any other credentials might just not see it,
+    /// and "not visible" must not pass for "gone".
     async fn really_gone(&self, target: &Membership) -> Result<(), Problem> {
         if self.is_member(target) {
             return Ok(());
         }
+        let unseen = "(404: they cannot tell whether the membership is gone)";
         match self.glance.show_image(&target.image_id).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Err(Problem::not_the_member(
-                target,
-                self.caller,
-                self.secret,
-                "(404: they cannot see the image, so cannot tell whether the membership is gone)",
-            )),
+            Ok(image) if image.owner.is_some() && image.owner.as_deref() == self.caller => Ok(()),
+            Ok(_) => Err(Problem::not_the_member(target, self.caller, self.secret, unseen)),
+            Err(e) if e.is_not_found() => Err(Problem::not_the_member(target, self.caller, self.secret, unseen)),
             Err(e) => Err(Problem::openstack(&e, Step::ObserveMember, target, self.secret)),
         }
     }
@@ -472,6 +512,7 @@ async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: 
                 format!("set the membership ({target}) to rejected: the image leaves the member's image list"),
             )),
             Ok(Rejection::AlreadyRejected | Rejection::AlreadyGone) => {}
+            Err(problem) if never_set(object, target, &problem) => events.push(not_rejected(target, &problem)),
             Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
         }
     }

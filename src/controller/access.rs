@@ -171,11 +171,12 @@ async fn converge(
     // status is left alone.
     let conflict = spec.status.and_then(|wanted| {
         let accepts = super::accept::setting(ctx, &desired, None);
-        let accepts = accepts
-            .iter()
-            .filter(|a| a.spec.status != wanted)
-            .map(|a| ("ImageAccessAccept", &a.metadata));
-        ownership::first_status_setter(("ImageAccess", &object.metadata), accepts)
+        let me = ownership::Setter {
+            kind: "ImageAccess",
+            meta: &object.metadata,
+            status: wanted,
+        };
+        ownership::status_conflict(me, accepts.iter().map(|a| super::accept::as_setter(a)))
     });
     let wanted_status = if conflict.is_some() { None } else { spec.status };
 

@@ -925,10 +925,15 @@ where
     K::DynamicType: Clone + Eq + std::hash::Hash,
 {
     for store in stores {
-        loop {
+        for waited in 1u64.. {
             match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
                 Ok(Ok(())) => break,
                 Ok(Err(_)) => return false,
+                // Nothing is reconciled until every cache has listed: say so now and then.
+                Err(_) if waited % 150 == 0 => tracing::warn!(
+                    waited_s = waited / 5,
+                    "a watch has not listed yet; nothing is reconciled until it has (the watch's errors above say why: RBAC, the API server)"
+                ),
                 Err(_) => continue,
             }
         }

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 
 use kube::api::ObjectMeta;
 
-use crate::api::{ImageAccess, Managed, Membership};
+use crate::api::{ImageAccess, Managed, MemberStatus, Membership};
 use crate::controller::status::MANAGED_ELSEWHERE;
 
 /// Objects in creation order (then namespace and name, so the order is total).
@@ -32,31 +32,40 @@ fn created_before(a: &ObjectMeta, b: &ObjectMeta) -> Ordering {
         .then_with(|| a.name.cmp(&b.name))
 }
 
-/// One setter per member status: of the objects that set the status of one membership to
-/// different values (an ImageAccess with spec.status, an ImageAccessAccept), the first created
-/// sets it. Each comes with its kind; creation times have a resolution of a second, so ties are
-/// broken by namespace, name, kind and uid, an order every object agrees on. Returns the one of
-/// `others` that comes before `me`, if any, named for the message.
-pub fn first_status_setter<'a>(
-    me: (&'static str, &'a ObjectMeta),
-    others: impl IntoIterator<Item = (&'static str, &'a ObjectMeta)>,
-) -> Option<String> {
-    let order = |a: &(&'static str, &ObjectMeta), b: &(&'static str, &ObjectMeta)| {
-        created_before(a.1, b.1)
-            .then_with(|| a.0.cmp(b.0))
-            .then_with(|| a.1.uid.cmp(&b.1.uid))
+/// An object that sets the member status of a membership: its kind (for the message and the
+/// order), its metadata and the status it asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Setter<'a> {
+    pub kind: &'static str,
+    pub meta: &'a ObjectMeta,
+    pub status: MemberStatus,
+}
+
+/// One setter per member status: of the objects that set the status of one membership (an
+/// ImageAccess with spec.status, an ImageAccessAccept), the first created sets it. Creation
+/// times have a resolution of a second, so ties are broken by namespace, name, kind and uid, an
+/// order every object agrees on. Returns the first setter, named for the message, when it is
+/// not `me` and asks for another status than `me` (asking for the same is no conflict).
+pub fn status_conflict<'a>(me: Setter<'a>, others: impl IntoIterator<Item = Setter<'a>>) -> Option<String> {
+    let order = |a: &Setter, b: &Setter| {
+        created_before(a.meta, b.meta)
+            .then_with(|| a.kind.cmp(b.kind))
+            .then_with(|| a.meta.uid.cmp(&b.meta.uid))
     };
-    others
+    let is_me = |s: &Setter| s.kind == me.kind && s.meta.uid == me.meta.uid;
+    let first = others
         .into_iter()
-        .filter(|other| !(other.0 == me.0 && other.1.uid == me.1.uid) && order(other, &me) == Ordering::Less)
-        .min_by(order)
-        .map(|(kind, other)| {
-            format!(
-                "{kind} {}/{}",
-                other.namespace.as_deref().unwrap_or_default(),
-                other.name.as_deref().unwrap_or_default()
-            )
-        })
+        .filter(|other| !is_me(other))
+        .chain(std::iter::once(me))
+        .min_by(order)?;
+    (!is_me(&first) && first.status != me.status).then(|| {
+        format!(
+            "{} {}/{}",
+            first.kind,
+            first.meta.namespace.as_deref().unwrap_or_default(),
+            first.meta.name.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 /// The membership `object` names, with the region its claim resolved when it still names the

@@ -106,12 +106,12 @@ impl Problem {
     }
 
     /// Credentials of the project that owns the image, where the member's are needed.
-    pub fn owner_credentials(target: &Membership, secret: &str) -> Problem {
+    pub fn owner_credentials(target: &Membership, caller: &str, secret: &str) -> Problem {
         Problem::stalled(
             "NotTheMember",
             format!(
-                "the credentials in Secret {secret} belong to project {}, which owns image {}: an ImageAccessAccept needs the credentials of the member project the image is shared with (the owner shares it with an ImageAccess). Put the member project's credentials in the Secret",
-                target.member_id, target.image_id
+                "the credentials in Secret {secret} belong to project {caller}, which owns image {}: an ImageAccessAccept needs the credentials of the member project the image is shared with (the owner shares it with an ImageAccess). Put the member project's credentials in the Secret",
+                target.image_id
             ),
         )
     }
@@ -147,7 +147,7 @@ impl Problem {
         Problem::stalled(
             "NotTheMember",
             format!(
-                "Glance refused to set the status of member {} of image {} {said}: only the member project (or an admin) may accept or reject a share, and the credentials in Secret {secret} {whose}. Put the member project's credentials in the Secret, or leave spec.memberId unset to use the project of the credentials",
+                "Glance refused or hid the membership of member {} of image {} {said}: only the member project (or an admin) may see and set it, and the credentials in Secret {secret} {whose}. Put the member project's credentials in the Secret",
                 target.member_id, target.image_id
             ),
         )
