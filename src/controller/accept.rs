@@ -553,6 +553,15 @@ mod tests {
         }
     }
 
+    fn golden() -> Image {
+        Image {
+            id: IMAGE.into(),
+            visibility: "shared".into(),
+            owner: Some("owner-project".into()),
+            name: Some("golden".into()),
+        }
+    }
+
     fn with_status(status: serde_json::Value) -> ImageAccessAccept {
         let mut object = ImageAccessAccept::test("a", IMAGE, "member", MemberStatus::Accepted);
         object.metadata.generation = Some(1);
@@ -570,12 +579,7 @@ mod tests {
     fn the_status_records_the_resolved_member_and_what_the_member_sees_of_the_image() {
         let mut object = ImageAccessAccept::test("a", IMAGE, "member", MemberStatus::Accepted);
         object.metadata.generation = Some(1);
-        let image = Image {
-            id: IMAGE.into(),
-            visibility: "shared".into(),
-            owner: Some("owner-project".into()),
-            name: Some("golden".into()),
-        };
+        let image = golden();
         let status = next(&object, &ready_outcome(Some(image))).expect("a first status");
         assert_eq!(status["memberId"], "member-project", "the member from the token");
         assert_eq!(status["imageName"], "golden");
@@ -591,12 +595,7 @@ mod tests {
     fn a_failed_look_keeps_the_member_and_the_image() {
         let mut object = ImageAccessAccept::test("a", IMAGE, "member", MemberStatus::Accepted);
         object.metadata.generation = Some(1);
-        let image = Image {
-            id: IMAGE.into(),
-            visibility: "shared".into(),
-            owner: Some("owner-project".into()),
-            name: Some("golden".into()),
-        };
+        let image = golden();
         let object = with_status(next(&object, &ready_outcome(Some(image))).expect("status"));
         let unknown = Membership {
             member_id: String::new(),

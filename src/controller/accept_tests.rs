@@ -22,6 +22,13 @@ async fn shared(h: &mut Harness) {
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
 }
 
+/// The owner has shared IMAGE and the member's "accept" has accepted it.
+async fn accepted(h: &mut Harness) {
+    shared(h).await;
+    h.apply(&accept(MemberStatus::Accepted));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+}
+
 fn accept_status(h: &Harness) -> ImageAccessAcceptStatus {
     h.kube
         .accept(NAMESPACE, "accept")
@@ -175,9 +182,7 @@ async fn the_owners_credentials_get_a_refusal_that_says_whose_are_needed() {
 #[tokio::test]
 async fn a_status_changed_by_hand_is_set_back_at_the_resync() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected);
     h.calls();
     h.later();
@@ -192,9 +197,7 @@ async fn a_status_changed_by_hand_is_set_back_at_the_resync() {
 #[tokio::test]
 async fn deleting_rejects_and_orphan_leaves_the_status() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     h.kube.delete_accept(NAMESPACE, "accept");
     h.sync();
     h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("rejected");
@@ -222,9 +225,7 @@ async fn deleting_rejects_and_orphan_leaves_the_status() {
 #[tokio::test]
 async fn deleting_when_the_membership_is_gone_finishes() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     h.fake.remove_member(IMAGE, MEMBER_PROJECT);
     h.kube.delete_accept(NAMESPACE, "accept");
     h.sync();
@@ -237,9 +238,7 @@ async fn deleting_when_the_membership_is_gone_finishes() {
 #[tokio::test]
 async fn a_deletion_that_glance_refuses_keeps_the_finalizer_and_says_how_to_let_go() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     // The Secret now holds the owner's credentials: they may not reject.
     let mut object = h.kube.accept(NAMESPACE, "accept").expect("object");
     object.spec.cloud_credentials_ref.cloud_name = "owner".into();
@@ -351,9 +350,7 @@ async fn two_accepts_for_one_membership_the_later_stalls() {
 #[tokio::test]
 async fn metrics_carry_the_controller_name() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     let text = h.ctx().metrics.encode();
     assert!(text.contains(r#"controller="imageaccessaccept""#), "{text}");
     assert!(text.contains(r#"controller="imageaccess""#));
@@ -399,9 +396,7 @@ async fn objects_that_ask_for_the_same_status_do_not_conflict() {
 #[tokio::test]
 async fn credentials_that_cannot_see_the_membership_do_not_pass_it_for_gone() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     let mut object = h.kube.accept(NAMESPACE, "accept").expect("object");
     object.spec.cloud_credentials_ref.cloud_name = "other".into();
     object.spec.member_id = Some(MEMBER_PROJECT.into());
@@ -457,9 +452,7 @@ async fn another_projects_credentials_are_named_not_waited_on() {
 #[tokio::test]
 async fn a_deleted_accept_leaves_the_status_to_the_one_that_takes_over() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
     h.reconcile_kind::<ImageAccessAccept>("renamed")
         .await
@@ -483,9 +476,7 @@ async fn a_deleted_accept_leaves_the_status_to_the_one_that_takes_over() {
 #[tokio::test]
 async fn a_setter_that_could_not_set_is_no_successor() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     h.apply(&ImageAccessAccept::test("broken", IMAGE, "other", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
     h.reconcile_kind::<ImageAccessAccept>("broken").await.expect("stalled");
     h.kube.delete_accept(NAMESPACE, "accept");
@@ -535,9 +526,7 @@ async fn a_refused_accept_deletes_without_blocking() {
 #[tokio::test]
 async fn a_later_setter_that_agrees_with_the_first_is_not_in_conflict() {
     let mut h = Harness::new().await;
-    shared(&mut h).await;
-    h.apply(&accept(MemberStatus::Accepted));
-    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    accepted(&mut h).await;
     let pending = ImageAccess::test("setter", IMAGE, "other-member", "admin").with_member_status(MemberStatus::Pending);
     let mut pending = pending;
     pending.spec.member_id = MEMBER_PROJECT.into();
