@@ -203,6 +203,18 @@ async fn converge(
             };
             return Ok((desired, outcome));
         }
+        Err(
+            e @ OpenStackError::Http {
+                kind: HttpErrorKind::Forbidden,
+                ..
+            },
+        ) => {
+            let said = match &e {
+                OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
+                other => format!("({other})"),
+            };
+            return stop(desired.clone(), applied, Problem::no_members_to_accept(&desired, &said));
+        }
         Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember)),
     };
     let wanted = object.spec.status;

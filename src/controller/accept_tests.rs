@@ -564,3 +564,21 @@ fn the_setter_order_is_total_even_within_one_second() {
         "exactly one of the two defers: {first:?} {second:?}"
     );
 }
+
+#[tokio::test]
+async fn an_image_that_is_not_shared_has_nothing_to_accept_and_says_so() {
+    let mut h = Harness::new().await;
+    let public = "8e2c3a4d-4d3a-4b7a-9c75-6b2e9b3e4c32";
+    h.fake.add_image(public, OWNER_PROJECT, "public");
+    h.apply(&ImageAccessAccept::test(
+        "accept",
+        public,
+        "member",
+        MemberStatus::Accepted,
+    ));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "ImageNotShared".into()));
+    let message = &status.membership.conditions[0].message;
+    assert!(message.contains("nothing to do until its owner"), "{message}");
+}

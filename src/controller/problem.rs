@@ -116,6 +116,17 @@ impl Problem {
         )
     }
 
+    /// The image's visibility is not `shared`: it has no members, so nothing to accept.
+    pub fn no_members_to_accept(target: &Membership, said: &str) -> Problem {
+        Problem::stalled(
+            "ImageNotShared",
+            format!(
+                "image {} is not a shared image {said}, so it has no members to accept or reject: there is nothing to do until its owner makes it shared (openstack image set --shared {}) and shares it with member {}",
+                target.image_id, target.image_id, target.member_id
+            ),
+        )
+    }
+
     /// The image is not shared with the member (yet): the owner's step comes first.
     pub fn waiting_for_share(membership: &Membership) -> Problem {
         Problem::Waiting {
