@@ -173,10 +173,7 @@ impl TestNamespace {
     }
 
     pub async fn wait_ready_within(&self, name: &str, timeout: Duration) -> ImageAccess {
-        eventually(&format!("{name} Ready"), timeout, || async {
-            self.api().get_opt(name).await.ok().flatten().filter(is_ready)
-        })
-        .await
+        self.wait_for(name, "Ready", timeout, is_ready).await
     }
 
     /// Waits until `name` has the condition `type_` True for its current generation.
@@ -187,13 +184,9 @@ impl TestNamespace {
     /// Waits until `name` has the condition `type_` True (with `reason`, if given) for its
     /// current generation.
     pub async fn wait_reason(&self, name: &str, type_: &str, reason: Option<&str>) -> ImageAccess {
-        eventually(&format!("{name} {type_} {reason:?}"), WAIT, || async {
-            self.api().get_opt(name).await.ok().flatten().filter(|o| {
-                let current = o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation;
-                current
-                    && o.condition(type_)
-                        .is_some_and(|c| c.status == "True" && reason.is_none_or(|r| c.reason == r))
-            })
+        let what = format!("{type_} {reason:?}");
+        self.wait_for(name, &what, WAIT, |o: &ImageAccess| {
+            has_reason(o, type_, "True", reason)
         })
         .await
     }
@@ -215,10 +208,7 @@ impl TestNamespace {
 
     /// Waits until `name` no longer exists (its finalizer is gone).
     pub async fn wait_gone(&self, name: &str) {
-        eventually(&format!("{name} deleted"), WAIT, || async {
-            matches!(self.api().get_opt(name).await, Ok(None)).then_some(())
-        })
-        .await
+        self.wait_gone_of::<ImageAccess>(name).await
     }
 }
 
