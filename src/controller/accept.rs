@@ -150,7 +150,7 @@ async fn converge(
         if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
             continue;
         }
-        if let Some(successor) = other_setter(ctx, object, &old) {
+        if let Some(successor) = other_setter(ctx, object, &old).await {
             events.push(handed_over(&old, &successor));
             continue;
         }
@@ -261,11 +261,18 @@ async fn converge(
 /// The reason of a refusal by credentials that are not the member's.
 const NOT_THE_MEMBER: &str = "NotTheMember";
 
-/// Whether `target` was only claimed, never recorded as set, and these credentials are not
-/// the member's: the claim was written before a status change that Glance refused to these
-/// same credentials, so this object set nothing there and has nothing to undo.
+/// Whether `target` was only claimed, never recorded as set, these credentials are not the
+/// member's, and the object's last look already said so: the claim was written before a
+/// status change that Glance refused to these same credentials, so this object set nothing
+/// there and has nothing to undo. Without the recorded NotTheMember (a crash after Glance
+/// took the change but before the status said so, then a switch of Secret), the status may
+/// have been set, and the deletion waits for credentials that can undo it.
 fn never_set(object: &ImageAccessAccept, target: &Membership, problem: &Problem) -> bool {
-    problem.reason() == NOT_THE_MEMBER && object.applied() != Some(target)
+    problem.reason() == NOT_THE_MEMBER
+        && object.applied() != Some(target)
+        && object
+            .condition(status::READY)
+            .is_some_and(|ready| ready.reason == NOT_THE_MEMBER)
 }
 
 fn not_rejected(target: &Membership, problem: &Problem) -> Happened {
@@ -316,26 +323,49 @@ pub(super) fn as_setter(object: &ImageAccessAccept) -> ownership::Setter<'_> {
 /// Another object, of either kind and not being deleted, that has set the status of
 /// `membership` and is Ready (it keeps it when `object` lets go), named for the event. One
 /// that could not set it (wrong credentials, say) does not count: it could not undo it either.
-fn other_setter(ctx: &Context, object: &ImageAccessAccept, membership: &Membership) -> Option<String> {
-    let label = |kind: &str, meta: &kube::api::ObjectMeta| {
-        format!(
-            "{kind} {}/{}",
-            meta.namespace.as_deref().unwrap_or_default(),
-            meta.name.as_deref().unwrap_or_default()
-        )
-    };
-    fn keeps(other: &impl Managed, membership: &Membership) -> bool {
-        other.applied().is_some_and(|applied| applied.overlaps(membership))
-            && other.condition(status::READY).is_some_and(|c| c.status == "True")
-    }
+/// A candidate from the caches is read again before it is trusted: the caches of the two kinds
+/// are not ordered with each other, and a successor deleted or failed since would leave the
+/// status set with nobody to undo it.
+async fn other_setter(ctx: &Context, object: &ImageAccessAccept, membership: &Membership) -> Option<String> {
     let accepts = setting(ctx, membership, Some(&ObjectRef::from(object)));
-    if let Some(other) = accepts.iter().find(|other| keeps(other.as_ref(), membership)) {
-        return Some(label("ImageAccessAccept", &other.metadata));
+    for other in accepts.iter().filter(|other| keeps(other.as_ref(), membership)) {
+        if let Some(label) = still_keeps::<ImageAccessAccept>(ctx, other, membership).await {
+            return Some(label);
+        }
     }
-    owners_setting(ctx, membership)
+    for other in owners_setting(ctx, membership)
         .iter()
-        .find(|other| keeps(other.as_ref(), membership))
-        .map(|other| label("ImageAccess", &other.metadata))
+        .filter(|other| keeps(other.as_ref(), membership))
+    {
+        if let Some(label) = still_keeps::<ImageAccess>(ctx, other, membership).await {
+            return Some(label);
+        }
+    }
+    None
+}
+
+fn keeps(other: &impl Managed, membership: &Membership) -> bool {
+    other.applied().is_some_and(|applied| applied.overlaps(membership))
+        && other.condition(status::READY).is_some_and(|c| c.status == "True")
+        && !other.is_deleting()
+}
+
+/// `cached`, read again from the API server, labelled for the event if it still keeps
+/// `membership`. A failed read counts as no: the object lets go itself rather than guess.
+async fn still_keeps<K>(ctx: &Context, cached: &K, membership: &Membership) -> Option<String>
+where
+    K: Managed + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let meta = cached.meta();
+    let namespace = meta.namespace.as_deref()?;
+    let name = meta.name.as_deref()?;
+    let fresh = Api::<K>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()
+        .flatten()?;
+    keeps(&fresh, membership).then(|| format!("{} {namespace}/{name}", K::kind(&())))
 }
 
 fn handed_over(membership: &Membership, successor: &str) -> Happened {
@@ -489,7 +519,7 @@ async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: 
             continue;
         }
         // Another object sets this status (a rename, say): it is left to it, not rejected.
-        if let Some(successor) = other_setter(ctx, object, target) {
+        if let Some(successor) = other_setter(ctx, object, target).await {
             events.push(handed_over(target, &successor));
             continue;
         }

@@ -521,6 +521,60 @@ async fn a_refused_accept_deletes_without_blocking() {
     );
 }
 
+/// Review finding: a crash after Glance took the member's change but before the status said so,
+/// then a switch to credentials that are not the member's: the status may have been set, so
+/// the deletion waits for credentials that can undo it instead of leaving the image accepted.
+#[tokio::test]
+async fn a_status_set_before_a_crash_is_not_left_behind_by_other_credentials() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    let by_member = accept(MemberStatus::Accepted).for_member(MEMBER_PROJECT);
+    h.apply(&by_member);
+    h.kube.fail_next("PATCH", "/imageaccessaccepts/accept/status", 500);
+    assert!(
+        h.reconcile_kind::<ImageAccessAccept>("accept").await.is_err(),
+        "the status write failed"
+    );
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+    let mut by_owner = by_member.clone();
+    by_owner.spec.cloud_credentials_ref.cloud_name = "owner".into();
+    h.apply(&by_owner);
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    let _ = h.reconcile_kind::<ImageAccessAccept>("accept").await;
+    assert!(h.kube.accept(NAMESPACE, "accept").is_some(), "the finalizer is kept");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted
+    );
+}
+
+/// Review finding: the cache of the successor may be behind: a successor deleted since is read
+/// again before the status is left to it, and the object deleted rejects as asked.
+#[tokio::test]
+async fn a_successor_deleted_since_the_cache_was_filled_gets_no_hand_over() {
+    let mut h = Harness::new().await;
+    accepted(&mut h).await;
+    h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("renamed")
+        .await
+        .expect("ready too");
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.kube.delete_accept(NAMESPACE, "renamed");
+    let _not_seen_by_the_watch_yet = h.kube.take_changes();
+    h.calls();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("rejected");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Rejected
+    );
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberRejected"]);
+}
+
 /// Review finding: the status goes to the first setter; a later one that agrees with it is no
 /// conflict even when an object in between asks for something else (and stands aside).
 #[tokio::test]

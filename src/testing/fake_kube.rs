@@ -265,6 +265,29 @@ impl State {
                 self.patch(true, (String::new(), ns.to_string(), name.to_string()), body)
             }
             (
+                "GET",
+                [
+                    "apis",
+                    "glance.viettelidc.com.vn",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    plural,
+                    name,
+                ],
+            ) => {
+                match self
+                    .objects
+                    .get(&(plural.to_string(), ns.to_string(), name.to_string()))
+                {
+                    Some(object) => (StatusCode::OK, object.clone()),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        status_body(404, "NotFound", &format!("{plural} \"{name}\" not found")),
+                    ),
+                }
+            }
+            (
                 "PATCH",
                 [
                     "apis",
