@@ -9,6 +9,8 @@
 #      rest), Terraform and OpenTofu (`apply`, default parallelism, the same provider build), and
 #      the floor (the same N creates by the project's own Glance client at the operator's
 #      concurrency, no Kubernetes). RUNS (3) runs each; medians.
+#      And one ImageShare of N/100 images × 100 members (1 Glance worker): from `kubectl apply`
+#      to all N children Ready, against the N hand-written objects of the same run.
 #   2. Steady state over two resync periods (30 s here): Glance and Kubernetes requests (the
 #      API server's audit log) and CPU of the operator; `plan -refresh-only` of both tools.
 #   3. BIG (10,000) objects on the in-process fake with 20 ms per Glance request, on the real
@@ -66,13 +68,14 @@ bench_openstack() { # PROCESSES
 }
 bench_env() { (source "$WORK/openstack.env"; "$@"); }
 
-# PAIRS_FILE: N memberships on fresh images, 125 synthetic members each (Glance does not check
-# member IDs against Keystone).
-make_pairs() { # FILE TAG
-  local images=$(( (N + 124) / 125 )) i=0
+# PAIRS_FILE: N memberships on fresh images, PER_IMAGE (125) synthetic members each (Glance does
+# not check member IDs against Keystone).
+make_pairs() { # FILE TAG [PER_IMAGE]
+  local per=${3:-125} i=0
+  local images=$(( (N + per - 1) / per ))
   : > "$1"
   while read -r image; do
-    for m in $(seq 1 125); do
+    for m in $(seq 1 "$per"); do
       [ "$i" -lt "$N" ] || break
       printf '%s bench-member-%04d\n' "$image" "$m" >> "$1"; i=$((i + 1))
     done
@@ -184,8 +187,10 @@ run_floor() { # PAIRS TIMELINE -> "seconds cpu-parts(6)"
   echo "$seconds $(cpu_delta "$before" "$(cpu_parts)" "$seconds")"
 }
 
-run_operator() { # PAIRS TIMELINE STEADY(0|1) -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(5)]"
-  local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady=""
+# One ImageAccess per pair, or with SHARE=1 one ImageShare of the pairs' images × members (the
+# pairs must be their full product), whose 1,000 children the operator makes.
+run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(5)]"
+  local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady="" share=${4:-0}
   ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))
   NAMESPACES+=("$ns")
   kubectl create namespace "$ns" >/dev/null
@@ -193,6 +198,12 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) -> "apply total glance/object writ
   pid=$(start_operator "$ns" "$port" "${RESYNC}s")
   manifests=$WORK/manifests.yaml; : > "$manifests"
   awk '{printf "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: ia-%d\nspec:\n  imageId: %s\n  memberId: %s\n  cloudCredentialsRef: {secretName: openstack-credentials, cloudName: owner}\n---\n", NR, $1, $2}' "$pairs" > "$manifests"
+  if [ "$share" = 1 ]; then
+    { printf 'apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageShare\nmetadata:\n  name: golden\nspec:\n  cloudCredentialsRef: {secretName: openstack-credentials, cloudName: owner}\n  imageIds:\n'
+      images_of "$pairs" | sed 's/^/  - /'
+      printf '  memberIds:\n'
+      cut -d' ' -f2 "$pairs" | sort -u | sed 's/^/  - /'; } > "$manifests"
+  fi
   local w0 w1 e0 e1 parts0 parts
   read -r a0 w0 e0 < <(audit_count)
   g0=$(glance_metric_total "$port")
@@ -307,6 +318,13 @@ for processes in 1 2; do
     make_pairs "$WORK/pairs-tofu" "tofu-$run"
     tofu_s=$(run_tool tofu "$WORK/pairs-tofu" "$WORK/timeline-tofu-$processes-$run" "$steady")
     echo "$floor | $operator | $terraform_s | $tofu_s" >> "$WORK/rows"
+    if [ "$processes" = 1 ]; then
+      log "run $run/$RUNS: one ImageShare of $((N / 100)) images x 100 members"
+      make_pairs "$WORK/pairs-share" "share-$run" 100
+      share=$(run_operator "$WORK/pairs-share" "$WORK/timeline-share-$run" "$steady" 1)
+      echo "$share | $operator" >> "$WORK/share-rows"
+      log "run $run: share $(echo "$share" | cut -d' ' -f2)s"
+    fi
     log "run $run: floor $(echo "$floor" | cut -d" " -f1)s, operator $(echo "$operator" | cut -d' ' -f2)s, terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
     if [ "$steady" = 1 ]; then
       echo "$operator" > "$WORK/steady-operator"; echo "$terraform_s" > "$WORK/steady-terraform"; echo "$tofu_s" > "$WORK/steady-tofu"
@@ -330,6 +348,18 @@ for processes in 1 2; do
     printf '  CPU seconds during the floor (median) - Glance %s, Keystone %s, the rest (the client) %s; machine busy %s%%\n' \
       "$(col 1 4 | median)" "$(col 1 5 | median)" "$(col 1 6 | median)" "$(col 1 7 | median)"
   } >> "$REPORT"
+  if [ "$processes" = 1 ]; then
+    scol() { awk -F' [|] ' -v f="$1" -v c="$2" '{split($f, a, " "); print a[c]}' "$WORK/share-rows"; }
+    read -r _ _ _ _ _ _ _ _ _ _ _ _ _ shg _ shreads shwrites _ < <(head -1 "$WORK/share-rows" | cut -d'|' -f1)
+    {
+      echo "-- one ImageShare of $((N / 100)) images x 100 members ($N children), same Glance; median of $RUNS runs (seconds)"
+      printf '  kubectl apply start to all %s children Ready: %s (the apply itself: %s); %s hand-written ImageAccess objects in the same runs: %s; ratio share/objects %s (goal <= 1)\n' \
+        "$N" "$(scol 1 2 | median)" "$(scol 1 1 | median)" "$N" "$(scol 2 2 | median)" \
+        "$(awk -F' [|] ' '{split($1, a, " "); split($2, b, " "); printf "%.3f\n", a[2]/b[2]}' "$WORK/share-rows" | median)"
+      printf '  per child: Glance requests %s, Kubernetes writes %s plus %s events; steady state (two resyncs, run 1): Kubernetes writes %s (goal 0), reads %s, Glance requests %s\n' \
+        "$(scol 1 3 | median)" "$(scol 1 4 | median)" "$(scol 1 7 | median)" "${shwrites:--}" "${shreads:--}" "${shg:--}"
+    } >> "$REPORT"
+  fi
 done
 read -r _ _ _ _ _ _ _ _ _ _ _ _ _ sg images sreads swrites scpu < "$WORK/steady-operator"
 read -r _ tf_plan tf_plan_requests < "$WORK/steady-terraform"

@@ -28,5 +28,6 @@ pub fn crds() -> Result<Vec<(&'static str, String)>, serde_saphyr::ser_error::Er
             "imageaccessaccepts.yaml",
             serde_saphyr::to_string(&api::ImageAccessAccept::crd())?,
         ),
+        ("imageshares.yaml", serde_saphyr::to_string(&api::ImageShare::crd())?),
     ])
 }

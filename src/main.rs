@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
-use image_access_operator::api::{ImageAccess, ImageAccessAccept};
+use image_access_operator::api::{ImageAccess, ImageAccessAccept, ImageShare};
 use image_access_operator::config::Config;
 use image_access_operator::controller::{self, Context, Settings};
 use image_access_operator::credentials::hold_finalizer;
@@ -56,6 +56,13 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             not_installed::<ImageAccessAccept>()
         );
     }
+    let skip_shares = !crd_installed::<ImageShare>(&client, &config.watch_namespaces).await?;
+    if skip_shares {
+        tracing::warn!(
+            "ImageShare objects are not served: {}; restart the operator once it is",
+            not_installed::<ImageShare>()
+        );
+    }
 
     let metrics = Arc::new(Metrics::default());
     let openstack = OpenStack::new(
@@ -101,6 +108,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         namespaces: config.watch_namespaces.clone(),
         label_selector: config.label_selector.clone(),
         skip_accepts,
+        skip_shares,
     };
     let client = ctx.client.clone();
     // One signal, seen by whoever is waiting: the standby loop, or the controllers.

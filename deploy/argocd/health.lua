@@ -1,4 +1,4 @@
--- Argo CD health check for glance.viettelidc.com.vn/ImageAccess and ImageAccessAccept (kstatus).
+-- Argo CD health check for glance.viettelidc.com.vn/ImageAccess, ImageAccessAccept and ImageShare (kstatus).
 hs = {}
 local function condition(obj, type_)
   if obj.status == nil or obj.status.conditions == nil then

@@ -1,5 +1,6 @@
-//! The custom resources: `ImageAccess` (the owner shares an image, here) and
-//! `ImageAccessAccept` (the member accepts it, in [`accept`]): their specs, their status and the
+//! The custom resources: `ImageAccess` (the owner shares an image, here),
+//! `ImageAccessAccept` (the member accepts it, in [`accept`]) and `ImageShare` (many images
+//! with many projects, as ImageAccess objects it owns, in [`share`]): their specs, their status and the
 //! schema the apiserver validates at admission. `crdgen` prints them as YAML into `crds/`.
 //!
 //! Everything here is data: no I/O, no clock. The controller owns behaviour.
@@ -11,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 mod accept;
 pub use accept::{AcceptDeletionPolicy, ImageAccessAccept, ImageAccessAcceptSpec, ImageAccessAcceptStatus};
+mod share;
+pub use share::{ImageId, ImageShare, ImageShareSpec, ImageShareStatus, MemberId};
 
 /// API group of every kind this operator serves.
 pub const GROUP: &str = "glance.viettelidc.com.vn";

@@ -63,6 +63,10 @@ impl super::Kind for ImageAccess {
         );
         status::differs(self.status.as_ref(), &next).then_some(next)
     }
+
+    fn tap(ctx: &Context, event: &kube::runtime::watcher::Event<Self>) {
+        ctx.shares.observe_child(event);
+    }
 }
 
 /// The other ImageAccess objects that name, claim or hold a membership of `membership`'s image

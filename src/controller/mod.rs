@@ -9,6 +9,9 @@
 //! - [`access`]: `ImageAccess`, the owner's side (creates and removes memberships).
 //! - [`accept`]: `ImageAccessAccept`, the member's side (sets the member status).
 //!
+//! [`share`] is of another sort: an `ImageShare` never calls OpenStack; it keeps one
+//! `ImageAccess` per (image, member) pair and sums up their conditions.
+//!
 //! To add a kind: implement [`crate::api::Managed`] for it, give the [`Context`] a
 //! [`KindState`] for it, implement [`Kind`] (its `apply` and `cleanup`), and call
 //! [`run_kind`] for it in [`run`].
@@ -30,6 +33,7 @@ pub mod lists;
 pub mod ownership;
 pub mod plan;
 pub mod problem;
+pub mod share;
 pub mod status;
 
 use std::collections::{HashMap, HashSet};
@@ -147,6 +151,10 @@ pub trait Kind:
 
     /// Does what the deletion policy asks in Glance, then removes the finalizer.
     fn cleanup(object: &Self, api: &Api<Self>, ctx: &Context) -> impl Future<Output = Result<Next, Error>> + Send;
+
+    /// What else a watch event of this kind concerns, once the cache has it (a share woken by
+    /// its children, for one).
+    fn tap(_ctx: &Context, _event: &watcher::Event<Self>) {}
 }
 
 /// What the shared controller keeps per kind.
@@ -200,6 +208,7 @@ pub struct Context {
     pub clock: Clock,
     pub access: KindState<ImageAccess>,
     pub accept: KindState<ImageAccessAccept>,
+    pub shares: share::ShareState,
     /// Member lists read at a resync, shared by the ImageAccess objects of an image.
     member_lists: lists::MemberLists,
     requeue_secret: Requeue<PartialObjectMeta<Secret>>,
@@ -233,6 +242,7 @@ impl Context {
             clock: Clock::default(),
             access: KindState::default(),
             accept: KindState::default(),
+            shares: share::ShareState::default(),
             member_lists: lists::MemberLists::default(),
             requeue_secret: Requeue::default(),
             objects_synced: AtomicBool::new(false),
@@ -691,7 +701,10 @@ pub async fn credentials<K: Kind>(object: &K, ctx: &Context) -> Result<(Arc<Sess
 }
 
 /// Writes the status by server-side apply (the operator owns the whole status).
-pub async fn patch_status<K: Kind>(api: &Api<K>, object: &K, status: &impl Serialize) -> Result<(), Error> {
+pub async fn patch_status<K>(api: &Api<K>, object: &K, status: &impl Serialize) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
     let patch = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
@@ -791,6 +804,11 @@ pub async fn run(
         loops.extend(accept_loops);
         synced.push(accept_synced);
     }
+    if !scope.skip_shares {
+        let (share_loops, share_synced) = share::run_shares(&ctx, &scope, &stop_signal);
+        loops.extend(share_loops);
+        synced.push(share_synced);
+    }
 
     let controller_config =
         kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency());
@@ -886,6 +904,7 @@ fn run_kind<K: Kind>(
         // The taps run once the cache has the event, so what they wake reads it.
         let events = reflector::reflector(writer, events).map_ok(move |event| {
             tap.observe(namespace.as_deref(), &event);
+            K::tap(&tap, &event);
             event
         });
         // Only what a reconcile must see passes: spec (generation), deletion and our

@@ -134,18 +134,28 @@ pub fn next(
 /// Whether writing `next` would change anything but condition transition times.
 pub fn differs(previous: Option<&ImageAccessStatus>, next: &ImageAccessStatus) -> bool {
     let Some(previous) = previous else { return true };
-    let strip = |s: &ImageAccessStatus| {
-        let mut s = s.clone();
-        for c in &mut s.conditions {
-            c.last_transition_time = Time(jiff::Timestamp::UNIX_EPOCH);
-        }
-        s.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
-        s
+    let without_conditions = |s: &ImageAccessStatus| ImageAccessStatus {
+        conditions: Vec::new(),
+        ..s.clone()
     };
-    strip(previous) != strip(next)
+    without_conditions(previous) != without_conditions(next) || !same_conditions(&previous.conditions, &next.conditions)
 }
 
-fn set_condition(
+/// Whether two lists of conditions say the same, transition times and order aside.
+pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
+    let strip = |conditions: &[Condition]| {
+        let mut conditions = conditions.to_vec();
+        for c in &mut conditions {
+            c.last_transition_time = Time(jiff::Timestamp::UNIX_EPOCH);
+        }
+        conditions.sort_by(|x, y| x.type_.cmp(&y.type_));
+        conditions
+    };
+    strip(a) == strip(b)
+}
+
+/// Sets the condition `type_`, keeping its lastTransitionTime while its status stays.
+pub(super) fn set_condition(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: &str,

@@ -28,6 +28,8 @@ pub struct WatchScope {
     pub label_selector: Option<String>,
     /// Leave ImageAccessAccept objects alone (their CRD is not installed).
     pub skip_accepts: bool,
+    /// Leave ImageShare objects alone (their CRD is not installed).
+    pub skip_shares: bool,
 }
 
 impl WatchScope {

@@ -33,11 +33,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The rules the operator needs on the objects it manages (see the README for each call). */}}
 {{- define "iao.rules" -}}
 - apiGroups: ["glance.viettelidc.com.vn"]
-  resources: ["imageaccesses", "imageaccessaccepts"]
+  resources: ["imageaccessaccepts", "imageshares"]
   verbs: ["get", "list", "watch", "patch"]
+# ImageShare objects create, set back and delete the ImageAccess objects they own.
 - apiGroups: ["glance.viettelidc.com.vn"]
-  resources: ["imageaccesses/status", "imageaccessaccepts/status"]
+  resources: ["imageaccesses"]
+  verbs: ["get", "list", "watch", "patch", "create", "delete"]
+- apiGroups: ["glance.viettelidc.com.vn"]
+  resources: ["imageaccesses/status", "imageaccessaccepts/status", "imageshares/status"]
   verbs: ["patch"]
+# blockOwnerDeletion on the children needs it where OwnerReferencesPermissionEnforcement is on.
+- apiGroups: ["glance.viettelidc.com.vn"]
+  resources: ["imageshares/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "patch"]

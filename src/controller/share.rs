@@ -1,0 +1,889 @@
+//! The ImageShare controller: one ImageAccess per (image, member) pair of a share, owned by it.
+//!
+//! The share never calls OpenStack: its children do, through the ImageAccess controller, so
+//! every promise of that kind (claim before Glance, finalizer until the membership is gone, one
+//! manager per membership, drift repair) holds for each pair. The share only keeps the set of
+//! children equal to its spec (server-side apply with its own field manager, so a child edited
+//! by hand is set back; deletion of the pairs that left the lists, whose finalizers remove the
+//! memberships) and sums up their conditions. Deleting the share deletes its children through
+//! the garbage collector (ownerReferences), in background or foreground.
+//!
+//! It is woken by its own spec changes and by every watch event of one of its children (the
+//! ImageAccess watch taps them: no second watch of the same objects), and reads the children
+//! from the ImageAccess cache. A steady share writes nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hasher;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use super::status::{READY, RECONCILING, STALLED, same_conditions, set_condition};
+use super::{Context, Error, StopSignal, backoff_delay, jittered, patch_status, random_fraction, slim};
+use crate::api::{ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, normalize_image_id};
+use crate::metrics::Metrics;
+use crate::runtime::{Happened, Requeue, WatchScope, publish};
+
+/// The `controller` label of the share's metrics.
+const CONTROLLER: &str = "imageshare";
+/// Label on every child: the name of its share (`kubectl get ia -l ...=NAME`).
+pub const SHARE_LABEL: &str = "glance.viettelidc.com.vn/image-share";
+/// Label on every child: its image (all memberships of one image, over all shares).
+pub const IMAGE_LABEL: &str = "glance.viettelidc.com.vn/image-id";
+/// Field manager of the children's server-side apply: the share's, not the operator's, so
+/// that `kubectl get ia -o yaml --show-managed-fields` tells who set what.
+const SHARE_FIELD_MANAGER: &str = "image-access-operator/imageshare";
+/// Stalled children named in the share's message; the rest are counted, with how to list them.
+const NAMED_STALLED: usize = 5;
+
+/// What the share controller keeps.
+#[derive(Default)]
+pub struct ShareState {
+    stores: Mutex<Vec<(Option<String>, Store<ImageShare>)>>,
+    requeue: Requeue<ImageShare>,
+    /// Children written whose watch event has not come back yet: not written again meanwhile
+    /// (a share woken by the first children of a batch would otherwise apply the rest twice).
+    /// An entry goes at the child's next watch event, or when the cache shows it as written.
+    written: Mutex<HashSet<ObjectRef<ImageAccess>>>,
+    /// Failures in a row per share (backoff), forgotten on success and when the share goes.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ShareState {
+    /// A watch event of an ImageAccess: its share (if a share controls it) looks again.
+    pub(super) fn observe_child(&self, event: &watcher::Event<ImageAccess>) {
+        let object = match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) | watcher::Event::Delete(object) => {
+                object
+            }
+            watcher::Event::Init | watcher::Event::InitDone => return,
+        };
+        let Some(share) = controlling_share(object) else { return };
+        locked(&self.written).remove(&ObjectRef::from_obj(object));
+        let namespace = object.namespace().unwrap_or_default();
+        self.requeue.send(ObjectRef::new(&share.name).within(&namespace));
+    }
+
+    fn observe_share(&self, event: &watcher::Event<ImageShare>) {
+        if let watcher::Event::Delete(share) = event {
+            locked(&self.failures).remove(&share.uid().unwrap_or_default());
+        }
+    }
+}
+
+/// The controller ownerReference of an ImageShare on `object`, if it has one.
+fn controlling_share(object: &ImageAccess) -> Option<&OwnerReference> {
+    object.owner_references().iter().find(|owner| {
+        owner.controller == Some(true) && owner.kind == "ImageShare" && owner.api_version == share_api_version()
+    })
+}
+
+fn share_api_version() -> String {
+    ImageShare::api_version(&()).into_owned()
+}
+
+/// Whether `child` is controlled by `share` (the same object, not one of the same name before).
+fn controlled_by(child: &ImageAccess, share: &ImageShare) -> bool {
+    controlling_share(child).is_some_and(|owner| Some(&owner.uid) == share.metadata.uid.as_ref())
+}
+
+/// FNV-1a, 64 bits: stable across Rust versions and platforms, unlike the standard hasher, so
+/// that child names never change under an upgrade.
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// The name of the child of share `share` for `image_id` and `member_id`: the share's name and
+/// the image's first 8 characters, for people, then 12 hex digits of a hash of all three (the
+/// whole share name included, so two shares whose names start alike never meet). At most 63
+/// characters, a valid DNS label.
+pub fn child_name(share: &str, image_id: &str, member_id: &str) -> String {
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    for part in [share, image_id, member_id] {
+        hash.write(part.as_bytes());
+        hash.write(&[0]);
+    }
+    let prefix: String = share.chars().take(40).collect();
+    let prefix = prefix.trim_end_matches(['-', '.']).replace('.', "-");
+    let image: String = image_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    format!("{prefix}-{image}-{:012x}", hash.finish() & 0xffff_ffff_ffff)
+}
+
+/// The ImageAccess objects `share` asks for, by name: one per distinct (image, member) pair,
+/// with the share's labels and its controller ownerReference.
+pub fn desired_children(share: &ImageShare) -> BTreeMap<String, ImageAccess> {
+    let share_name = share.name_any();
+    let owner = OwnerReference {
+        api_version: share_api_version(),
+        kind: "ImageShare".into(),
+        name: share_name.clone(),
+        uid: share.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        // Foreground deletion of the share waits for its children (and their memberships).
+        block_owner_deletion: Some(true),
+    };
+    let mut children = BTreeMap::new();
+    for image in &share.spec.image_ids {
+        let image_id = normalize_image_id(&image.0);
+        for member in &share.spec.member_ids {
+            let name = child_name(&share_name, &image_id, &member.0);
+            let mut labels = share.labels().clone();
+            labels.insert(SHARE_LABEL.into(), share_name.clone());
+            labels.insert(IMAGE_LABEL.into(), image_id.clone());
+            let child = ImageAccess {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: share.namespace(),
+                    labels: Some(labels),
+                    owner_references: Some(vec![owner.clone()]),
+                    ..ObjectMeta::default()
+                },
+                spec: ImageAccessSpec {
+                    image_id: image_id.clone(),
+                    member_id: member.0.clone(),
+                    status: share.spec.status,
+                    region: share.spec.region.clone(),
+                    cloud_credentials_ref: share.spec.cloud_credentials_ref.clone(),
+                    deletion_policy: share.spec.deletion_policy,
+                },
+                status: None,
+            };
+            children.insert(name, child);
+        }
+    }
+    children
+}
+
+/// Whether the cached `child` already is what `desired` says (spec, our labels, our owner).
+fn up_to_date(child: &ImageAccess, desired: &ImageAccess) -> bool {
+    let labels = child.labels();
+    child.spec == desired.spec
+        && desired
+            .labels()
+            .iter()
+            .all(|(key, value)| labels.get(key) == Some(value))
+        && child.owner_references() == desired.owner_references()
+}
+
+/// How one wanted child stands, for the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildState {
+    Ready,
+    /// Needs a human: its Ready reason and message.
+    Stalled {
+        reason: String,
+        message: String,
+    },
+    /// Not there yet, being worked on, or another object holds its name.
+    InProgress,
+}
+
+/// How `child` stands, from conditions written for its current generation.
+pub fn child_state(child: &ImageAccess) -> ChildState {
+    let current = |type_: &str| {
+        child
+            .condition(type_)
+            .filter(|c| c.status == "True" && c.observed_generation == child.metadata.generation)
+    };
+    if child.is_deleting() {
+        ChildState::InProgress
+    } else if current(READY).is_some() {
+        ChildState::Ready
+    } else if let Some(stalled) = current(STALLED) {
+        ChildState::Stalled {
+            reason: stalled.reason.clone(),
+            message: stalled.message.clone(),
+        }
+    } else {
+        ChildState::InProgress
+    }
+}
+
+/// The share's status from the state of each wanted child (by name).
+pub fn summary(
+    share: &ImageShare,
+    children: &BTreeMap<String, ChildState>,
+    previous: Option<&ImageShareStatus>,
+    now: jiff::Timestamp,
+) -> ImageShareStatus {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let generation = share.metadata.generation;
+    let desired = children.len();
+    let ready = children.values().filter(|s| **s == ChildState::Ready).count();
+    let stalled: Vec<(&String, &String, &String)> = children
+        .iter()
+        .filter_map(|(name, state)| match state {
+            ChildState::Stalled { reason, message } => Some((name, reason, message)),
+            _ => None,
+        })
+        .collect();
+    let images: HashSet<String> = share.spec.image_ids.iter().map(|i| normalize_image_id(&i.0)).collect();
+    let members: HashSet<&String> = share.spec.member_ids.iter().map(|m| &m.0).collect();
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.desired = count(desired);
+    status.ready = count(ready);
+    status.stalled = count(stalled.len());
+    status.images = count(images.len());
+    status.members = count(members.len());
+    status.ready_of_desired = Some(format!("{ready}/{desired}"));
+    let conditions = &mut status.conditions;
+    let progress = format!("{ready} of {desired} memberships are Ready");
+    let in_progress = ready + stalled.len() < desired;
+    if !stalled.is_empty() {
+        let mut named: Vec<String> = stalled
+            .iter()
+            .take(NAMED_STALLED)
+            .map(|(name, reason, message)| format!("{name} ({reason}: {message})"))
+            .collect();
+        if stalled.len() > NAMED_STALLED {
+            named.push(format!("and {} more", stalled.len() - NAMED_STALLED));
+        }
+        let message = format!(
+            "{} of {desired} memberships need a human: {}. List them all: kubectl get ia -n {} -l {SHARE_LABEL}={} -o wide",
+            stalled.len(),
+            named.join("; "),
+            share.namespace().unwrap_or_default(),
+            share.name_any(),
+        );
+        set_condition(
+            conditions,
+            READY,
+            "False",
+            "MembershipsStalled",
+            &message,
+            generation,
+            now,
+        );
+        set_condition(
+            conditions,
+            STALLED,
+            "True",
+            "MembershipsStalled",
+            &message,
+            generation,
+            now,
+        );
+        let (status, reason) = if in_progress {
+            ("True", "MembershipsReconciling")
+        } else {
+            ("False", "MembershipsStalled")
+        };
+        set_condition(conditions, RECONCILING, status, reason, &progress, generation, now);
+    } else if in_progress {
+        let reason = "MembershipsReconciling";
+        set_condition(conditions, READY, "False", reason, &progress, generation, now);
+        set_condition(conditions, RECONCILING, "True", reason, &progress, generation, now);
+        set_condition(conditions, STALLED, "False", reason, "", generation, now);
+    } else {
+        let reason = "MembershipsReady";
+        set_condition(conditions, READY, "True", reason, &progress, generation, now);
+        set_condition(conditions, RECONCILING, "False", reason, "", generation, now);
+        set_condition(conditions, STALLED, "False", reason, "", generation, now);
+    }
+    status
+}
+
+/// Whether writing `next` would change anything but condition transition times.
+fn differs(previous: Option<&ImageShareStatus>, next: &ImageShareStatus) -> bool {
+    let Some(previous) = previous else { return true };
+    let counts = |s: &ImageShareStatus| {
+        (
+            s.observed_generation,
+            s.desired,
+            s.ready,
+            s.stalled,
+            s.images,
+            s.members,
+            s.ready_of_desired.clone(),
+        )
+    };
+    counts(previous) != counts(next) || !same_conditions(&previous.conditions, &next.conditions)
+}
+
+impl Context {
+    /// The share's children as the ImageAccess cache has them (the share's namespace only).
+    fn children_of(&self, share: &ImageShare) -> Vec<Arc<ImageAccess>> {
+        let namespace = share.namespace();
+        let stores = self
+            .access
+            .stores
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        stores
+            .iter()
+            .filter(|(scope, _)| scope.is_none() || *scope == namespace)
+            .flat_map(|(_, store)| store.state())
+            .filter(|child| child.namespace() == namespace && controlled_by(child, share))
+            .collect()
+    }
+
+    /// The ImageAccess `name` in `namespace` as the cache has it, whoever controls it.
+    fn cached_access(&self, name: &str, namespace: &str) -> Option<Arc<ImageAccess>> {
+        self.access.object(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// The reconcile of one ImageShare: children to the spec, then the summary.
+async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.objects_synced.load(Ordering::Relaxed) {
+        // Without every child in the cache, "missing" and "not seen yet" look alike.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
+    if share.meta().deletion_timestamp.is_some() {
+        // The garbage collector deletes the children (their finalizers remove the memberships).
+        return Ok(Action::await_change());
+    }
+    let namespace = share.namespace().ok_or(Error::NotNamespaced)?;
+    let labels = Metrics::controller_labels(CONTROLLER);
+    ctx.metrics.active_workers.get_or_create(&labels).inc();
+    let started = std::time::Instant::now();
+    let result = converge(&share, &namespace, &ctx).await;
+    ctx.metrics.active_workers.get_or_create(&labels).dec();
+    ctx.metrics
+        .reconcile_time_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_total
+        .get_or_create(&crate::metrics::ReconcileLabels {
+            controller: CONTROLLER,
+            result: if result.is_ok() { "success" } else { "error" },
+        })
+        .inc();
+    result?;
+    locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
+    // Children wake the share; the resync only guards against a lost event.
+    Ok(Action::requeue(jittered(ctx.settings.resync_period)))
+}
+
+async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<(), Error> {
+    let desired = desired_children(share);
+    let children = ctx.children_of(share);
+    let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut events = Vec::new();
+
+    // Pairs that left the lists: their children go (their finalizers do the rest).
+    let leaving: Vec<&Arc<ImageAccess>> = children
+        .iter()
+        .filter(|child| !desired.contains_key(&child.name_any()) && !child.is_deleting())
+        .collect();
+    for child in &leaving {
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            preconditions: Some(Preconditions {
+                uid: child.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&child.name_any(), &params).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(e) => return Err(Error::Kube(e)),
+        }
+    }
+    if !leaving.is_empty() {
+        events.push(Happened::normal(
+            "ImageAccessDeleted",
+            format!(
+                "deleted {} ImageAccess objects whose pair left the share: {}",
+                leaving.len(),
+                listed(leaving.iter().map(|c| c.name_any()))
+            ),
+        ));
+    }
+
+    // Wanted children: written where missing or changed, unless a write is on its way.
+    let mut states = BTreeMap::new();
+    let mut to_write = Vec::new();
+    let mut taken = Vec::new();
+    for (name, wanted) in &desired {
+        let cached = ctx.cached_access(name, namespace);
+        let reference = ObjectRef::<ImageAccess>::new(name).within(namespace);
+        match cached {
+            Some(child) if !controlled_by(&child, share) => {
+                // Never take over an object that is not ours: it may be someone's hand-written one.
+                taken.push(name.clone());
+                let message = format!(
+                    "ImageAccess {namespace}/{name} exists and is not controlled by this ImageShare; delete or rename it"
+                );
+                states.insert(
+                    name.clone(),
+                    ChildState::Stalled {
+                        reason: "NameTaken".into(),
+                        message,
+                    },
+                );
+            }
+            Some(child) if child.is_deleting() => {
+                // Deleted by hand: recreated once its finalizer has removed the membership and
+                // its Delete event wakes the share.
+                states.insert(name.clone(), ChildState::InProgress);
+            }
+            Some(child) if up_to_date(&child, wanted) => {
+                locked(&ctx.shares.written).remove(&reference);
+                states.insert(name.clone(), child_state(&child));
+            }
+            _ => {
+                states.insert(name.clone(), ChildState::InProgress);
+                if locked(&ctx.shares.written).insert(reference.clone()) {
+                    to_write.push((reference, wanted.clone(), cached.is_some()));
+                }
+            }
+        }
+    }
+    let created = to_write.iter().filter(|(_, _, exists)| !exists).count();
+    let set_back: Vec<String> = to_write
+        .iter()
+        .filter(|(_, _, exists)| *exists)
+        .map(|(reference, _, _)| reference.name.clone())
+        .collect();
+    let concurrency = usize::from(ctx.settings.reconcile_concurrency());
+    let results: Vec<Result<(), Refusal>> = stream::iter(to_write)
+        .map(|(reference, wanted, _)| write_tracked(ctx, api.clone(), reference, wanted))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut refused = None;
+    for result in results {
+        match result {
+            Ok(()) => {}
+            Err(Refusal::Transient(e)) => return Err(Error::Kube(e)),
+            Err(Refusal::Stalled(message)) => refused = Some(message),
+        }
+    }
+    if created > 0 {
+        events.push(Happened::normal(
+            "ImageAccessCreated",
+            format!(
+                "created {created} ImageAccess objects (kubectl get ia -n {namespace} -l {SHARE_LABEL}={})",
+                share.name_any()
+            ),
+        ));
+    }
+    if !set_back.is_empty() {
+        events.push(Happened::normal(
+            "ImageAccessSetBack",
+            format!(
+                "set {} ImageAccess objects back to what the share says: {}",
+                set_back.len(),
+                listed(set_back.into_iter())
+            ),
+        ));
+    }
+
+    let previous = share.status.as_ref();
+    let mut next = summary(share, &states, previous, ctx.clock.timestamp());
+    if let Some(message) = refused {
+        // The API server refused the children themselves (RBAC, admission): nothing below
+        // can make progress until a human acts.
+        let generation = share.metadata.generation;
+        let now = ctx.clock.timestamp();
+        let reason = "ImageAccessRefused";
+        set_condition(&mut next.conditions, READY, "False", reason, &message, generation, now);
+        set_condition(&mut next.conditions, STALLED, "True", reason, &message, generation, now);
+    }
+    let stalled_before = previous
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == STALLED))
+        .is_some_and(|c| c.status == "True");
+    let stalled_now = next.conditions.iter().find(|c| c.type_ == STALLED);
+    if !stalled_before && let Some(stalled) = stalled_now.filter(|c| c.status == "True") {
+        events.push(Happened::warning("MembershipsStalled", stalled.message.clone()));
+    }
+    if !taken.is_empty() {
+        tracing::warn!(share = %share.name_any(), names = ?taken, "child names taken by other objects");
+    }
+    if differs(previous, &next) {
+        let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
+        patch_status(&api, share, &next).await?;
+    }
+    for event in events {
+        publish(&ctx.events, share, event).await;
+    }
+    Ok(())
+}
+
+/// [`write_child`], forgetting the write on failure so that the next look tries again.
+async fn write_tracked(
+    ctx: &Context,
+    api: Api<ImageAccess>,
+    reference: ObjectRef<ImageAccess>,
+    wanted: ImageAccess,
+) -> Result<(), Refusal> {
+    let result = write_child(&api, &wanted).await;
+    if result.is_err() {
+        locked(&ctx.shares.written).remove(&reference);
+    }
+    result
+}
+
+/// Up to 5 names, then a count.
+fn listed(names: impl Iterator<Item = String>) -> String {
+    let names: Vec<String> = names.collect();
+    let mut text = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 5 {
+        text.push_str(&format!(" and {} more", names.len() - 5));
+    }
+    text
+}
+
+/// A child write that failed: worth a retry, or refused until a human acts.
+enum Refusal {
+    Transient(kube::Error),
+    Stalled(String),
+}
+
+/// Server-side apply of one child, forced: a field changed by hand goes back to the share's
+/// value. A spec field the share does not set but someone added by hand (a region, say) is
+/// removed with a merge patch, since an apply leaves other managers' fields alone.
+async fn write_child(api: &Api<ImageAccess>, wanted: &ImageAccess) -> Result<(), Refusal> {
+    let name = wanted.name_any();
+    let mut body = serde_json::to_value(wanted).map_err(|e| Refusal::Stalled(e.to_string()))?;
+    body["apiVersion"] = json!(ImageAccess::api_version(&()));
+    body["kind"] = json!(ImageAccess::kind(&()));
+    if let Some(object) = body.as_object_mut() {
+        object.remove("status");
+    }
+    let params = PatchParams::apply(SHARE_FIELD_MANAGER).force();
+    let written = api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(refusal)?;
+    if written.spec == wanted.spec {
+        return Ok(());
+    }
+    let extra = serde_json::to_value(&written.spec).map_err(|e| Refusal::Stalled(e.to_string()))?;
+    let wanted_spec = serde_json::to_value(&wanted.spec).map_err(|e| Refusal::Stalled(e.to_string()))?;
+    let mut removal = serde_json::Map::new();
+    if let (Some(extra), Some(wanted_spec)) = (extra.as_object(), wanted_spec.as_object()) {
+        for key in extra.keys().filter(|key| !wanted_spec.contains_key(*key)) {
+            removal.insert(key.clone(), serde_json::Value::Null);
+        }
+    }
+    if removal.is_empty() {
+        return Ok(());
+    }
+    let patch = json!({ "spec": removal });
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(refusal)?;
+    Ok(())
+}
+
+fn refusal(e: kube::Error) -> Refusal {
+    match &e {
+        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => Refusal::Stalled(format!(
+            "the API server refused an ImageAccess of this share ({}): {}",
+            status.code, status.message
+        )),
+        _ => Refusal::Transient(e),
+    }
+}
+
+/// A failed reconcile: exponential backoff per share.
+fn error_policy(share: Arc<ImageShare>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics
+        .reconcile_errors_total
+        .get_or_create(&Metrics::controller_labels(CONTROLLER))
+        .inc();
+    let failures = {
+        let mut failures = locked(&ctx.shares.failures);
+        let count = failures.entry(share.uid().unwrap_or_default()).or_default();
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = backoff_delay(&ctx.settings, failures, random_fraction());
+    tracing::warn!(controller = CONTROLLER, namespace = %share.namespace().unwrap_or_default(), name = %share.name_any(), failures, retry_in_ms = delay.as_millis() as u64, error = %error, "reconcile failed; retrying");
+    Action::requeue(delay)
+}
+
+/// The share controllers, one per watched scope, and a future that tells when their caches
+/// have their first list.
+pub(super) fn run_shares(
+    ctx: &Arc<Context>,
+    scope: &WatchScope,
+    stop_signal: &impl Fn() -> StopSignal,
+) -> (
+    Vec<futures::future::BoxFuture<'static, ()>>,
+    futures::future::BoxFuture<'static, bool>,
+) {
+    use futures::FutureExt;
+    let mut config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &scope.label_selector {
+        config = config.labels(selector);
+    }
+    ctx.metrics
+        .max_concurrent_reconciles
+        .get_or_create(&Metrics::controller_labels(CONTROLLER))
+        .set(i64::from(ctx.settings.reconcile_concurrency()));
+    let mut stores = Vec::new();
+    let mut loops = Vec::new();
+    for (namespace, api) in scope.apis::<ImageShare>(&ctx.client) {
+        let (reader, writer) = reflector::store();
+        locked(&ctx.shares.stores).push((namespace.clone(), reader.clone()));
+        stores.push(reader.clone());
+        let requeue = ctx.shares.requeue.register(namespace.clone());
+        let tap = ctx.clone();
+        let events = watcher(api, config.clone())
+            .default_backoff()
+            .modify(slim::<ImageShare>);
+        let events = reflector::reflector(writer, events).map_ok(move |event| {
+            tap.shares.observe_share(&event);
+            event
+        });
+        // Spec changes and deletion wake a share; its own status writes do not.
+        let trigger = events
+            .touched_objects()
+            .predicate_filter(kube::runtime::predicates::generation, Default::default());
+        let controller = Controller::for_stream(trigger, reader)
+            .reconcile_on(requeue)
+            .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency()))
+            .graceful_shutdown_on(stop_signal());
+        let ctx = ctx.clone();
+        loops.push(
+            async move {
+                controller
+                    .run(reconcile, error_policy, ctx)
+                    .for_each(|result| async move {
+                        if let Err(e) = result {
+                            tracing::debug!(controller = CONTROLLER, error = %e, "reconcile loop");
+                        }
+                    })
+                    .await;
+            }
+            .boxed(),
+        );
+    }
+    (loops, async move { super::wait_until_ready(&stores).await }.boxed())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CloudCredentialsRef, ImageId, ImageShareSpec, MemberId, MemberStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    const IMAGES: [&str; 3] = [
+        "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10",
+        "7d1b2f3c-3c2f-4a69-8b64-5a1d2e3f4b21",
+        "8e2c3a4d-4d3a-4b7a-9c75-6b2e3f4a5c32",
+    ];
+
+    fn share(name: &str, images: &[&str], members: &[&str]) -> ImageShare {
+        let mut share = ImageShare::new(
+            name,
+            ImageShareSpec {
+                image_ids: images.iter().map(|i| ImageId((*i).into())).collect(),
+                member_ids: members.iter().map(|m| MemberId((*m).into())).collect(),
+                status: None,
+                region: None,
+                cloud_credentials_ref: CloudCredentialsRef {
+                    secret_name: "openstack-credentials".into(),
+                    cloud_name: "owner".into(),
+                },
+                deletion_policy: None,
+            },
+        );
+        share.metadata.namespace = Some("team".into());
+        share.metadata.uid = Some(format!("uid-{name}"));
+        share.metadata.generation = Some(1);
+        share
+    }
+
+    fn is_dns_label(name: &str) -> bool {
+        name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-')
+    }
+
+    #[test]
+    fn one_child_per_pair_with_stable_readable_names_labels_and_owner() {
+        let golden = share("golden", &IMAGES, &["p1", "p2"]);
+        let children = desired_children(&golden);
+        assert_eq!(children.len(), 6);
+        let again = desired_children(&golden);
+        assert!(children.keys().eq(again.keys()), "stable");
+        assert!(
+            children.values().zip(again.values()).all(|(a, b)| up_to_date(a, b)),
+            "stable"
+        );
+        let name = child_name("golden", IMAGES[0], "p1");
+        assert_eq!(name, "golden-6c0a1e2b-".to_string() + &name[16..]);
+        assert_eq!(name.len(), "golden-6c0a1e2b-".len() + 12);
+        // Fixed forever: a change of hash would replace every child of every share.
+        assert_eq!(child_name("golden", IMAGES[0], "p1"), "golden-6c0a1e2b-acba2b896812");
+        let child = &children[&name];
+        assert_eq!(child.spec.member_id, "p1");
+        assert_eq!(child.labels()[SHARE_LABEL], "golden");
+        assert_eq!(child.labels()[IMAGE_LABEL], IMAGES[0]);
+        let owner = &child.owner_references()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+            ("ImageShare", "uid-golden", Some(true))
+        );
+        assert!(children.keys().all(|name| is_dns_label(name)), "{children:?}");
+    }
+
+    #[test]
+    fn names_never_collide_across_shares_or_pairs_and_stay_valid_for_long_names() {
+        let members: Vec<String> = (0..1000).map(|i| format!("project-{i:04}")).collect();
+        let members: Vec<&str> = members.iter().map(String::as_str).collect();
+        let mut seen = HashSet::new();
+        let long = "a".repeat(63);
+        let dotted = format!("{}.b-c", "x".repeat(38));
+        for name in ["golden", "golden-1", "golden1", long.as_str(), dotted.as_str()] {
+            for child in desired_children(&share(name, &IMAGES, &members)).keys() {
+                assert!(is_dns_label(child), "{child}");
+                assert!(seen.insert(child.clone()), "collision: {child}");
+            }
+        }
+        assert_eq!(seen.len(), 5 * 3 * 1000);
+    }
+
+    #[test]
+    fn the_share_labels_and_spec_pass_to_every_child() {
+        let mut golden = share("golden", &IMAGES[..1], &["p1"]);
+        golden.metadata.labels = Some([("shard".to_string(), "a".to_string())].into());
+        golden.spec.status = Some(MemberStatus::Accepted);
+        golden.spec.region = Some("RegionTwo".into());
+        golden.spec.deletion_policy = Some(crate::api::DeletionPolicy::Orphan);
+        golden.spec.image_ids[0] = ImageId(IMAGES[0].to_uppercase());
+        let child = desired_children(&golden).into_values().next().expect("child");
+        assert_eq!(child.labels()["shard"], "a", "a sharded operator sees the children");
+        assert_eq!(child.spec.image_id, IMAGES[0], "Glance's form");
+        assert_eq!(child.spec.status, Some(MemberStatus::Accepted));
+        assert_eq!(child.spec.region.as_deref(), Some("RegionTwo"));
+        assert_eq!(child.spec.deletion_policy, Some(crate::api::DeletionPolicy::Orphan));
+    }
+
+    fn condition<'a>(status: &'a ImageShareStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).expect("condition")
+    }
+
+    fn states(list: &[ChildState]) -> BTreeMap<String, ChildState> {
+        list.iter()
+            .enumerate()
+            .map(|(i, s)| (format!("child-{i}"), s.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn the_summary_counts_and_says_what_is_left() {
+        let golden = share("golden", &IMAGES, &["p1", "p2"]);
+        let now = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+        let ready = vec![ChildState::Ready; 6];
+        let all = summary(&golden, &states(&ready), None, now);
+        assert_eq!(
+            (all.desired, all.ready, all.stalled, all.images, all.members),
+            (6, 6, 0, 3, 2)
+        );
+        assert_eq!(all.ready_of_desired.as_deref(), Some("6/6"));
+        assert_eq!(condition(&all, READY).status, "True");
+        assert_eq!(condition(&all, RECONCILING).status, "False");
+        assert_eq!(all.observed_generation, Some(1));
+
+        let mut some = ready.clone();
+        some[0] = ChildState::InProgress;
+        let partial = summary(&golden, &states(&some), Some(&all), now);
+        assert_eq!(condition(&partial, READY).status, "False");
+        assert_eq!(condition(&partial, RECONCILING).status, "True");
+        assert_eq!(condition(&partial, STALLED).status, "False");
+        assert!(condition(&partial, READY).message.contains("5 of 6"));
+        assert!(differs(Some(&all), &partial));
+        let later = jiff::Timestamp::from_second(1_800_000_100).expect("time");
+        assert!(
+            !differs(Some(&partial), &summary(&golden, &states(&some), Some(&partial), later)),
+            "steady: no write"
+        );
+    }
+
+    #[test]
+    fn stalled_children_are_named_up_to_five_with_how_to_list_them_all() {
+        let golden = share("golden", &IMAGES, &["p1", "p2", "p3"]);
+        let now = jiff::Timestamp::from_second(1_800_000_000).expect("time");
+        let stalled = |i: usize| ChildState::Stalled {
+            reason: "MembershipManagedElsewhere".into(),
+            message: format!("ImageAccess team/hand-{i} already manages the membership"),
+        };
+        let mut list: Vec<ChildState> = (0..7).map(stalled).collect();
+        list.push(ChildState::Ready);
+        list.push(ChildState::Ready);
+        let status = summary(&golden, &states(&list), None, now);
+        assert_eq!((status.desired, status.ready, status.stalled), (9, 2, 7));
+        let message = &condition(&status, STALLED).message;
+        assert_eq!(condition(&status, STALLED).status, "True");
+        assert_eq!(condition(&status, READY).reason, "MembershipsStalled");
+        assert_eq!(
+            condition(&status, RECONCILING).status,
+            "False",
+            "nothing else in flight"
+        );
+        assert!(
+            message.contains("child-0 (MembershipManagedElsewhere: ImageAccess team/hand-0"),
+            "{message}"
+        );
+        assert!(message.contains("child-4"), "{message}");
+        assert!(!message.contains("child-5 ("), "{message}");
+        assert!(message.contains("and 2 more"), "{message}");
+        assert!(
+            message.contains("kubectl get ia -n team -l glance.viettelidc.com.vn/image-share=golden"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_child_counts_only_with_conditions_for_its_current_generation() {
+        let mut child = desired_children(&share("golden", &IMAGES[..1], &["p1"]))
+            .into_values()
+            .next()
+            .expect("child");
+        child.metadata.generation = Some(2);
+        let ready = |generation: i64| Condition {
+            type_: READY.into(),
+            status: "True".into(),
+            reason: "MemberReady".into(),
+            message: String::new(),
+            observed_generation: Some(generation),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        };
+        child.status = Some(crate::api::ImageAccessStatus {
+            conditions: vec![ready(1)],
+            ..Default::default()
+        });
+        assert_eq!(child_state(&child), ChildState::InProgress, "stale");
+        child.status = Some(crate::api::ImageAccessStatus {
+            conditions: vec![ready(2)],
+            ..Default::default()
+        });
+        assert_eq!(child_state(&child), ChildState::Ready);
+        child.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            jiff::Timestamp::UNIX_EPOCH,
+        ));
+        assert_eq!(child_state(&child), ChildState::InProgress, "going");
+    }
+}
