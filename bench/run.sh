@@ -188,7 +188,8 @@ run_floor() { # PAIRS TIMELINE -> "seconds cpu-parts(6)"
 }
 
 # One ImageAccess per pair, or with SHARE=1 one ImageShare of the pairs' images × members (the
-# pairs must be their full product), whose 1,000 children the operator makes.
+# pairs must be their full product: make_pairs with 100 per image and N a multiple of 100),
+# whose N children the operator makes.
 run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(5)]"
   local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady="" share=${4:-0}
   ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))

@@ -4,7 +4,8 @@
 # nodes with kubelet + containerd) and a real Keystone + Glance on loopback, builds the operator's
 # image as the Dockerfile describes it and installs it with `helm install`, as users do; then
 # creates a shared image, the credentials Secret and the two example objects, and the consumer
-# team's ImageAccessAccept in its own namespace, and shows them next to Glance's view. Everything keeps running; `make demo-down` stops it.
+# team's ImageAccessAccept in its own namespace, and an ImageShare of two more images with two
+# projects, and shows them next to Glance's view. Everything keeps running; `make demo-down` stops it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${IAO_E2E_STATE:-$ROOT/.e2e}
@@ -44,6 +45,20 @@ sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/bed6b6cbb86a4e2d8d
 sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" -e "s/5f2a9d8e7c6b4a3f9e8d7c6b5a4f3e2d/$OSL_MEMBER2_PROJECT_ID/" \
   "$ROOT/deploy/examples/imageaccess-accepted.yaml" | kubectl -n "$NS" apply -f -
 
+say "Golden images for every team: one ImageShare of two more images x two projects"
+GOLDEN=()
+for name in demo-golden-base demo-golden-gpu; do
+  id=$(cat "$DEMO/$name" 2>/dev/null || true)
+  if [ -z "$id" ] || ! openstack --os-cloud owner image show "$id" >/dev/null 2>&1; then
+    id=$(openstack --os-cloud owner image create --shared --disk-format raw --container-format bare -f value -c id "$name")
+    echo "$id" > "$DEMO/$name"
+  fi
+  GOLDEN+=("$id")
+done
+sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/${GOLDEN[0]}/" -e "s/7d1b2f3c-3c2f-4a69-8b64-5a1d2e3f4b21/${GOLDEN[1]}/" \
+  -e "s/bed6b6cbb86a4e2d8dc2735c2f1000e4/$OSL_MEMBER1_PROJECT_ID/" -e "s/5f2a9d8e7c6b4a3f9e8d7c6b5a4f3e2d/$OSL_MEMBER2_PROJECT_ID/" \
+  "$ROOT/deploy/examples/imageshare.yaml" | kubectl -n "$NS" apply -f -
+
 say "The consumer team accepts the share, in namespace $CONSUMER_NS with its own project's credentials"
 kubectl create namespace "$CONSUMER_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 printf 'clouds:\n  consumer:\n    auth:\n      auth_url: %s\n      username: member1-user\n      password: %s\n      project_name: member1\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n' \
@@ -67,9 +82,13 @@ LEADER_IP=$(kubectl -n image-access-operator get pod "$LEADER" -o jsonpath='{.st
 echo "leader: $LEADER ($LEADER_IP)"
 kubectl -n "$NS" wait --for=condition=Ready --timeout=120s imageaccess --all
 kubectl -n "$CONSUMER_NS" wait --for=condition=Ready --timeout=120s imageaccessaccept --all
+kubectl -n "$NS" wait --for=condition=Ready --timeout=120s imageshare --all
 
 say "kubectl get ia -o wide"
 kubectl -n "$NS" get ia -o wide
+say "kubectl get ishare: 2 images x 2 projects, as 4 ImageAccess objects it owns"
+kubectl -n "$NS" get ishare
+kubectl -n "$NS" get ia -l glance.viettelidc.com.vn/image-share=golden-images
 say "The consumer's side: kubectl -n $CONSUMER_NS get iaa -o wide"
 kubectl -n "$CONSUMER_NS" get iaa -o wide
 say "Glance's view: openstack image member list $IMAGE"
@@ -83,6 +102,8 @@ The demo keeps running. Try:
   source $STATE/env.sh
   kubectl -n $NS describe ia share-golden-image
   kubectl -n $CONSUMER_NS describe iaa accept-golden-image
+  kubectl -n $NS describe ishare golden-images
+  kubectl -n $NS delete ia -l glance.viettelidc.com.vn/image-share=golden-images --wait=false   (the share makes them again)
   kubectl -n $CONSUMER_NS delete iaa accept-golden-image   (rejects: the image leaves member1's list)
   kubectl -n image-access-operator logs deploy/image-access-operator | tail
   curl -s $LEADER_IP:8080/metrics | grep controller_runtime_reconcile_total   (the leader's metrics)

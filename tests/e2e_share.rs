@@ -182,6 +182,21 @@ async fn a_share_makes_one_membership_per_pair_and_follows_its_lists() {
     );
     let table = kubectl_ok(&["get", "ishare", "-n", &team.ns.name], None);
     assert!(table.contains("6/6"), "{table}");
+    // Steady: nothing more is written (no loop between the children's and the share's writes).
+    let versions = |share: &ImageShare, children: &[ImageAccess]| {
+        let mut versions: Vec<Option<String>> = children.iter().map(|c| c.metadata.resource_version.clone()).collect();
+        versions.push(share.metadata.resource_version.clone());
+        versions
+    };
+    let share = team.ns.get_of::<ImageShare>("golden").await.expect("share");
+    let before = versions(&share, &team.children("golden").await);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let share = team.ns.get_of::<ImageShare>("golden").await.expect("share");
+    assert_eq!(
+        before,
+        versions(&share, &team.children("golden").await),
+        "a steady share writes nothing"
+    );
 
     team.apply(&share_manifest("golden", &images[..2], &[&a, &b], ""));
     team.wait_members(images[2], &[]).await;
@@ -375,4 +390,37 @@ async fn a_pair_managed_by_a_hand_written_object_stalls_the_share_naming_it() {
     assert!(out.success, "{}", out.stderr);
     team.wait_share_ready("golden", 2).await;
     team.wait_members(&image, &[&a, &b]).await;
+}
+
+/// An object the share did not make holds the name of one of its children: never taken over;
+/// the share is Stalled (`NameTaken`) until that object goes, and is woken when it does.
+#[tokio::test]
+async fn a_child_name_held_by_another_object_is_never_taken_over() {
+    let team = Team::new("share-taken").await;
+    let env = &team.env;
+    let image = env.create_image("shared").await;
+    let other_image = env.create_image("shared").await;
+    let (a, b) = (unique("project-a"), unique("project-b"));
+    let name = image_access_operator::controller::share::child_name("golden", &image, &a);
+    team.apply(&manifest(&name, &other_image, &b, "owner", ""));
+    team.ns.wait_ready(&name).await;
+    team.apply(&share_manifest("golden", &[&image], &[&a], ""));
+    team.ns
+        .wait_for::<ImageShare>("golden", "Stalled NameTaken", WAIT, |share| {
+            share.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Stalled" && c.status == "True" && c.message.contains("NameTaken"))
+            })
+        })
+        .await;
+    let untouched = team.ns.get(&name).await.expect("the other object");
+    assert!(untouched.owner_references().is_empty(), "not taken over");
+    assert_eq!(untouched.spec.member_id, b);
+    assert!(team.members(&image).await.is_empty());
+
+    let out = kubectl(&["delete", "ia", &name, "-n", &team.ns.name, "--wait=false"], None);
+    assert!(out.success, "{}", out.stderr);
+    team.wait_share_ready("golden", 1).await;
+    team.wait_members(&image, &[&a]).await;
 }

@@ -150,7 +150,7 @@ async fn converge(
         if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
             continue;
         }
-        if let Some(successor) = other_setter(ctx, object, &old).await {
+        if let Some(successor) = other_setter(ctx, object, &old).await? {
             events.push(handed_over(&old, &successor));
             continue;
         }
@@ -325,23 +325,28 @@ pub(super) fn as_setter(object: &ImageAccessAccept) -> ownership::Setter<'_> {
 /// that could not set it (wrong credentials, say) does not count: it could not undo it either.
 /// A candidate from the caches is read again before it is trusted: the caches of the two kinds
 /// are not ordered with each other, and a successor deleted or failed since would leave the
-/// status set with nobody to undo it.
-async fn other_setter(ctx: &Context, object: &ImageAccessAccept, membership: &Membership) -> Option<String> {
+/// status set with nobody to undo it. A failed read is retried with backoff: neither handing
+/// over nor undoing on a guess.
+async fn other_setter(
+    ctx: &Context,
+    object: &ImageAccessAccept,
+    membership: &Membership,
+) -> Result<Option<String>, Error> {
     let accepts = setting(ctx, membership, Some(&ObjectRef::from(object)));
     for other in accepts.iter().filter(|other| keeps(other.as_ref(), membership)) {
-        if let Some(label) = still_keeps::<ImageAccessAccept>(ctx, other, membership).await {
-            return Some(label);
+        if let Some(label) = still_keeps::<ImageAccessAccept>(ctx, other, membership).await? {
+            return Ok(Some(label));
         }
     }
     for other in owners_setting(ctx, membership)
         .iter()
         .filter(|other| keeps(other.as_ref(), membership))
     {
-        if let Some(label) = still_keeps::<ImageAccess>(ctx, other, membership).await {
-            return Some(label);
+        if let Some(label) = still_keeps::<ImageAccess>(ctx, other, membership).await? {
+            return Ok(Some(label));
         }
     }
-    None
+    Ok(None)
 }
 
 fn keeps(other: &impl Managed, membership: &Membership) -> bool {
@@ -351,21 +356,23 @@ fn keeps(other: &impl Managed, membership: &Membership) -> bool {
 }
 
 /// `cached`, read again from the API server, labelled for the event if it still keeps
-/// `membership`. A failed read counts as no: the object lets go itself rather than guess.
-async fn still_keeps<K>(ctx: &Context, cached: &K, membership: &Membership) -> Option<String>
+/// `membership`.
+async fn still_keeps<K>(ctx: &Context, cached: &K, membership: &Membership) -> Result<Option<String>, Error>
 where
     K: Managed + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let meta = cached.meta();
-    let namespace = meta.namespace.as_deref()?;
-    let name = meta.name.as_deref()?;
+    let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Ok(None);
+    };
     let fresh = Api::<K>::namespaced(ctx.client.clone(), namespace)
         .get_opt(name)
         .await
-        .ok()
-        .flatten()?;
-    keeps(&fresh, membership).then(|| format!("{} {namespace}/{name}", K::kind(&())))
+        .map_err(Error::Kube)?;
+    Ok(fresh
+        .filter(|fresh| keeps(fresh, membership))
+        .map(|_| format!("{} {namespace}/{name}", K::kind(&()))))
 }
 
 fn handed_over(membership: &Membership, successor: &str) -> Happened {
@@ -519,7 +526,7 @@ async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: 
             continue;
         }
         // Another object sets this status (a rename, say): it is left to it, not rejected.
-        if let Some(successor) = other_setter(ctx, object, target).await {
+        if let Some(successor) = other_setter(ctx, object, target).await? {
             events.push(handed_over(target, &successor));
             continue;
         }

@@ -64,8 +64,8 @@ impl super::Kind for ImageAccess {
         status::differs(self.status.as_ref(), &next).then_some(next)
     }
 
-    fn tap(ctx: &Context, event: &kube::runtime::watcher::Event<Self>) {
-        ctx.shares.observe_child(event);
+    fn tap(ctx: &Context, scope: Option<&str>, event: &kube::runtime::watcher::Event<Self>) {
+        ctx.shares.observe_child(scope, event);
     }
 }
 

@@ -154,7 +154,7 @@ pub trait Kind:
 
     /// What else a watch event of this kind concerns, once the cache has it (a share woken by
     /// its children, for one).
-    fn tap(_ctx: &Context, _event: &watcher::Event<Self>) {}
+    fn tap(_ctx: &Context, _scope: Option<&str>, _event: &watcher::Event<Self>) {}
 }
 
 /// What the shared controller keeps per kind.
@@ -904,7 +904,7 @@ fn run_kind<K: Kind>(
         // The taps run once the cache has the event, so what they wake reads it.
         let events = reflector::reflector(writer, events).map_ok(move |event| {
             tap.observe(namespace.as_deref(), &event);
-            K::tap(&tap, &event);
+            K::tap(&tap, namespace.as_deref(), &event);
             event
         });
         // Only what a reconcile must see passes: spec (generation), deletion and our

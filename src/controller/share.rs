@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, Preconditions, PropagationPolicy};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{Predicate, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -50,12 +50,17 @@ const NAMED_STALLED: usize = 5;
 pub struct ShareState {
     stores: Mutex<Vec<(Option<String>, Store<ImageShare>)>>,
     requeue: Requeue<ImageShare>,
-    /// Children written whose watch event has not come back yet: not written again meanwhile
-    /// (a share woken by the first children of a batch would otherwise apply the rest twice).
-    /// An entry goes at the child's next watch event, or when the cache shows it as written.
-    written: Mutex<HashSet<ObjectRef<ImageAccess>>>,
+    /// Children written whose watch event has not come back yet, with a fingerprint of what
+    /// was written: the same content is not written again meanwhile (a share woken by the
+    /// first children of a batch would otherwise apply the rest twice); other content is. An
+    /// entry goes at the child's next watch event, or when the cache shows it as written.
+    written: Mutex<HashMap<ObjectRef<ImageAccess>, u64>>,
     /// Failures in a row per share (backoff), forgotten on success and when the share goes.
     failures: Mutex<HashMap<String, u32>>,
+    /// Child names held by objects the share does not control, and the share waiting for each:
+    /// woken when that object goes. An entry goes with the object, or when the share no longer
+    /// waits for the name.
+    taken: Mutex<HashMap<ObjectRef<ImageAccess>, ObjectRef<ImageShare>>>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -63,14 +68,32 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ShareState {
-    /// A watch event of an ImageAccess: its share (if a share controls it) looks again.
-    pub(super) fn observe_child(&self, event: &watcher::Event<ImageAccess>) {
+    /// A watch event of an ImageAccess in `scope`, once the cache has it: its share (if a share
+    /// controls it) looks again. During a relist the cache shows the new list only at its end:
+    /// then every share of the scope looks again (a child created or deleted while the watch was
+    /// down sends no event of its own), and the writes still awaited are forgotten.
+    pub(super) fn observe_child(&self, scope: Option<&str>, event: &watcher::Event<ImageAccess>) {
         let object = match event {
-            watcher::Event::Apply(object) | watcher::Event::InitApply(object) | watcher::Event::Delete(object) => {
-                object
+            watcher::Event::Apply(object) | watcher::Event::Delete(object) => object,
+            watcher::Event::Init | watcher::Event::InitApply(_) => return,
+            watcher::Event::InitDone => {
+                locked(&self.written).retain(|child, _| scope.is_some() && child.namespace.as_deref() != scope);
+                let stores = locked(&self.stores);
+                let shares = stores
+                    .iter()
+                    .filter(|(watched, _)| scope.is_none() || watched.is_none() || watched.as_deref() == scope)
+                    .flat_map(|(_, store)| store.state());
+                for share in shares.filter(|share| scope.is_none() || share.namespace().as_deref() == scope) {
+                    self.requeue.send(ObjectRef::from_obj(share.as_ref()));
+                }
+                return;
             }
-            watcher::Event::Init | watcher::Event::InitDone => return,
         };
+        if let watcher::Event::Delete(_) = event
+            && let Some(waiting) = locked(&self.taken).remove(&ObjectRef::from_obj(object))
+        {
+            self.requeue.send(waiting);
+        }
         let Some(share) = controlling_share(object) else { return };
         locked(&self.written).remove(&ObjectRef::from_obj(object));
         let namespace = object.namespace().unwrap_or_default();
@@ -178,7 +201,9 @@ pub fn desired_children(share: &ImageShare) -> BTreeMap<String, ImageAccess> {
     children
 }
 
-/// Whether the cached `child` already is what `desired` says (spec, our labels, our owner).
+/// Whether the cached `child` already is what `desired` says: its spec, our labels and our
+/// owner (labels and owners added by others are theirs: an apply leaves them, and comparing
+/// them would write on every look).
 fn up_to_date(child: &ImageAccess, desired: &ImageAccess) -> bool {
     let labels = child.labels();
     child.spec == desired.spec
@@ -186,7 +211,17 @@ fn up_to_date(child: &ImageAccess, desired: &ImageAccess) -> bool {
             .labels()
             .iter()
             .all(|(key, value)| labels.get(key) == Some(value))
-        && child.owner_references() == desired.owner_references()
+        && desired
+            .owner_references()
+            .iter()
+            .all(|owner| child.owner_references().contains(owner))
+}
+
+/// What a child write sends, as a number (to tell a write of the same content from a new one).
+fn fingerprint(child: &ImageAccess) -> u64 {
+    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
+    hash.write(&serde_json::to_vec(child).unwrap_or_default());
+    hash.finish()
 }
 
 /// How one wanted child stands, for the summary.
@@ -202,45 +237,51 @@ pub enum ChildState {
     InProgress,
 }
 
-/// How `child` stands, from conditions written for its current generation.
+/// How `child` stands, from conditions written for its current generation. One being deleted
+/// is in progress, unless its deletion is blocked (Stalled): that needs a human too.
 pub fn child_state(child: &ImageAccess) -> ChildState {
     let current = |type_: &str| {
         child
             .condition(type_)
             .filter(|c| c.status == "True" && c.observed_generation == child.metadata.generation)
     };
-    if child.is_deleting() {
-        ChildState::InProgress
-    } else if current(READY).is_some() {
-        ChildState::Ready
-    } else if let Some(stalled) = current(STALLED) {
+    if let Some(stalled) = current(STALLED) {
         ChildState::Stalled {
             reason: stalled.reason.clone(),
             message: stalled.message.clone(),
         }
+    } else if !child.is_deleting() && current(READY).is_some() {
+        ChildState::Ready
     } else {
         ChildState::InProgress
     }
 }
 
-/// The share's status from the state of each wanted child (by name).
+/// The share's status from the state of each wanted child and of each child leaving the share
+/// (its pair left the lists; its finalizer is removing the membership), by name.
 pub fn summary(
     share: &ImageShare,
-    children: &BTreeMap<String, ChildState>,
+    wanted: &BTreeMap<String, ChildState>,
+    leaving: &BTreeMap<String, ChildState>,
     previous: Option<&ImageShareStatus>,
     now: jiff::Timestamp,
 ) -> ImageShareStatus {
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let generation = share.metadata.generation;
-    let desired = children.len();
-    let ready = children.values().filter(|s| **s == ChildState::Ready).count();
-    let stalled: Vec<(&String, &String, &String)> = children
+    let desired = wanted.len();
+    let ready = wanted.values().filter(|s| **s == ChildState::Ready).count();
+    let stalled: Vec<(&String, &String, &String)> = wanted
         .iter()
+        .chain(leaving)
         .filter_map(|(name, state)| match state {
             ChildState::Stalled { reason, message } => Some((name, reason, message)),
             _ => None,
         })
         .collect();
+    let stalled_wanted = wanted
+        .values()
+        .filter(|s| matches!(s, ChildState::Stalled { .. }))
+        .count();
     let images: HashSet<String> = share.spec.image_ids.iter().map(|i| normalize_image_id(&i.0)).collect();
     let members: HashSet<&String> = share.spec.member_ids.iter().map(|m| &m.0).collect();
     let mut status = previous.cloned().unwrap_or_default();
@@ -252,23 +293,32 @@ pub fn summary(
     status.members = count(members.len());
     status.ready_of_desired = Some(format!("{ready}/{desired}"));
     let conditions = &mut status.conditions;
-    let progress = format!("{ready} of {desired} memberships are Ready");
-    let in_progress = ready + stalled.len() < desired;
+    let going = leaving.len();
+    let mut progress = format!("{ready} of {desired} memberships are Ready");
+    if going > 0 {
+        progress.push_str(&format!(
+            "; {going} leaving the share (their ImageAccess objects are being deleted)"
+        ));
+    }
+    let in_progress = ready + stalled_wanted < desired || stalled.len() - stalled_wanted < going;
     if !stalled.is_empty() {
         let mut named: Vec<String> = stalled
             .iter()
             .take(NAMED_STALLED)
-            .map(|(name, reason, message)| format!("{name} ({reason}: {message})"))
+            .map(|(name, reason, message)| {
+                let message: String = message.chars().take(200).collect();
+                format!("{name} ({reason}: {message})")
+            })
             .collect();
         if stalled.len() > NAMED_STALLED {
             named.push(format!("and {} more", stalled.len() - NAMED_STALLED));
         }
         let message = format!(
-            "{} of {desired} memberships need a human: {}. List them all: kubectl get ia -n {} -l {SHARE_LABEL}={} -o wide",
+            "{} memberships need a human (list them: kubectl get ia -n {} -l {SHARE_LABEL}={} -o wide): {}",
             stalled.len(),
-            named.join("; "),
             share.namespace().unwrap_or_default(),
             share.name_any(),
+            named.join("; "),
         );
         set_condition(
             conditions,
@@ -375,24 +425,36 @@ async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, 
             result: if result.is_ok() { "success" } else { "error" },
         })
         .inc();
-    result?;
+    let blocked = result?;
     locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
-    // Children wake the share; the resync only guards against a lost event.
-    Ok(Action::requeue(jittered(ctx.settings.resync_period)))
+    // Children wake the share. A write the API server refused, or a name another object holds,
+    // sends no event when it is fixed: look again at the stalled re-check. Otherwise the resync
+    // only guards against a lost event.
+    let next = if blocked {
+        ctx.settings.stalled_recheck
+    } else {
+        ctx.settings.resync_period
+    };
+    Ok(Action::requeue(jittered(next)))
 }
 
-async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<(), Error> {
+/// Brings the children to the spec and writes the summary. `true` when something only a human
+/// can fix blocks a child (a refused write, a taken name).
+async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<bool, Error> {
     let desired = desired_children(share);
     let children = ctx.children_of(share);
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
     let mut events = Vec::new();
 
-    // Pairs that left the lists: their children go (their finalizers do the rest).
-    let leaving: Vec<&Arc<ImageAccess>> = children
-        .iter()
-        .filter(|child| !desired.contains_key(&child.name_any()) && !child.is_deleting())
-        .collect();
-    for child in &leaving {
+    // Pairs that left the lists: their children go (their finalizers do the rest), and count
+    // as leaving until they are gone.
+    let mut leaving_states = BTreeMap::new();
+    let mut deleted = Vec::new();
+    for child in children.iter().filter(|child| !desired.contains_key(&child.name_any())) {
+        leaving_states.insert(child.name_any(), child_state(child));
+        if child.is_deleting() {
+            continue;
+        }
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
             preconditions: Some(Preconditions {
@@ -402,48 +464,36 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             ..DeleteParams::default()
         };
         match api.delete(&child.name_any(), &params).await {
-            Ok(_) => {}
+            Ok(_) => deleted.push(child.name_any()),
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
             Err(e) => return Err(Error::Kube(e)),
         }
     }
-    if !leaving.is_empty() {
+    if !deleted.is_empty() {
         events.push(Happened::normal(
             "ImageAccessDeleted",
             format!(
                 "deleted {} ImageAccess objects whose pair left the share: {}",
-                leaving.len(),
-                listed(leaving.iter().map(|c| c.name_any()))
+                deleted.len(),
+                listed(deleted.into_iter())
             ),
         ));
     }
 
-    // Wanted children: written where missing or changed, unless a write is on its way.
+    // Wanted children: written where missing or changed, unless that write is on its way.
     let mut states = BTreeMap::new();
     let mut to_write = Vec::new();
-    let mut taken = Vec::new();
     for (name, wanted) in &desired {
         let cached = ctx.cached_access(name, namespace);
         let reference = ObjectRef::<ImageAccess>::new(name).within(namespace);
         match cached {
-            Some(child) if !controlled_by(&child, share) => {
-                // Never take over an object that is not ours: it may be someone's hand-written one.
-                taken.push(name.clone());
-                let message = format!(
-                    "ImageAccess {namespace}/{name} exists and is not controlled by this ImageShare; delete or rename it"
-                );
-                states.insert(
-                    name.clone(),
-                    ChildState::Stalled {
-                        reason: "NameTaken".into(),
-                        message,
-                    },
-                );
-            }
             Some(child) if child.is_deleting() => {
-                // Deleted by hand: recreated once its finalizer has removed the membership and
-                // its Delete event wakes the share.
-                states.insert(name.clone(), ChildState::InProgress);
+                // Deleted (by hand, or the garbage collector after an earlier share of the same
+                // name): made again once its finalizer is done and its Delete event wakes us.
+                states.insert(name.clone(), child_state(&child));
+            }
+            Some(child) if !controlled_by(&child, share) => {
+                states.insert(name.clone(), name_taken(namespace, wanted));
             }
             Some(child) if up_to_date(&child, wanted) => {
                 locked(&ctx.shares.written).remove(&reference);
@@ -451,30 +501,50 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             }
             _ => {
                 states.insert(name.clone(), ChildState::InProgress);
-                if locked(&ctx.shares.written).insert(reference.clone()) {
-                    to_write.push((reference, wanted.clone(), cached.is_some()));
+                let content = fingerprint(wanted);
+                if locked(&ctx.shares.written).insert(reference.clone(), content) != Some(content) {
+                    to_write.push((reference, wanted.clone(), cached.is_none()));
                 }
             }
         }
     }
-    let created = to_write.iter().filter(|(_, _, exists)| !exists).count();
-    let set_back: Vec<String> = to_write
-        .iter()
-        .filter(|(_, _, exists)| *exists)
-        .map(|(reference, _, _)| reference.name.clone())
-        .collect();
     let concurrency = usize::from(ctx.settings.reconcile_concurrency());
-    let results: Vec<Result<(), Refusal>> = stream::iter(to_write)
-        .map(|(reference, wanted, _)| write_tracked(ctx, api.clone(), reference, wanted))
+    let results: Vec<(String, Result<Written, Refusal>)> = stream::iter(to_write)
+        .map(|(reference, wanted, create)| write_tracked(ctx, api.clone(), share, reference, wanted, create))
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    let mut refused = None;
-    for result in results {
+    let (mut created, mut set_back, mut refused) = (0, Vec::new(), None);
+    let mut blocked = false;
+    for (name, result) in results {
         match result {
-            Ok(()) => {}
+            Ok(Written::Created) => created += 1,
+            Ok(Written::SetBack) => set_back.push(name),
             Err(Refusal::Transient(e)) => return Err(Error::Kube(e)),
-            Err(Refusal::Stalled(message)) => refused = Some(message),
+            Err(Refusal::Taken) => {
+                blocked = true;
+                if let Some(wanted) = desired.get(&name) {
+                    states.insert(name, name_taken(namespace, wanted));
+                }
+            }
+            Err(Refusal::Stalled(message)) => {
+                blocked = true;
+                refused = Some(message);
+            }
+        }
+    }
+    let taken: HashSet<ObjectRef<ImageAccess>> = states
+        .iter()
+        .filter(|(_, state)| matches!(state, ChildState::Stalled { reason, .. } if reason == NAME_TAKEN))
+        .map(|(name, _)| ObjectRef::new(name).within(namespace))
+        .collect();
+    blocked |= !taken.is_empty();
+    {
+        let me = ObjectRef::from_obj(share);
+        let mut waiting = locked(&ctx.shares.taken);
+        waiting.retain(|name, share| *share != me || taken.contains(name));
+        for name in taken {
+            waiting.insert(name, me.clone());
         }
     }
     if created > 0 {
@@ -498,7 +568,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     }
 
     let previous = share.status.as_ref();
-    let mut next = summary(share, &states, previous, ctx.clock.timestamp());
+    let mut next = summary(share, &states, &leaving_states, previous, ctx.clock.timestamp());
     if let Some(message) = refused {
         // The API server refused the children themselves (RBAC, admission): nothing below
         // can make progress until a human acts.
@@ -515,9 +585,6 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     if !stalled_before && let Some(stalled) = stalled_now.filter(|c| c.status == "True") {
         events.push(Happened::warning("MembershipsStalled", stalled.message.clone()));
     }
-    if !taken.is_empty() {
-        tracing::warn!(share = %share.name_any(), names = ?taken, "child names taken by other objects");
-    }
     if differs(previous, &next) {
         let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
         patch_status(&api, share, &next).await?;
@@ -525,21 +592,38 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     for event in events {
         publish(&ctx.events, share, event).await;
     }
-    Ok(())
+    Ok(blocked)
+}
+
+/// The reason of a child name held by an object the share does not control.
+const NAME_TAKEN: &str = "NameTaken";
+
+fn name_taken(namespace: &str, wanted: &ImageAccess) -> ChildState {
+    ChildState::Stalled {
+        reason: NAME_TAKEN.into(),
+        message: format!(
+            "ImageAccess {namespace}/{}, which this share does not control, has the name of its child for image {} and member {}; the share never takes over an object it did not make: delete that object (its membership goes with it unless its deletionPolicy is Orphan) and the share makes its own",
+            wanted.name_any(),
+            wanted.spec.image_id,
+            wanted.spec.member_id
+        ),
+    }
 }
 
 /// [`write_child`], forgetting the write on failure so that the next look tries again.
 async fn write_tracked(
     ctx: &Context,
     api: Api<ImageAccess>,
+    share: &ImageShare,
     reference: ObjectRef<ImageAccess>,
     wanted: ImageAccess,
-) -> Result<(), Refusal> {
-    let result = write_child(&api, &wanted).await;
+    create: bool,
+) -> (String, Result<Written, Refusal>) {
+    let result = write_child(&api, share, &wanted, create).await;
     if result.is_err() {
         locked(&ctx.shares.written).remove(&reference);
     }
-    result
+    (reference.name, result)
 }
 
 /// Up to 5 names, then a count.
@@ -552,17 +636,50 @@ fn listed(names: impl Iterator<Item = String>) -> String {
     text
 }
 
-/// A child write that failed: worth a retry, or refused until a human acts.
+/// A child write done.
+enum Written {
+    Created,
+    SetBack,
+}
+
+/// A child write that failed: worth a retry, refused until a human acts, or blocked by an
+/// object of the child's name that the share does not control.
 enum Refusal {
     Transient(kube::Error),
     Stalled(String),
+    Taken,
 }
 
-/// Server-side apply of one child, forced: a field changed by hand goes back to the share's
-/// value. A spec field the share does not set but someone added by hand (a region, say) is
-/// removed with a merge patch, since an apply leaves other managers' fields alone.
-async fn write_child(api: &Api<ImageAccess>, wanted: &ImageAccess) -> Result<(), Refusal> {
+/// Writes one child. A child the cache does not have is created (a create, not an apply: an
+/// apply would take over an object of that name the cache does not show, someone's own). One
+/// that differs is set back by a forced server-side apply, and a spec field the share does not
+/// set but someone added by hand (a region, say) is removed with a merge patch, since an apply
+/// leaves other managers' fields alone.
+async fn write_child(
+    api: &Api<ImageAccess>,
+    share: &ImageShare,
+    wanted: &ImageAccess,
+    create: bool,
+) -> Result<Written, Refusal> {
     let name = wanted.name_any();
+    if create {
+        let params = PostParams {
+            field_manager: Some(SHARE_FIELD_MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api.create(&params, wanted).await {
+            Ok(_) => return Ok(Written::Created),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                // There already: ours (the cache was behind) is set back below; another's is not
+                // touched.
+                let existing = api.get_opt(&name).await.map_err(refusal)?;
+                if !existing.is_some_and(|existing| controlled_by(&existing, share)) {
+                    return Err(Refusal::Taken);
+                }
+            }
+            Err(e) => return Err(refusal(e)),
+        }
+    }
     let mut body = serde_json::to_value(wanted).map_err(|e| Refusal::Stalled(e.to_string()))?;
     body["apiVersion"] = json!(ImageAccess::api_version(&()));
     body["kind"] = json!(ImageAccess::kind(&()));
@@ -570,26 +687,32 @@ async fn write_child(api: &Api<ImageAccess>, wanted: &ImageAccess) -> Result<(),
         object.remove("status");
     }
     let params = PatchParams::apply(SHARE_FIELD_MANAGER).force();
-    let written = api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(refusal)?;
-    if written.spec == wanted.spec {
-        return Ok(());
-    }
-    let extra = serde_json::to_value(&written.spec).map_err(|e| Refusal::Stalled(e.to_string()))?;
-    let wanted_spec = serde_json::to_value(&wanted.spec).map_err(|e| Refusal::Stalled(e.to_string()))?;
-    let mut removal = serde_json::Map::new();
-    if let (Some(extra), Some(wanted_spec)) = (extra.as_object(), wanted_spec.as_object()) {
-        for key in extra.keys().filter(|key| !wanted_spec.contains_key(*key)) {
-            removal.insert(key.clone(), serde_json::Value::Null);
+    let mut written = api.patch(&name, &params, &Patch::Apply(&body)).await.map_err(refusal)?;
+    if written.spec != wanted.spec {
+        let extra = serde_json::to_value(&written.spec).map_err(|e| Refusal::Stalled(e.to_string()))?;
+        let wanted_spec = serde_json::to_value(&wanted.spec).map_err(|e| Refusal::Stalled(e.to_string()))?;
+        let mut removal = serde_json::Map::new();
+        if let (Some(extra), Some(wanted_spec)) = (extra.as_object(), wanted_spec.as_object()) {
+            for key in extra.keys().filter(|key| !wanted_spec.contains_key(*key)) {
+                removal.insert(key.clone(), serde_json::Value::Null);
+            }
+        }
+        if !removal.is_empty() {
+            let patch = json!({ "spec": removal });
+            written = api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(refusal)?;
         }
     }
-    if removal.is_empty() {
-        return Ok(());
+    if !up_to_date(&written, wanted) {
+        // Written, and stored otherwise: something on the API server's side changes it back.
+        return Err(Refusal::Stalled(format!(
+            "the API server stores ImageAccess {}/{name} otherwise than the share writes it (a mutating admission webhook or policy changes it?): the share would rewrite it forever",
+            written.namespace().unwrap_or_default()
+        )));
     }
-    let patch = json!({ "spec": removal });
-    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(refusal)?;
-    Ok(())
+    Ok(Written::SetBack)
 }
 
 fn refusal(e: kube::Error) -> Refusal {
@@ -653,10 +776,12 @@ pub(super) fn run_shares(
             tap.shares.observe_share(&event);
             event
         });
-        // Spec changes and deletion wake a share; its own status writes do not.
-        let trigger = events
-            .touched_objects()
-            .predicate_filter(kube::runtime::predicates::generation, Default::default());
+        // Spec and label changes (labels pass to the children) and deletion wake a share; its
+        // own status writes do not.
+        let trigger = events.touched_objects().predicate_filter(
+            kube::runtime::predicates::generation.combine(kube::runtime::predicates::labels::<ImageShare>),
+            Default::default(),
+        );
         let controller = Controller::for_stream(trigger, reader)
             .reconcile_on(requeue)
             .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency()))
@@ -797,7 +922,7 @@ mod tests {
         let golden = share("golden", &IMAGES, &["p1", "p2"]);
         let now = jiff::Timestamp::from_second(1_800_000_000).expect("time");
         let ready = vec![ChildState::Ready; 6];
-        let all = summary(&golden, &states(&ready), None, now);
+        let all = summary(&golden, &states(&ready), &BTreeMap::new(), None, now);
         assert_eq!(
             (all.desired, all.ready, all.stalled, all.images, all.members),
             (6, 6, 0, 3, 2)
@@ -809,7 +934,7 @@ mod tests {
 
         let mut some = ready.clone();
         some[0] = ChildState::InProgress;
-        let partial = summary(&golden, &states(&some), Some(&all), now);
+        let partial = summary(&golden, &states(&some), &BTreeMap::new(), Some(&all), now);
         assert_eq!(condition(&partial, READY).status, "False");
         assert_eq!(condition(&partial, RECONCILING).status, "True");
         assert_eq!(condition(&partial, STALLED).status, "False");
@@ -817,7 +942,10 @@ mod tests {
         assert!(differs(Some(&all), &partial));
         let later = jiff::Timestamp::from_second(1_800_000_100).expect("time");
         assert!(
-            !differs(Some(&partial), &summary(&golden, &states(&some), Some(&partial), later)),
+            !differs(
+                Some(&partial),
+                &summary(&golden, &states(&some), &BTreeMap::new(), Some(&partial), later)
+            ),
             "steady: no write"
         );
     }
@@ -833,7 +961,7 @@ mod tests {
         let mut list: Vec<ChildState> = (0..7).map(stalled).collect();
         list.push(ChildState::Ready);
         list.push(ChildState::Ready);
-        let status = summary(&golden, &states(&list), None, now);
+        let status = summary(&golden, &states(&list), &BTreeMap::new(), None, now);
         assert_eq!((status.desired, status.ready, status.stalled), (9, 2, 7));
         let message = &condition(&status, STALLED).message;
         assert_eq!(condition(&status, STALLED).status, "True");
@@ -885,5 +1013,18 @@ mod tests {
             jiff::Timestamp::UNIX_EPOCH,
         ));
         assert_eq!(child_state(&child), ChildState::InProgress, "going");
+        let stalled = Condition {
+            type_: STALLED.into(),
+            reason: "SecretNotFound".into(),
+            ..ready(2)
+        };
+        child.status = Some(crate::api::ImageAccessStatus {
+            conditions: vec![stalled],
+            ..Default::default()
+        });
+        assert!(
+            matches!(child_state(&child), ChildState::Stalled { .. }),
+            "a blocked deletion shows"
+        );
     }
 }

@@ -33,8 +33,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The rules the operator needs on the objects it manages (see the README for each call). */}}
 {{- define "iao.rules" -}}
 - apiGroups: ["glance.viettelidc.com.vn"]
-  resources: ["imageaccessaccepts", "imageshares"]
+  resources: ["imageaccessaccepts"]
   verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["glance.viettelidc.com.vn"]
+  resources: ["imageshares"]
+  verbs: ["list", "watch"]
 # ImageShare objects create, set back and delete the ImageAccess objects they own.
 - apiGroups: ["glance.viettelidc.com.vn"]
   resources: ["imageaccesses"]
