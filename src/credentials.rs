@@ -15,7 +15,9 @@ use kube::api::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::openstack::{Cloud, ConfigError};
 
 /// `(namespace, name)` of a Secret.
 pub type SecretKey = (String, String);
@@ -40,6 +42,29 @@ pub struct SecretData {
     pub clouds_yaml: SecretString,
     /// The `cacert` key: a PEM CA bundle.
     pub ca_cert: Option<Vec<u8>>,
+    /// Cloud entries parsed so far, by name: this data lives as long as the Secret does not
+    /// change, and parsing the YAML at every look cost a tenth of the operator's CPU at 10,000
+    /// objects.
+    parsed: Mutex<HashMap<String, Result<Cloud, ConfigError>>>,
+}
+
+impl SecretData {
+    pub fn new(clouds_yaml: SecretString, ca_cert: Option<Vec<u8>>) -> Self {
+        SecretData {
+            clouds_yaml,
+            ca_cert,
+            parsed: Mutex::default(),
+        }
+    }
+
+    /// The cloud entry `name` of the clouds.yaml, parsed once per Secret version.
+    pub fn cloud(&self, name: &str) -> Result<Cloud, ConfigError> {
+        let mut parsed = self.parsed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        parsed
+            .entry(name.to_string())
+            .or_insert_with(|| Cloud::from_clouds_yaml(self.clouds_yaml.expose_secret(), name, self.ca_cert.clone()))
+            .clone()
+    }
 }
 
 #[derive(Debug)]
@@ -153,10 +178,10 @@ impl Secrets {
             self.cache().remove(&key);
             return Err(ReadError::BadKey("has a clouds.yaml that is not UTF-8 text"));
         };
-        let data = Arc::new(SecretData {
-            clouds_yaml: SecretString::from(clouds_yaml),
-            ca_cert: data.remove("cacert").map(|c| c.0),
-        });
+        let data = Arc::new(SecretData::new(
+            SecretString::from(clouds_yaml),
+            data.remove("cacert").map(|c| c.0),
+        ));
         self.cache().insert(
             key,
             Cached {

@@ -54,7 +54,6 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -690,12 +689,9 @@ pub async fn credentials<K: Kind>(object: &K, ctx: &Context) -> Result<(Arc<Sess
     });
     let secret_label = secret_label(object);
     let config_problem = |e: OpenStackError| Problem::openstack(&e, Step::ReadCredentials, &target, &secret_label);
-    let cloud = Cloud::from_clouds_yaml(
-        data.clouds_yaml.expose_secret(),
-        &reference.cloud_name,
-        data.ca_cert.clone(),
-    )
-    .map_err(|e| config_problem(OpenStackError::Config(e)))?;
+    let cloud = data
+        .cloud(&reference.cloud_name)
+        .map_err(|e| config_problem(OpenStackError::Config(e)))?;
     let session = ctx.openstack.session(&cloud.credentials).map_err(config_problem)?;
     Ok((session, cloud))
 }
