@@ -150,9 +150,13 @@ async fn converge(
         if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
             continue;
         }
-        if let Some(successor) = other_setter(ctx, object, &old).await? {
-            events.push(handed_over(&old, &successor));
-            continue;
+        match other_setter(ctx, object, &old).await {
+            Ok(Some(successor)) => {
+                events.push(handed_over(&old, &successor));
+                continue;
+            }
+            Ok(None) => {}
+            Err(problem) => return stop(desired.clone(), applied, problem),
         }
         let glance = match session.glance(old.region.as_deref(), &cloud.interface).await {
             Ok(glance) => glance,
@@ -331,7 +335,7 @@ async fn other_setter(
     ctx: &Context,
     object: &ImageAccessAccept,
     membership: &Membership,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, Problem> {
     let accepts = setting(ctx, membership, Some(&ObjectRef::from(object)));
     for other in accepts.iter().filter(|other| keeps(other.as_ref(), membership)) {
         if let Some(label) = still_keeps::<ImageAccessAccept>(ctx, other, membership).await? {
@@ -357,7 +361,7 @@ fn keeps(other: &impl Managed, membership: &Membership) -> bool {
 
 /// `cached`, read again from the API server, labelled for the event if it still keeps
 /// `membership`.
-async fn still_keeps<K>(ctx: &Context, cached: &K, membership: &Membership) -> Result<Option<String>, Error>
+async fn still_keeps<K>(ctx: &Context, cached: &K, membership: &Membership) -> Result<Option<String>, Problem>
 where
     K: Managed + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -366,13 +370,12 @@ where
     let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
         return Ok(None);
     };
+    let label = format!("{} {namespace}/{name}", K::kind(&()));
     let fresh = Api::<K>::namespaced(ctx.client.clone(), namespace)
         .get_opt(name)
         .await
-        .map_err(Error::Kube)?;
-    Ok(fresh
-        .filter(|fresh| keeps(fresh, membership))
-        .map(|_| format!("{} {namespace}/{name}", K::kind(&()))))
+        .map_err(|e| Problem::kubernetes_read(&e, &label))?;
+    Ok(fresh.filter(|fresh| keeps(fresh, membership)).map(|_| label))
 }
 
 fn handed_over(membership: &Membership, successor: &str) -> Happened {
@@ -526,9 +529,13 @@ async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: 
             continue;
         }
         // Another object sets this status (a rename, say): it is left to it, not rejected.
-        if let Some(successor) = other_setter(ctx, object, target).await? {
-            events.push(handed_over(target, &successor));
-            continue;
+        match other_setter(ctx, object, target).await {
+            Ok(Some(successor)) => {
+                events.push(handed_over(target, &successor));
+                continue;
+            }
+            Ok(None) => {}
+            Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
         }
         let (session, cloud) = match &found {
             Some(found) => found,

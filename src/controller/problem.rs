@@ -193,6 +193,26 @@ impl Problem {
         }
     }
 
+    /// Reading `other` again (before leaving a member status to it) failed.
+    pub fn kubernetes_read(error: &kube::Error, other: &str) -> Problem {
+        if let kube::Error::Api(status) = error
+            && matches!(status.code, 401 | 403)
+        {
+            return Problem::stalled(
+                "KubernetesReadForbidden",
+                format!(
+                    "the operator may not read {other} ({}): grant its service account get on imageaccesses and imageaccessaccepts (the Helm chart does)",
+                    status.message
+                ),
+            );
+        }
+        Problem::Transient {
+            reason: "KubernetesAPIError",
+            message: format!("reading {other} failed: {error}; retrying with backoff"),
+            retry_after: None,
+        }
+    }
+
     /// Reading the Secret failed for another reason.
     pub fn kubernetes(error: &kube::Error) -> Problem {
         if let kube::Error::Api(status) = error

@@ -103,6 +103,8 @@ impl ShareState {
     fn observe_share(&self, event: &watcher::Event<ImageShare>) {
         if let watcher::Event::Delete(share) = event {
             locked(&self.failures).remove(&share.uid().unwrap_or_default());
+            let gone = ObjectRef::from_obj(share);
+            locked(&self.taken).retain(|_, waiting| *waiting != gone);
         }
     }
 }
@@ -483,17 +485,27 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     // Wanted children: written where missing or changed, unless that write is on its way.
     let mut states = BTreeMap::new();
     let mut to_write = Vec::new();
+    // Names held by objects the share does not control: it is woken when they go.
+    let mut waiting_for = Vec::new();
     for (name, wanted) in &desired {
         let cached = ctx.cached_access(name, namespace);
         let reference = ObjectRef::<ImageAccess>::new(name).within(namespace);
         match cached {
-            Some(child) if child.is_deleting() => {
-                // Deleted (by hand, or the garbage collector after an earlier share of the same
-                // name): made again once its finalizer is done and its Delete event wakes us.
+            Some(child) if controlled_by(&child, share) && child.is_deleting() => {
+                // Deleted by hand: made again once its finalizer is done and its Delete event
+                // wakes us.
                 states.insert(name.clone(), child_state(&child));
             }
             Some(child) if !controlled_by(&child, share) => {
-                states.insert(name.clone(), name_taken(namespace, wanted));
+                let earlier_share = controlling_share(&child).is_some_and(|owner| owner.name == share.name_any());
+                if earlier_share || child.is_deleting() {
+                    // A child of an earlier share of this name (the garbage collector removes
+                    // it), or another object on its way out: its Delete event wakes us.
+                    states.insert(name.clone(), ChildState::InProgress);
+                    waiting_for.push(reference.clone());
+                } else {
+                    states.insert(name.clone(), name_taken(namespace, wanted));
+                }
             }
             Some(child) if up_to_date(&child, wanted) => {
                 locked(&ctx.shares.written).remove(&reference);
@@ -537,6 +549,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         .iter()
         .filter(|(_, state)| matches!(state, ChildState::Stalled { reason, .. } if reason == NAME_TAKEN))
         .map(|(name, _)| ObjectRef::new(name).within(namespace))
+        .chain(waiting_for)
         .collect();
     blocked |= !taken.is_empty();
     {
@@ -672,9 +685,11 @@ async fn write_child(
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 // There already: ours (the cache was behind) is set back below; another's is not
                 // touched.
-                let existing = api.get_opt(&name).await.map_err(refusal)?;
-                if !existing.is_some_and(|existing| controlled_by(&existing, share)) {
-                    return Err(Refusal::Taken);
+                match api.get_opt(&name).await.map_err(refusal)? {
+                    Some(existing) if controlled_by(&existing, share) => {}
+                    Some(_) => return Err(Refusal::Taken),
+                    // Gone between the two requests: the next look creates it.
+                    None => return Err(Refusal::Transient(kube::Error::Api(status))),
                 }
             }
             Err(e) => return Err(refusal(e)),
