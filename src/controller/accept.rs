@@ -353,17 +353,38 @@ async fn other_setter(
     Ok(None)
 }
 
+/// Whether `other` has set `membership`'s status and is Ready for its current spec.
 fn keeps(other: &impl Managed, membership: &Membership) -> bool {
     other.applied().is_some_and(|applied| applied.overlaps(membership))
-        && other.condition(status::READY).is_some_and(|c| c.status == "True")
+        && other
+            .condition(status::READY)
+            .is_some_and(|c| c.status == "True" && c.observed_generation == other.meta().generation)
         && !other.is_deleting()
+}
+
+/// Whether the spec of `other` still sets `membership`'s status: read again, a successor whose
+/// spec moved away meanwhile (both objects of a rename edited at once) is letting go too.
+trait StillSets {
+    fn still_sets(&self, membership: &Membership) -> bool;
+}
+
+impl StillSets for ImageAccessAccept {
+    fn still_sets(&self, membership: &Membership) -> bool {
+        self.named().is_none_or(|named| named.overlaps(membership))
+    }
+}
+
+impl StillSets for ImageAccess {
+    fn still_sets(&self, membership: &Membership) -> bool {
+        self.spec.status.is_some() && self.named_membership().overlaps(membership)
+    }
 }
 
 /// `cached`, read again from the API server, labelled for the event if it still keeps
 /// `membership`.
 async fn still_keeps<K>(ctx: &Context, cached: &K, membership: &Membership) -> Result<Option<String>, Problem>
 where
-    K: Managed + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    K: Managed + StillSets + kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let meta = cached.meta();
@@ -375,7 +396,9 @@ where
         .get_opt(name)
         .await
         .map_err(|e| Problem::kubernetes_read(&e, &label))?;
-    Ok(fresh.filter(|fresh| keeps(fresh, membership)).map(|_| label))
+    Ok(fresh
+        .filter(|fresh| keeps(fresh, membership) && fresh.still_sets(membership))
+        .map(|_| label))
 }
 
 fn handed_over(membership: &Membership, successor: &str) -> Happened {

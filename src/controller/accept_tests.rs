@@ -521,6 +521,35 @@ async fn a_refused_accept_deletes_without_blocking() {
     );
 }
 
+/// Review finding: a successor the operator may not read again is neither trusted nor undone
+/// behind it: the deletion waits, Stalled, naming the right to grant.
+#[tokio::test]
+async fn a_successor_that_may_not_be_read_blocks_the_deletion_with_the_right_to_grant() {
+    let mut h = Harness::new().await;
+    accepted(&mut h).await;
+    h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("renamed")
+        .await
+        .expect("ready too");
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.kube.fail_next("GET", "/imageaccessaccepts/renamed", 403);
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let status = accept_status(&h);
+    assert_eq!(ready(&status), ("False".into(), "KubernetesReadForbidden".into()));
+    assert!(
+        status.membership.conditions[0]
+            .message
+            .contains("grant its service account get")
+    );
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
+        MemberStatus::Accepted,
+        "not rejected on a guess"
+    );
+    assert!(h.kube.accept(NAMESPACE, "accept").is_some(), "the finalizer stays");
+}
+
 /// Review finding: a crash after Glance took the member's change but before the status said so,
 /// then a switch to credentials that are not the member's: the status may have been set, so
 /// the deletion waits for credentials that can undo it instead of leaving the image accepted.

@@ -419,12 +419,9 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
         .unwrap_or(object);
     let seen = Fingerprint::of(object.meta(), FINALIZER);
     ctx.tracker.begin(&uid);
-    let labels = Metrics::controller_labels(K::CONTROLLER);
-    ctx.metrics.active_workers.get_or_create(&labels).inc();
-    let started = Instant::now();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     let span = tracing::info_span!("reconcile", controller = K::CONTROLLER, namespace = %namespace, object = %object.name_any());
-    let result = tracing::Instrument::instrument(
+    let work = tracing::Instrument::instrument(
         async {
             if object.is_deleting() {
                 K::cleanup(&object, &api, &ctx).await
@@ -433,24 +430,8 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
             }
         },
         span,
-    )
-    .await;
-    ctx.metrics.active_workers.get_or_create(&labels).dec();
-    ctx.metrics
-        .reconcile_time_seconds
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    ctx.metrics
-        .reconcile_total
-        .get_or_create(&crate::metrics::ReconcileLabels {
-            controller: K::CONTROLLER,
-            result: match &result {
-                Ok(_) => "success",
-                Err(Error::Waiting { .. }) => "requeue_after",
-                Err(_) => "error",
-            },
-        })
-        .inc();
+    );
+    let result = measured(&ctx, K::CONTROLLER, work).await;
     ctx.prune_tracker();
     match result? {
         Next::After(period) => {
@@ -462,6 +443,36 @@ pub async fn reconcile<K: Kind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Act
             Ok(Action::await_change())
         }
     }
+}
+
+/// Runs one reconcile's work with the controller-runtime metrics every controller reports:
+/// workers at work, time taken, and the result.
+async fn measured<T>(
+    ctx: &Context,
+    controller: &'static str,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let labels = Metrics::controller_labels(controller);
+    ctx.metrics.active_workers.get_or_create(&labels).inc();
+    let started = Instant::now();
+    let result = work.await;
+    ctx.metrics.active_workers.get_or_create(&labels).dec();
+    ctx.metrics
+        .reconcile_time_seconds
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    ctx.metrics
+        .reconcile_total
+        .get_or_create(&crate::metrics::ReconcileLabels {
+            controller,
+            result: match &result {
+                Ok(_) => "success",
+                Err(Error::Waiting { .. }) => "requeue_after",
+                Err(_) => "error",
+            },
+        })
+        .inc();
+    result
 }
 
 /// Transient failures: per-object exponential backoff with jitter, at least `Retry-After`

@@ -23,12 +23,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Predicate, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::status::{READY, RECONCILING, STALLED, same_conditions, set_condition};
-use super::{Context, Error, StopSignal, backoff_delay, jittered, patch_status, random_fraction, slim};
+use super::{Context, Error, StopSignal, backoff_delay, jittered, measured, patch_status, random_fraction, slim};
 use crate::api::{ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, normalize_image_id};
 use crate::metrics::Metrics;
 use crate::runtime::{Happened, Requeue, WatchScope, publish};
@@ -89,9 +89,10 @@ impl ShareState {
                 return;
             }
         };
-        if let watcher::Event::Delete(_) = event
-            && let Some(waiting) = locked(&self.taken).remove(&ObjectRef::from_obj(object))
-        {
+        // Any change of an object holding a wanted name (its deletion; an ownerReference the
+        // garbage collector removed under `--cascade=orphan`) is worth a look.
+        let waiting = locked(&self.taken).remove(&ObjectRef::from_obj(object));
+        if let Some(waiting) = waiting {
             self.requeue.send(waiting);
         }
         let Some(share) = controlling_share(object) else { return };
@@ -411,22 +412,7 @@ async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, 
         return Ok(Action::await_change());
     }
     let namespace = share.namespace().ok_or(Error::NotNamespaced)?;
-    let labels = Metrics::controller_labels(CONTROLLER);
-    ctx.metrics.active_workers.get_or_create(&labels).inc();
-    let started = std::time::Instant::now();
-    let result = converge(&share, &namespace, &ctx).await;
-    ctx.metrics.active_workers.get_or_create(&labels).dec();
-    ctx.metrics
-        .reconcile_time_seconds
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    ctx.metrics
-        .reconcile_total
-        .get_or_create(&crate::metrics::ReconcileLabels {
-            controller: CONTROLLER,
-            result: if result.is_ok() { "success" } else { "error" },
-        })
-        .inc();
+    let result = measured(&ctx, CONTROLLER, converge(&share, &namespace, &ctx)).await;
     let blocked = result?;
     locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
     // Children wake the share. A write the API server refused, or a name another object holds,
@@ -452,6 +438,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     // as leaving until they are gone.
     let mut leaving_states = BTreeMap::new();
     let mut deleted = Vec::new();
+    let mut delete_refused = None;
     for child in children.iter().filter(|child| !desired.contains_key(&child.name_any())) {
         leaving_states.insert(child.name_any(), child_state(child));
         if child.is_deleting() {
@@ -468,7 +455,11 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         match api.delete(&child.name_any(), &params).await {
             Ok(_) => deleted.push(child.name_any()),
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(e) => return Err(Error::Kube(e)),
+            Err(e) => match refusal(e) {
+                Refusal::Stalled(message) => delete_refused = Some(message),
+                Refusal::Transient(e) => return Err(Error::Kube(e)),
+                Refusal::Taken => {}
+            },
         }
     }
     if !deleted.is_empty() {
@@ -526,8 +517,8 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    let (mut created, mut set_back, mut refused) = (0, Vec::new(), None);
-    let mut blocked = false;
+    let (mut created, mut set_back, mut refused) = (0, Vec::new(), delete_refused);
+    let mut blocked = refused.is_some();
     for (name, result) in results {
         match result {
             Ok(Written::Created) => created += 1,
@@ -723,7 +714,7 @@ async fn write_child(
     if !up_to_date(&written, wanted) {
         // Written, and stored otherwise: something on the API server's side changes it back.
         return Err(Refusal::Stalled(format!(
-            "the API server stores ImageAccess {}/{name} otherwise than the share writes it (a mutating admission webhook or policy changes it?): the share would rewrite it forever",
+            "the API server stores ImageAccess {}/{name} otherwise than the share writes it (a mutating admission webhook or policy changes it?): exempt imageaccesses from that webhook or policy",
             written.namespace().unwrap_or_default()
         )));
     }
@@ -732,9 +723,13 @@ async fn write_child(
 
 fn refusal(e: kube::Error) -> Refusal {
     match &e {
-        kube::Error::Api(status) if matches!(status.code, 400 | 403 | 422) => Refusal::Stalled(format!(
-            "the API server refused an ImageAccess of this share ({}): {}",
-            status.code, status.message
+        kube::Error::Api(status) if matches!(status.code, 401 | 403) => Refusal::Stalled(format!(
+            "the API server refused to let the operator write or delete an ImageAccess of this share ({}): grant its service account create, patch and delete on imageaccesses in this namespace (the Helm chart does)",
+            status.message
+        )),
+        kube::Error::Api(status) if matches!(status.code, 400 | 422) => Refusal::Stalled(format!(
+            "the API server refused an ImageAccess of this share ({}): change the share so that its pairs pass (validation or an admission policy of this cluster refuses what the message names)",
+            status.message
         )),
         _ => Refusal::Transient(e),
     }
@@ -791,12 +786,10 @@ pub(super) fn run_shares(
             tap.shares.observe_share(&event);
             event
         });
-        // Spec and label changes (labels pass to the children) and deletion wake a share; its
-        // own status writes do not.
-        let trigger = events.touched_objects().predicate_filter(
-            kube::runtime::predicates::generation.combine(kube::runtime::predicates::labels::<ImageShare>),
-            Default::default(),
-        );
+        // Every change wakes a share, the echo of its own status write included: a look that
+        // ran before that echo reached the cache compared against the older status and may have
+        // skipped a write; the look after the echo catches it (and writes nothing otherwise).
+        let trigger = events.touched_objects();
         let controller = Controller::for_stream(trigger, reader)
             .reconcile_on(requeue)
             .with_config(kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency()))

@@ -253,13 +253,7 @@ impl State {
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method, parts.as_slice()) {
             ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
-                match self.secrets.get(&(ns.to_string(), name.to_string())) {
-                    Some(secret) => (StatusCode::OK, secret.clone()),
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        status_body(404, "NotFound", &format!("secrets \"{name}\" not found")),
-                    ),
-                }
+                found("secrets", name, self.secrets.get(&(ns.to_string(), name.to_string())))
             }
             ("PATCH", ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 self.patch(true, (String::new(), ns.to_string(), name.to_string()), body)
@@ -275,18 +269,12 @@ impl State {
                     plural,
                     name,
                 ],
-            ) => {
-                match self
-                    .objects
-                    .get(&(plural.to_string(), ns.to_string(), name.to_string()))
-                {
-                    Some(object) => (StatusCode::OK, object.clone()),
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        status_body(404, "NotFound", &format!("{plural} \"{name}\" not found")),
-                    ),
-                }
-            }
+            ) => found(
+                plural,
+                name,
+                self.objects
+                    .get(&(plural.to_string(), ns.to_string(), name.to_string())),
+            ),
             (
                 "PATCH",
                 [
@@ -329,6 +317,17 @@ impl State {
                 status_body(404, "NotFound", &format!("{method} {path}: not served by the fake")),
             ),
         }
+    }
+}
+
+/// A GET's answer: the object, or the API server's 404.
+fn found(resource: &str, name: &str, object: Option<&Value>) -> (StatusCode, Value) {
+    match object {
+        Some(object) => (StatusCode::OK, object.clone()),
+        None => (
+            StatusCode::NOT_FOUND,
+            status_body(404, "NotFound", &format!("{resource} \"{name}\" not found")),
+        ),
     }
 }
 
