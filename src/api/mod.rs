@@ -23,6 +23,11 @@ pub const FINALIZER: &str = "glance.viettelidc.com.vn/cleanup";
 /// call that could create it: if the operator stops before the status records the result, the
 /// deletion still knows what to remove. JSON of a [`Membership`].
 pub const CLAIM_ANNOTATION: &str = "glance.viettelidc.com.vn/membership";
+/// Set to `"true"` on an object that names a membership which already exists (`export` writes
+/// it): its first look reads the image's members instead of creating, so adopting what exists
+/// sends Glance no write at all. Without it a new object creates first (one request, not two)
+/// and adopts on the 409.
+pub const ADOPT_ANNOTATION: &str = "glance.viettelidc.com.vn/adopt";
 
 /// Desired state of one Glance image membership: the image `imageId` shared with `memberId`.
 // kube-derive takes one `printcolumn(...)` per column; clippy mistakes them for duplicates.

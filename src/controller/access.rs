@@ -18,7 +18,9 @@ use super::{
     Context, Error, KindState, Next, claim, credentials, deletion_blocked, let_go_finalizer, ownership, release_claim,
     report, secret_label,
 };
-use crate::api::{CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership};
+use crate::api::{
+    ADOPT_ANNOTATION, CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership,
+};
 use crate::openstack::{Cloud, Glance, HttpErrorKind, Member, OpenStackError, Session};
 use crate::runtime::{Happened, patch_metadata, publish};
 
@@ -187,9 +189,12 @@ async fn converge(
     let _: Option<ImageAccess> = claim(api, object, &desired, ctx).await?;
 
     // Not yet applied under this identity: create straight away and let a 409 say it exists
-    // (then it is read and adopted). One Glance request per new object instead of two.
-    let first_time = applied.as_ref() != Some(&desired);
-    let observed = if first_time {
+    // (then it is read and adopted). One Glance request per new object instead of two. An
+    // object that says it names an existing membership is read first instead: adopting it
+    // must not write to Glance (a POST answered 409 changes nothing, but it is a write in
+    // every request log the migration is checked against).
+    let create_first = applied.as_ref() != Some(&desired) && !adopts_existing(object);
+    let observed = if create_first {
         None
     } else {
         match observe(object, &glance, &session, &cloud.interface, &desired, ctx).await {
@@ -307,6 +312,14 @@ async fn converge(
             problem,
         },
     ))
+}
+
+/// Whether the object was written for a membership that exists already ([`ADOPT_ANNOTATION`]).
+fn adopts_existing(object: &ImageAccess) -> bool {
+    object
+        .annotations()
+        .get(ADOPT_ANNOTATION)
+        .is_some_and(|value| value == "true")
 }
 
 /// The member `desired` names, as Glance shows it now: from the image's member list, read once

@@ -479,6 +479,42 @@ async fn existing_member_is_adopted_after_a_409() {
     assert_eq!(h.fake.requests("GET member"), 1, "read once, after the 409");
 }
 
+/// Issue 11: what `export` writes is adopted with reads only, the status Glance shows kept.
+#[tokio::test]
+async fn an_object_written_for_an_existing_membership_adopts_it_without_a_glance_write() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+    h.apply(&adopting(share("share")));
+    h.reconcile("share").await.expect("reconciled");
+    let status = h.status("share");
+    assert_eq!(condition(&status, "Ready").status, "True");
+    assert_eq!(status.member_status, Some(MemberStatus::Accepted));
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberAdopted"]);
+    let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
+    assert_eq!(writes, [0, 0, 0], "POST, PUT, DELETE");
+    assert_eq!(h.fake.requests("GET members"), 1, "one read of the image's members");
+}
+
+/// A membership removed between the export and the apply is made again, as the spec says.
+#[tokio::test]
+async fn an_object_written_for_a_membership_that_is_gone_creates_it() {
+    let mut h = Harness::new().await;
+    h.apply(&adopting(share("share")));
+    h.reconcile("share").await.expect("reconciled");
+    assert_eq!(condition(&h.status("share"), "Ready").status, "True");
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberCreated"]);
+    assert_eq!(h.fake.requests("POST members"), 1);
+}
+
+fn adopting(mut object: ImageAccess) -> ImageAccess {
+    object
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(crate::api::ADOPT_ANNOTATION.into(), "true".into());
+    object
+}
+
 #[tokio::test]
 async fn an_existing_member_of_a_full_image_is_adopted_not_reported_as_quota() {
     // Glance checks the quota before duplicates: re-creating a member of a full image gives 413.

@@ -405,6 +405,7 @@ impl FakeKube {
                     resource_version: Some(version),
                     creation_timestamp: Some(Time(created)),
                     labels: object.meta().labels.clone(),
+                    annotations: object.meta().annotations.clone(),
                     ..Default::default()
                 };
                 let mut fresh = serde_json::to_value(object).expect("object");
