@@ -15,6 +15,10 @@ pub enum LogFormat {
 #[derive(Parser, Debug, Clone)]
 #[command(name = "image-access-operator", version)]
 pub struct Config {
+    /// Without a command, the operator runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// How often every object is re-checked against Glance (drift detection), e.g. 10m, 30s.
     #[arg(long, env = "IAO_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
     pub resync_period: Duration,
@@ -81,6 +85,13 @@ pub struct Config {
     /// Name of this instance in events and in the Lease (the pod name in a Deployment).
     #[arg(long, env = "POD_NAME")]
     pub instance: Option<String>,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Print manifests (YAML, on stdout) for image memberships that exist already, from Glance
+    /// or from a Terraform/OpenTofu state; the operator adopts them without changing Glance.
+    Export(crate::export::ExportArgs),
 }
 
 /// `90`, `90s`, `15m`, `2h`, `500ms`.

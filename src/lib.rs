@@ -3,6 +3,7 @@
 //! - [`api`]: the `ImageAccess` and `ImageAccessAccept` custom resources.
 //! - [`openstack`]: a thin Keystone + Glance client.
 //! - [`controller`]: the reconciler.
+//! - [`export`]: manifests for memberships that exist already (`image-access-operator export`).
 //! - [`metrics`], [`server`], [`telemetry`], [`config`]: running it.
 #![forbid(unsafe_code)]
 
@@ -10,8 +11,10 @@ pub mod api;
 pub mod config;
 pub mod controller;
 pub mod credentials;
+pub mod export;
 pub mod leader;
 pub mod metrics;
+mod names;
 pub mod openstack;
 pub mod runtime;
 pub mod server;

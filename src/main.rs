@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use image_access_operator::api::{ImageAccess, ImageAccessAccept, ImageShare};
-use image_access_operator::config::Config;
+use image_access_operator::config::{Command, Config};
 use image_access_operator::controller::{self, Context, Settings};
 use image_access_operator::credentials::hold_finalizer;
 use image_access_operator::leader::{Election, run_as_leader};
@@ -20,7 +20,6 @@ use kube::{Api, CustomResourceExt};
 
 fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    telemetry::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -28,6 +27,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Export(args)) = &config.command {
+        return export(&runtime, args);
+    }
+    telemetry::init(config.log_format);
     match runtime.block_on(run(config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -148,6 +151,34 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `image-access-operator export`: manifests on stdout, what was skipped and why on stderr.
+fn export(
+    runtime: &tokio::runtime::Runtime,
+    args: &image_access_operator::export::ExportArgs,
+) -> std::process::ExitCode {
+    match runtime.block_on(image_access_operator::export::run(args)) {
+        Ok(exported) => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            if let Err(e) = stdout
+                .write_all(exported.manifests.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                eprintln!("error: cannot write the manifests: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+            for note in exported.notes {
+                eprintln!("{note}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// A server task's end, as one sentence.

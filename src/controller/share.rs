@@ -13,7 +13,6 @@
 //! from the ImageAccess cache. A steady share writes nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::Hasher;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -126,37 +125,16 @@ fn controlled_by(child: &ImageAccess, share: &ImageShare) -> bool {
     controlling_share(child).is_some_and(|owner| Some(&owner.uid) == share.metadata.uid.as_ref())
 }
 
-/// FNV-1a, 64 bits: stable across Rust versions and platforms, unlike the standard hasher, so
-/// that child names never change under an upgrade.
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
-
 /// The name of the child of share `share` for `image_id` and `member_id`: the share's name and
 /// the image's first 8 characters, for people, then 12 hex digits of a hash of all three (the
 /// whole share name included, so two shares whose names start alike never meet). At most 63
 /// characters, a valid DNS label.
 pub fn child_name(share: &str, image_id: &str, member_id: &str) -> String {
-    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    for part in [share, image_id, member_id] {
-        hash.write(part.as_bytes());
-        hash.write(&[0]);
-    }
+    let hash = crate::names::stable_hash(&[share, image_id, member_id]);
     let prefix: String = share.chars().take(40).collect();
     let prefix = prefix.trim_end_matches(['-', '.']).replace('.', "-");
     let image: String = image_id.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
-    format!("{prefix}-{image}-{:012x}", hash.finish() & 0xffff_ffff_ffff)
+    format!("{prefix}-{image}-{:012x}", hash & 0xffff_ffff_ffff)
 }
 
 /// The ImageAccess objects `share` asks for, by name: one per distinct (image, member) pair,
@@ -222,9 +200,7 @@ fn up_to_date(child: &ImageAccess, desired: &ImageAccess) -> bool {
 
 /// What a child write sends, as a number (to tell a write of the same content from a new one).
 fn fingerprint(child: &ImageAccess) -> u64 {
-    let mut hash = Fnv(0xcbf2_9ce4_8422_2325);
-    hash.write(&serde_json::to_vec(child).unwrap_or_default());
-    hash.finish()
+    crate::names::stable_hash(&[&serde_json::to_string(child).unwrap_or_default()])
 }
 
 /// How one wanted child stands, for the summary.

@@ -49,6 +49,7 @@ pub enum Operation {
     DeleteMember,
     ListMembers,
     ShowImage,
+    ListImages,
 }
 
 impl Operation {
@@ -61,6 +62,7 @@ impl Operation {
             Operation::DeleteMember => "delete_member",
             Operation::ListMembers => "list_members",
             Operation::ShowImage => "show_image",
+            Operation::ListImages => "list_images",
         }
     }
 

@@ -27,6 +27,14 @@ struct MemberList {
     members: Vec<Member>,
 }
 
+#[derive(Deserialize)]
+struct ImagePage {
+    images: Vec<Image>,
+    /// Present while there are more pages.
+    #[serde(default)]
+    next: Option<String>,
+}
+
 /// What the operator reads of an image.
 #[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Image {
@@ -138,6 +146,43 @@ impl Glance {
             .call(Operation::ListMembers, Method::GET, &[image_id, "members"], None)
             .await?;
         Ok(list.members)
+    }
+
+    /// `GET /v2/images?owner=…&visibility=…`, every page (Glance pages by `marker`, and says
+    /// `next` while there are more).
+    pub async fn list_images(&self, owner: &str, visibility: &str) -> Result<Vec<Image>, OpenStackError> {
+        let operation = Operation::ListImages;
+        let mut images: Vec<Image> = Vec::new();
+        loop {
+            let marker = images.last().map(|image| image.id.clone());
+            let url = |token: &Token| {
+                let mut url = self.url(token, &[])?;
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("owner", owner)
+                    .append_pair("visibility", visibility)
+                    .append_pair("limit", "100")
+                    .append_pair("sort", "name:asc,id:asc");
+                if let Some(marker) = &marker {
+                    query.append_pair("marker", marker);
+                }
+                drop(query);
+                Ok(url)
+            };
+            let response = self
+                .session
+                .send_authenticated(operation, Method::GET, url, None)
+                .await?;
+            if !response.is_success() {
+                return Err(response.error(operation));
+            }
+            let page: ImagePage = response.json(operation)?;
+            let last_page = page.next.is_none() || page.images.is_empty();
+            images.extend(page.images);
+            if last_page {
+                return Ok(images);
+            }
+        }
     }
 
     async fn call<T: serde::de::DeserializeOwned>(

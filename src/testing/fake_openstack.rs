@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -140,6 +140,7 @@ impl FakeOpenStack {
                 get(show_member).put(set_status).delete(delete_member),
             )
             .route(&format!("{GLANCE_PREFIX}/v2/images/{{image}}"), get(show_image))
+            .route(&format!("{GLANCE_PREFIX}/v2/images"), get(list_images))
             .with_state(state.clone());
         let keystone = router.clone();
         tokio::spawn(async move {
@@ -458,6 +459,54 @@ async fn show_image(State(state): Shared, Path(image_id): Path<String>, headers:
         .into_response(),
         Err(response) => response,
     }
+}
+
+/// `GET /v2/images?owner=&visibility=&limit=&marker=`: the images the caller may see, by ID,
+/// a page at a time with `next` while more follow (as Glance pages).
+async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    if let Some(fault) = prelude(&state, "GET images").await {
+        return fault;
+    }
+    let s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let who = match caller(&s, &headers) {
+        Ok(who) => who,
+        Err(response) => return response,
+    };
+    let parsed = reqwest::Url::parse(&format!("http://fake/?{}", query.unwrap_or_default()));
+    let pairs: HashMap<String, String> = parsed
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let limit: usize = pairs.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25);
+    let mut ids: Vec<&String> = s
+        .images
+        .iter()
+        .filter(|(id, image)| {
+            visible_image(&s, &who, id).is_ok()
+                && pairs.get("owner").is_none_or(|owner| *owner == image.owner)
+                && pairs.get("visibility").is_none_or(|v| v == image.visibility)
+        })
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    let start = pairs.get("marker").map_or(0, |marker| {
+        ids.iter().position(|id| *id == marker).map_or(ids.len(), |i| i + 1)
+    });
+    let page: Vec<Value> = ids
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|id| {
+            let image = &s.images[*id];
+            json!({"id": id, "name": format!("image-{id}"), "owner": image.owner, "visibility": image.visibility})
+        })
+        .collect();
+    let mut body = json!({"images": page, "first": "/v2/images"});
+    if start + limit < ids.len()
+        && let Some(last) = ids.get(start + limit - 1)
+    {
+        body["next"] = json!(format!("/v2/images?marker={last}&limit={limit}"));
+    }
+    axum::Json(body).into_response()
 }
 
 async fn show_member(

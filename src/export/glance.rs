@@ -1,0 +1,182 @@
+//! Reading the memberships that exist from Glance, with a clouds.yaml entry as the openstack
+//! CLI reads it (`--os-cloud`/`OS_CLOUD`, `OS_CLIENT_CONFIG_FILE`, `OS_CACERT`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{ExportArgs, ExportError, Found, FoundKind};
+use crate::metrics::Metrics;
+use crate::openstack::{ClientSettings, Cloud, Glance, Image, OpenStack, OpenStackError};
+
+pub(super) struct FromGlance {
+    pub found: Vec<Found>,
+    pub notes: Vec<String>,
+    /// The cloud entry used: the default `cloudName` of the manifests.
+    pub cloud: String,
+    pub project: String,
+}
+
+pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportError> {
+    let path = clouds_file(args)?;
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).map_err(|source| ExportError::ReadClouds {
+        path: shown.clone(),
+        source,
+    })?;
+    let cloud_name = args
+        .os_cloud
+        .clone()
+        .ok_or_else(|| ExportError::NoCloud { path: shown.clone() })?;
+    let ca_cert = ca_cert(&text, &cloud_name)?;
+    let cloud = Cloud::from_clouds_yaml(&text, &cloud_name, ca_cert).map_err(|source| ExportError::Clouds {
+        path: shown.clone(),
+        source,
+    })?;
+    let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
+    let failed = |doing: String, hint: &'static str| move |source| ExportError::OpenStack { doing, source, hint };
+    let credentials_hint = "; check the cloud entry's credentials (`openstack --os-cloud NAME token issue` tries them)";
+    let session = openstack
+        .session(&cloud.credentials)
+        .map_err(failed(format!("cloud {cloud_name:?}"), ""))?;
+    let glance = session
+        .glance(cloud.region_name.as_deref(), &cloud.interface)
+        .await
+        .map_err(failed(format!("cloud {cloud_name:?}"), credentials_hint))?;
+    let project = session
+        .project_id()
+        .await
+        .map_err(failed(format!("cloud {cloud_name:?}"), credentials_hint))?
+        .ok_or_else(|| ExportError::Unscoped {
+            cloud: cloud_name.clone(),
+        })?;
+
+    let images = if args.images.is_empty() {
+        glance
+            .list_images(&project, "shared")
+            .await
+            .map_err(failed(format!("listing the shared images of project {project}"), ""))?
+    } else {
+        let mut images = Vec::new();
+        for id in &args.images {
+            images.push(named_image(&glance, id, &project).await?);
+        }
+        images
+    };
+    let mut found = Vec::new();
+    let mut notes = Vec::new();
+    let mut without_members = 0;
+    for image in &images {
+        let members = glance.list_members(&image.id).await.map_err(|source| {
+            let hint = if image.owner.as_deref().is_some_and(|owner| owner != project) {
+                "; only the owner project (or an admin) may list an image's members: export with its credentials"
+            } else {
+                ""
+            };
+            ExportError::OpenStack {
+                doing: format!("listing the members of image {}", image.id),
+                source,
+                hint,
+            }
+        })?;
+        if members.is_empty() {
+            without_members += 1;
+        }
+        for member in members {
+            found.push(Found {
+                kind: FoundKind::Access,
+                image_id: image.id.clone(),
+                image_name: image.name.clone(),
+                member_id: Some(member.member_id),
+                region: None,
+                status: Some(member.status),
+                origin: "Glance".into(),
+            });
+        }
+    }
+    if without_members > 0 {
+        notes.push(format!("{without_members} of {} images have no members", images.len()));
+    }
+    Ok(FromGlance {
+        found,
+        notes,
+        cloud: cloud_name,
+        project,
+    })
+}
+
+/// `--image ID`: an image that cannot be seen, or that another project owns, is an error
+/// naming it (an ImageAccess is managed with the owner's credentials).
+async fn named_image(glance: &Glance, id: &str, project: &str) -> Result<Image, ExportError> {
+    let image = glance.show_image(id).await.map_err(|source: OpenStackError| {
+        if source.is_not_found() {
+            ExportError::ImageNotFound {
+                image: id.to_string(),
+                project: project.to_string(),
+            }
+        } else {
+            ExportError::OpenStack {
+                doing: format!("reading image {id}"),
+                source,
+                hint: "",
+            }
+        }
+    })?;
+    match &image.owner {
+        Some(owner) if owner != project => Err(ExportError::NotOwner {
+            image: id.to_string(),
+            owner: owner.clone(),
+            project: project.to_string(),
+        }),
+        _ => Ok(image),
+    }
+}
+
+/// `--clouds-file`/`OS_CLIENT_CONFIG_FILE`, else the first of the places the openstack CLI looks.
+fn clouds_file(args: &ExportArgs) -> Result<PathBuf, ExportError> {
+    if let Some(path) = &args.clouds_file {
+        return Ok(path.clone());
+    }
+    let mut candidates = vec![PathBuf::from("clouds.yaml")];
+    let config_home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
+    if let Some(config_home) = config_home {
+        candidates.push(config_home.join("openstack/clouds.yaml"));
+    }
+    candidates.push(PathBuf::from("/etc/openstack/clouds.yaml"));
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .ok_or_else(|| ExportError::NoCloudsFile {
+            looked: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// The CA bundle: `OS_CACERT`, else the entry's `cacert` path (in a Secret it is a key of its own).
+fn ca_cert(clouds_yaml: &str, cloud: &str) -> Result<Option<Vec<u8>>, ExportError> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        #[serde(default)]
+        clouds: std::collections::BTreeMap<String, Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        cacert: Option<String>,
+    }
+    let from_entry = serde_saphyr::from_str::<File>(clouds_yaml)
+        .ok()
+        .and_then(|mut file| file.clouds.remove(cloud))
+        .and_then(|entry| entry.cacert);
+    let Some(path) = std::env::var("OS_CACERT").ok().filter(|p| !p.is_empty()).or(from_entry) else {
+        return Ok(None);
+    };
+    std::fs::read(&path)
+        .map(Some)
+        .map_err(|source| ExportError::ReadCaCert { path, source })
+}

@@ -1,0 +1,216 @@
+//! The manifests of what was found: names, the spec, the adoption annotation, one YAML
+//! document each with a comment saying where it came from.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::ObjectMeta;
+
+use super::{ExportDeletionPolicy, Found, FoundKind};
+use crate::api::{
+    ADOPT_ANNOTATION, AcceptDeletionPolicy, CloudCredentialsRef, DeletionPolicy, ImageAccess, ImageAccessAccept,
+    ImageAccessAcceptSpec, ImageAccessSpec,
+};
+use crate::names::{dns_label_part, short_id, stable_hash};
+
+pub(super) struct Options {
+    pub namespace: Option<String>,
+    pub secret_name: String,
+    pub cloud_name: String,
+    pub accept_secret_name: String,
+    pub accept_cloud_name: String,
+    pub deletion_policy: ExportDeletionPolicy,
+    pub with_status: bool,
+    /// For the header: where the memberships were read.
+    pub source: String,
+}
+
+pub(super) struct Rendered {
+    pub yaml: String,
+    pub notes: Vec<String>,
+}
+
+/// The manifests of `found`, in a stable order (by kind and name), so that exporting twice
+/// gives the same text.
+pub(super) fn render(mut found: Vec<Found>, options: &Options) -> Result<Rendered, String> {
+    let mut notes = Vec::new();
+    found.sort_by(|a, b| {
+        (a.kind, &a.image_name, &a.image_id, &a.member_id, &a.region).cmp(&(
+            b.kind,
+            &b.image_name,
+            &b.image_id,
+            &b.member_id,
+            &b.region,
+        ))
+    });
+    // One object per membership: a second would be Stalled as managed elsewhere.
+    let mut seen: BTreeMap<(FoundKind, String, Option<String>, Option<String>), String> = BTreeMap::new();
+    found.retain(|f| {
+        let key = (f.kind, f.image_id.clone(), f.member_id.clone(), f.region.clone());
+        match seen.get(&key) {
+            Some(first) => {
+                notes.push(format!("skipped {}: the same membership as {first}", f.origin));
+                false
+            }
+            None => {
+                seen.insert(key, f.origin.clone());
+                true
+            }
+        }
+    });
+    let names = names(&found);
+    let accesses = found.iter().filter(|f| f.kind == FoundKind::Access).count();
+    let accepts = found.len() - accesses;
+    let mut yaml = format!(
+        "# image-access-operator export: {accesses} ImageAccess, {accepts} ImageAccessAccept, from {}.\n\
+         # Applied, each ImageAccess adopts its membership with reads only ({ADOPT_ANNOTATION}).\n\
+         # deletionPolicy {:?}: {}\n",
+        options.source,
+        options.deletion_policy,
+        match options.deletion_policy {
+            ExportDeletionPolicy::Orphan =>
+                "deleting an object leaves its membership in Glance; switch to Delete once the migration is done.",
+            ExportDeletionPolicy::Delete =>
+                "deleting an ImageAccess removes its membership; deleting an ImageAccessAccept rejects the image.",
+        }
+    );
+    let mut documents: Vec<(&Found, &String)> = found.iter().zip(&names).collect();
+    documents.sort_by_key(|(f, name)| (f.kind, name.as_str()));
+    for (f, name) in documents {
+        let document = match f.kind {
+            FoundKind::Access => serde_saphyr::to_string(&access(f, name, options)),
+            FoundKind::Accept => serde_saphyr::to_string(&accept(f, name, options)),
+        }
+        .map_err(|e| e.to_string())?;
+        let image = f.image_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        yaml.push_str(&format!("---\n# {}: image {}{image}\n{document}", f.origin, f.image_id));
+    }
+    if found.is_empty() {
+        notes.push("no membership found: nothing to export".into());
+    } else {
+        notes.push(format!(
+            "exported {accesses} ImageAccess and {accepts} ImageAccessAccept objects"
+        ));
+    }
+    if accepts > 0
+        && options.accept_secret_name == options.secret_name
+        && options.accept_cloud_name == options.cloud_name
+    {
+        notes.push(format!(
+            "the ImageAccessAccept objects use the same credentials as the ImageAccess ones (Secret {}, cloud {}): an accept needs the member project's; pass --accept-secret-name / --accept-cloud-name",
+            options.secret_name, options.cloud_name
+        ));
+    }
+    Ok(Rendered { yaml, notes })
+}
+
+fn metadata(name: &str, options: &Options, adopt: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: options.namespace.clone(),
+        annotations: adopt.then(|| BTreeMap::from([(ADOPT_ANNOTATION.to_string(), "true".to_string())])),
+        ..Default::default()
+    }
+}
+
+fn access(f: &Found, name: &str, options: &Options) -> ImageAccess {
+    ImageAccess {
+        metadata: metadata(name, options, true),
+        spec: ImageAccessSpec {
+            image_id: f.image_id.clone(),
+            member_id: f.member_id.clone().unwrap_or_default(),
+            status: f.status.filter(|_| options.with_status),
+            region: f.region.clone(),
+            cloud_credentials_ref: CloudCredentialsRef {
+                secret_name: options.secret_name.clone(),
+                cloud_name: options.cloud_name.clone(),
+            },
+            deletion_policy: Some(match options.deletion_policy {
+                ExportDeletionPolicy::Orphan => DeletionPolicy::Orphan,
+                ExportDeletionPolicy::Delete => DeletionPolicy::Delete,
+            }),
+        },
+        status: None,
+    }
+}
+
+fn accept(f: &Found, name: &str, options: &Options) -> ImageAccessAccept {
+    ImageAccessAccept {
+        // An accept reads the member before any write: adopting needs no annotation.
+        metadata: metadata(name, options, false),
+        spec: ImageAccessAcceptSpec {
+            image_id: f.image_id.clone(),
+            member_id: f.member_id.clone(),
+            status: f.status.unwrap_or(crate::api::MemberStatus::Accepted),
+            region: f.region.clone(),
+            cloud_credentials_ref: CloudCredentialsRef {
+                secret_name: options.accept_secret_name.clone(),
+                cloud_name: options.accept_cloud_name.clone(),
+            },
+            deletion_policy: Some(match options.deletion_policy {
+                ExportDeletionPolicy::Orphan => AcceptDeletionPolicy::Orphan,
+                ExportDeletionPolicy::Delete => AcceptDeletionPolicy::Reject,
+            }),
+        },
+        status: None,
+    }
+}
+
+/// A name per membership, unique in the output: the image's name (else the first 8 characters
+/// of its ID) and the member's first 8, `-accept` for the consumer's side; names that would
+/// meet get 6 hex digits of a hash of the membership. Valid DNS labels, at most 63 characters.
+fn names(found: &[Found]) -> Vec<String> {
+    let base: Vec<String> = found
+        .iter()
+        .map(|f| {
+            let image = f
+                .image_name
+                .as_deref()
+                .map(|name| dns_label_part(name, 40))
+                .filter(|label| !label.is_empty())
+                .unwrap_or_else(|| short_id(&f.image_id, 8));
+            let member = f.member_id.as_deref().map(|m| short_id(m, 8)).filter(|m| !m.is_empty());
+            let mut name = match member {
+                Some(member) => format!("{image}-{member}"),
+                None => image,
+            };
+            if f.kind == FoundKind::Accept {
+                name.push_str("-accept");
+            }
+            name
+        })
+        .collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in &base {
+        *counts.entry(name).or_default() += 1;
+    }
+    let mut taken = BTreeSet::new();
+    found
+        .iter()
+        .zip(&base)
+        .map(|(f, name)| {
+            let mut name = if counts[name.as_str()] > 1 {
+                let kind = if f.kind == FoundKind::Access {
+                    "access"
+                } else {
+                    "accept"
+                };
+                let hash = stable_hash(&[
+                    kind,
+                    &f.image_id,
+                    f.member_id.as_deref().unwrap_or_default(),
+                    f.region.as_deref().unwrap_or_default(),
+                ]);
+                format!("{name}-{:06x}", hash & 0xff_ffff)
+            } else {
+                name.clone()
+            };
+            let stem = name.clone();
+            let mut n = 2;
+            while !taken.insert(name.clone()) {
+                name = format!("{stem}-{n}");
+                n += 1;
+            }
+            name
+        })
+        .collect()
+}
