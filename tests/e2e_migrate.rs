@@ -1,0 +1,516 @@
+//! End to end, the migration (issue 11): memberships made by Terraform, or by hand, exported
+//! with `image-access-operator export`, applied, adopted by the operator with no write to
+//! Glance (its request log is the judge), and left in place when the objects are deleted with
+//! the exported `Orphan` policy. Real Terraform + terraform-provider-openstack, real Keystone +
+//! Glance, a real kube-apiserver, production timings.
+#![cfg(feature = "e2e")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::RealOpenStack;
+use common::cluster::{Operator, TestNamespace, WAIT, eventually, is_ready, kubectl, kubectl_ok};
+use image_access_operator::api::{ImageAccess, ImageAccessAccept, Managed};
+
+/// Glance's request log (uwsgi's, one line per request), read from an offset.
+struct GlanceLog {
+    path: PathBuf,
+    start: u64,
+}
+
+impl GlanceLog {
+    fn from_now() -> GlanceLog {
+        let state = std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR: source .e2e/env.sh");
+        let path = Path::new(&state).join("log/glance-uwsgi.log");
+        let start = std::fs::metadata(&path).map(|m| m.len()).expect("Glance's request log");
+        GlanceLog { path, start }
+    }
+
+    /// `METHOD path` of each request since the start that names one of `images`.
+    fn requests(&self, images: &[String]) -> Vec<String> {
+        let bytes = std::fs::read(&self.path).expect("Glance's request log");
+        let start = usize::try_from(self.start).expect("offset");
+        String::from_utf8_lossy(&bytes[start.min(bytes.len())..])
+            .lines()
+            .filter_map(|line| {
+                // `[pid: …] 127.0.0.1 () {26 vars in 585 bytes} [date] GET /v2/images/… => …`
+                let (method, rest) = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]
+                    .iter()
+                    .find_map(|method| {
+                        line.split_once(&format!("] {method} /"))
+                            .map(|(_, rest)| (method, rest))
+                    })?;
+                let path = format!("/{}", rest.split_whitespace().next()?);
+                images
+                    .iter()
+                    .any(|image| path.contains(image.as_str()))
+                    .then(|| format!("{method} {path}"))
+            })
+            .collect()
+    }
+}
+
+/// The member writes (create, status, delete) among `requests`.
+fn member_writes(requests: &[String]) -> Vec<&String> {
+    requests
+        .iter()
+        .filter(|r| r.contains("/members") && !r.starts_with("GET "))
+        .collect()
+}
+
+/// Whether `requests` read an image's members (so the log is the one Glance writes to).
+fn reads_members(requests: &[String]) -> bool {
+    requests.iter().any(|r| r.starts_with("GET ") && r.contains("/members"))
+}
+
+/// A Terraform working folder with the configuration of tests/fixtures/terraform/config (3
+/// images; memberships by count, for_each and a module; an accept by member1; an unrelated
+/// resource), the provider wired without a registry as the benchmark does.
+struct Terraform {
+    dir: PathBuf,
+    applied: bool,
+}
+
+impl Terraform {
+    fn new(env: &RealOpenStack) -> Terraform {
+        let dir = std::env::temp_dir().join(common::cluster::unique("iao-terraform"));
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/config");
+        copy_tree(&fixtures, &dir);
+        std::fs::write(dir.join("tiny.img"), "tiny image\n").expect("image file");
+        let provider = which("terraform-provider-openstack");
+        std::fs::create_dir_all(dir.join("plugins")).expect("plugins");
+        std::os::unix::fs::symlink(provider, dir.join("plugins/terraform-provider-openstack")).expect("link");
+        std::fs::write(
+            dir.join("cli.rc"),
+            format!(
+                "provider_installation {{\n  dev_overrides {{\n    \"terraform-provider-openstack/openstack\" = \"{}\"\n  }}\n  direct {{}}\n}}\n",
+                dir.join("plugins").display()
+            ),
+        )
+        .expect("cli.rc");
+        let _ = env;
+        let terraform = Terraform { dir, applied: false };
+        terraform.ok(&["get"]);
+        terraform
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(which("terraform"));
+        command
+            .args(args)
+            .current_dir(&self.dir)
+            .env("TF_CLI_CONFIG_FILE", self.dir.join("cli.rc"))
+            .env("TF_IN_AUTOMATION", "1")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("TF_VAR_auth_url", var("OSL_KEYSTONE_URL"))
+            .env("TF_VAR_user_password", var("OSL_USER_PASSWORD"))
+            .env("TF_VAR_owner_user_name", var("OSL_OWNER_USERNAME"))
+            .env("TF_VAR_owner_project_name", var("OSL_OWNER_PROJECT_NAME"))
+            .env("TF_VAR_member1_user_name", var("OSL_MEMBER1_USERNAME"))
+            .env("TF_VAR_member1_project_name", var("OSL_MEMBER1_PROJECT_NAME"))
+            .env("TF_VAR_member1_project_id", var("OSL_MEMBER1_PROJECT_ID"))
+            .env("TF_VAR_member2_project_id", var("OSL_MEMBER2_PROJECT_ID"));
+        command
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.command(args).arg("-no-color").output().expect("run terraform");
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&mut self) {
+        self.applied = true;
+        self.ok(&["apply", "-auto-approve", "-input=false"]);
+    }
+
+    /// `terraform show -json` of the state.
+    fn show_json(&self) -> String {
+        self.ok(&["show", "-json"])
+    }
+
+    /// The image IDs in the state.
+    fn images(&self) -> Vec<String> {
+        let shown: serde_json::Value = serde_json::from_str(&self.show_json()).expect("show -json");
+        shown["values"]["root_module"]["resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter(|r| r["type"] == "openstack_images_image_v2")
+            .map(|r| r["values"]["id"].as_str().expect("id").to_string())
+            .collect()
+    }
+}
+
+impl Drop for Terraform {
+    /// Nothing left in Glance: destroying the images removes their members too.
+    fn drop(&mut self) {
+        if self.applied {
+            let _ = self
+                .command(&["destroy", "-auto-approve", "-input=false", "-no-color"])
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name}: source .e2e/env.sh"))
+}
+
+fn which(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|path| path.is_file())
+        })
+        .unwrap_or_else(|| panic!("{program} is not on PATH: `hack/tools.sh all` builds it (make test does)"))
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `image-access-operator export ARGS` (stdin `input`): the manifests; fails the test on a
+/// non-zero exit.
+fn export(args: &[&str], input: Option<&str>) -> String {
+    let out = common::cluster::run(
+        env!("CARGO_BIN_EXE_image-access-operator"),
+        &[&["export"], args].concat(),
+        input,
+    );
+    assert!(out.success, "export {args:?}: {}", out.stderr);
+    out.stdout
+}
+
+/// The names of the objects of `kind` in `manifests`.
+fn names_of(manifests: &str, kind: &str) -> Vec<String> {
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(manifests).expect("YAML");
+    documents
+        .iter()
+        .filter(|d| d["kind"] == kind)
+        .map(|d| d["metadata"]["name"].as_str().expect("name").to_string())
+        .collect()
+}
+
+/// Each of `names` Ready, with a MemberAdopted event.
+async fn adopted(ns: &TestNamespace, names: &[String]) {
+    for name in names {
+        let object = ns.wait_for::<ImageAccess>(name, "Ready", WAIT, is_ready).await;
+        assert!(
+            object.status.as_ref().and_then(|s| s.applied.as_ref()).is_some(),
+            "{name}: applied"
+        );
+    }
+    eventually("a MemberAdopted event per object", WAIT, || async {
+        let reasons = kubectl_ok(
+            &[
+                "get",
+                "events",
+                "-n",
+                &ns.name,
+                "--field-selector",
+                "reason=MemberAdopted",
+                "-o",
+                "jsonpath={.items[*].involvedObject.name}",
+            ],
+            None,
+        );
+        let named: Vec<&str> = reasons.split_whitespace().collect();
+        names.iter().all(|n| named.contains(&n.as_str())).then_some(())
+    })
+    .await;
+}
+
+/// The member statuses Glance shows for every member of `images`, sorted.
+async fn memberships(env: &RealOpenStack, images: &[String]) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for image in images {
+        for member in [&env.member1_project_id, &env.member2_project_id] {
+            if let Some(m) = env.member(image, member).await {
+                out.push((
+                    image.clone(),
+                    member.clone(),
+                    m["status"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Deletes every exported object (as `kubectl delete -f` of the manifests would) and waits
+/// until they are gone.
+async fn delete_all(ns: &TestNamespace, manifests: &str) {
+    let out = kubectl(&["delete", "-n", &ns.name, "--wait=false", "-f", "-"], Some(manifests));
+    assert!(out.success, "{}", out.stderr);
+    for name in names_of(manifests, "ImageAccess") {
+        ns.wait_gone_of::<ImageAccess>(&name).await;
+    }
+    for name in names_of(manifests, "ImageAccessAccept") {
+        ns.wait_gone_of::<ImageAccessAccept>(&name).await;
+    }
+}
+
+#[tokio::test]
+async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("migrate-tf", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let mut terraform = Terraform::new(&env);
+    terraform.apply();
+    let images = terraform.images();
+    assert_eq!(images.len(), 3);
+    let before = memberships(&env, &images).await;
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    // Both inputs: the raw state, and `terraform show -json |` on stdin. The same manifests.
+    let common_flags = [
+        "-n",
+        ns.name.as_str(),
+        "--cloud-name",
+        "owner",
+        "--accept-cloud-name",
+        "member1",
+    ];
+    let state = terraform.dir.join("terraform.tfstate");
+    let manifests = export(
+        &[
+            &["--from-terraform-state", state.to_str().expect("path")],
+            &common_flags[..],
+        ]
+        .concat(),
+        None,
+    );
+    let from_stdin = export(
+        &[&["--from-terraform-state", "-"], &common_flags[..]].concat(),
+        Some(&terraform.show_json()),
+    );
+    assert_eq!(
+        from_stdin.lines().skip(1).collect::<Vec<_>>(),
+        manifests.lines().skip(1).collect::<Vec<_>>(),
+        "the same objects from either input (the first line names the input)"
+    );
+    let accesses = names_of(&manifests, "ImageAccess");
+    let accepts = names_of(&manifests, "ImageAccessAccept");
+    assert_eq!((accesses.len(), accepts.len()), (4, 1), "{manifests}");
+
+    let log = GlanceLog::from_now();
+    let out = ns.apply(&manifests);
+    assert!(out.success, "{}", out.stderr);
+    adopted(&ns, &accesses).await;
+    for name in &accepts {
+        ns.wait_for::<ImageAccessAccept>(name, "Ready", WAIT, is_ready).await;
+    }
+    let requests = log.requests(&images);
+    eprintln!(
+        "adoption of {} ImageAccess + {} ImageAccessAccept: {} Glance requests on these images, {requests:#?}",
+        accesses.len(),
+        accepts.len(),
+        requests.len()
+    );
+    assert_eq!(
+        member_writes(&requests),
+        Vec::<&String>::new(),
+        "no POST, PUT or DELETE on members"
+    );
+    assert_eq!(memberships(&env, &images).await, before, "Glance as Terraform left it");
+
+    // Terraform lets go of them; the objects are deleted with the exported policy (Orphan).
+    terraform.ok(&[
+        "state",
+        "rm",
+        "openstack_images_image_access_v2.ubuntu_members",
+        "openstack_images_image_access_v2.debian_teams",
+        "module.share.openstack_images_image_access_v2.this",
+        "openstack_images_image_access_accept_v2.ubuntu_member1",
+    ]);
+    let listed = terraform.ok(&["state", "list"]);
+    assert!(
+        !listed.contains("image_access"),
+        "Terraform holds only the images now: {listed}"
+    );
+    delete_all(&ns, &manifests).await;
+    assert_eq!(
+        memberships(&env, &images).await,
+        before,
+        "Orphan: every membership still there"
+    );
+    assert_eq!(member_writes(&log.requests(&images)), Vec::<&String>::new());
+}
+
+#[tokio::test]
+async fn memberships_made_by_hand_move_to_the_operator_untouched() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("migrate-glance", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let images = vec![env.create_image("shared").await, env.create_image("shared").await];
+    let post = reqwest::Method::POST;
+    for (image, member) in [
+        (&images[0], &env.member1_project_id),
+        (&images[0], &env.member2_project_id),
+        (&images[1], &env.member1_project_id),
+    ] {
+        let path = format!("/v2/images/{image}/members");
+        let body = serde_json::json!({ "member": member });
+        assert_eq!(env.raw("owner", post.clone(), &path, Some(body)).await, 200);
+    }
+    let accepted = serde_json::json!({"status": "accepted"});
+    let path = format!("/v2/images/{}/members/{}", images[0], env.member1_project_id);
+    assert_eq!(
+        env.raw("member1", reqwest::Method::PUT, &path, Some(accepted)).await,
+        200
+    );
+    let before = memberships(&env, &images).await;
+
+    let clouds = var("IAO_CLOUDS_YAML");
+    let manifests = export(
+        &[
+            "--from-glance",
+            "--clouds-file",
+            &clouds,
+            "--os-cloud",
+            "owner",
+            "--image",
+            &images[0],
+            "--image",
+            &images[1],
+            "--with-status",
+            "-n",
+            &ns.name,
+        ],
+        None,
+    );
+    let accesses = names_of(&manifests, "ImageAccess");
+    assert_eq!(accesses.len(), 3, "{manifests}");
+    assert!(manifests.contains("status: accepted"), "--with-status: {manifests}");
+
+    let log = GlanceLog::from_now();
+    let out = ns.apply(&manifests);
+    assert!(out.success, "{}", out.stderr);
+    adopted(&ns, &accesses).await;
+    for name in &accesses {
+        let object = ns.get(name).await.expect("object");
+        let glance = before
+            .iter()
+            .find(|(image, member, _)| *image == object.spec.image_id && *member == object.spec.member_id)
+            .expect("exported from Glance");
+        let status = object
+            .status
+            .as_ref()
+            .and_then(|s| s.member_status)
+            .expect("member status");
+        assert_eq!(status.as_str(), glance.2, "{name}: the status Glance shows");
+        assert!(object.condition("Ready").is_some());
+    }
+    let requests = log.requests(&images);
+    eprintln!(
+        "adoption of {} ImageAccess from Glance: {} Glance requests on these images, {requests:#?}",
+        accesses.len(),
+        requests.len()
+    );
+    assert_eq!(
+        member_writes(&requests),
+        Vec::<&String>::new(),
+        "no POST, PUT or DELETE on members"
+    );
+
+    delete_all(&ns, &manifests).await;
+    assert_eq!(
+        memberships(&env, &images).await,
+        before,
+        "Orphan: every membership still there"
+    );
+    assert_eq!(member_writes(&log.requests(&images)), Vec::<&String>::new());
+}
+
+#[tokio::test]
+async fn export_refuses_what_it_cannot_read_and_says_why() {
+    let env = RealOpenStack::from_env();
+    let clouds = var("IAO_CLOUDS_YAML");
+    let run = |args: &[&str], input: Option<&str>| {
+        let out = common::cluster::run(
+            env!("CARGO_BIN_EXE_image-access-operator"),
+            &[&["export"], args].concat(),
+            input,
+        );
+        (out.success, out.stderr)
+    };
+    let missing = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+    let cases: Vec<(Vec<&str>, Option<&str>, &str)> = vec![
+        (
+            vec!["--from-terraform-state", "/nonexistent.tfstate"],
+            None,
+            "cannot read the Terraform state /nonexistent.tfstate",
+        ),
+        (
+            vec!["--from-terraform-state", "-"],
+            Some("{\"version\": 3}"),
+            "state format version 3 is not supported",
+        ),
+        (
+            vec![
+                "--from-glance",
+                "--clouds-file",
+                &clouds,
+                "--os-cloud",
+                "owner",
+                "--image",
+                missing,
+            ],
+            None,
+            "was not found",
+        ),
+        (
+            vec!["--from-glance", "--clouds-file", &clouds, "--os-cloud", "nowhere"],
+            None,
+            "no cloud named \"nowhere\"",
+        ),
+        (vec![], None, "--from-glance"),
+    ];
+    for (args, input, expected) in cases {
+        let (success, stderr) = run(&args, input);
+        assert!(!success, "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains(&env.user_password), "{args:?}: a password in {stderr}");
+    }
+    // Refused credentials: a clouds.yaml with a wrong password.
+    let wrong = std::env::temp_dir().join(common::cluster::unique("iao-wrong-clouds"));
+    let text = env.clouds_yaml().replace(&env.user_password, "not-the-password");
+    std::fs::write(&wrong, text).expect("clouds.yaml");
+    let (success, stderr) = run(
+        &[
+            "--from-glance",
+            "--clouds-file",
+            wrong.to_str().expect("path"),
+            "--os-cloud",
+            "owner",
+        ],
+        None,
+    );
+    let _ = std::fs::remove_file(&wrong);
+    assert!(!success);
+    assert!(
+        stderr.contains("401") && stderr.contains("check the cloud entry's credentials"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
+}
