@@ -327,6 +327,10 @@ async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
         accepts.len(),
         requests.len()
     );
+    assert!(
+        reads_members(&requests),
+        "the log shows the adoption's reads: {requests:?}"
+    );
     assert_eq!(
         member_writes(&requests),
         Vec::<&String>::new(),
@@ -426,6 +430,10 @@ async fn memberships_made_by_hand_move_to_the_operator_untouched() {
         "adoption of {} ImageAccess from Glance: {} Glance requests on these images, {requests:#?}",
         accesses.len(),
         requests.len()
+    );
+    assert!(
+        reads_members(&requests),
+        "the log shows the adoption's reads: {requests:?}"
     );
     assert_eq!(
         member_writes(&requests),
