@@ -28,6 +28,17 @@ impl GlanceLog {
         GlanceLog { path, start }
     }
 
+    /// A log from now on, once this one shows `writes` member writes on `images`: uwsgi writes
+    /// a request's line after answering it, so the setup's last writes could otherwise land in
+    /// the log of what comes next.
+    async fn after_member_writes(&self, images: &[String], writes: usize) -> GlanceLog {
+        eventually("Glance's log shows the setup's member writes", WAIT, || async {
+            (member_writes(&self.requests(images)).len() >= writes).then_some(())
+        })
+        .await;
+        GlanceLog::from_now()
+    }
+
     /// `METHOD path` of each request since the start that names one of `images`.
     fn requests(&self, images: &[String]) -> Vec<String> {
         let bytes = std::fs::read(&self.path).expect("Glance's request log");
@@ -276,6 +287,7 @@ async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
     let ns = TestNamespace::new("migrate-tf", &env).await;
     let _operator = Operator::start(&ns.name, &[]);
     let mut terraform = Terraform::new(&env);
+    let setup = GlanceLog::from_now();
     terraform.apply();
     let images = terraform.images();
     assert_eq!(images.len(), 3);
@@ -313,7 +325,8 @@ async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
     let accepts = names_of(&manifests, "ImageAccessAccept");
     assert_eq!((accesses.len(), accepts.len()), (4, 1), "{manifests}");
 
-    let log = GlanceLog::from_now();
+    // Terraform made 4 members and accepted one.
+    let log = setup.after_member_writes(&images, 5).await;
     let out = ns.apply(&manifests);
     assert!(out.success, "{}", out.stderr);
     adopted(&ns, &accesses).await;
@@ -366,6 +379,7 @@ async fn memberships_made_by_hand_move_to_the_operator_untouched() {
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("migrate-glance", &env).await;
     let _operator = Operator::start(&ns.name, &[]);
+    let setup = GlanceLog::from_now();
     let images = vec![env.create_image("shared").await, env.create_image("shared").await];
     let post = reqwest::Method::POST;
     for (image, member) in [
@@ -407,7 +421,7 @@ async fn memberships_made_by_hand_move_to_the_operator_untouched() {
     assert_eq!(accesses.len(), 3, "{manifests}");
     assert!(manifests.contains("status: accepted"), "--with-status: {manifests}");
 
-    let log = GlanceLog::from_now();
+    let log = setup.after_member_writes(&images, 4).await;
     let out = ns.apply(&manifests);
     assert!(out.success, "{}", out.stderr);
     adopted(&ns, &accesses).await;

@@ -71,7 +71,7 @@ pub struct ImageAccessSpec {
     /// ID of the Glance image to share, as Glance shows it: a lowercase UUID with dashes. The
     /// image must have visibility `shared`, and the credentials must belong to its owner
     /// project (or an admin). Changing it replaces the membership: the old image stops being
-    /// shared with the member.
+    /// shared with the member (unless deletionPolicy is Orphan).
     #[schemars(length(max = 36))]
     #[x_kube(validation = kube::core::Rule::new(IMAGE_ID_RULE).message(kube::core::Message::Expression(IMAGE_ID_MESSAGE.into())))]
     pub image_id: String,
@@ -100,7 +100,8 @@ pub struct ImageAccessSpec {
     pub cloud_credentials_ref: CloudCredentialsRef,
 
     /// What deleting this object does to the membership: Delete (the default) removes it from
-    /// Glance, Orphan leaves it in place.
+    /// Glance, Orphan leaves it in place. Orphan also leaves the previous membership in place
+    /// when a change of imageId, memberId or region replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
 }

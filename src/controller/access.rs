@@ -92,6 +92,8 @@ enum LetGo {
     /// Glance refused, and the image is not shared (or its members grant nothing): nothing to
     /// remove. Says what the image is.
     NotGranting(String),
+    /// Left in Glance, as `deletionPolicy: Orphan` asks.
+    Orphaned,
 }
 
 /// Brings Glance to the spec; returns the membership the spec names (its region resolved when
@@ -147,6 +149,12 @@ async fn converge(
                 format!("left the previous membership ({old}) to ImageAccess {to}, which names it too"),
             )),
             Ok(LetGo::AlreadyGone) => {}
+            Ok(LetGo::Orphaned) => events.push(Happened::normal(
+                "PreviousMemberOrphaned",
+                format!(
+                    "left the previous membership ({old}) in Glance, as deletionPolicy Orphan asks; the spec now names {desired}"
+                ),
+            )),
             Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
                 "PreviousMemberNotRemoved",
                 format!("could not remove the previous membership ({old}): {detail}; it grants nothing"),
@@ -193,7 +201,13 @@ async fn converge(
     // object that says it names an existing membership is read first instead: adopting it
     // must not write to Glance (a POST answered 409 changes nothing, but it is a write in
     // every request log the migration is checked against).
-    let create_first = applied.as_ref() != Some(&desired) && !adopts_existing(object);
+    let adopting = applied.as_ref() != Some(&desired) && adopts_existing(object);
+    if adopting && session.project_id().await.ok().flatten().as_deref() == Some(desired.member_id.as_str()) {
+        // A member's list of members shows only its own row, so the member's credentials
+        // would adopt a membership they can never remove (a create would have been refused).
+        return stop(desired.clone(), applied, Problem::member_credentials(&desired, &secret));
+    }
+    let create_first = applied.as_ref() != Some(&desired) && !adopting;
     let observed = if create_first {
         None
     } else {
@@ -403,8 +417,9 @@ fn may_have_written<T>(result: &Result<T, OpenStackError>) -> bool {
 /// The other objects of `object`'s image (with their uids) that use the same Secret and cloud
 /// and would look at their member now: they are woken to be checked against the list just
 /// read. Left out: objects waiting out a backoff or a stalled re-check (waking them would
-/// break that schedule), objects not applied yet (they create without looking), and objects
-/// in a reconcile (they look for a loan when they get to it; a wake would run them twice).
+/// break that schedule), objects not applied yet unless they adopt (the others create without
+/// looking), and objects in a reconcile (they look for a loan when they get to it; a wake
+/// would run them twice).
 fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>, String)> {
     let me = ObjectRef::from(object);
     let mut siblings = Vec::new();
@@ -421,7 +436,7 @@ fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>,
             continue;
         };
         let uid = sibling.uid().unwrap_or_default();
-        let would_look = sibling.applied().is_some()
+        let would_look = (sibling.applied().is_some() || adopts_existing(&sibling))
             && !sibling.is_deleting()
             && sibling.condition(STALLED).is_none_or(|c| c.status != "True")
             && ctx.tracker.failures(&uid) == 0
@@ -501,6 +516,9 @@ async fn let_go(
 ) -> Result<LetGo, Problem> {
     if let Some(successor) = hand_over(object, target, ctx).await? {
         return Ok(LetGo::HandedOver(successor));
+    }
+    if object.deletion_policy() == DeletionPolicy::Orphan {
+        return Ok(LetGo::Orphaned);
     }
     remove(object, target, session, interface, ctx).await
 }
@@ -616,6 +634,8 @@ async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) ->
                 format!("left the membership ({target}) to ImageAccess {to}, which names it too"),
             )),
             // Claimed but never recorded: the create may not have happened at all.
+            // Orphan was handled above, without a call: `remove` never leaves one.
+            Ok(LetGo::Orphaned) => {}
             Ok(LetGo::AlreadyGone) if recorded.as_ref() != Some(target) => {}
             Ok(LetGo::AlreadyGone) => events.push(Happened::warning(
                 "MemberAlreadyGone",

@@ -105,6 +105,18 @@ impl Problem {
         )
     }
 
+    /// The member project's credentials, where the owner's are needed (an ImageAccess that
+    /// adopts a membership it could never remove).
+    pub fn member_credentials(target: &Membership, secret: &str) -> Problem {
+        Problem::stalled(
+            "NotTheOwner",
+            format!(
+                "the credentials in Secret {secret} belong to project {}, the member of this membership: an ImageAccess is managed with the credentials of the project that owns image {} (the member accepts with an ImageAccessAccept). Put the owner project's credentials in the Secret",
+                target.member_id, target.image_id
+            ),
+        )
+    }
+
     /// Credentials of the project that owns the image, where the member's are needed.
     pub fn owner_credentials(target: &Membership, caller: &str, secret: &str) -> Problem {
         Problem::stalled(

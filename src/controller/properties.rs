@@ -196,6 +196,15 @@ impl World {
                     }
                     self.last_seen.remove(&key);
                 } else {
+                    // An Orphan object leaves what a change of its spec replaced.
+                    if let Some((before, was_orphan)) = self.last_seen.get(&key)
+                        && (orphan || *was_orphan)
+                    {
+                        for membership in before.iter().filter(|m| !held.contains(m)) {
+                            self.orphaned
+                                .insert((membership.image_id.clone(), membership.member_id.clone()));
+                        }
+                    }
                     self.last_seen.insert(key, (held, orphan));
                 }
             }

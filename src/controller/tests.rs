@@ -495,6 +495,26 @@ async fn an_object_written_for_an_existing_membership_adopts_it_without_a_glance
     assert_eq!(h.fake.requests("GET members"), 1, "one read of the image's members");
 }
 
+/// The member's own credentials see the member in the image's member list, but could never
+/// remove it: adopting with them is refused, not Ready.
+#[tokio::test]
+async fn adopting_with_the_member_projects_credentials_is_refused() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+    h.apply(&adopting(ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "member")));
+    h.reconcile("share").await.expect("reconciled");
+    let status = h.status("share");
+    assert_eq!(condition(&status, "Stalled").reason, "NotTheOwner");
+    assert!(
+        condition(&status, "Stalled")
+            .message
+            .contains("owner project's credentials")
+    );
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
+    assert_eq!(writes, [0, 0, 0]);
+}
+
 /// A membership removed between the export and the apply is made again, as the spec says.
 #[tokio::test]
 async fn an_object_written_for_a_membership_that_is_gone_creates_it() {
@@ -573,6 +593,29 @@ async fn owner_asking_for_a_status_is_stalled_with_the_fix_and_no_error() {
     h.reconcile("share").await.expect("stalled again");
     let calls = h.calls();
     assert!(writes(&calls).is_empty(), "{calls:?}");
+}
+
+/// Orphan means the operator never removes a membership: not on deletion, and not when a spec
+/// edit (or a second export applied over an object of the same name) names another one.
+#[tokio::test]
+async fn an_orphan_object_leaves_the_membership_its_spec_no_longer_names() {
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("share", OTHER_IMAGE, MEMBER_PROJECT, "owner").with_policy(DeletionPolicy::Orphan));
+    h.reconcile("share").await.expect("first");
+    h.apply(&share("share").with_policy(DeletionPolicy::Orphan));
+    h.reconcile("share").await.expect("replaced");
+    assert!(
+        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_some(),
+        "old membership left"
+    );
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "new membership created");
+    assert_eq!(h.fake.requests("DELETE member"), 0);
+    assert_eq!(h.status("share").applied.map(|a| a.image_id), Some(IMAGE.to_string()));
+    let reasons = event_reasons(&h.calls());
+    assert_eq!(
+        &reasons[reasons.len() - 2..],
+        ["PreviousMemberOrphaned", "MemberCreated"]
+    );
 }
 
 #[tokio::test]

@@ -66,7 +66,13 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
     let mut notes = Vec::new();
     let mut without_members = 0;
     for image in &images {
-        let members = glance.list_members(&image.id).await.map_err(|source| {
+        let listed = glance.list_members(&image.id).await;
+        if args.images.is_empty() && listed.as_ref().is_err_and(OpenStackError::is_not_found) {
+            // Deleted since the listing.
+            notes.push(format!("skipped image {}: gone since it was listed", image.id));
+            continue;
+        }
+        let members = listed.map_err(|source| {
             let hint = if image.owner.as_deref().is_some_and(|owner| owner != project) {
                 "; only the owner project (or an admin) may list an image's members: export with its credentials"
             } else {
@@ -87,7 +93,8 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
                 image_id: image.id.clone(),
                 image_name: image.name.clone(),
                 member_id: Some(member.member_id),
-                region: None,
+                // Where it was read: the manifests hold on to it whatever the Secret's entry says.
+                region: cloud.region_name.clone(),
                 status: Some(member.status),
                 origin: "Glance".into(),
             });

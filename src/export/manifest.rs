@@ -57,6 +57,13 @@ pub(super) fn render(mut found: Vec<Found>, options: &Options) -> Result<Rendere
             }
         }
     });
+    // An accept of the same membership sets its status: the ImageAccess leaves it alone (two
+    // setters would conflict).
+    let accepted: BTreeSet<(String, Option<String>)> = found
+        .iter()
+        .filter(|f| f.kind == FoundKind::Accept)
+        .map(|f| (f.image_id.clone(), f.member_id.clone()))
+        .collect();
     let names = names(&found);
     let accesses = found.iter().filter(|f| f.kind == FoundKind::Access).count();
     let accepts = found.len() - accesses;
@@ -77,12 +84,16 @@ pub(super) fn render(mut found: Vec<Found>, options: &Options) -> Result<Rendere
     documents.sort_by_key(|(f, name)| (f.kind, name.as_str()));
     for (f, name) in documents {
         let document = match f.kind {
-            FoundKind::Access => serde_saphyr::to_string(&access(f, name, options)),
+            FoundKind::Access => {
+                let with_status = options.with_status && !accepted.contains(&(f.image_id.clone(), f.member_id.clone()));
+                serde_saphyr::to_string(&access(f, name, options, with_status))
+            }
             FoundKind::Accept => serde_saphyr::to_string(&accept(f, name, options)),
         }
         .map_err(|e| e.to_string())?;
         let image = f.image_name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-        yaml.push_str(&format!("---\n# {}: image {}{image}\n{document}", f.origin, f.image_id));
+        let comment = one_line(&format!("{}: image {}{image}", f.origin, f.image_id));
+        yaml.push_str(&format!("---\n# {comment}\n{document}"));
     }
     if found.is_empty() {
         notes.push("no membership found: nothing to export".into());
@@ -112,13 +123,13 @@ fn metadata(name: &str, options: &Options, adopt: bool) -> ObjectMeta {
     }
 }
 
-fn access(f: &Found, name: &str, options: &Options) -> ImageAccess {
+fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageAccess {
     ImageAccess {
         metadata: metadata(name, options, true),
         spec: ImageAccessSpec {
             image_id: f.image_id.clone(),
             member_id: f.member_id.clone().unwrap_or_default(),
-            status: f.status.filter(|_| options.with_status),
+            status: f.status.filter(|_| with_status),
             region: f.region.clone(),
             cloud_credentials_ref: CloudCredentialsRef {
                 secret_name: options.secret_name.clone(),
@@ -155,11 +166,14 @@ fn accept(f: &Found, name: &str, options: &Options) -> ImageAccessAccept {
     }
 }
 
-/// A name per membership, unique in the output: the image's name (else the first 8 characters
-/// of its ID) and the member's first 8, `-accept` for the consumer's side; names that would
-/// meet get 6 hex digits of a hash of the membership. Valid DNS labels, at most 63 characters.
+/// A name per membership: the image's name (else the first 8 characters of its ID) and the
+/// member's first 8, for people, then 6 hex digits of a hash of the membership (kind, image,
+/// member, region), so that two exports into one namespace never name two memberships alike
+/// (applying one over the other would replace a membership), and a name never changes when
+/// other memberships come and go. A valid DNS label of at most 63 characters.
 fn names(found: &[Found]) -> Vec<String> {
-    let base: Vec<String> = found
+    let mut taken = BTreeSet::new();
+    found
         .iter()
         .map(|f| {
             let image = f
@@ -168,49 +182,42 @@ fn names(found: &[Found]) -> Vec<String> {
                 .map(|name| dns_label_part(name, 40))
                 .filter(|label| !label.is_empty())
                 .unwrap_or_else(|| short_id(&f.image_id, 8));
-            let member = f.member_id.as_deref().map(|m| short_id(m, 8)).filter(|m| !m.is_empty());
-            let mut name = match member {
-                Some(member) => format!("{image}-{member}"),
-                None => image,
+            let member = f.member_id.as_deref().map(|m| short_id(m, 8)).unwrap_or_default();
+            let kind = match f.kind {
+                FoundKind::Access => "access",
+                FoundKind::Accept => "accept",
             };
-            if f.kind == FoundKind::Accept {
-                name.push_str("-accept");
+            let hash = stable_hash(&[
+                kind,
+                &f.image_id,
+                f.member_id.as_deref().unwrap_or_default(),
+                f.region.as_deref().unwrap_or_default(),
+            ]);
+            let mut stem = image;
+            for part in [member.as_str(), if f.kind == FoundKind::Accept { "accept" } else { "" }] {
+                if !part.is_empty() {
+                    stem = format!("{stem}-{part}");
+                }
             }
-            name
-        })
-        .collect();
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for name in &base {
-        *counts.entry(name).or_default() += 1;
-    }
-    let mut taken = BTreeSet::new();
-    found
-        .iter()
-        .zip(&base)
-        .map(|(f, name)| {
-            let mut name = if counts[name.as_str()] > 1 {
-                let kind = if f.kind == FoundKind::Access {
-                    "access"
-                } else {
-                    "accept"
-                };
-                let hash = stable_hash(&[
-                    kind,
-                    &f.image_id,
-                    f.member_id.as_deref().unwrap_or_default(),
-                    f.region.as_deref().unwrap_or_default(),
-                ]);
-                format!("{name}-{:06x}", hash & 0xff_ffff)
-            } else {
-                name.clone()
-            };
-            let stem = name.clone();
+            let mut name = format!("{stem}-{:06x}", hash & 0xff_ffff);
+            // Only a 24-bit collision of two memberships gets here: count on, shortening the
+            // image part to keep 63 characters.
             let mut n = 2;
             while !taken.insert(name.clone()) {
-                name = format!("{stem}-{n}");
+                let suffix = format!("-{:06x}-{n}", hash & 0xff_ffff);
+                let keep = 63usize.saturating_sub(suffix.len());
+                name = format!(
+                    "{}{suffix}",
+                    stem.chars().take(keep).collect::<String>().trim_end_matches('-')
+                );
                 n += 1;
             }
             name
         })
         .collect()
+}
+
+/// `text` for a YAML comment: on one line (an image name is free text).
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }

@@ -118,6 +118,10 @@ enum FoundKind {
 pub enum ExportError {
     #[error("cannot read the Terraform state {path}: {source}")]
     ReadState { path: String, source: std::io::Error },
+    #[error(
+        "--from-terraform-state - reads the state from stdin: pipe it in (`terraform show -json | image-access-operator export --from-terraform-state -`)"
+    )]
+    StdinIsTerminal,
     #[error("cannot use the Terraform state {path}: {source}")]
     State { path: String, source: StateError },
     #[error("no clouds.yaml found (looked at {looked}): pass --clouds-file or set OS_CLIENT_CONFIG_FILE")]
@@ -224,6 +228,10 @@ fn read_state(path: &std::path::Path) -> Result<(String, String), ExportError> {
         path.display().to_string()
     };
     let read = if stdin {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            return Err(ExportError::StdinIsTerminal);
+        }
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map(|_| text)
     } else {

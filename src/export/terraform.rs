@@ -33,6 +33,8 @@ pub enum StateError {
         "it is not a Terraform state: expected the JSON of terraform.tfstate (with \"version\") or of `terraform show -json` (with \"format_version\")"
     )]
     NotAState,
+    #[error("it is an encrypted OpenTofu state: pass the output of `tofu show -json` instead (on stdin with `-`)")]
+    Encrypted,
     #[error("it is a plan, not a state: run `terraform show -json` without a plan file (or pass terraform.tfstate)")]
     Plan,
     #[error(
@@ -70,6 +72,9 @@ struct RawResource {
 struct RawInstance {
     #[serde(default)]
     index_key: Option<Value>,
+    /// Set on an instance `create_before_destroy` left behind to be destroyed: not live.
+    #[serde(default)]
+    deposed: Option<String>,
     #[serde(default)]
     attributes: Value,
 }
@@ -139,6 +144,8 @@ pub(super) fn read(text: &str) -> Result<StateContents, StateError> {
         }
         let state: RawState = serde_json::from_value(json).map_err(malformed)?;
         raw_instances(state)
+    } else if json.get("encrypted_data").is_some() {
+        return Err(StateError::Encrypted);
     } else {
         return Err(StateError::NotAState);
     };
@@ -152,7 +159,7 @@ fn raw_instances(state: RawState) -> Vec<Instance> {
             Some(module) => format!("{module}.{}.{}", resource.kind, resource.name),
             None => format!("{}.{}", resource.kind, resource.name),
         };
-        for instance in resource.instances {
+        for instance in resource.instances.into_iter().filter(|i| i.deposed.is_none()) {
             let address = match &instance.index_key {
                 Some(Value::String(key)) => format!("{base}[{}]", Value::String(key.clone())),
                 Some(key) => format!("{base}[{key}]"),

@@ -49,6 +49,14 @@ pub struct Image {
     pub name: Option<String>,
 }
 
+/// A listing whose pages do not add up (a proxy that drops the query string, say).
+fn paging_failed(detail: &str) -> OpenStackError {
+    OpenStackError::InvalidResponse {
+        operation: Operation::ListImages,
+        detail: format!("{detail}: the `marker` query parameter seems not to reach Glance"),
+    }
+}
+
 /// A session aimed at the image endpoint of one region and interface. The endpoint is read
 /// from the current token's catalog at every call, so a re-read catalog takes effect at once.
 #[derive(Clone)]
@@ -153,7 +161,8 @@ impl Glance {
     pub async fn list_images(&self, owner: &str, visibility: &str) -> Result<Vec<Image>, OpenStackError> {
         let operation = Operation::ListImages;
         let mut images: Vec<Image> = Vec::new();
-        loop {
+        // 100,000 images: far more than a project has; a server that pages forever stops here.
+        for _ in 0..1000 {
             let marker = images.last().map(|image| image.id.clone());
             let url = |token: &Token| {
                 let mut url = self.url(token, &[])?;
@@ -161,8 +170,7 @@ impl Glance {
                 query
                     .append_pair("owner", owner)
                     .append_pair("visibility", visibility)
-                    .append_pair("limit", "100")
-                    .append_pair("sort", "name:asc,id:asc");
+                    .append_pair("limit", "100");
                 if let Some(marker) = &marker {
                     query.append_pair("marker", marker);
                 }
@@ -177,12 +185,16 @@ impl Glance {
                 return Err(response.error(operation));
             }
             let page: ImagePage = response.json(operation)?;
+            if marker.is_some() && page.images.last().map(|image| &image.id) == marker.as_ref() {
+                return Err(paging_failed("a page ended where the one before it did"));
+            }
             let last_page = page.next.is_none() || page.images.is_empty();
             images.extend(page.images);
             if last_page {
                 return Ok(images);
             }
         }
+        Err(paging_failed("more than 1,000 pages of images"))
     }
 
     async fn call<T: serde::de::DeserializeOwned>(

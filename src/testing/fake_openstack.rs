@@ -476,7 +476,7 @@ async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: H
     let pairs: HashMap<String, String> = parsed
         .map(|url| url.query_pairs().into_owned().collect())
         .unwrap_or_default();
-    let limit: usize = pairs.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25);
+    let limit: usize = pairs.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25).max(1);
     let mut ids: Vec<&String> = s
         .images
         .iter()
@@ -488,9 +488,13 @@ async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: H
         .map(|(id, _)| id)
         .collect();
     ids.sort();
-    let start = pairs.get("marker").map_or(0, |marker| {
-        ids.iter().position(|id| *id == marker).map_or(ids.len(), |i| i + 1)
-    });
+    let start = match pairs.get("marker") {
+        None => 0,
+        Some(marker) => match ids.iter().position(|id| *id == marker) {
+            Some(i) => i + 1,
+            None => return error(400, &format!("marker not found: {marker}")),
+        },
+    };
     let page: Vec<Value> = ids
         .iter()
         .skip(start)
@@ -501,7 +505,9 @@ async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: H
         })
         .collect();
     let mut body = json!({"images": page, "first": "/v2/images"});
-    if start + limit < ids.len()
+    // As Glance: `next` after every full page, even when nothing follows (the next page is
+    // then empty).
+    if page.len() == limit
         && let Some(last) = ids.get(start + limit - 1)
     {
         body["next"] = json!(format!("/v2/images?marker={last}&limit={limit}"));
