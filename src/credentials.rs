@@ -96,6 +96,19 @@ pub struct Secrets {
     synced_scopes: Mutex<HashSet<Option<String>>>,
     /// Holds are written one at a time (see [`Secrets::hold`]).
     holding: tokio::sync::Mutex<()>,
+    /// Secrets whose finalizers we are writing now, and the versions the watch showed
+    /// meanwhile: the echo of our write can arrive before its answer, so what those versions
+    /// are (ours, or someone else's change) is decided when the answer is in.
+    in_flight: Mutex<HashMap<SecretKey, InFlight>>,
+    /// Secrets someone else changed while we wrote their finalizers: their users are woken by
+    /// [`Secrets::take_changed_meanwhile`]'s caller.
+    changed_meanwhile: Mutex<Vec<SecretKey>>,
+}
+
+#[derive(Default)]
+struct InFlight {
+    writers: usize,
+    seen: Vec<String>,
 }
 
 /// Own writes remembered; an echo older than this many writes is taken for a change (harmless:
@@ -112,7 +125,24 @@ impl Secrets {
             own_versions: Mutex::default(),
             synced_scopes: Mutex::default(),
             holding: tokio::sync::Mutex::new(()),
+            in_flight: Mutex::default(),
+            changed_meanwhile: Mutex::default(),
         }
+    }
+
+    /// The Secrets someone else changed while we were writing their finalizers (each once): the
+    /// caller wakes their users, as the watch event would have.
+    pub fn take_changed_meanwhile(&self) -> Vec<SecretKey> {
+        std::mem::take(
+            &mut *self
+                .changed_meanwhile
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, InFlight>> {
+        self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn finalizer(&self) -> &str {
@@ -225,7 +255,9 @@ impl Secrets {
                 Ok(written) => {
                     tracing::info!(secret = %format!("{namespace}/{name}"), "holding the credentials Secret while objects need it");
                     // The patch changed metadata only: the data read before is still the Secret's.
-                    let _ = self.remember(key, written);
+                    if let Some(written) = written {
+                        let _ = self.remember(key, written);
+                    }
                     return Ok(());
                 }
                 // Someone else changed its finalizers since we read it: read it again, once.
@@ -253,7 +285,9 @@ impl Secrets {
         finalizers.push(self.finalizer.clone());
         let written = self.patch_finalizers(&namespace, &secret.metadata, &finalizers).await?;
         tracing::info!(secret = %format!("{namespace}/{}", secret.name_any()), "holding the credentials Secret while objects need it");
-        let _ = self.remember((namespace, secret.name_any()), written);
+        if let Some(written) = written {
+            let _ = self.remember((namespace, secret.name_any()), written);
+        }
         Ok(())
     }
 
@@ -284,22 +318,50 @@ impl Secrets {
         namespace: &str,
         seen: &kube::api::ObjectMeta,
         finalizers: &[String],
-    ) -> Result<Secret, kube::Error> {
+    ) -> Result<Option<Secret>, kube::Error> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let name = seen.name.clone().unwrap_or_default();
-        let written: Secret = crate::runtime::patch_metadata(&api, seen, finalizers, &[]).await?;
+        let key = (namespace.to_string(), seen.name.clone().unwrap_or_default());
+        self.in_flight().entry(key.clone()).or_default().writers += 1;
+        let result: Result<Secret, kube::Error> = crate::runtime::patch_metadata(&api, seen, finalizers, &[]).await;
+        let mut flights = self.in_flight();
         let mut own = self
             .own_versions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        own.push_back((
-            (namespace.to_string(), name),
-            written.resource_version().unwrap_or_default(),
-        ));
-        while own.len() > OWN_VERSIONS_KEPT {
-            own.pop_front();
+        if let Ok(written) = &result {
+            own.push_back((key.clone(), written.resource_version().unwrap_or_default()));
+            while own.len() > OWN_VERSIONS_KEPT {
+                own.pop_front();
+            }
         }
-        Ok(written)
+        // The last writer decides what the watch showed meanwhile: the echoes of our writes
+        // (forgotten here, as `observe` would have), or someone else's change.
+        let mut changed = false;
+        let last = flights.get_mut(&key).is_some_and(|flight| {
+            flight.writers -= 1;
+            flight.writers == 0
+        });
+        if last {
+            for version in flights.remove(&key).map(|flight| flight.seen).unwrap_or_default() {
+                match own.iter().position(|(k, v)| *k == key && *v == version) {
+                    Some(position) => {
+                        own.remove(position);
+                    }
+                    None => changed = true,
+                }
+            }
+        }
+        drop(own);
+        drop(flights);
+        if changed {
+            self.cache().remove(&key);
+            self.changed_meanwhile
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(key);
+        }
+        // What we wrote is the Secret as it is, unless someone else changed it meanwhile.
+        result.map(|written| (!changed).then_some(written))
     }
 
     /// Looks at one watch event and returns the Secret if it changed in a way its users must
@@ -336,6 +398,10 @@ impl Secrets {
                 return None;
             }
         }
+        if let Some(flight) = self.in_flight().get_mut(&key) {
+            flight.seen.push(version.to_string());
+            return None;
+        }
         if self
             .cache()
             .get(&key)
@@ -357,6 +423,68 @@ impl Secrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::fake_kube::{Change, FakeKube, secret_metadata};
+
+    /// The Secret watch events the fake has queued.
+    fn secret_events(kube: &FakeKube) -> Vec<watcher::Event<PartialObjectMeta<Secret>>> {
+        kube.take_changes()
+            .into_iter()
+            .filter_map(|change| match change {
+                Change::Secret(event) => Some(event),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The echo of our finalizer write can arrive before its answer: it wakes nobody. A change
+    /// by someone else in that moment still does, once the answer is in.
+    #[tokio::test]
+    async fn the_echo_of_a_finalizer_write_is_told_from_a_change_made_meanwhile() {
+        let (kube, client) = FakeKube::start();
+        kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {}")]);
+        let secrets = Arc::new(Secrets::new(client, hold_finalizer(None)));
+        secrets.observe(None, &watcher::Event::Init);
+        for event in secret_events(&kube) {
+            let watcher::Event::Apply(meta) = event else { continue };
+            secrets.observe(None, &watcher::Event::InitApply(meta));
+        }
+        secrets.observe(None, &watcher::Event::InitDone);
+        let key = ("ns".to_string(), "creds".to_string());
+
+        for someone_else_edits in [false, true] {
+            let seen = secret_metadata(&kube.secret("ns", "creds").expect("secret"));
+            let resume = kube.pause_next_answer();
+            let writer = secrets.clone();
+            let write = tokio::spawn(async move {
+                if seen.finalizers().is_empty() {
+                    writer.hold_seen(&seen).await
+                } else {
+                    writer.release(&seen).await
+                }
+            });
+            // The write is made and its echo delivered; its answer has not come back yet.
+            let mut events = Vec::new();
+            while events.is_empty() {
+                tokio::task::yield_now().await;
+                events = secret_events(&kube);
+            }
+            if someone_else_edits {
+                kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {edited: {}}")]);
+                events.extend(secret_events(&kube));
+            }
+            for event in &events {
+                assert_eq!(secrets.observe(None, event), None, "held back until the answer");
+            }
+            resume.notify_one();
+            write.await.expect("joined").expect("written");
+            let expected = if someone_else_edits { vec![key.clone()] } else { vec![] };
+            assert_eq!(
+                secrets.take_changed_meanwhile(),
+                expected,
+                "edited: {someone_else_edits}"
+            );
+        }
+    }
 
     #[test]
     fn each_label_selector_gets_its_own_hold() {

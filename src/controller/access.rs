@@ -489,7 +489,9 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
     }
     let failed = |e: kube::Error| Problem::kubernetes_write(&e, &label);
     let secret = &successor.spec.cloud_credentials_ref.secret_name;
-    ctx.secrets.hold(&namespace, secret).await.map_err(failed)?;
+    let held = ctx.secrets.hold(&namespace, secret).await;
+    ctx.secrets_changed_meanwhile();
+    held.map_err(failed)?;
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut finalizers = successor.finalizers().to_vec();
     if !successor.has_finalizer() {

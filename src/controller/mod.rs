@@ -326,14 +326,26 @@ impl Context {
     /// changed look again now, not at their next re-check.
     pub fn observe_secret(&self, scope: Option<&str>, event: &watcher::Event<PartialObjectMeta<Secret>>) {
         if let Some((namespace, name)) = self.secrets.observe(scope, event) {
-            for reference in self.access.index.using_secret(&namespace, &name) {
-                self.wake(reference);
-            }
-            for reference in self.accept.index.using_secret(&namespace, &name) {
-                self.wake(reference);
-            }
-            self.requeue_secret.send(ObjectRef::new(&name).within(&namespace));
+            self.secret_changed(&namespace, &name);
         }
+    }
+
+    /// After a write of a Secret's finalizers: the Secrets someone else changed meanwhile
+    /// (their watch events were held back until the write's answer told them from its echo).
+    fn secrets_changed_meanwhile(&self) {
+        for (namespace, name) in self.secrets.take_changed_meanwhile() {
+            self.secret_changed(&namespace, &name);
+        }
+    }
+
+    fn secret_changed(&self, namespace: &str, name: &str) {
+        for reference in self.access.index.using_secret(namespace, name) {
+            self.wake(reference);
+        }
+        for reference in self.accept.index.using_secret(namespace, name) {
+            self.wake(reference);
+        }
+        self.requeue_secret.send(ObjectRef::new(name).within(namespace));
     }
 
     /// Reconcile `reference` now, even if it looks unchanged.
@@ -620,10 +632,12 @@ fn slim<K: Resource>(object: &mut K) {
 /// as written, when it wrote (a later metadata write in the same reconcile must start from it).
 pub async fn claim<K: Kind>(api: &Api<K>, object: &K, desired: &Membership, ctx: &Context) -> Result<Option<K>, Error> {
     let namespace = object.namespace().unwrap_or_default();
-    ctx.secrets
+    let held = ctx
+        .secrets
         .hold(&namespace, &object.credentials_ref().secret_name)
-        .await
-        .map_err(Error::Kube)?;
+        .await;
+    ctx.secrets_changed_meanwhile();
+    held.map_err(Error::Kube)?;
     if object.has_finalizer() && object.claim().as_ref() == Some(desired) {
         return Ok(None);
     }
@@ -765,12 +779,17 @@ pub async fn reconcile_secret(secret: Arc<PartialObjectMeta<Secret>>, ctx: Arc<C
     let name = secret.name_any();
     let held = secret.finalizers().iter().any(|f| f == ctx.secrets.finalizer());
     let needed = ctx.secret_in_use(&namespace, &name);
-    match (needed, held) {
-        (true, false) => ctx.secrets.hold_seen(&secret).await.map_err(Error::Kube)?,
-        (false, true) => ctx.secrets.release(&secret).await.map_err(Error::Kube)?,
-        (false, false) => ctx.secrets.forget(&namespace, &name),
-        (true, true) => {}
-    }
+    let written = match (needed, held) {
+        (true, false) => ctx.secrets.hold_seen(&secret).await,
+        (false, true) => ctx.secrets.release(&secret).await,
+        (false, false) => {
+            ctx.secrets.forget(&namespace, &name);
+            Ok(())
+        }
+        (true, true) => Ok(()),
+    };
+    ctx.secrets_changed_meanwhile();
+    written.map_err(Error::Kube)?;
     Ok(Action::await_change())
 }
 

@@ -57,6 +57,9 @@ struct State {
     faults: VecDeque<(String, String, u16)>,
     /// Seconds since the epoch of the next creationTimestamp (objects get increasing ones).
     created: i64,
+    /// While set, answers wait for it after the change is made (and its watch event queued):
+    /// a watch that delivers the echo of a write before the writer has its answer.
+    answers_paused: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// The fake API. Clone it to keep a handle; [`FakeKube::client`] is what the operator gets.
@@ -348,12 +351,15 @@ impl FakeKube {
                 let path = request.uri().path().to_string();
                 let bytes = request.into_body().collect_bytes().await.unwrap_or_default();
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let (status, answer) = {
+                let ((status, answer), paused) = {
                     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
                     let answer = state.answer(&method, &path, &body);
                     state.calls.push(Call { method, path, body });
-                    answer
+                    (answer, state.answers_paused.take())
                 };
+                if let Some(resume) = paused {
+                    resume.notified().await;
+                }
                 let response = Response::builder()
                     .status(status)
                     .header("content-type", "application/json")
@@ -364,6 +370,14 @@ impl FakeKube {
         });
         let client = kube::Client::new(service, "default");
         (fake, client)
+    }
+
+    /// The next request is answered only once the returned `Notify` is notified; its change
+    /// (and watch event) is made at once.
+    pub fn pause_next_answer(&self) -> Arc<tokio::sync::Notify> {
+        let resume = Arc::new(tokio::sync::Notify::new());
+        self.lock().answers_paused = Some(resume.clone());
+        resume
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
