@@ -111,6 +111,39 @@ struct InFlight {
     seen: Vec<String>,
 }
 
+/// A finalizer write in flight. Ended by [`Writing::finish`], or when dropped (a reconcile
+/// cancelled mid-write), so that the Secret's watch events are never held back for good.
+struct Writing<'a> {
+    secrets: &'a Secrets,
+    key: Option<SecretKey>,
+}
+
+impl<'a> Writing<'a> {
+    fn start(secrets: &'a Secrets, key: SecretKey) -> Self {
+        secrets.in_flight().entry(key.clone()).or_default().writers += 1;
+        Writing {
+            secrets,
+            key: Some(key),
+        }
+    }
+
+    /// Whether someone else changed the Secret while it was written.
+    fn finish(mut self, written: Option<String>) -> bool {
+        self.key
+            .take()
+            .is_some_and(|key| self.secrets.write_done(&key, written))
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            // The answer is unknown: what was seen counts as a change (at worst a spare wake).
+            self.secrets.write_done(&key, None);
+        }
+    }
+}
+
 /// Own writes remembered; an echo older than this many writes is taken for a change (harmless:
 /// the dependents look once more).
 const OWN_VERSIONS_KEPT: usize = 256;
@@ -321,47 +354,57 @@ impl Secrets {
     ) -> Result<Option<Secret>, kube::Error> {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let key = (namespace.to_string(), seen.name.clone().unwrap_or_default());
-        self.in_flight().entry(key.clone()).or_default().writers += 1;
+        let writing = Writing::start(self, key);
         let result: Result<Secret, kube::Error> = crate::runtime::patch_metadata(&api, seen, finalizers, &[]).await;
+        let changed = writing.finish(result.as_ref().ok().and_then(|written| written.resource_version()));
+        // What we wrote is the Secret as it is, unless someone else changed it meanwhile.
+        result.map(|written| (!changed).then_some(written))
+    }
+
+    /// The end of a finalizer write of `key` (`written`: the version it made, if it was made).
+    /// The last writer decides what the watch showed meanwhile: the echoes of our writes
+    /// (forgotten here, as `observe` would have), or someone else's change (true: its users
+    /// are to be woken).
+    fn write_done(&self, key: &SecretKey, written: Option<String>) -> bool {
+        let cached = self.cache().get(key).map(|cached| cached.resource_version.clone());
         let mut flights = self.in_flight();
         let mut own = self
             .own_versions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Ok(written) = &result {
-            own.push_back((key.clone(), written.resource_version().unwrap_or_default()));
+        if let Some(version) = written {
+            own.push_back((key.clone(), version));
             while own.len() > OWN_VERSIONS_KEPT {
                 own.pop_front();
             }
         }
-        // The last writer decides what the watch showed meanwhile: the echoes of our writes
-        // (forgotten here, as `observe` would have), or someone else's change.
-        let mut changed = false;
-        let last = flights.get_mut(&key).is_some_and(|flight| {
-            flight.writers -= 1;
+        let last = flights.get_mut(key).is_some_and(|flight| {
+            flight.writers = flight.writers.saturating_sub(1);
             flight.writers == 0
         });
+        let mut changed = false;
         if last {
-            for version in flights.remove(&key).map(|flight| flight.seen).unwrap_or_default() {
-                match own.iter().position(|(k, v)| *k == key && *v == version) {
-                    Some(position) => {
-                        own.remove(position);
-                    }
-                    None => changed = true,
+            // Ours, seen again (a relist), or the version read before: not a change.
+            let mut ours: Vec<String> = Vec::new();
+            for version in flights.remove(key).map(|flight| flight.seen).unwrap_or_default() {
+                if let Some(position) = own.iter().position(|(k, v)| k == key && *v == version) {
+                    own.remove(position);
+                    ours.push(version);
+                } else if !ours.contains(&version) && cached.as_ref() != Some(&version) {
+                    changed = true;
                 }
             }
         }
         drop(own);
         drop(flights);
         if changed {
-            self.cache().remove(&key);
+            self.cache().remove(key);
             self.changed_meanwhile
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(key);
+                .push(key.clone());
         }
-        // What we wrote is the Secret as it is, unless someone else changed it meanwhile.
-        result.map(|written| (!changed).then_some(written))
+        changed
     }
 
     /// Looks at one watch event and returns the Secret if it changed in a way its users must
@@ -388,7 +431,16 @@ impl Secrets {
         };
         let key = (meta.namespace().unwrap_or_default(), meta.name_any());
         let version = meta.resource_version().unwrap_or_default();
+        let first_list = listed
+            && !self
+                .synced_scopes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(&scope.map(str::to_string));
         {
+            // Both at once, in the writer's order: a write that ends between the two looks
+            // would otherwise be neither ours nor in flight.
+            let mut flights = self.in_flight();
             let mut own = self
                 .own_versions
                 .lock()
@@ -397,10 +449,13 @@ impl Secrets {
                 own.remove(position);
                 return None;
             }
-        }
-        if let Some(flight) = self.in_flight().get_mut(&key) {
-            flight.seen.push(version.to_string());
-            return None;
+            if let Some(flight) = flights.get_mut(&key) {
+                // Decided when the write's answer is in (a first list changes nothing).
+                if !first_list {
+                    flight.seen.push(version.to_string());
+                }
+                return None;
+            }
         }
         if self
             .cache()
@@ -410,12 +465,6 @@ impl Secrets {
             return None;
         }
         self.cache().remove(&key);
-        let first_list = listed
-            && !self
-                .synced_scopes
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .contains(&scope.map(str::to_string));
         (!first_list).then_some(key)
     }
 }
@@ -464,10 +513,14 @@ mod tests {
             });
             // The write is made and its echo delivered; its answer has not come back yet.
             let mut events = Vec::new();
-            while events.is_empty() {
+            for _ in 0..10_000 {
                 tokio::task::yield_now().await;
                 events = secret_events(&kube);
+                if !events.is_empty() {
+                    break;
+                }
             }
+            assert!(!events.is_empty(), "the write made no change");
             if someone_else_edits {
                 kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {edited: {}}")]);
                 events.extend(secret_events(&kube));
@@ -484,6 +537,35 @@ mod tests {
                 "edited: {someone_else_edits}"
             );
         }
+
+        // A write dropped before its answer (a cancelled reconcile) holds nothing back after.
+        let seen = secret_metadata(&kube.secret("ns", "creds").expect("secret"));
+        let _resume = kube.pause_next_answer();
+        let writer = secrets.clone();
+        let write = tokio::spawn(async move { writer.hold_seen(&seen).await });
+        let mut echo = Vec::new();
+        for _ in 0..10_000 {
+            tokio::task::yield_now().await;
+            echo = secret_events(&kube);
+            if !echo.is_empty() {
+                break;
+            }
+        }
+        assert!(!echo.is_empty(), "the write made no change");
+        for event in &echo {
+            assert_eq!(secrets.observe(None, event), None);
+        }
+        write.abort();
+        let _ = write.await;
+        assert_eq!(
+            secrets.take_changed_meanwhile(),
+            vec![key.clone()],
+            "unknown: taken for a change"
+        );
+        kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {again: {}}")]);
+        let events = secret_events(&kube);
+        assert!(!events.is_empty());
+        assert_eq!(secrets.observe(None, &events[events.len() - 1]), Some(key));
     }
 
     #[test]

@@ -149,6 +149,8 @@ async fn converge(
                 format!("left the previous membership ({old}) to ImageAccess {to}, which names it too"),
             )),
             Ok(LetGo::AlreadyGone) => {}
+            // Only claimed, never recorded: it may never have been made.
+            Ok(LetGo::Orphaned) if applied.as_ref() != Some(&old) => {}
             Ok(LetGo::Orphaned) => events.push(Happened::normal(
                 "PreviousMemberOrphaned",
                 format!(
@@ -194,6 +196,13 @@ async fn converge(
     });
     let wanted_status = if conflict.is_some() { None } else { spec.status };
 
+    let adopting = applied.as_ref() != Some(&desired) && adopts_existing(object);
+    if adopting && is_the_members(&session, &desired).await {
+        // A member's list of members shows only its own row, so the member's credentials
+        // would adopt a membership they can never remove (a create would have been refused).
+        // Stopped before the claim: this object must not hold it.
+        return stop(desired.clone(), applied, Problem::member_credentials(&desired, &secret));
+    }
     let _: Option<ImageAccess> = claim(api, object, &desired, ctx).await?;
 
     // Not yet applied under this identity: create straight away and let a 409 say it exists
@@ -201,12 +210,6 @@ async fn converge(
     // object that says it names an existing membership is read first instead: adopting it
     // must not write to Glance (a POST answered 409 changes nothing, but it is a write in
     // every request log the migration is checked against).
-    let adopting = applied.as_ref() != Some(&desired) && adopts_existing(object);
-    if adopting && session.project_id().await.ok().flatten().as_deref() == Some(desired.member_id.as_str()) {
-        // A member's list of members shows only its own row, so the member's credentials
-        // would adopt a membership they can never remove (a create would have been refused).
-        return stop(desired.clone(), applied, Problem::member_credentials(&desired, &secret));
-    }
     let create_first = applied.as_ref() != Some(&desired) && !adopting;
     let observed = if create_first {
         None
@@ -326,6 +329,12 @@ async fn converge(
             problem,
         },
     ))
+}
+
+/// Whether `session`'s credentials are those of the member project of `membership` (its token is
+/// cached: no request).
+async fn is_the_members(session: &Session, membership: &Membership) -> bool {
+    session.project_id().await.ok().flatten().as_deref() == Some(membership.member_id.as_str())
 }
 
 /// Whether the object was written for a membership that exists already ([`ADOPT_ANNOTATION`]).
@@ -471,6 +480,10 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
     let Ok((session, cloud)) = credentials(successor, ctx).await else {
         return Ok(None);
     };
+    if is_the_members(&session, target).await {
+        // It would see the membership, and never be able to remove it.
+        return Ok(None);
+    }
     let region = successor.spec.region.clone().or_else(|| cloud.region_name.clone());
     if region != target.region {
         return Ok(None);

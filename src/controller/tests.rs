@@ -513,6 +513,12 @@ async fn adopting_with_the_member_projects_credentials_is_refused() {
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
     let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
     assert_eq!(writes, [0, 0, 0]);
+    let object = h.object("share").expect("object");
+    assert_eq!(
+        object.claim(),
+        None,
+        "it does not hold the membership: another object may take it"
+    );
 }
 
 /// A membership removed between the export and the apply is made again, as the spec says.

@@ -93,12 +93,18 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
                 image_id: image.id.clone(),
                 image_name: image.name.clone(),
                 member_id: Some(member.member_id),
-                // Where it was read: the manifests hold on to it whatever the Secret's entry says.
+                // Where it was read (when the entry names it): the manifests hold on to it
+                // whatever the Secret's entry says.
                 region: cloud.region_name.clone(),
                 status: Some(member.status),
                 origin: "Glance".into(),
             });
         }
+    }
+    if cloud.region_name.is_none() && !found.is_empty() {
+        notes.push(format!(
+            "cloud {cloud_name:?} names no region_name: the manifests name none either, so the region of the operator's cloud entry applies; add spec.region if the cloud has several"
+        ));
     }
     if without_members > 0 {
         notes.push(format!("{without_members} of {} images have no members", images.len()));

@@ -217,7 +217,16 @@ fn names(found: &[Found]) -> Vec<String> {
         .collect()
 }
 
-/// `text` for a YAML comment: on one line (an image name is free text).
+/// `text` for a YAML comment: on one line (an image name is free text; YAML parsers also break
+/// lines at U+2028 and U+2029).
 fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    text.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }

@@ -101,6 +101,9 @@ struct ShownModule {
 #[derive(Deserialize)]
 struct ShownResource {
     address: String,
+    /// Set on an object `create_before_destroy` left behind to be destroyed: not live.
+    #[serde(default)]
+    deposed_key: Option<String>,
     #[serde(default)]
     mode: String,
     #[serde(rename = "type")]
@@ -176,7 +179,11 @@ fn raw_instances(state: RawState) -> Vec<Instance> {
 }
 
 fn shown_instances(module: ShownModule, out: &mut Vec<Instance>) {
-    for resource in module.resources.into_iter().filter(|r| r.mode == "managed") {
+    for resource in module
+        .resources
+        .into_iter()
+        .filter(|r| r.mode == "managed" && r.deposed_key.is_none())
+    {
         out.push(Instance {
             address: resource.address,
             kind: resource.kind,

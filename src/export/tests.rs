@@ -263,14 +263,18 @@ fn image_names_cannot_break_out_of_their_comment() {
     let found = vec![Found {
         kind: FoundKind::Access,
         image_id: UBUNTU.into(),
-        image_name: Some("evil\nkind: Secret\r\n".into()),
+        image_name: Some("evil\nkind: Secret\r\n\u{2028}kind: Secret\u{85}kind: Secret".into()),
         member_id: Some(MEMBER1.into()),
         region: None,
         status: None,
         origin: "Glance".into(),
     }];
     let yaml = manifest::render(found, &options()).expect("rendered").yaml;
-    assert!(!yaml.lines().any(|line| line.starts_with("kind: Secret")), "{yaml}");
+    let breaks = ['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}'];
+    assert!(
+        !yaml.split(breaks).any(|line| line.starts_with("kind: Secret")),
+        "{yaml}"
+    );
     assert_eq!(documents(&yaml)[0]["kind"], "ImageAccess");
 }
 
@@ -282,6 +286,16 @@ fn deposed_instances_are_not_exported_and_encrypted_states_are_named() {
                        {"deposed": "00000001", "attributes": {"image_id": "i", "member_id": "old"}}]}
     ]}"#;
     let found = terraform::read(text).expect("state").found;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].member_id.as_deref(), Some("m"));
+    // `show -json` lists a deposed object as a resource of its own, same address.
+    let shown = r#"{"format_version": "1.0", "values": {"root_module": {"resources": [
+        {"address": "openstack_images_image_access_v2.a", "mode": "managed", "type": "openstack_images_image_access_v2",
+         "values": {"image_id": "i", "member_id": "m"}},
+        {"address": "openstack_images_image_access_v2.a", "mode": "managed", "type": "openstack_images_image_access_v2",
+         "deposed_key": "00000001", "values": {"image_id": "i", "member_id": "old"}}
+    ]}}}"#;
+    let found = terraform::read(shown).expect("shown").found;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].member_id.as_deref(), Some("m"));
     let encrypted = r#"{"serial": 1, "lineage": "x", "meta": {"key_provider.pbkdf2.k": "e30="}, "encrypted_data": "AAAA", "encryption_version": "v0"}"#;
