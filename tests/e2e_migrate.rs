@@ -71,6 +71,22 @@ fn member_writes(requests: &[String]) -> Vec<&String> {
         .collect()
 }
 
+/// Glance's log since `log` started shows reads of `images`' members (so it is the log Glance
+/// writes to) and no member write. Prints the requests: the figures of the adoption.
+fn reads_only(log: &GlanceLog, images: &[String], what: &str) {
+    let requests = log.requests(images);
+    eprintln!(
+        "{what}: {} Glance requests on these images, {requests:#?}",
+        requests.len()
+    );
+    assert!(reads_members(&requests), "the log shows the reads: {requests:?}");
+    assert_eq!(
+        member_writes(&requests),
+        Vec::<&String>::new(),
+        "{what}: no POST, PUT or DELETE on members"
+    );
+}
+
 /// Whether `requests` read an image's members (so the log is the one Glance writes to).
 fn reads_members(requests: &[String]) -> bool {
     requests.iter().any(|r| r.starts_with("GET ") && r.contains("/members"))
@@ -333,22 +349,12 @@ async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
     for name in &accepts {
         ns.wait_for::<ImageAccessAccept>(name, "Ready", WAIT, is_ready).await;
     }
-    let requests = log.requests(&images);
-    eprintln!(
-        "adoption of {} ImageAccess + {} ImageAccessAccept: {} Glance requests on these images, {requests:#?}",
+    let what = format!(
+        "{} ImageAccess + {} ImageAccessAccept from Terraform",
         accesses.len(),
-        accepts.len(),
-        requests.len()
+        accepts.len()
     );
-    assert!(
-        reads_members(&requests),
-        "the log shows the adoption's reads: {requests:?}"
-    );
-    assert_eq!(
-        member_writes(&requests),
-        Vec::<&String>::new(),
-        "no POST, PUT or DELETE on members"
-    );
+    reads_only(&log, &images, &what);
     assert_eq!(memberships(&env, &images).await, before, "Glance as Terraform left it");
 
     // Terraform lets go of them; the objects are deleted with the exported policy (Orphan).
@@ -371,7 +377,7 @@ async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
         before,
         "Orphan: every membership still there"
     );
-    assert_eq!(member_writes(&log.requests(&images)), Vec::<&String>::new());
+    reads_only(&log, &images, "the deletions");
 }
 
 #[tokio::test]
@@ -439,21 +445,7 @@ async fn memberships_made_by_hand_move_to_the_operator_untouched() {
         assert_eq!(status.as_str(), glance.2, "{name}: the status Glance shows");
         assert!(object.condition("Ready").is_some());
     }
-    let requests = log.requests(&images);
-    eprintln!(
-        "adoption of {} ImageAccess from Glance: {} Glance requests on these images, {requests:#?}",
-        accesses.len(),
-        requests.len()
-    );
-    assert!(
-        reads_members(&requests),
-        "the log shows the adoption's reads: {requests:?}"
-    );
-    assert_eq!(
-        member_writes(&requests),
-        Vec::<&String>::new(),
-        "no POST, PUT or DELETE on members"
-    );
+    reads_only(&log, &images, &format!("{} ImageAccess from Glance", accesses.len()));
 
     delete_all(&ns, &manifests).await;
     assert_eq!(
@@ -461,7 +453,7 @@ async fn memberships_made_by_hand_move_to_the_operator_untouched() {
         before,
         "Orphan: every membership still there"
     );
-    assert_eq!(member_writes(&log.requests(&images)), Vec::<&String>::new());
+    reads_only(&log, &images, "the deletions");
 }
 
 #[tokio::test]
