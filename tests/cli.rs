@@ -63,3 +63,37 @@ async fn a_missing_crd_is_a_sentence_that_says_how_to_install_it() {
         "no colour codes off a terminal: {stdout}"
     );
 }
+
+/// Issue 11: `export` on a state captured from a real Terraform run, as a person runs it: the
+/// manifests on stdout (valid YAML, one object per membership), the summary on stderr; no
+/// source is a usage error that names both.
+#[test]
+fn export_writes_manifests_on_stdout_and_the_summary_on_stderr() {
+    let binary = env!("CARGO_BIN_EXE_image-access-operator");
+    let state = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/terraform/terraform.tfstate"
+    );
+    let out = Command::new(binary)
+        .args(["export", "--from-terraform-state", state, "-n", "apps"])
+        .output()
+        .expect("run the binary");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&String::from_utf8_lossy(&out.stdout)).expect("YAML on stdout");
+    assert_eq!(documents.len(), 5);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("exported 4 ImageAccess and 1 ImageAccessAccept objects"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ignored 4 instances"), "{stderr}");
+
+    let out = Command::new(binary).arg("export").output().expect("run the binary");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--from-glance") && stderr.contains("--from-terraform-state"),
+        "{stderr}"
+    );
+}

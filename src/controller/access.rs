@@ -219,6 +219,15 @@ async fn converge(
             Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
         }
     };
+    // The image's list has no such member, or there is no list (the image is gone, or hidden
+    // from these credentials): an adopting object creates only a missing member, so that a
+    // gone image is reported as such, and no create is sent for it.
+    if adopting
+        && observed.is_none()
+        && let Err(e) = glance.show_image(&desired.image_id).await
+    {
+        return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired));
+    }
     // A write makes what was read of the image's members stale: a read answered while it is
     // in flight is not kept (marked before), nor one answered after it (marked after, unless
     // Glance refused it).

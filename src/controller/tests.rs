@@ -532,6 +532,17 @@ async fn an_object_written_for_a_membership_that_is_gone_creates_it() {
     assert_eq!(h.fake.requests("POST members"), 1);
 }
 
+/// An exported object whose image is gone since: ImageNotFound, without a create.
+#[tokio::test]
+async fn an_object_written_for_a_membership_of_an_image_that_is_gone_sends_no_create() {
+    let mut h = Harness::new().await;
+    let gone = "0f0e0d0c-0b0a-4908-8706-050403020100";
+    h.apply(&adopting(ImageAccess::test("share", gone, MEMBER_PROJECT, "owner")));
+    h.reconcile("share").await.expect("reconciled");
+    assert_eq!(condition(&h.status("share"), "Stalled").reason, "ImageNotFound");
+    assert_eq!(h.fake.requests("POST members"), 0);
+}
+
 fn adopting(mut object: ImageAccess) -> ImageAccess {
     object
         .metadata
