@@ -100,6 +100,10 @@ pub struct Secrets {
     /// meanwhile: the echo of our write can arrive before its answer, so what those versions
     /// are (ours, or someone else's change) is decided when the answer is in.
     in_flight: Mutex<HashMap<SecretKey, InFlight>>,
+    /// The version of each Secret the watch last showed: the same version shown again (a
+    /// relist) is no change. Kept apart from the cache, which an API read may fill with a
+    /// version the watch has not shown yet (its event must still wake the Secret's users).
+    watched: Mutex<HashMap<SecretKey, String>>,
     /// Secrets someone else changed while we wrote their finalizers: their users are woken by
     /// [`Secrets::take_changed_meanwhile`]'s caller.
     changed_meanwhile: Mutex<Vec<SecretKey>>,
@@ -159,6 +163,7 @@ impl Secrets {
             synced_scopes: Mutex::default(),
             holding: tokio::sync::Mutex::new(()),
             in_flight: Mutex::default(),
+            watched: Mutex::default(),
             changed_meanwhile: Mutex::default(),
         }
     }
@@ -172,6 +177,10 @@ impl Secrets {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         )
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, String>> {
+        self.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, InFlight>> {
@@ -366,7 +375,6 @@ impl Secrets {
     /// (forgotten here, as `observe` would have), or someone else's change (true: its users
     /// are to be woken).
     fn write_done(&self, key: &SecretKey, written: Option<String>) -> bool {
-        let cached = self.cache().get(key).map(|cached| cached.resource_version.clone());
         let mut flights = self.in_flight();
         let mut own = self
             .own_versions
@@ -384,14 +392,12 @@ impl Secrets {
         });
         let mut changed = false;
         if last {
-            // Ours, seen again (a relist), or the version read before: not a change.
-            let mut ours: Vec<String> = Vec::new();
             for version in flights.remove(key).map(|flight| flight.seen).unwrap_or_default() {
-                if let Some(position) = own.iter().position(|(k, v)| k == key && *v == version) {
-                    own.remove(position);
-                    ours.push(version);
-                } else if !ours.contains(&version) && cached.as_ref() != Some(&version) {
-                    changed = true;
+                match own.iter().position(|(k, v)| k == key && *v == version) {
+                    Some(position) => {
+                        own.remove(position);
+                    }
+                    None => changed = true,
                 }
             }
         }
@@ -418,6 +424,7 @@ impl Secrets {
             watcher::Event::Delete(meta) => {
                 let key = (meta.namespace().unwrap_or_default(), meta.name_any());
                 self.cache().remove(&key);
+                self.watched().remove(&key);
                 return Some(key);
             }
             watcher::Event::Init => return None,
@@ -437,6 +444,7 @@ impl Secrets {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .contains(&scope.map(str::to_string));
+        let shown_before = self.watched().insert(key.clone(), version.to_string()).as_deref() == Some(version.as_str());
         {
             // Both at once, in the writer's order: a write that ends between the two looks
             // would otherwise be neither ours nor in flight.
@@ -450,21 +458,23 @@ impl Secrets {
                 return None;
             }
             if let Some(flight) = flights.get_mut(&key) {
-                // Decided when the write's answer is in (a first list changes nothing).
-                if !first_list {
+                // Decided when the write's answer is in (a first list or a relist of the same
+                // version changes nothing).
+                if !first_list && !shown_before {
                     flight.seen.push(version.to_string());
                 }
                 return None;
             }
         }
-        if self
-            .cache()
-            .get(&key)
-            .is_some_and(|cached| cached.resource_version == version)
-        {
+        if shown_before {
             return None;
         }
-        self.cache().remove(&key);
+        // A read may have cached this very version already; any other is stale.
+        let mut cache = self.cache();
+        if cache.get(&key).is_some_and(|cached| cached.resource_version != version) {
+            cache.remove(&key);
+        }
+        drop(cache);
         (!first_list).then_some(key)
     }
 }
@@ -483,6 +493,38 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// A change a read saw before the watch showed it still wakes the Secret's users when the
+    /// watch shows it; the same version listed again does not.
+    #[tokio::test]
+    async fn a_change_read_before_the_watch_shows_it_still_wakes() {
+        let (kube, client) = FakeKube::start();
+        kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {}")]);
+        let secrets = Secrets::new(client, hold_finalizer(None));
+        secrets.observe(None, &watcher::Event::Init);
+        for event in secret_events(&kube) {
+            let watcher::Event::Apply(meta) = event else { continue };
+            secrets.observe(None, &watcher::Event::InitApply(meta));
+        }
+        secrets.observe(None, &watcher::Event::InitDone);
+        let key = ("ns".to_string(), "creds".to_string());
+
+        kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {fixed: {}}")]);
+        secrets
+            .read("ns", "creds")
+            .await
+            .expect("read: the new version is cached");
+        let events = secret_events(&kube);
+        let Some(watcher::Event::Apply(meta)) = events.last().cloned() else {
+            panic!("an event: {events:?}")
+        };
+        assert_eq!(secrets.observe(None, &watcher::Event::Apply(meta.clone())), Some(key));
+        assert_eq!(
+            secrets.observe(None, &watcher::Event::InitApply(meta)),
+            None,
+            "a relist"
+        );
     }
 
     /// The echo of our finalizer write can arrive before its answer: it wakes nobody. A change
