@@ -103,9 +103,10 @@ pub struct Secrets {
     /// The version of each Secret the watch last showed: the same version shown again (a
     /// relist) is no change. Kept apart from the cache, which an API read may fill with a
     /// version the watch has not shown yet (its event must still wake the Secret's users).
-    watched: Mutex<HashMap<SecretKey, String>>,
-    /// Secrets someone else changed while we wrote their finalizers: their users are woken by
-    /// [`Secrets::take_changed_meanwhile`]'s caller.
+    last_shown: Mutex<HashMap<SecretKey, String>>,
+    /// Secrets whose users are to be woken outside a watch event of their own: changed by
+    /// someone else while we wrote their finalizers, or deleted while the watch was away. Woken
+    /// by [`Secrets::take_changed_meanwhile`]'s caller.
     changed_meanwhile: Mutex<Vec<SecretKey>>,
 }
 
@@ -163,13 +164,13 @@ impl Secrets {
             synced_scopes: Mutex::default(),
             holding: tokio::sync::Mutex::new(()),
             in_flight: Mutex::default(),
-            watched: Mutex::default(),
+            last_shown: Mutex::default(),
             changed_meanwhile: Mutex::default(),
         }
     }
 
-    /// The Secrets someone else changed while we were writing their finalizers (each once): the
-    /// caller wakes their users, as the watch event would have.
+    /// The Secrets changed (or deleted) without a watch event of their own that said so: the
+    /// caller wakes their users, as that event would have.
     pub fn take_changed_meanwhile(&self) -> Vec<SecretKey> {
         std::mem::take(
             &mut *self
@@ -179,8 +180,8 @@ impl Secrets {
         )
     }
 
-    fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, String>> {
-        self.watched.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn last_shown(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, String>> {
+        self.last_shown.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<SecretKey, InFlight>> {
@@ -213,6 +214,37 @@ impl Secrets {
             .filter(|(scope, _)| scope.as_deref().is_none_or(|s| s == namespace))
             .find_map(|(_, store)| store.get(&reference))
             .and_then(|meta| meta.metadata.resource_version.clone())
+    }
+
+    /// After a (re)list of `scope`: the Secrets deleted while the watch was away send no Delete
+    /// event. What is kept of them is dropped, and their users are woken (through
+    /// [`Secrets::take_changed_meanwhile`]) as a Delete would have.
+    fn forget_unlisted(&self, scope: Option<&str>) {
+        let listed: HashSet<SecretKey> = {
+            let stores = self.stores.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Some((_, store)) = stores.iter().find(|(s, _)| s.as_deref() == scope) else {
+                return;
+            };
+            store
+                .state()
+                .iter()
+                .map(|meta| (meta.namespace().unwrap_or_default(), meta.name_any()))
+                .collect()
+        };
+        let in_scope = |key: &SecretKey| scope.is_none_or(|namespace| key.0 == namespace);
+        let mut gone: Vec<SecretKey> = Vec::new();
+        self.last_shown().retain(|key, _| {
+            let keep = !in_scope(key) || listed.contains(key);
+            if !keep {
+                gone.push(key.clone());
+            }
+            keep
+        });
+        self.cache().retain(|key, _| !in_scope(key) || listed.contains(key));
+        self.changed_meanwhile
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend(gone);
     }
 
     /// The Secret's data: from the cache when the watch says it has not changed, else read.
@@ -424,7 +456,7 @@ impl Secrets {
             watcher::Event::Delete(meta) => {
                 let key = (meta.namespace().unwrap_or_default(), meta.name_any());
                 self.cache().remove(&key);
-                self.watched().remove(&key);
+                self.last_shown().remove(&key);
                 return Some(key);
             }
             watcher::Event::Init => return None,
@@ -433,6 +465,7 @@ impl Secrets {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .insert(scope.map(str::to_string));
+                self.forget_unlisted(scope);
                 return None;
             }
         };
@@ -444,7 +477,8 @@ impl Secrets {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .contains(&scope.map(str::to_string));
-        let shown_before = self.watched().insert(key.clone(), version.to_string()).as_deref() == Some(version.as_str());
+        let shown_before =
+            self.last_shown().insert(key.clone(), version.to_string()).as_deref() == Some(version.as_str());
         {
             // Both at once, in the writer's order: a write that ends between the two looks
             // would otherwise be neither ours nor in flight.
@@ -525,6 +559,44 @@ mod tests {
             None,
             "a relist"
         );
+    }
+
+    /// A Secret deleted while the watch was away sends no Delete event: the relist's end
+    /// forgets it and wakes its users.
+    #[tokio::test]
+    async fn a_secret_deleted_during_a_watch_gap_is_forgotten_at_the_relist() {
+        let (_kube, client) = FakeKube::start();
+        let secrets = Secrets::new(client, hold_finalizer(None));
+        let (store, mut writer) = kube::runtime::reflector::store::<PartialObjectMeta<Secret>>();
+        secrets.watch_scope(None, store);
+        let meta = |name: &str| {
+            let mut meta = PartialObjectMeta::<Secret>::default();
+            meta.metadata.name = Some(name.into());
+            meta.metadata.namespace = Some("ns".into());
+            meta.metadata.resource_version = Some("1".into());
+            meta
+        };
+        let mut relist = |names: &[&str]| {
+            let mut events = vec![watcher::Event::Init];
+            events.extend(names.iter().map(|n| watcher::Event::InitApply(meta(n))));
+            events.push(watcher::Event::InitDone);
+            for event in events {
+                writer.apply_watcher_event(&event);
+                assert_eq!(secrets.observe(None, &event), None);
+            }
+        };
+        relist(&["kept", "gone"]);
+        assert!(
+            secrets.take_changed_meanwhile().is_empty(),
+            "the first list changes nothing"
+        );
+        relist(&["kept"]);
+        assert_eq!(
+            secrets.take_changed_meanwhile(),
+            vec![("ns".to_string(), "gone".to_string())]
+        );
+        // Made again later with the same version number: a change, not a relist.
+        assert!(secrets.observe(None, &watcher::Event::Apply(meta("gone"))).is_some());
     }
 
     /// The echo of our finalizer write can arrive before its answer: it wakes nobody. A change

@@ -328,6 +328,8 @@ impl Context {
         if let Some((namespace, name)) = self.secrets.observe(scope, event) {
             self.secret_changed(&namespace, &name);
         }
+        // Those gone while the watch was away (seen at the end of a relist).
+        self.secrets_changed_meanwhile();
     }
 
     /// After a write of a Secret's finalizers: the Secrets someone else changed meanwhile
