@@ -4,15 +4,20 @@ SHELL := /bin/bash
 E2E_STATE ?= $(CURDIR)/.e2e
 WITH_ENV := source $(E2E_STATE)/env.sh &&
 
-.PHONY: build test lint crds manifests env-up env-down image demo demo-down tools clean-env bench
+.PHONY: build test lint crds manifests env-up env-down image demo demo-down tools clean-env bench migration-tools
 
 build:
 	cargo build --bins
 
 ## The whole suite: lint, unit tests, the client against a real Keystone + Glance, and the
 ## end-to-end tests of the operator on a real kube-apiserver. Starts the environment first.
-test: lint env-up image
+test: lint env-up image migration-tools
 	$(WITH_ENV) cargo test --features e2e --no-fail-fast
+
+## Terraform and its OpenStack provider (tests/e2e_migrate.rs), into the tools cache that
+## .e2e/env.sh puts on PATH; `make demo` does without them.
+migration-tools:
+	hack/tools.sh terraform-openstack > /dev/null
 
 lint:
 	cargo fmt --all -- --check

@@ -2,8 +2,9 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|system|terraform]   (default: all;
-#   `terraform` adds OpenTofu to what `all` builds, for the benchmark)
+#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|system|terraform-openstack|terraform]
+#   (default: all; `terraform-openstack`: Terraform and its OpenStack provider, for `make test`'s
+#   migration tests; `terraform`: those and OpenTofu, for the benchmark)
 #
 # Idempotent: a tool whose binary is already in the cache is not rebuilt. The cache lives in
 # $IAO_TOOLS_CACHE (default ~/.cache/image-access-operator/tools); each tool gets a folder
@@ -254,7 +255,8 @@ case "${1:-all}" in
   hadolint) hadolint_tool ;;
   terraform) terraform_tools ;;
   system) system_packages ;;
-  all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool; terraform_openstack ;;
-  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|system|terraform]" >&2; exit 2 ;;
+  terraform-openstack) terraform_openstack ;;
+  all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool ;;
+  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|system|terraform-openstack|terraform]" >&2; exit 2 ;;
 esac
 echo "$BIN"
