@@ -529,10 +529,9 @@ mod tests {
             .collect()
     }
 
-    /// A change a read saw before the watch showed it still wakes the Secret's users when the
-    /// watch shows it; the same version listed again does not.
-    #[tokio::test]
-    async fn a_change_read_before_the_watch_shows_it_still_wakes() {
+    /// A fake API server with Secret ns/creds, and the Secrets of an operator whose watch has
+    /// listed it.
+    fn one_listed_secret() -> (FakeKube, Secrets, SecretKey) {
         let (kube, client) = FakeKube::start();
         kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {}")]);
         let secrets = Secrets::new(client, hold_finalizer(None));
@@ -542,7 +541,26 @@ mod tests {
             secrets.observe(None, &watcher::Event::InitApply(meta));
         }
         secrets.observe(None, &watcher::Event::InitDone);
-        let key = ("ns".to_string(), "creds".to_string());
+        (kube, secrets, ("ns".to_string(), "creds".to_string()))
+    }
+
+    /// The watch events of a write the fake has made but not answered yet.
+    async fn echo_of_the_write(kube: &FakeKube) -> Vec<watcher::Event<PartialObjectMeta<Secret>>> {
+        for _ in 0..10_000 {
+            tokio::task::yield_now().await;
+            let events = secret_events(kube);
+            if !events.is_empty() {
+                return events;
+            }
+        }
+        panic!("the write made no change")
+    }
+
+    /// A change a read saw before the watch showed it still wakes the Secret's users when the
+    /// watch shows it; the same version listed again does not.
+    #[tokio::test]
+    async fn a_change_read_before_the_watch_shows_it_still_wakes() {
+        let (kube, secrets, key) = one_listed_secret();
 
         kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {fixed: {}}")]);
         secrets
@@ -603,16 +621,8 @@ mod tests {
     /// by someone else in that moment still does, once the answer is in.
     #[tokio::test]
     async fn the_echo_of_a_finalizer_write_is_told_from_a_change_made_meanwhile() {
-        let (kube, client) = FakeKube::start();
-        kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {}")]);
-        let secrets = Arc::new(Secrets::new(client, hold_finalizer(None)));
-        secrets.observe(None, &watcher::Event::Init);
-        for event in secret_events(&kube) {
-            let watcher::Event::Apply(meta) = event else { continue };
-            secrets.observe(None, &watcher::Event::InitApply(meta));
-        }
-        secrets.observe(None, &watcher::Event::InitDone);
-        let key = ("ns".to_string(), "creds".to_string());
+        let (kube, secrets, key) = one_listed_secret();
+        let secrets = Arc::new(secrets);
 
         for someone_else_edits in [false, true] {
             let seen = secret_metadata(&kube.secret("ns", "creds").expect("secret"));
@@ -626,15 +636,7 @@ mod tests {
                 }
             });
             // The write is made and its echo delivered; its answer has not come back yet.
-            let mut events = Vec::new();
-            for _ in 0..10_000 {
-                tokio::task::yield_now().await;
-                events = secret_events(&kube);
-                if !events.is_empty() {
-                    break;
-                }
-            }
-            assert!(!events.is_empty(), "the write made no change");
+            let mut events = echo_of_the_write(&kube).await;
             if someone_else_edits {
                 kube.put_secret("ns", "creds", &[("clouds.yaml", "clouds: {edited: {}}")]);
                 events.extend(secret_events(&kube));
@@ -657,15 +659,7 @@ mod tests {
         let _resume = kube.pause_next_answer();
         let writer = secrets.clone();
         let write = tokio::spawn(async move { writer.hold_seen(&seen).await });
-        let mut echo = Vec::new();
-        for _ in 0..10_000 {
-            tokio::task::yield_now().await;
-            echo = secret_events(&kube);
-            if !echo.is_empty() {
-                break;
-            }
-        }
-        assert!(!echo.is_empty(), "the write made no change");
+        let echo = echo_of_the_write(&kube).await;
         for event in &echo {
             assert_eq!(secrets.observe(None, event), None);
         }

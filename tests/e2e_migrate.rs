@@ -297,6 +297,25 @@ async fn delete_all(ns: &TestNamespace, manifests: &str) {
     }
 }
 
+/// Deletes the exported objects (their policy is Orphan): every membership stays as `before`,
+/// and Glance saw no member write since `log` started.
+async fn deleted_with_orphan(
+    ns: &TestNamespace,
+    manifests: &str,
+    env: &RealOpenStack,
+    images: &[String],
+    before: &[(String, String, String)],
+    log: &GlanceLog,
+) {
+    delete_all(ns, manifests).await;
+    assert_eq!(
+        memberships(env, images).await,
+        before,
+        "Orphan: every membership still there"
+    );
+    reads_only(log, images, "the deletions");
+}
+
 #[tokio::test]
 async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
     let env = RealOpenStack::from_env();
@@ -371,13 +390,7 @@ async fn memberships_made_by_terraform_move_to_the_operator_untouched() {
         !listed.contains("image_access"),
         "Terraform holds only the images now: {listed}"
     );
-    delete_all(&ns, &manifests).await;
-    assert_eq!(
-        memberships(&env, &images).await,
-        before,
-        "Orphan: every membership still there"
-    );
-    reads_only(&log, &images, "the deletions");
+    deleted_with_orphan(&ns, &manifests, &env, &images, &before, &log).await;
 }
 
 #[tokio::test]
@@ -447,13 +460,7 @@ async fn memberships_made_by_hand_move_to_the_operator_untouched() {
     }
     reads_only(&log, &images, &format!("{} ImageAccess from Glance", accesses.len()));
 
-    delete_all(&ns, &manifests).await;
-    assert_eq!(
-        memberships(&env, &images).await,
-        before,
-        "Orphan: every membership still there"
-    );
-    reads_only(&log, &images, "the deletions");
+    deleted_with_orphan(&ns, &manifests, &env, &images, &before, &log).await;
 }
 
 #[tokio::test]
