@@ -10,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::RealOpenStack;
 use common::cluster::{Operator, TestNamespace, WAIT, eventually, is_ready, kubectl, kubectl_ok};
+use common::{RealOpenStack, var};
 use image_access_operator::api::{ImageAccess, ImageAccessAccept, Managed};
 
 /// Glance's request log (uwsgi's, one line per request), read from an offset.
@@ -22,7 +22,7 @@ struct GlanceLog {
 
 impl GlanceLog {
     fn from_now() -> GlanceLog {
-        let state = std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR: source .e2e/env.sh");
+        let state = var("OSL_STATE_DIR");
         let path = Path::new(&state).join("log/glance-uwsgi.log");
         let start = std::fs::metadata(&path).map(|m| m.len()).expect("Glance's request log");
         GlanceLog { path, start }
@@ -186,10 +186,6 @@ impl Drop for Terraform {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name}: source .e2e/env.sh"))
 }
 
 fn which(program: &str) -> PathBuf {

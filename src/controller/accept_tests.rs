@@ -447,18 +447,24 @@ async fn another_projects_credentials_are_named_not_waited_on() {
     assert!(status.membership.conditions[0].message.contains(OTHER_PROJECT));
 }
 
-/// Review finding: an accept being deleted while another takes over (a rename) leaves the
-/// status to it instead of rejecting.
-#[tokio::test]
-async fn a_deleted_accept_leaves_the_status_to_the_one_that_takes_over() {
-    let mut h = Harness::new().await;
-    accepted(&mut h).await;
+/// An accepted "accept", a second accept of the same membership ("renamed", Ready as well),
+/// then "accept" deleted (the watch has shown it).
+async fn renamed_then_deleted(h: &mut Harness) {
+    accepted(h).await;
     h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
     h.reconcile_kind::<ImageAccessAccept>("renamed")
         .await
         .expect("ready too: same status");
     h.kube.delete_accept(NAMESPACE, "accept");
     h.sync();
+}
+
+/// Review finding: an accept being deleted while another takes over (a rename) leaves the
+/// status to it instead of rejecting.
+#[tokio::test]
+async fn a_deleted_accept_leaves_the_status_to_the_one_that_takes_over() {
+    let mut h = Harness::new().await;
+    renamed_then_deleted(&mut h).await;
     h.calls();
     h.reconcile_kind::<ImageAccessAccept>("accept")
         .await
@@ -526,13 +532,7 @@ async fn a_refused_accept_deletes_without_blocking() {
 #[tokio::test]
 async fn a_successor_that_may_not_be_read_blocks_the_deletion_with_the_right_to_grant() {
     let mut h = Harness::new().await;
-    accepted(&mut h).await;
-    h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
-    h.reconcile_kind::<ImageAccessAccept>("renamed")
-        .await
-        .expect("ready too");
-    h.kube.delete_accept(NAMESPACE, "accept");
-    h.sync();
+    renamed_then_deleted(&mut h).await;
     h.kube.fail_next("GET", "/imageaccessaccepts/renamed", 403);
     h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
     let status = accept_status(&h);
@@ -586,13 +586,7 @@ async fn a_status_set_before_a_crash_is_not_left_behind_by_other_credentials() {
 #[tokio::test]
 async fn a_successor_deleted_since_the_cache_was_filled_gets_no_hand_over() {
     let mut h = Harness::new().await;
-    accepted(&mut h).await;
-    h.apply(&ImageAccessAccept::test("renamed", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
-    h.reconcile_kind::<ImageAccessAccept>("renamed")
-        .await
-        .expect("ready too");
-    h.kube.delete_accept(NAMESPACE, "accept");
-    h.sync();
+    renamed_then_deleted(&mut h).await;
     h.kube.delete_accept(NAMESPACE, "renamed");
     let _not_seen_by_the_watch_yet = h.kube.take_changes();
     h.calls();

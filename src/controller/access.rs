@@ -219,15 +219,6 @@ async fn converge(
             Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
         }
     };
-    // The image's list has no such member, or there is no list (the image is gone, or hidden
-    // from these credentials): an adopting object creates only a missing member, so that a
-    // gone image is reported as such, and no create is sent for it.
-    if adopting
-        && observed.is_none()
-        && let Err(e) = glance.show_image(&desired.image_id).await
-    {
-        return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired));
-    }
     // A write makes what was read of the image's members stale: a read answered while it is
     // in flight is not kept (marked before), nor one answered after it (marked after, unless
     // Glance refused it).
@@ -388,22 +379,23 @@ async fn observe(
         Some(found) => found,
         None => read_members(object, glance, key, desired, ctx)
             .await
-            .map(|list| list.and_then(|l| find(&l))),
+            .map(|list| find(&list)),
     };
     drop(turn);
     ctx.member_lists.done_reading();
     found
 }
 
-/// Reads the image's members (`None`: the image is gone or hidden, so is every member), keeps
-/// the list and lends it to the siblings it wakes; a failure is kept for those waiting.
+/// Reads the image's members, keeps the list and lends it to the siblings it wakes; a failure
+/// (a 404 included: the image is gone, or hidden from these credentials, and a create would
+/// only be answered 404 too) is kept for those waiting.
 async fn read_members(
     object: &ImageAccess,
     glance: &Glance,
     key: ListKey,
     desired: &Membership,
     ctx: &Context,
-) -> Result<Option<Vec<Member>>, OpenStackError> {
+) -> Result<Vec<Member>, OpenStackError> {
     let epoch = ctx.member_lists.epoch(&desired.image_id);
     match glance.list_members(&desired.image_id).await {
         Ok(list) => {
@@ -414,9 +406,8 @@ async fn read_members(
                     ctx.wake(sibling);
                 }
             }
-            Ok(Some(list))
+            Ok(list)
         }
-        Err(e) if e.is_not_found() => Ok(None),
         Err(e) => {
             ctx.member_lists.put_failure(key, e.clone(), ctx.clock.now());
             Err(e)

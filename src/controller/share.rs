@@ -101,10 +101,26 @@ impl ShareState {
     }
 
     fn observe_share(&self, event: &watcher::Event<ImageShare>) {
-        if let watcher::Event::Delete(share) = event {
-            locked(&self.failures).remove(&share.uid().unwrap_or_default());
-            let gone = ObjectRef::from_obj(share);
-            locked(&self.taken).retain(|_, waiting| *waiting != gone);
+        match event {
+            watcher::Event::Delete(share) => {
+                locked(&self.failures).remove(&share.uid().unwrap_or_default());
+                let gone = ObjectRef::from_obj(share);
+                locked(&self.taken).retain(|_, waiting| *waiting != gone);
+            }
+            // A share deleted while the watch was away sends no Delete: what is kept for it
+            // goes once the new list is in.
+            watcher::Event::InitDone => {
+                let shares: Vec<Arc<ImageShare>> = locked(&self.stores)
+                    .iter()
+                    .flat_map(|(_, store)| store.state())
+                    .collect();
+                let uids: HashSet<String> = shares.iter().filter_map(|share| share.uid()).collect();
+                let refs: HashSet<ObjectRef<ImageShare>> =
+                    shares.iter().map(|share| ObjectRef::from_obj(share.as_ref())).collect();
+                locked(&self.failures).retain(|uid, _| uids.contains(uid));
+                locked(&self.taken).retain(|_, waiting| refs.contains(waiting));
+            }
+            _ => {}
         }
     }
 }
@@ -487,6 +503,19 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             }
         }
     }
+    // Registered before the writes (which take a while): an event of one of these holders
+    // during them must find the entry to wake the share.
+    let me = ObjectRef::from_obj(share);
+    {
+        let mut waiting = locked(&ctx.shares.taken);
+        let held = states
+            .iter()
+            .filter(|(_, state)| matches!(state, ChildState::Stalled { reason, .. } if reason == NAME_TAKEN))
+            .map(|(name, _)| ObjectRef::new(name).within(namespace));
+        for name in held.chain(waiting_for.iter().cloned()) {
+            waiting.insert(name, me.clone());
+        }
+    }
     let concurrency = usize::from(ctx.settings.reconcile_concurrency());
     let results: Vec<(String, Result<Written, Refusal>)> = stream::iter(to_write)
         .map(|(reference, wanted, create)| write_tracked(ctx, api.clone(), share, reference, wanted, create))
@@ -520,12 +549,19 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         .collect();
     blocked |= !taken.is_empty();
     {
-        let me = ObjectRef::from_obj(share);
         let mut waiting = locked(&ctx.shares.taken);
         waiting.retain(|name, share| *share != me || taken.contains(name));
-        for name in taken {
-            waiting.insert(name, me.clone());
+        for name in &taken {
+            waiting.insert(name.clone(), me.clone());
         }
+    }
+    // A holder whose Delete came before its name was registered (a 409 met during the writes)
+    // wakes nobody: look again now that it is gone.
+    if taken
+        .iter()
+        .any(|name| ctx.cached_access(&name.name, namespace).is_none())
+    {
+        ctx.shares.requeue.send(me.clone());
     }
     if created > 0 {
         events.push(Happened::normal(

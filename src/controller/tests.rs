@@ -529,7 +529,8 @@ async fn an_object_written_for_a_membership_that_is_gone_creates_it() {
     h.reconcile("share").await.expect("reconciled");
     assert_eq!(condition(&h.status("share"), "Ready").status, "True");
     assert_eq!(event_reasons(&h.calls()), vec!["MemberCreated"]);
-    assert_eq!(h.fake.requests("POST members"), 1);
+    let requests = ["GET members", "GET image", "POST members"].map(|kind| h.fake.requests(kind));
+    assert_eq!(requests, [1, 0, 1], "the list, then the create");
 }
 
 /// An exported object whose image is gone since: ImageNotFound, without a create.
@@ -540,7 +541,22 @@ async fn an_object_written_for_a_membership_of_an_image_that_is_gone_sends_no_cr
     h.apply(&adopting(ImageAccess::test("share", gone, MEMBER_PROJECT, "owner")));
     h.reconcile("share").await.expect("reconciled");
     assert_eq!(condition(&h.status("share"), "Stalled").reason, "ImageNotFound");
-    assert_eq!(h.fake.requests("POST members"), 0);
+    let requests = ["GET members", "GET image", "POST members"].map(|kind| h.fake.requests(kind));
+    assert_eq!(requests, [1, 0, 0], "the list's 404 says it all");
+}
+
+/// An image deleted under a managed membership: ImageNotFound from the list's 404, with no
+/// attempt to create the member again.
+#[tokio::test]
+async fn an_image_deleted_under_a_membership_is_reported_without_a_create() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    h.fake.remove_image(IMAGE);
+    h.later();
+    h.reconcile("share").await.expect("stalled");
+    assert_eq!(condition(&h.status("share"), "Stalled").reason, "ImageNotFound");
+    assert_eq!(h.fake.requests("POST members"), 1, "only the first create");
 }
 
 fn adopting(mut object: ImageAccess) -> ImageAccess {

@@ -33,19 +33,18 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
         source,
     })?;
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
-    let failed = |doing: String, hint: &'static str| move |source| ExportError::OpenStack { doing, source, hint };
-    let credentials_hint = "; check the cloud entry's credentials (`openstack --os-cloud NAME token issue` tries them)";
+    let failed = |doing: String| move |source| ExportError::OpenStack { doing, source };
     let session = openstack
         .session(&cloud.credentials)
-        .map_err(failed(format!("cloud {cloud_name:?}"), ""))?;
+        .map_err(failed(format!("cloud {cloud_name:?}")))?;
     let glance = session
         .glance(cloud.region_name.as_deref(), &cloud.interface)
         .await
-        .map_err(failed(format!("cloud {cloud_name:?}"), credentials_hint))?;
+        .map_err(failed(format!("cloud {cloud_name:?}")))?;
     let project = session
         .project_id()
         .await
-        .map_err(failed(format!("cloud {cloud_name:?}"), credentials_hint))?
+        .map_err(failed(format!("cloud {cloud_name:?}")))?
         .ok_or_else(|| ExportError::Unscoped {
             cloud: cloud_name.clone(),
         })?;
@@ -54,7 +53,7 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
         glance
             .list_images(&project, "shared")
             .await
-            .map_err(failed(format!("listing the shared images of project {project}"), ""))?
+            .map_err(failed(format!("listing the shared images of project {project}")))?
     } else {
         let mut images = Vec::new();
         for id in &args.images {
@@ -72,18 +71,7 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
             notes.push(format!("skipped image {}: gone since it was listed", image.id));
             continue;
         }
-        let members = listed.map_err(|source| {
-            let hint = if image.owner.as_deref().is_some_and(|owner| owner != project) {
-                "; only the owner project (or an admin) may list an image's members: export with its credentials"
-            } else {
-                ""
-            };
-            ExportError::OpenStack {
-                doing: format!("listing the members of image {}", image.id),
-                source,
-                hint,
-            }
-        })?;
+        let members = listed.map_err(failed(format!("listing the members of image {}", image.id)))?;
         if members.is_empty() {
             without_members += 1;
         }
@@ -130,7 +118,6 @@ async fn named_image(glance: &Glance, id: &str, project: &str) -> Result<Image, 
             ExportError::OpenStack {
                 doing: format!("reading image {id}"),
                 source,
-                hint: "",
             }
         }
     })?;

@@ -134,12 +134,8 @@ pub enum ExportError {
     Clouds { path: String, source: ConfigError },
     #[error("cannot read the CA bundle {path}: {source}")]
     ReadCaCert { path: String, source: std::io::Error },
-    #[error("{doing}: {source}{hint}")]
-    OpenStack {
-        doing: String,
-        source: OpenStackError,
-        hint: &'static str,
-    },
+    #[error("{doing}: {source}; {}", what_to_do(source))]
+    OpenStack { doing: String, source: OpenStackError },
     #[error(
         "image {image} was not found, or project {project} may not see it: check the ID (`openstack image show {image}`)"
     )]
@@ -156,6 +152,23 @@ pub enum ExportError {
     Unscoped { cloud: String },
     #[error("cannot write the manifests: {0}")]
     Render(String),
+}
+
+/// The next step after an OpenStack failure, by what it was.
+fn what_to_do(error: &OpenStackError) -> &'static str {
+    use crate::openstack::HttpErrorKind;
+    match error.http_kind() {
+        Some(HttpErrorKind::Unauthorized) => {
+            "check the cloud entry's credentials (`openstack --os-cloud NAME token issue` tries them)"
+        }
+        Some(HttpErrorKind::Forbidden) => {
+            "the credentials may not do this: export with the image owner project's (or an admin's)"
+        }
+        _ if error.is_transient() => "Glance or the network failed for now: run the export again",
+        _ => {
+            "check the cloud entry (auth_url, region_name, interface) against `openstack --os-cloud NAME catalog list`"
+        }
+    }
 }
 
 /// The manifests, and what to tell the person on stderr.

@@ -45,7 +45,9 @@ pub enum StateError {
         "`terraform show -json` format version {0:?} is not supported: this reads 1.x (Terraform 0.12 and later, OpenTofu)"
     )]
     ShownVersion(String),
-    #[error("the state does not have the shape of its format version: {0}")]
+    #[error(
+        "the state does not have the shape of its format version ({0}): export from the output of `terraform show -json` instead"
+    )]
     Malformed(String),
 }
 

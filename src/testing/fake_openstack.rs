@@ -285,6 +285,13 @@ impl FakeOpenStack {
         self.lock().members.insert((image.into(), member.into()), entry);
     }
 
+    /// Deletes an image (and so its members), as `openstack image delete` would.
+    pub fn remove_image(&self, id: &str) {
+        let mut state = self.lock();
+        state.images.remove(id);
+        state.members.retain(|(image, _), _| image != id);
+    }
+
     pub fn remove_member(&self, image: &str, member: &str) {
         self.lock().members.remove(&(image.to_string(), member.to_string()));
     }

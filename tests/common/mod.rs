@@ -21,7 +21,7 @@ pub struct RealOpenStack {
     http: reqwest::Client,
 }
 
-fn var(name: &str) -> String {
+pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set: the tests with real parts need the environment of tests/env/up.sh \
