@@ -195,8 +195,8 @@ run_floor() { # PAIRS TIMELINE -> "seconds cpu-parts(6)"
 # One ImageAccess per pair, or with SHARE=1 one ImageShare of the pairs' images × members (the
 # pairs must be their full product: make_pairs with 100 per image and N a multiple of 100),
 # whose N children the operator makes.
-run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(5)]"
-  local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady="" share=${4:-0}
+run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(5)]"
+  local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady="" share=${4:-0} flag=${5:-}
   ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))
   NAMESPACES+=("$ns")
   kubectl create namespace "$ns" >/dev/null
@@ -217,7 +217,8 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] -> "apply total glanc
   t0=$(now)
   "$BENCH" watch-ready --namespace "$ns" --count "$N" --start "$t0" --timeline "$2" > "$WORK/ready" &
   local watch=$!
-  kubectl -n "$ns" apply -f "$manifests" >/dev/null
+  # shellcheck disable=SC2086 # the flag is one word or none
+  kubectl -n "$ns" apply $flag -f "$manifests" >/dev/null
   apply=$(since "$t0")
   wait "$watch"; total=$(cat "$WORK/ready")
   parts=$(cpu_delta "$parts0" "$(cpu_parts)" "$total")
@@ -325,7 +326,10 @@ for processes in 1 2; do
     log "run $run/$RUNS: opentofu"
     make_pairs "$WORK/pairs-tofu" "tofu-$run"
     tofu_s=$(run_tool tofu "$WORK/pairs-tofu" "$WORK/timeline-tofu-$processes-$run" "$steady")
-    echo "$floor | $operator | $terraform_s | $tofu_s" >> "$WORK/rows"
+    log "run $run/$RUNS: operator, kubectl apply --server-side"
+    make_pairs "$WORK/pairs-op-ssa" "op-ssa-$run"
+    operator_ssa=$(run_operator "$WORK/pairs-op-ssa" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side)
+    echo "$floor | $operator | $terraform_s | $tofu_s | $operator_ssa" >> "$WORK/rows"
     if [ "$processes" = 1 ]; then
       log "run $run/$RUNS: one ImageShare of $((N / 100)) images x 100 members"
       make_pairs "$WORK/pairs-share" "share-$run" 100
@@ -333,7 +337,7 @@ for processes in 1 2; do
       echo "$share | $operator" >> "$WORK/share-rows"
       log "run $run: share $(echo "$share" | cut -d' ' -f2)s"
     fi
-    log "run $run: floor $(echo "$floor" | cut -d" " -f1)s, operator $(echo "$operator" | cut -d' ' -f2)s, terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
+    log "run $run: floor $(echo "$floor" | cut -d" " -f1)s, operator $(echo "$operator" | cut -d' ' -f2)s (--server-side $(echo "$operator_ssa" | cut -d' ' -f2)s), terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
     if [ "$steady" = 1 ]; then
       echo "$operator" > "$WORK/steady-operator"; echo "$terraform_s" > "$WORK/steady-terraform"; echo "$tofu_s" > "$WORK/steady-tofu"
     fi
@@ -346,10 +350,14 @@ for processes in 1 2; do
     printf '  floor (the project client, %d at once, no Kubernetes): %s\n' "$CONCURRENCY" "$(col 1 1 | median)"
     printf '  operator, kubectl apply start to all Ready:           %s  (the apply itself: %s; per object: Glance requests %s, Kubernetes writes %s plus %s events)\n' \
       "$(col 2 2 | median)" "$(col 2 1 | median)" "$(col 2 3 | median)" "$(col 2 4 | median)" "$(col 2 7 | median)"
+    printf '  operator, kubectl apply --server-side start to Ready: %s  (the apply itself: %s; per object: Glance requests %s, Kubernetes writes %s plus %s events)\n' \
+      "$(col 5 2 | median)" "$(col 5 1 | median)" "$(col 5 3 | median)" "$(col 5 4 | median)" "$(col 5 7 | median)"
     printf '  terraform apply:                                      %s\n' "$(col 3 1 | median)"
     printf '  opentofu apply:                                       %s\n' "$(col 4 1 | median)"
     printf '  ratios (median of per-run ratios): operator/floor %s (goal <= 1.15); terraform/operator %s, opentofu/operator %s (goal >= 1.9)\n' \
       "$(ratio 2 2 1 1 | median)" "$(ratio 3 1 2 2 | median)" "$(ratio 4 1 2 2 | median)"
+    printf '  the same with kubectl apply --server-side: operator/floor %s; terraform/operator %s, opentofu/operator %s\n' \
+      "$(ratio 5 2 1 1 | median)" "$(ratio 3 1 5 2 | median)" "$(ratio 4 1 5 2 | median)"
     printf '  operator CPU until Ready %s s, peak RSS %s MiB (median)\n' "$(col 2 5 | median)" "$(col 2 6 | median)"
     printf '  CPU seconds during the run (median) - apiserver %s, etcd %s, Glance %s, Keystone %s, the rest (operator, kubectl, watcher) %s; machine busy %s%% of %s cores\n' \
       "$(col 2 8 | median)" "$(col 2 9 | median)" "$(col 2 10 | median)" "$(col 2 11 | median)" "$(col 2 12 | median)" "$(col 2 13 | median)" "$(nproc)"
@@ -378,7 +386,7 @@ read -r _ tofu_plan tofu_plan_requests < "$WORK/steady-tofu"
   echo "  terraform plan -refresh-only: ${tf_plan} s, $tf_plan_requests Glance member requests; opentofu: ${tofu_plan} s, $tofu_plan_requests"
 } >> "$REPORT"
 "$BENCH" chart --out "$CHART" --title "$N memberships from nothing to done (Glance with 1 worker, quota 128; run 1)" \
-  "operator=$WORK/timeline-operator-1-1" "terraform=$WORK/timeline-terraform-1-1" \
+  "operator=$WORK/timeline-operator-1-1" "operator, apply --server-side=$WORK/timeline-operator-ssa-1-1" "terraform=$WORK/timeline-terraform-1-1" \
   "opentofu=$WORK/timeline-tofu-1-1" "floor (the client alone)=$WORK/timeline-floor-1-1"
 OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
 

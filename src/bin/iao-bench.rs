@@ -317,7 +317,10 @@ fn chart(out: PathBuf, title: String, series: Vec<String>) -> Result<(), Failure
         .flat_map(|(_, t)| t.iter().copied())
         .fold(1.0_f64, f64::max);
     let max_n = lines.values().map(|(_, t)| t.len()).max().unwrap_or(1).max(1);
-    let (w, h, left, bottom, top, right) = (760.0, 420.0, 70.0, 50.0, 40.0, 190.0);
+    // The legend is as wide as its longest line: "LABEL (123.4 s)", ~6.6 px a character.
+    let longest = lines.values().map(|(l, _)| l.chars().count() + 10).max().unwrap_or(0);
+    let right = 50.0 + 6.6 * longest as f64;
+    let (w, h, left, bottom, top) = (570.0 + right, 420.0, 70.0, 50.0, 40.0);
     let x = |t: f64| left + t / max_t * (w - left - right);
     let y = |n: f64| h - bottom - n / max_n as f64 * (h - bottom - top);
     let colors = ["#1b7f3b", "#5c3fa8", "#c0392b", "#555555", "#d68910"];
