@@ -8,7 +8,9 @@
 #      the operator (from the start of `kubectl apply` to all Ready, split into the apply and the
 #      rest), Terraform and OpenTofu (`apply`, default parallelism, the same provider build), and
 #      the floor (the same N creates by the project's own Glance client at the operator's
-#      concurrency, no Kubernetes). RUNS (3) runs each; medians.
+#      concurrency, no Kubernetes). The operator a second time with `kubectl apply
+#      --server-side` (one request per object instead of kubectl's GET and POST, as Flux and
+#      Argo CD's server-side apply send). RUNS (3) runs each; medians.
 #      And one ImageShare of N/100 images × 100 members (1 Glance worker): from `kubectl apply`
 #      to all N children Ready, against the N hand-written objects of the same run.
 #   2. Steady state over two resync periods (30 s here): Glance and Kubernetes requests (the
@@ -218,7 +220,7 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] 
   "$BENCH" watch-ready --namespace "$ns" --count "$N" --start "$t0" --timeline "$2" > "$WORK/ready" &
   local watch=$!
   # shellcheck disable=SC2086 # the flag is one word or none
-  kubectl -n "$ns" apply $flag -f "$manifests" >/dev/null
+  kubectl -n "$ns" apply $flag -f "$manifests" >/dev/null || { log "kubectl apply $flag failed"; kill "$watch" "$pid"; exit 1; }
   apply=$(since "$t0")
   wait "$watch"; total=$(cat "$WORK/ready")
   parts=$(cpu_delta "$parts0" "$(cpu_parts)" "$total")
@@ -320,15 +322,15 @@ for processes in 1 2; do
     log "run $run/$RUNS: operator"
     make_pairs "$WORK/pairs-op" "op-$run"
     operator=$(run_operator "$WORK/pairs-op" "$WORK/timeline-operator-$processes-$run" "$steady")
+    log "run $run/$RUNS: operator, kubectl apply --server-side"
+    make_pairs "$WORK/pairs-op-ssa" "op-ssa-$run"
+    operator_ssa=$(run_operator "$WORK/pairs-op-ssa" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side)
     log "run $run/$RUNS: terraform"
     make_pairs "$WORK/pairs-tf" "tf-$run"
     terraform_s=$(run_tool terraform "$WORK/pairs-tf" "$WORK/timeline-terraform-$processes-$run" "$steady")
     log "run $run/$RUNS: opentofu"
     make_pairs "$WORK/pairs-tofu" "tofu-$run"
     tofu_s=$(run_tool tofu "$WORK/pairs-tofu" "$WORK/timeline-tofu-$processes-$run" "$steady")
-    log "run $run/$RUNS: operator, kubectl apply --server-side"
-    make_pairs "$WORK/pairs-op-ssa" "op-ssa-$run"
-    operator_ssa=$(run_operator "$WORK/pairs-op-ssa" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side)
     echo "$floor | $operator | $terraform_s | $tofu_s | $operator_ssa" >> "$WORK/rows"
     if [ "$processes" = 1 ]; then
       log "run $run/$RUNS: one ImageShare of $((N / 100)) images x 100 members"

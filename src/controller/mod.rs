@@ -48,7 +48,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{PartialObjectMeta, Patch};
+use kube::api::{PartialObjectMeta, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -56,13 +56,14 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 
 use crate::api::{CLAIM_ANNOTATION, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership};
 use crate::credentials::{ReadError, Secrets};
 use crate::metrics::Metrics;
 use crate::openstack::{Cloud, OpenStack, OpenStackError, Session};
 use crate::runtime::tracker::{Clock, Fingerprint, Tracker};
-use crate::runtime::{Events, Happened, Requeue, WatchScope, merge_params, patch_metadata, publish};
+use crate::runtime::{Events, FIELD_MANAGER, Happened, Requeue, WatchScope, patch_metadata, publish};
 use index::Index;
 use problem::{Problem, Step};
 
@@ -722,21 +723,22 @@ pub async fn credentials<K: Kind>(object: &K, ctx: &Context) -> Result<(Arc<Sess
     Ok((session, cloud))
 }
 
-/// Writes the whole status (the operator is its only writer). A JSON patch that replaces
-/// `/status`: it drops what the new status leaves out, as a server-side apply by the status's
-/// only owner would, for less of the API server's CPU (no typed field sets to compute), which
-/// every object pays once at creation.
+/// Writes the status by server-side apply (the operator owns the whole status).
 pub async fn patch_status<K>(api: &Api<K>, object: &K, status: &impl Serialize) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let value = serde_json::to_value(status).map_err(|e| Error::Kube(kube::Error::SerdeError(e)))?;
-    let patch = json_patch::Patch(vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
-        path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
-        value,
-    })]);
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
     match api
-        .patch_status(&object.name_any(), &merge_params(), &Patch::<()>::Json(patch))
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
         .await
     {
         Ok(_) => Ok(()),

@@ -1,7 +1,7 @@
 //! An in-process Kubernetes API for the reconciler's unit and property tests: ImageAccess and
 //! ImageAccessAccept objects and Secrets with the semantics the operator relies on (resourceVersion preconditions
 //! on merge patches, finalizers that hold a deletion, generation bumped by spec edits and by the
-//! deletion mark, status written by a JSON patch of /status), events accepted, and every change queued as a watch
+//! deletion mark, status written by apply), events accepted, and every change queued as a watch
 //! event for the test to feed into the controller's caches. Requests can be made to fail.
 //!
 //! It is a fake for fast tests and fault injection; the end-to-end suite runs a real
@@ -308,18 +308,7 @@ impl State {
                 let Some(object) = self.objects.get_mut(&key) else {
                     return (StatusCode::NOT_FOUND, status_body(404, "NotFound", "not found"));
                 };
-                // Only the status of the patched object is kept, as on the status subresource.
-                let status = match body {
-                    Value::Array(ops) => {
-                        let mut patched = object.clone();
-                        if let Err(message) = json_patch(&mut patched, ops) {
-                            return (StatusCode::UNPROCESSABLE_ENTITY, status_body(422, "Invalid", &message));
-                        }
-                        patched["status"].take()
-                    }
-                    _ => body["status"].clone(),
-                };
-                object["status"] = status;
+                object["status"] = body["status"].clone();
                 object["metadata"]["resourceVersion"] = json!(version);
                 let object = object.clone();
                 self.emit_object(&object, false);
