@@ -434,7 +434,7 @@ floor_big=$(awk -v n="$BIG" -v c="$CONCURRENCY" 'BEGIN{printf "%.1f", n*0.020/c}
 } >> "$REPORT"
 
 {
-  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(terraform version | head -1 | awk '{print $2}'), opentofu $(tofu version | head -1 | awk '{print $2}'), provider terraform-provider-openstack v${TF_OPENSTACK_VERSION:-3.4.0})"
+  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(terraform version 2>/dev/null | awk '/^Terraform v/{print $2; exit}'), opentofu $(tofu version 2>/dev/null | awk '/^OpenTofu v/{print $2; exit}'), provider terraform-provider-openstack v${TF_OPENSTACK_VERSION:-3.4.0})"
   cat "$REPORT"
   echo
 } | tee -a "$OUT"
