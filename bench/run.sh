@@ -47,11 +47,27 @@ BENCH=$ROOT/target/release/iao-bench
 rm -rf "$WORK" && mkdir -p "$WORK"
 AUDIT=$STATE/kube/log/audit.log
 
-PIDS=()
-NAMESPACES=()
+# What the run started, one "pid N" or "namespace NS" line each: a file, because operators and
+# namespaces are started inside $(...) subshells, whose variables the EXIT trap never sees.
+STARTED=$WORK/started
+track() { echo "$1 $2" >> "$STARTED"; }
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for ns in "${NAMESPACES[@]}"; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
+  local kind value pids=() namespaces=() ns left
+  if [ -f "$STARTED" ]; then
+    while read -r kind value; do
+      case $kind in pid) pids+=("$value") ;; namespace) namespaces+=("$value") ;; esac
+    done < "$STARTED"
+  fi
+  # Namespaces first, while their operators (and the fake Glance) run: they remove the
+  # memberships and finalizers. Bounded; an interrupted run may leave one Terminating.
+  for ns in "${namespaces[@]}"; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
+  for _ in $(seq 1 120); do
+    left=0
+    for ns in "${namespaces[@]}"; do kubectl get namespace "$ns" >/dev/null 2>&1 && left=1; done
+    [ "$left" = 0 ] && break
+    sleep 1
+  done
+  for value in "${pids[@]}"; do kill "$value" 2>/dev/null || true; done
   OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -164,7 +180,7 @@ start_operator() { # NAMESPACE METRICS_PORT RESYNC -> pid
     --concurrency "$CONCURRENCY" --metrics-addr "127.0.0.1:$2" --health-addr "127.0.0.1:$(( $2 + 1 ))" \
     > "$WORK/operator-$1.log" 2>&1 &
   local pid=$!
-  PIDS+=("$pid")
+  track pid "$pid"
   until curl -sf "127.0.0.1:$(( $2 + 1 ))/readyz" >/dev/null; do
     kill -0 "$pid" 2>/dev/null || { tail -5 "$WORK/operator-$1.log" >&2; exit 1; }
     sleep 0.2
@@ -200,7 +216,7 @@ run_floor() { # PAIRS TIMELINE -> "seconds cpu-parts(6)"
 run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(6)]"
   local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady="" share=${4:-0} flag=${5:-}
   ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))
-  NAMESPACES+=("$ns")
+  track namespace "$ns"
   kubectl create namespace "$ns" >/dev/null
   kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$WORK/clouds.yaml" >/dev/null
   pid=$(start_operator "$ns" "$port" "${RESYNC}s")
@@ -400,13 +416,13 @@ OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/opensta
 # ------------------------------------------------------------------ 3: 10,000 on a slow Glance
 log "$BIG objects on the in-process fake, 20 ms per Glance request"
 "$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
-PIDS+=("$!")
+track pid "$!"
 until [ -s "$WORK/fake/images" ]; do sleep 0.1; done
 : > "$WORK/big-pairs"
 while read -r image; do for m in $(seq 1 100); do printf '%s big-member-%03d\n' "$image" "$m"; done; done < "$WORK/fake/images" | head -n "$BIG" > "$WORK/big-pairs"
 : > "$WORK/big-rows"
 for run in $(seq 1 "$RUNS"); do
-  ns=bench-big-$run-$(date +%s | cut -c6-10); NAMESPACES+=("$ns")
+  ns=bench-big-$run-$(date +%s | cut -c6-10); track namespace "$ns"
   kubectl create namespace "$ns" >/dev/null
   kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$WORK/fake/clouds.yaml" >/dev/null
   resync=10m; [ "$run" = 1 ] && resync=60s
