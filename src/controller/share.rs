@@ -418,6 +418,17 @@ async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, 
     Ok(Action::requeue(jittered(next)))
 }
 
+/// The children whose name an object the share does not control holds (`NameTaken`).
+fn held_by_others<'a>(
+    states: &'a BTreeMap<String, ChildState>,
+    namespace: &'a str,
+) -> impl Iterator<Item = ObjectRef<ImageAccess>> + 'a {
+    states
+        .iter()
+        .filter(|(_, state)| matches!(state, ChildState::Stalled { reason, .. } if reason == NAME_TAKEN))
+        .map(move |(name, _)| ObjectRef::new(name).within(namespace))
+}
+
 /// Brings the children to the spec and writes the summary. `true` when something only a human
 /// can fix blocks a child (a refused write, a taken name).
 async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<bool, Error> {
@@ -504,15 +515,20 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         }
     }
     // Registered before the writes (which take a while): an event of one of these holders
-    // during them must find the entry to wake the share.
+    // during them must find the entry to wake the share. The names to create too: one may be
+    // held by an object the cache does not show yet (the create meets a 409), whose Delete can
+    // come before the writes are done.
     let me = ObjectRef::from_obj(share);
     {
         let mut waiting = locked(&ctx.shares.taken);
-        let held = states
+        let creating = to_write
             .iter()
-            .filter(|(_, state)| matches!(state, ChildState::Stalled { reason, .. } if reason == NAME_TAKEN))
-            .map(|(name, _)| ObjectRef::new(name).within(namespace));
-        for name in held.chain(waiting_for.iter().cloned()) {
+            .filter(|(_, _, create)| *create)
+            .map(|(reference, _, _)| reference.clone());
+        for name in held_by_others(&states, namespace)
+            .chain(waiting_for.iter().cloned())
+            .chain(creating)
+        {
             waiting.insert(name, me.clone());
         }
     }
@@ -541,12 +557,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             }
         }
     }
-    let taken: HashSet<ObjectRef<ImageAccess>> = states
-        .iter()
-        .filter(|(_, state)| matches!(state, ChildState::Stalled { reason, .. } if reason == NAME_TAKEN))
-        .map(|(name, _)| ObjectRef::new(name).within(namespace))
-        .chain(waiting_for)
-        .collect();
+    let taken: HashSet<ObjectRef<ImageAccess>> = held_by_others(&states, namespace).chain(waiting_for).collect();
     blocked |= !taken.is_empty();
     {
         let mut waiting = locked(&ctx.shares.taken);
@@ -554,14 +565,6 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         for name in &taken {
             waiting.insert(name.clone(), me.clone());
         }
-    }
-    // A holder whose Delete came before its name was registered (a 409 met during the writes)
-    // wakes nobody: look again now that it is gone.
-    if taken
-        .iter()
-        .any(|name| ctx.cached_access(&name.name, namespace).is_none())
-    {
-        ctx.shares.requeue.send(me.clone());
     }
     if created > 0 {
         events.push(Happened::normal(
