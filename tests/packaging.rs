@@ -217,6 +217,73 @@ fn values_schema_refuses_bad_values() {
     }
 }
 
+/// The chart refuses at install time exactly the durations and lease the operator would refuse
+/// at start (its flag ranges), instead of a pod that crash-loops on a value the schema let by.
+#[test]
+fn values_schema_bounds_are_the_operators_flag_ranges() {
+    use image_access_operator::config::{REQUEST_TIMEOUT, RESYNC_PERIOD, STALLED_RECHECK};
+    use image_access_operator::leader::LEASE_DURATION_SECONDS;
+    let template = |set: &str, value: &str| {
+        run(
+            "helm",
+            &["template", "x", "charts/image-access-operator", set, value],
+            None,
+        )
+    };
+    let durations = [
+        "0",
+        "0s",
+        "999ms",
+        "1000ms",
+        "1",
+        "1s",
+        "01s",
+        "10m",
+        "600s",
+        "600000ms",
+        "601s",
+        "11m",
+        "1440m",
+        "24h",
+        "86400",
+        "86400000ms",
+        "86401s",
+        "1441m",
+        "25h",
+        "1d",
+        "soon",
+    ];
+    // More hours than a u64 of seconds holds.
+    let overflow = "18446744073709551616h";
+    for (key, range) in [
+        ("resyncPeriod", RESYNC_PERIOD),
+        ("stalledRecheck", STALLED_RECHECK),
+        ("requestTimeout", REQUEST_TIMEOUT),
+    ] {
+        for text in durations.into_iter().chain([overflow]) {
+            let (ok, _, err) = template("--set-string", &format!("{key}={text}"));
+            let operator = range.parse(text);
+            assert_eq!(
+                ok,
+                operator.is_ok(),
+                "{key}={text}: the chart says {ok} ({err}), the operator {operator:?}"
+            );
+            assert!(
+                ok || err.contains(key),
+                "{key}={text}: the error should name {key}: {err}"
+            );
+        }
+    }
+    for seconds in [0, 2, 3, 15, 3600, 3601] {
+        let (ok, _, err) = template("--set", &format!("leaderElection.leaseDurationSeconds={seconds}"));
+        assert_eq!(
+            ok,
+            LEASE_DURATION_SECONDS.contains(&seconds),
+            "leaseDurationSeconds={seconds}: the chart says {ok} ({err}), the operator accepts {LEASE_DURATION_SECONDS:?}"
+        );
+    }
+}
+
 #[test]
 fn deploy_manifests_are_rendered_from_the_chart() {
     let out = std::env::temp_dir().join(format!("iao-manifests-{}.yaml", std::process::id()));
@@ -268,11 +335,7 @@ fn argo_health(object: &ImageAccess) -> (String, String) {
 }
 
 fn sample(outcome: Outcome, generation: i64, observed: i64) -> ImageAccess {
-    let desired = Membership {
-        image_id: "img".into(),
-        member_id: "mem".into(),
-        region: None,
-    };
+    let desired = Membership::named("img".into(), "mem".into(), None);
     let now = jiff::Timestamp::now();
     let mut object = ImageAccess::test("x", "img", "mem", "owner");
     object.metadata.generation = Some(generation);

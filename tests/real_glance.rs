@@ -289,11 +289,7 @@ async fn tls_settings_from_the_secret_are_used() {
     let unknown_ca = attempt(yaml(""), None).await;
     assert!(matches!(unknown_ca, OpenStackError::TlsTrust { .. }), "{unknown_ca}");
     assert!(!unknown_ca.is_transient());
-    let target = image_access_operator::api::Membership {
-        image_id: "i".into(),
-        member_id: "m".into(),
-        region: None,
-    };
+    let target = image_access_operator::api::Membership::named("i".into(), "m".into(), None);
     let problem = image_access_operator::controller::problem::Problem::openstack(
         &unknown_ca,
         image_access_operator::controller::problem::Step::ReadCredentials,

@@ -227,8 +227,15 @@ pub struct ImageAccessStatus {
     pub applied: Option<Membership>,
 }
 
-/// Identity of one membership in one Glance: the image, the member and the region.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+/// One membership in one Glance, as an object claims it and records it: the image, the member
+/// and where it lives, and who holds it.
+///
+/// Two records name the same membership when image, member and Glance endpoint are the same
+/// ([`Membership::same`]): the region is how the spec or the cloud entry picked the endpoint, so a
+/// `region_name` added to or dropped from a clouds.yaml that resolves to the same endpoint changes
+/// nothing. The holder (`project`, `admin`) says whose credentials made or adopted it (or set its
+/// status): the witness whose "not found" means gone, and who must be able to undo it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// Glance image ID.
@@ -241,6 +248,19 @@ pub struct Membership {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub region: Option<String>,
+    /// The Glance endpoint the membership lives on, from the Keystone catalog. Absent in records
+    /// written before it was recorded (the region decides then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    pub endpoint: Option<String>,
+    /// The Keystone project whose credentials made or adopted the membership (for an
+    /// ImageAccessAccept: set its status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub project: Option<String>,
+    /// Whether those credentials had the admin role.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 impl std::fmt::Display for Membership {
@@ -254,15 +274,48 @@ impl std::fmt::Display for Membership {
 }
 
 impl Membership {
-    /// Whether `self` and `other` are the same membership. A region that is unknown on either
-    /// side (an object that names none and has not resolved its cloud's yet) matches any.
+    /// A membership as a spec names it: no endpoint or holder known yet.
+    pub fn named(image_id: String, member_id: String, region: Option<String>) -> Membership {
+        Membership {
+            image_id,
+            member_id,
+            region,
+            ..Membership::default()
+        }
+    }
+
+    /// Whether `self` and `other` are the same membership: the same image and member on the
+    /// same Glance endpoint (the same region, when either record has no endpoint). Who holds it
+    /// does not matter.
+    pub fn same(&self, other: &Membership) -> bool {
+        self.image_id == other.image_id
+            && self.member_id == other.member_id
+            && match (&self.endpoint, &other.endpoint) {
+                (Some(a), Some(b)) => a == b,
+                _ => self.region == other.region,
+            }
+    }
+
+    /// Whether `self` and `other` may be the same membership. A place that is unknown on either
+    /// side (an object that names no region and has not resolved its cloud's yet) matches any.
     pub fn overlaps(&self, other: &Membership) -> bool {
         self.image_id == other.image_id
             && self.member_id == other.member_id
-            && match (&self.region, &other.region) {
-                (Some(a), Some(b)) => a == b,
+            && match ((&self.endpoint, &self.region), (&other.endpoint, &other.region)) {
+                ((Some(a), _), (Some(b), _)) => a == b,
+                ((_, Some(a)), (_, Some(b))) => a == b,
                 _ => true,
             }
+    }
+
+    /// This record with the holder of `previous` when that names the same membership: who made
+    /// it stays recorded while others (a rotated Secret, an admin) look after it.
+    pub fn held_as(mut self, previous: Option<&Membership>) -> Membership {
+        if let Some(previous) = previous.filter(|p| p.same(&self) && p.project.is_some()) {
+            self.project = previous.project.clone();
+            self.admin = previous.admin;
+        }
+        self
     }
 }
 
@@ -289,7 +342,7 @@ pub trait Managed: kube::Resource {
 
     /// Whether this object holds `membership`: claimed it, or has it applied.
     fn holds(&self, membership: &Membership) -> bool {
-        self.claim().as_ref() == Some(membership) || self.applied() == Some(membership)
+        self.claim().is_some_and(|claim| claim.same(membership)) || self.applied().is_some_and(|a| a.same(membership))
     }
 
     fn has_finalizer(&self) -> bool {
@@ -313,7 +366,7 @@ pub trait Managed: kube::Resource {
     fn held_memberships(&self) -> Vec<Membership> {
         let mut held: Vec<Membership> = self.applied().cloned().into_iter().collect();
         if let Some(claim) = self.claim()
-            && !held.contains(&claim)
+            && !held.iter().any(|h| h.same(&claim))
         {
             held.push(claim);
         }
@@ -338,11 +391,11 @@ impl ImageAccess {
 
     /// The membership the spec names, before the cloud's default region is known.
     pub fn named_membership(&self) -> Membership {
-        Membership {
-            image_id: normalize_image_id(&self.spec.image_id),
-            member_id: self.spec.member_id.clone(),
-            region: self.spec.region.clone(),
-        }
+        Membership::named(
+            normalize_image_id(&self.spec.image_id),
+            self.spec.member_id.clone(),
+            self.spec.region.clone(),
+        )
     }
 }
 
@@ -361,11 +414,7 @@ mod tests {
 
     #[test]
     fn an_unknown_region_overlaps_any() {
-        let m = |region: Option<&str>| Membership {
-            image_id: "i".into(),
-            member_id: "m".into(),
-            region: region.map(str::to_string),
-        };
+        let m = |region: Option<&str>| Membership::named("i".into(), "m".into(), region.map(str::to_string));
         assert!(m(Some("R1")).overlaps(&m(Some("R1"))));
         assert!(!m(Some("R1")).overlaps(&m(Some("R2"))));
         assert!(m(None).overlaps(&m(Some("R2"))));
@@ -373,5 +422,46 @@ mod tests {
             member_id: "other".into(),
             ..m(None)
         }));
+    }
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use super::*;
+
+    fn at(region: Option<&str>, endpoint: Option<&str>) -> Membership {
+        Membership {
+            endpoint: endpoint.map(str::to_string),
+            ..Membership::named("i".into(), "m".into(), region.map(str::to_string))
+        }
+    }
+
+    #[test]
+    fn the_endpoint_decides_whether_two_records_are_the_same_membership() {
+        let glance = Some("https://glance.example:9292");
+        assert!(
+            at(Some("RegionOne"), glance).same(&at(None, glance)),
+            "region_name dropped, same Glance"
+        );
+        assert!(!at(Some("RegionOne"), glance).same(&at(Some("RegionOne"), Some("https://other:9292"))));
+        assert!(at(Some("RegionOne"), None).same(&at(Some("RegionOne"), glance)), "an older record: by region");
+        assert!(!at(Some("RegionOne"), None).same(&at(None, glance)));
+        let mut held = at(None, glance);
+        held.project = Some("owner".into());
+        assert!(held.same(&at(None, glance)), "the holder is not part of the identity");
+    }
+
+    #[test]
+    fn the_holder_of_the_same_membership_is_kept() {
+        let mut first = at(None, Some("g"));
+        first.project = Some("owner".into());
+        let mut now = at(Some("RegionOne"), Some("g"));
+        now.project = Some("admin-project".into());
+        now.admin = true;
+        let kept = now.clone().held_as(Some(&first));
+        assert_eq!((kept.project.as_deref(), kept.admin), (Some("owner"), false));
+        assert_eq!(kept.region.as_deref(), Some("RegionOne"), "the place as resolved now");
+        let other = at(None, Some("elsewhere")).held_as(Some(&first));
+        assert_eq!(other.project, None, "another membership keeps nothing");
     }
 }

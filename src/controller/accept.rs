@@ -1,7 +1,9 @@
-//! The `ImageAccessAccept` kind, the member's side: resolve the member (the spec's, or the
-//! project of the credentials) → let go of what the spec no longer names → one setter per
-//! member status → claim → read the member → set its status → status (with what the member
-//! sees of the image). Deleting sets `rejected` (or, with `Orphan`, leaves it).
+//! The `ImageAccessAccept` kind, the member's side: what it reads and writes in Glance. Its
+//! membership is resolved with the credentials (the spec's member, or the credentials' project);
+//! applying reads the member and sets its status; letting go sets it `rejected` (or, with
+//! `Orphan`, leaves it). One setter per member status: the first object (of either kind) that
+//! sets it does; the others wait. Everything around these steps is the shared lifecycle's
+//! ([`super::lifecycle`]).
 //!
 //! Not shared yet is not a fault: the object waits (`WaitingForShare`) with backoff, and an
 //! owner-side ImageAccess that creates the membership wakes it at once (the index reports the
@@ -10,21 +12,24 @@
 use kube::Api;
 use kube::runtime::reflector::ObjectRef;
 
+use super::holding::Resolved;
+use super::lifecycle::{self, Released, Why, stopped, witness_gone};
 use super::problem::{Problem, Step};
 use super::status::{self, Observation, Outcome};
-use super::{
-    Context, Error, Kind, KindState, Next, claim, credentials, deletion_blocked, let_go_finalizer, ownership,
-    release_claim, report, secret_label,
-};
+use super::{Context, Kind, KindState, Refusal, ownership};
 use crate::api::{
     AcceptDeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessAcceptStatus, Managed, MemberStatus, Membership,
     normalize_image_id,
 };
-use crate::openstack::{Glance, HttpErrorKind, OpenStackError, Session};
-use crate::runtime::{Happened, publish};
+use crate::openstack::{Glance, HttpErrorKind, OpenStackError};
+use crate::runtime::Happened;
+
+/// The reason of a refusal by credentials that are not the member's.
+const NOT_THE_MEMBER: &str = "NotTheMember";
 
 impl Kind for ImageAccessAccept {
     const CONTROLLER: &'static str = "imageaccessaccept";
+    const ORPHAN_HINT: &'static str = "to delete it without rejecting the image, set spec.deletionPolicy to Orphan";
     type Counterpart = ImageAccess;
 
     fn state(ctx: &Context) -> &KindState<Self> {
@@ -39,22 +44,12 @@ impl Kind for ImageAccessAccept {
         self.member_id().map(|member| self.membership_of(member))
     }
 
-    async fn apply(object: &Self, api: &Api<Self>, ctx: &Context) -> Result<Next, Error> {
-        let mut events = Vec::new();
-        let (desired, outcome) = converge(object, api, ctx, &mut events).await?;
-        report(object, api, ctx, &desired, outcome, events).await
-    }
-
-    async fn cleanup(object: &Self, api: &Api<Self>, ctx: &Context) -> Result<Next, Error> {
-        cleanup(object, api, ctx).await
-    }
-
     fn next_status(
         &self,
         desired: &Membership,
         outcome: &Outcome,
         now: jiff::Timestamp,
-    ) -> Option<impl serde::Serialize + Send> {
+    ) -> Option<impl serde::Serialize + Send + Sync> {
         let previous = self.status.clone().unwrap_or_default();
         let membership = status::next(
             &previous.membership,
@@ -86,126 +81,143 @@ impl Kind for ImageAccessAccept {
                 );
         changed.then_some(next)
     }
+
+    fn member(object: &Self, creds: &Resolved) -> Result<String, Problem> {
+        match (&object.spec.member_id, &creds.caller.project) {
+            (Some(member), _) => Ok(member.clone()),
+            (None, Some(project)) => Ok(project.clone()),
+            (None, None) => Err(Problem::member_unknown(&creds.secret)),
+        }
+    }
+
+    async fn may_hold(object: &Self, desired: &Membership, _creds: &Resolved, ctx: &Context) -> Result<(), Refusal> {
+        match first_setter(ctx, object, desired) {
+            Some(first) => Err(Refusal {
+                problem: Problem::status_conflict(&first, desired),
+                drop_claim: true,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn act(
+        object: &Self,
+        record: &Membership,
+        applied: Option<Membership>,
+        creds: &Resolved,
+        ctx: &Context,
+        events: &mut Vec<Happened>,
+    ) -> Outcome {
+        act(object, record, applied, creds, ctx, events).await
+    }
+
+    async fn orphans(object: &Self, _ctx: &Context) -> Result<bool, Problem> {
+        Ok(object.deletion_policy() == AcceptDeletionPolicy::Orphan)
+    }
+
+    async fn successor(object: &Self, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
+        other_setter(ctx, object, target).await
+    }
+
+    async fn undo(object: &Self, target: &Membership, creds: &Resolved, ctx: &Context) -> Result<Released, Problem> {
+        let glance = creds
+            .glance(target.region.as_deref())
+            .await
+            .map_err(|e| Problem::openstack(&e, Step::SetStatus(MemberStatus::Rejected), target, &creds.secret))?;
+        let member = MemberSession {
+            glance: &glance,
+            creds,
+            ctx,
+        };
+        match member.reject(target).await {
+            Ok(released) => Ok(released),
+            Err(_) if object.made_nothing(target) => Ok(Released::NothingToUndo(format!(
+                "this object never set its status: its credentials ({}) are not the member's",
+                creds.caller.project.as_deref().unwrap_or("no project")
+            ))),
+            Err(problem) => Err(problem),
+        }
+    }
+
+    /// Whether this object cannot have set `target`'s status: never recorded it as set, and the
+    /// credentials its claim recorded could not set it (not the member's, not an admin's); for
+    /// a claim from before holders were recorded, its last look said so (NotTheMember).
+    fn made_nothing(&self, target: &Membership) -> bool {
+        if self.applied().is_some_and(|applied| applied.same(target)) {
+            return false;
+        }
+        match self.claim().filter(|claim| claim.same(target)).and_then(|claim| claim.project.map(|p| (p, claim.admin))) {
+            Some((project, admin)) => project != target.member_id && !admin,
+            None => lifecycle::refused_before(self, target, &[NOT_THE_MEMBER]),
+        }
+    }
+
+    fn released(&self, target: &Membership, released: &Released, why: Why<'_>) -> Option<Happened> {
+        match (released, why) {
+            (Released::Undone, Why::Deleted) => Some(Happened::normal(
+                "MemberRejected",
+                format!("set the membership ({target}) to rejected: the image leaves the member's image list"),
+            )),
+            (Released::Undone, Why::Replaced { by }) => Some(Happened::normal(
+                "PreviousMemberRejected",
+                format!("set the previous membership ({target}) to rejected because the spec now names {by}"),
+            )),
+            (Released::HandedOver(to), _) => Some(Happened::normal(
+                "MemberStatusHandedOver",
+                format!("left the member status of {target} to {to}, which sets it too"),
+            )),
+            (Released::Orphaned, Why::Deleted) => Some(Happened::normal(
+                "MemberStatusOrphaned",
+                format!("deletionPolicy is Orphan: left the membership ({target}) as it is"),
+            )),
+            (Released::NothingToUndo(why), _) => Some(Happened::warning(
+                "MemberNotRejected",
+                format!("left the membership ({target}) as it is: {why}"),
+            )),
+            _ => None,
+        }
+    }
 }
 
-/// Brings the member status to the spec; returns the membership (its member and region
-/// resolved as far as the credentials allowed) and the outcome. Only a failed Kubernetes
-/// write is an `Err`.
-async fn converge(
+/// Reads the member and brings its status to the spec; the outcome says what Glance showed.
+async fn act(
     object: &ImageAccessAccept,
-    api: &Api<ImageAccessAccept>,
+    desired: &Membership,
+    applied: Option<Membership>,
+    creds: &Resolved,
     ctx: &Context,
     events: &mut Vec<Happened>,
-) -> Result<(Membership, Outcome), Error> {
-    let applied = object.applied().cloned();
-    let stop = |desired: Membership, applied: Option<Membership>, problem| {
-        Ok((
-            desired,
-            Outcome {
-                image: None,
-                applied,
-                observation: Observation::Unknown,
-                problem: Some(problem),
-            },
-        ))
-    };
-    let unresolved = object.named().unwrap_or_else(|| object.membership_of(String::new()));
-    let (session, cloud) = match credentials(object, ctx).await {
-        Ok(found) => found,
-        Err(problem) => return stop(unresolved, applied, problem),
-    };
-    let secret = secret_label(object);
-    let caller = match session.project_id().await {
-        Ok(caller) => caller,
-        Err(e) => {
-            let problem = Problem::openstack(&e, Step::ReadCredentials, &unresolved, &secret);
-            return stop(unresolved, applied, problem);
-        }
-    };
-    let member_id = match (&object.spec.member_id, &caller) {
-        (Some(member), _) => member.clone(),
-        (None, Some(project)) => project.clone(),
-        (None, None) => return stop(unresolved, applied, Problem::member_unknown(&secret)),
-    };
-    let named = object.membership_of(member_id);
-    let desired = Membership {
-        region: named.region.clone().or_else(|| cloud.region_name.clone()),
-        ..named
-    };
-    let fail = |error: &OpenStackError, step: Step| Problem::openstack(error, step, &desired, &secret);
-    let glance = match session.glance(desired.region.as_deref(), &cloud.interface).await {
+) -> Outcome {
+    let fail = |error: &OpenStackError, step: Step| Problem::openstack(error, step, desired, &creds.secret);
+    let glance = match creds.glance(desired.region.as_deref()).await {
         Ok(glance) => glance,
-        Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember)),
+        Err(e) => return stopped(applied, fail(&e, Step::ObserveMember)),
     };
     let member_session = MemberSession {
         glance: &glance,
-        session: &session,
-        caller: caller.as_deref(),
-        secret: &secret,
+        creds,
         ctx,
     };
-
-    // What the object set before and the spec no longer names: let go as on deletion.
-    for old in object.held_memberships().into_iter().filter(|m| *m != desired) {
-        if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
-            continue;
-        }
-        match other_setter(ctx, object, &old).await {
-            Ok(Some(successor)) => {
-                events.push(handed_over(&old, &successor));
-                continue;
-            }
-            Ok(None) => {}
-            Err(problem) => return stop(desired.clone(), applied, problem),
-        }
-        let glance = match session.glance(old.region.as_deref(), &cloud.interface).await {
-            Ok(glance) => glance,
-            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember)),
-        };
-        let old_session = MemberSession {
-            glance: &glance,
-            ..member_session
-        };
-        match old_session.reject(&old).await {
-            Ok(Rejection::Rejected) => events.push(Happened::normal(
-                "PreviousMemberRejected",
-                format!("set the previous membership ({old}) to rejected because the spec now names {desired}"),
-            )),
-            Ok(Rejection::AlreadyRejected | Rejection::AlreadyGone) => {}
-            Err(problem) if never_set(object, &old, &problem) => events.push(not_rejected(&old, &problem)),
-            Err(problem) => {
-                let hint =
-                    format!("to leave the previous membership ({old}) as it is, set spec.deletionPolicy to Orphan");
-                return stop(desired.clone(), applied, with_hint(problem, &hint));
-            }
-        }
-    }
-    let applied = applied.filter(|m| *m == desired);
-
-    // One setter per member status.
-    if let Some(first) = first_setter(ctx, object, &desired) {
-        if object.claim().is_some() {
-            release_claim(api, object).await?;
-        }
-        return stop(desired.clone(), None, Problem::status_conflict(&first, &desired));
-    }
-
-    let _: Option<ImageAccessAccept> = claim(api, object, &desired, ctx).await?;
-
     let mut member = match glance.show_member(&desired.image_id, &desired.member_id).await {
         Ok(member) => member,
         Err(e) if e.is_not_found() => {
-            let problem = match member_session.why_not_found(&desired).await {
+            let problem = match member_session.why_not_found(desired).await {
                 Ok(problem) => problem,
                 Err(e) => fail(&e, Step::ObserveMember),
             };
-            let outcome = Outcome {
+            // Only the member's own credentials see that it is not there: to any other, it is
+            // hidden, and what the status records of it stays.
+            let (applied, observation) = if member_session.is_member(desired) {
+                (None, Observation::Absent)
+            } else {
+                (applied, Observation::Unknown)
+            };
+            return Outcome {
                 image: None,
-                applied: None,
-                observation: Observation::Absent,
+                applied,
+                observation,
                 problem: Some(problem),
             };
-            return Ok((desired, outcome));
         }
         Err(
             e @ OpenStackError::Http {
@@ -217,14 +229,14 @@ async fn converge(
                 OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
                 other => format!("({other})"),
             };
-            return stop(desired.clone(), applied, Problem::no_members_to_accept(&desired, &said));
+            return stopped(applied, Problem::no_members_to_accept(desired, &said));
         }
-        Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember)),
+        Err(e) => return stopped(applied, fail(&e, Step::ObserveMember)),
     };
     let wanted = object.spec.status;
     if member.status != wanted {
         let from = member.status;
-        match member_session.set_status(&desired, wanted).await {
+        match member_session.set_status(desired, wanted).await {
             Ok(updated) => {
                 events.push(Happened::normal(
                     "StatusSet",
@@ -233,13 +245,12 @@ async fn converge(
                 member = updated;
             }
             Err(problem) => {
-                let outcome = Outcome {
+                return Outcome {
                     image: None,
                     applied,
                     observation: Observation::Present(member),
                     problem: Some(problem),
                 };
-                return Ok((desired, outcome));
             }
         }
     }
@@ -251,52 +262,11 @@ async fn converge(
     } else {
         glance.show_image(&desired.image_id).await.ok()
     };
-    Ok((
-        desired.clone(),
-        Outcome {
-            image,
-            applied: Some(desired),
-            observation: Observation::Present(member),
-            problem: None,
-        },
-    ))
-}
-
-/// The reason of a refusal by credentials that are not the member's.
-const NOT_THE_MEMBER: &str = "NotTheMember";
-
-/// Whether `target` was only claimed, never recorded as set, these credentials are not the
-/// member's, and the object's last look already said so: the claim was written before a
-/// status change that Glance refused to these same credentials, so this object set nothing
-/// there and has nothing to undo. Without the recorded NotTheMember (a crash after Glance
-/// took the change but before the status said so, then a switch of Secret), the status may
-/// have been set, and the deletion waits for credentials that can undo it.
-fn never_set(object: &ImageAccessAccept, target: &Membership, problem: &Problem) -> bool {
-    problem.reason() == NOT_THE_MEMBER
-        && object.applied() != Some(target)
-        && object
-            .condition(status::READY)
-            .is_some_and(|ready| ready.reason == NOT_THE_MEMBER)
-}
-
-fn not_rejected(target: &Membership, problem: &Problem) -> Happened {
-    Happened::warning(
-        "MemberNotRejected",
-        format!(
-            "left the membership ({target}) as it is: this object never set its status, and {}",
-            problem.message()
-        ),
-    )
-}
-
-/// `problem` with `hint` added to its message (how to let go without it).
-fn with_hint(problem: Problem, hint: &str) -> Problem {
-    match problem {
-        Problem::Stalled { reason, message } => Problem::Stalled {
-            reason,
-            message: format!("{message}; {hint}"),
-        },
-        other => other,
+    Outcome {
+        image,
+        applied: Some(desired.clone()),
+        observation: Observation::Present(member),
+        problem: None,
     }
 }
 
@@ -401,13 +371,6 @@ where
         .map(|_| label))
 }
 
-fn handed_over(membership: &Membership, successor: &str) -> Happened {
-    Happened::normal(
-        "MemberStatusHandedOver",
-        format!("left the member status of {membership} to {successor}, which sets it too"),
-    )
-}
-
 /// The ImageAccess objects, not being deleted, whose spec.status sets `membership`'s status.
 fn owners_setting(ctx: &Context, membership: &Membership) -> Vec<std::sync::Arc<ImageAccess>> {
     let mut owners = ctx.naming::<ImageAccess>(membership, None);
@@ -438,62 +401,37 @@ pub(super) fn setting(
 #[derive(Clone, Copy)]
 struct MemberSession<'a> {
     glance: &'a Glance,
-    session: &'a Session,
-    /// The project the credentials are scoped to.
-    caller: Option<&'a str>,
-    secret: &'a str,
+    creds: &'a Resolved,
     ctx: &'a Context,
-}
-
-enum Rejection {
-    Rejected,
-    AlreadyRejected,
-    /// The membership (or the image) is gone: nothing to reject.
-    AlreadyGone,
 }
 
 impl MemberSession<'_> {
     /// Whether these credentials are the member project's own.
     fn is_member(&self, target: &Membership) -> bool {
-        self.caller == Some(target.member_id.as_str())
+        self.creds.caller.is(&target.member_id)
     }
 
     /// Why Glance shows no `target` to these credentials: credentials of another project
     /// cannot see the member's membership at all; the member's own see it once it is shared,
     /// unless they are the owner's (memberId unset with the owner's credentials).
     async fn why_not_found(&self, target: &Membership) -> Result<Problem, OpenStackError> {
+        let caller = self.creds.caller.project.as_deref();
         if !self.is_member(target) {
             return Ok(Problem::not_the_member(
                 target,
-                self.caller,
-                self.secret,
+                caller,
+                &self.creds.secret,
                 "(404: the membership is not visible to them)",
             ));
         }
         match self.glance.show_image(&target.image_id).await {
-            Ok(image) if image.owner.is_some() && image.owner.as_deref() == self.caller => {
-                Ok(Problem::owner_credentials(target, &target.member_id, self.secret))
+            Ok(image) if image.owner.is_some() && image.owner.as_deref() == caller => {
+                Ok(Problem::owner_credentials(target, &target.member_id, &self.creds.secret))
             }
             Ok(_) => Ok(Problem::waiting_for_share(target)),
             // A member does not see a shared image before it is shared with it.
             Err(e) if e.is_not_found() => Ok(Problem::waiting_for_share(target)),
             Err(e) => Err(e),
-        }
-    }
-
-    /// Whether a membership these credentials do not find is really gone: the member sees its
-    /// own, the image's owner sees all of them; any other credentials might just not see it,
-    /// and "not visible" must not pass for "gone".
-    async fn really_gone(&self, target: &Membership) -> Result<(), Problem> {
-        if self.is_member(target) {
-            return Ok(());
-        }
-        let unseen = "(404: they cannot tell whether the membership is gone)";
-        match self.glance.show_image(&target.image_id).await {
-            Ok(image) if image.owner.is_some() && image.owner.as_deref() == self.caller => Ok(()),
-            Ok(_) => Err(Problem::not_the_member(target, self.caller, self.secret, unseen)),
-            Err(e) if e.is_not_found() => Err(Problem::not_the_member(target, self.caller, self.secret, unseen)),
-            Err(e) => Err(Problem::openstack(&e, Step::ObserveMember, target, self.secret)),
         }
     }
 
@@ -509,96 +447,46 @@ impl MemberSession<'_> {
         match set {
             Ok(member) => Ok(member),
             Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => {
-                let caller = self.session.project_id().await.ok().flatten();
                 let said = match &e {
                     OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
                     other => format!("({other})"),
                 };
-                Err(Problem::not_the_member(target, caller.as_deref(), self.secret, &said))
+                Err(Problem::not_the_member(
+                    target,
+                    self.creds.caller.project.as_deref(),
+                    &self.creds.secret,
+                    &said,
+                ))
             }
-            Err(e) => Err(Problem::openstack(&e, Step::SetStatus(to), target, self.secret)),
+            Err(e) => Err(Problem::openstack(&e, Step::SetStatus(to), target, &self.creds.secret)),
         }
     }
 
-    /// Sets `target` to rejected, so the image leaves the member's image list.
-    async fn reject(&self, target: &Membership) -> Result<Rejection, Problem> {
+    /// Sets `target` to rejected, so the image leaves the member's image list. A membership
+    /// these credentials do not find is gone only if they could see it: the member sees its
+    /// own, the image's owner and an admin see all of them.
+    async fn reject(&self, target: &Membership) -> Result<Released, Problem> {
         match self.glance.show_member(&target.image_id, &target.member_id).await {
-            Ok(member) if member.status == MemberStatus::Rejected => return Ok(Rejection::AlreadyRejected),
+            Ok(member) if member.status == MemberStatus::Rejected => return Ok(Released::AlreadyUndone),
             Ok(_) => {}
-            Err(e) if e.is_not_found() => return self.really_gone(target).await.map(|()| Rejection::AlreadyGone),
-            Err(e) => return Err(Problem::openstack(&e, Step::ObserveMember, target, self.secret)),
-        }
-        match self.set_status(target, MemberStatus::Rejected).await {
-            Ok(_) => Ok(Rejection::Rejected),
-            Err(problem) => Err(problem),
-        }
-    }
-}
-
-async fn cleanup(object: &ImageAccessAccept, api: &Api<ImageAccessAccept>, ctx: &Context) -> Result<Next, Error> {
-    if !object.has_finalizer() {
-        return Ok(Next::Gone);
-    }
-    let mut events = Vec::new();
-    let held = object.held_memberships();
-    let hint = "to delete it without rejecting the image, set spec.deletionPolicy to Orphan";
-    let mut found = None;
-    for target in &held {
-        if object.deletion_policy() == AcceptDeletionPolicy::Orphan {
-            events.push(Happened::normal(
-                "MemberStatusOrphaned",
-                format!("deletionPolicy is Orphan: left the membership ({target}) as it is"),
-            ));
-            continue;
-        }
-        // Another object sets this status (a rename, say): it is left to it, not rejected.
-        match other_setter(ctx, object, target).await {
-            Ok(Some(successor)) => {
-                events.push(handed_over(target, &successor));
-                continue;
+            Err(e) if e.is_not_found() => {
+                return match witness_gone(self.glance, &self.creds.caller, target, true, &self.creds.secret).await {
+                    Ok(()) => Ok(Released::AlreadyGone),
+                    Err(Problem::Stalled { .. }) => Err(Problem::not_the_member(
+                        target,
+                        self.creds.caller.project.as_deref(),
+                        &self.creds.secret,
+                        "(404: they cannot tell whether the membership is gone)",
+                    )),
+                    Err(other) => Err(other),
+                };
             }
-            Ok(None) => {}
-            Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
+            Err(e) => return Err(Problem::openstack(&e, Step::ObserveMember, target, &self.creds.secret)),
         }
-        let (session, cloud) = match &found {
-            Some(found) => found,
-            None => match credentials(object, ctx).await {
-                Ok(resolved) => found.insert(resolved),
-                Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
-            },
-        };
-        let secret = secret_label(object);
-        let refused =
-            |e: &OpenStackError| Problem::openstack(e, Step::SetStatus(MemberStatus::Rejected), target, &secret);
-        let caller = match session.project_id().await {
-            Ok(caller) => caller,
-            Err(e) => return deletion_blocked(object, api, ctx, target, refused(&e), events, hint).await,
-        };
-        let glance = match session.glance(target.region.as_deref(), &cloud.interface).await {
-            Ok(glance) => glance,
-            Err(e) => return deletion_blocked(object, api, ctx, target, refused(&e), events, hint).await,
-        };
-        let member_session = MemberSession {
-            glance: &glance,
-            session,
-            caller: caller.as_deref(),
-            secret: &secret,
-            ctx,
-        };
-        match member_session.reject(target).await {
-            Ok(Rejection::Rejected) => events.push(Happened::normal(
-                "MemberRejected",
-                format!("set the membership ({target}) to rejected: the image leaves the member's image list"),
-            )),
-            Ok(Rejection::AlreadyRejected | Rejection::AlreadyGone) => {}
-            Err(problem) if never_set(object, target, &problem) => events.push(not_rejected(target, &problem)),
-            Err(problem) => return deletion_blocked(object, api, ctx, target, problem, events, hint).await,
-        }
+        self.set_status(target, MemberStatus::Rejected)
+            .await
+            .map(|_| Released::Undone)
     }
-    for event in events {
-        publish(&ctx.events, object, event).await;
-    }
-    let_go_finalizer(api, object).await
 }
 
 #[cfg(test)]
@@ -613,6 +501,7 @@ mod tests {
             image_id: IMAGE.into(),
             member_id: "member-project".into(),
             region: Some("RegionOne".into()),
+            ..Membership::default()
         }
     }
 

@@ -1,31 +1,35 @@
-//! The `ImageAccess` kind, the owner's side: let go of what the spec no longer names → one
-//! manager per membership → claim → create, observe, set status → status. Deleting removes the
-//! membership (or hands it over, or orphans it).
-//!
-//! Everything around these steps (watch, scheduling, credentials, claim, status writes,
-//! events, backoff) is the shared controller's ([`super`]).
+//! The `ImageAccess` kind, the owner's side: what it reads and writes in Glance. Applying
+//! creates the membership (or adopts it: a 409, or an object written for one that exists),
+//! observes it and sets its status; letting go removes it. Who may hold it is decided with
+//! [`ownership`]; everything around these steps (credentials, claim, let-go order, "gone?",
+//! status, events, backoff) is the shared lifecycle's ([`super::lifecycle`]).
 
 use std::sync::Arc;
 
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
+use super::holding::Resolved;
+use super::lifecycle::{self, Released, Why, stopped, witness_gone};
 use super::lists::ListKey;
 use super::plan::{self, CreateReason, Plan};
 use super::problem::{Problem, Step};
 use super::status::{self, Observation, Outcome, STALLED};
-use super::{
-    Context, Error, KindState, Next, claim, credentials, deletion_blocked, let_go_finalizer, ownership, release_claim,
-    report, secret_label,
-};
+use super::{Context, Kind, KindState, Refusal, ownership, share};
 use crate::api::{
     ADOPT_ANNOTATION, CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership,
 };
-use crate::openstack::{Cloud, Glance, HttpErrorKind, Member, OpenStackError, Session};
-use crate::runtime::{Happened, patch_metadata, publish};
+use crate::openstack::{Glance, HttpErrorKind, Member, OpenStackError};
+use crate::runtime::{Happened, patch_metadata};
 
-impl super::Kind for ImageAccess {
+/// Reasons of a look that ended with Glance refusing what this object tried on a membership it
+/// had not recorded: it changed nothing there.
+const REFUSED: &[&str] = &["ImageNotFound", "ImageNotShared", "MemberQuotaExceeded", "InvalidRequest"];
+
+impl Kind for ImageAccess {
     const CONTROLLER: &'static str = "imageaccess";
+    const ORPHAN_HINT: &'static str =
+        "to delete it without removing the membership, set spec.deletionPolicy to Orphan (on the ImageShare, for one of its ImageAccess objects)";
     type Counterpart = ImageAccessAccept;
 
     fn state(ctx: &Context) -> &KindState<Self> {
@@ -40,20 +44,12 @@ impl super::Kind for ImageAccess {
         Some(self.named_membership())
     }
 
-    async fn apply(object: &Self, api: &Api<Self>, ctx: &Context) -> Result<Next, Error> {
-        apply(object, api, ctx).await
-    }
-
-    async fn cleanup(object: &Self, api: &Api<Self>, ctx: &Context) -> Result<Next, Error> {
-        cleanup(object, api, ctx).await
-    }
-
     fn next_status(
         &self,
         desired: &Membership,
         outcome: &Outcome,
         now: jiff::Timestamp,
-    ) -> Option<impl serde::Serialize + Send> {
+    ) -> Option<impl serde::Serialize + Send + Sync> {
         let previous = self.status.clone().unwrap_or_default();
         let next = status::next(
             &previous,
@@ -64,6 +60,100 @@ impl super::Kind for ImageAccess {
             now,
         );
         status::differs(self.status.as_ref(), &next).then_some(next)
+    }
+
+    fn member(object: &Self, _creds: &Resolved) -> Result<String, Problem> {
+        Ok(object.spec.member_id.clone())
+    }
+
+    async fn may_hold(object: &Self, desired: &Membership, creds: &Resolved, ctx: &Context) -> Result<(), Refusal> {
+        let others = others_naming(ctx, object, desired);
+        if let Some(manager) = ownership::manager(object, desired, others.iter().map(Arc::as_ref)) {
+            // Lost a race for it (or the claim is of a membership let go of): the claim goes
+            // without touching Glance, so deleting this object removes nothing.
+            return Err(Refusal {
+                problem: Problem::managed_elsewhere(manager, desired),
+                drop_claim: true,
+            });
+        }
+        let adopting = !object.applied().is_some_and(|a| a.same(desired)) && adopts_existing(object);
+        if adopting && creds.caller.is(&desired.member_id) {
+            // A member's list of members shows only its own row, so the member's credentials
+            // would adopt a membership they can never remove (a create would have been refused).
+            return Err(Refusal {
+                problem: Problem::member_credentials(desired, &creds.secret),
+                drop_claim: false,
+            });
+        }
+        Ok(())
+    }
+
+    async fn act(
+        object: &Self,
+        record: &Membership,
+        applied: Option<Membership>,
+        creds: &Resolved,
+        ctx: &Context,
+        events: &mut Vec<Happened>,
+    ) -> Outcome {
+        act(object, record, applied, creds, ctx, events).await
+    }
+
+    async fn orphans(object: &Self, ctx: &Context) -> Result<bool, Problem> {
+        let policy = share::deletion_policy_of_child(ctx, object)
+            .await?
+            .unwrap_or_else(|| object.deletion_policy());
+        Ok(policy == DeletionPolicy::Orphan)
+    }
+
+    async fn successor(object: &Self, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
+        hand_over(object, target, ctx).await
+    }
+
+    async fn undo(object: &Self, target: &Membership, creds: &Resolved, ctx: &Context) -> Result<Released, Problem> {
+        remove(object, target, creds, ctx).await
+    }
+
+    fn made_nothing(&self, target: &Membership) -> bool {
+        lifecycle::refused_before(self, target, REFUSED)
+    }
+
+    fn released(&self, target: &Membership, released: &Released, why: Why<'_>) -> Option<Happened> {
+        let recorded = self.applied().is_some_and(|applied| applied.same(target));
+        match (released, why) {
+            (Released::Undone, Why::Deleted) => Some(Happened::normal(
+                "MemberDeleted",
+                format!("removed the membership ({target}) from Glance"),
+            )),
+            (Released::Undone, Why::Replaced { by }) => Some(Happened::normal(
+                "Replaced",
+                format!("removed the previous membership ({target}) because the spec now names {by}"),
+            )),
+            (Released::HandedOver(to), Why::Deleted) => Some(Happened::normal(
+                "MemberHandedOver",
+                format!("left the membership ({target}) to ImageAccess {to}, which names it too"),
+            )),
+            (Released::HandedOver(to), Why::Replaced { .. }) => Some(Happened::normal(
+                "MemberHandedOver",
+                format!("left the previous membership ({target}) to ImageAccess {to}, which names it too"),
+            )),
+            (Released::Orphaned, Why::Deleted) => Some(Happened::normal(
+                "MemberOrphaned",
+                format!("deletionPolicy is Orphan: left the membership ({target}) in Glance"),
+            )),
+            // Only claimed, never recorded: it may never have been made.
+            (Released::Orphaned, Why::Replaced { by }) if recorded => Some(Happened::normal(
+                "PreviousMemberOrphaned",
+                format!(
+                    "left the previous membership ({target}) in Glance, as deletionPolicy Orphan asks; the spec now names {by}"
+                ),
+            )),
+            (Released::AlreadyGone, Why::Deleted) if recorded => Some(Happened::warning(
+                "MemberAlreadyGone",
+                format!("the membership ({target}) no longer exists in Glance (removed outside Kubernetes); nothing to remove"),
+            )),
+            _ => None,
+        }
     }
 
     fn tap(ctx: &Context, scope: Option<&str>, event: &kube::runtime::watcher::Event<Self>) {
@@ -77,116 +167,29 @@ fn others_naming(ctx: &Context, object: &ImageAccess, membership: &Membership) -
     ctx.naming(membership, Some(&ObjectRef::from(object)))
 }
 
-async fn apply(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Next, Error> {
-    let mut events = Vec::new();
-    let (desired, outcome) = converge(object, api, ctx, &mut events).await?;
-    report(object, api, ctx, &desired, outcome, events).await
-}
-
-/// What happened to a membership the object let go of.
-enum LetGo {
-    Removed,
-    AlreadyGone,
-    /// Left for the object that takes it over (`namespace/name`).
-    HandedOver(String),
-    /// Glance refused, and the image is not shared (or its members grant nothing): nothing to
-    /// remove. Says what the image is.
-    NotGranting(String),
-    /// Left in Glance, as `deletionPolicy: Orphan` asks.
-    Orphaned,
-}
-
-/// Brings Glance to the spec; returns the membership the spec names (its region resolved when
-/// the credentials could be read) and the outcome. Only a failed Kubernetes write is an `Err`:
-/// every other failure is part of the outcome.
-async fn converge(
+/// Brings Glance to the spec for `record`, which the object has claimed: creates it (or adopts
+/// it), or observes it; sets the member status the spec asks for.
+async fn act(
     object: &ImageAccess,
-    api: &Api<ImageAccess>,
+    record: &Membership,
+    mut applied: Option<Membership>,
+    creds: &Resolved,
     ctx: &Context,
     events: &mut Vec<Happened>,
-) -> Result<(Membership, Outcome), Error> {
+) -> Outcome {
     let spec = &object.spec;
-    let mut applied = object.applied().cloned();
-    let stop = |desired: Membership, applied: Option<Membership>, problem| {
-        Ok((
-            desired,
-            Outcome {
-                image: None,
-                applied,
-                observation: Observation::Unknown,
-                problem: Some(problem),
-            },
-        ))
-    };
-
-    let named = object.named_membership();
-    let (session, cloud) = match credentials(object, ctx).await {
-        Ok(found) => found,
-        Err(problem) => return stop(named, applied, problem),
-    };
-    let desired = Membership {
-        region: named.region.clone().or_else(|| cloud.region_name.clone()),
-        ..named
-    };
-    let secret = secret_label(object);
-    let fail =
-        |error: &OpenStackError, step: Step, target: &Membership| Problem::openstack(error, step, target, &secret);
-    let glance = match session.glance(desired.region.as_deref(), &cloud.interface).await {
+    let desired = record;
+    let fail = |error: &OpenStackError, step: Step| Problem::openstack(error, step, desired, &creds.secret);
+    let glance = match creds.glance(desired.region.as_deref()).await {
         Ok(glance) => glance,
-        Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
+        Err(e) => return stopped(applied, fail(&e, Step::ObserveMember)),
     };
-
-    // What the object holds and the spec no longer names (imageId, memberId or region
-    // changed): removed first, as Terraform's "forces a new resource".
-    for old in object.held_memberships().into_iter().filter(|m| *m != desired) {
-        match let_go(object, &old, &session, &cloud.interface, ctx).await {
-            Ok(LetGo::Removed) => events.push(Happened::normal(
-                "Replaced",
-                format!("removed the previous membership ({old}) because the spec now names {desired}"),
-            )),
-            Ok(LetGo::HandedOver(to)) => events.push(Happened::normal(
-                "MemberHandedOver",
-                format!("left the previous membership ({old}) to ImageAccess {to}, which names it too"),
-            )),
-            Ok(LetGo::AlreadyGone) => {}
-            // Only claimed, never recorded: it may never have been made.
-            Ok(LetGo::Orphaned) if applied.as_ref() != Some(&old) => {}
-            Ok(LetGo::Orphaned) => events.push(Happened::normal(
-                "PreviousMemberOrphaned",
-                format!(
-                    "left the previous membership ({old}) in Glance, as deletionPolicy Orphan asks; the spec now names {desired}"
-                ),
-            )),
-            Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
-                "PreviousMemberNotRemoved",
-                format!("could not remove the previous membership ({old}): {detail}; it grants nothing"),
-            )),
-            Err(problem) => return stop(desired.clone(), applied, problem),
-        }
-        if applied.as_ref() == Some(&old) {
-            applied = None;
-        }
-    }
-
-    // One manager per membership.
-    let others = others_naming(ctx, object, &desired);
-    if let Some(manager) = ownership::manager(object, &desired, others.iter().map(Arc::as_ref)) {
-        if object.claim().is_some() {
-            // Lost a race for it (or the claim is of a membership let go above): drop the
-            // claim without touching Glance, so deleting this object removes nothing.
-            release_claim(api, object).await?;
-        }
-        if applied.as_ref() == Some(&desired) {
-            applied = None;
-        }
-        return stop(desired.clone(), applied, Problem::managed_elsewhere(manager, &desired));
-    }
 
     // One setter per member status: an ImageAccessAccept of the member may set it to another
     // value already. The membership is still this object's to create and remove; only its
     // status is left alone.
     let conflict = spec.status.and_then(|wanted| {
-        let accepts = super::accept::setting(ctx, &desired, None);
+        let accepts = super::accept::setting(ctx, desired, None);
         let me = ownership::Setter {
             kind: "ImageAccess",
             meta: &object.metadata,
@@ -196,27 +199,19 @@ async fn converge(
     });
     let wanted_status = if conflict.is_some() { None } else { spec.status };
 
-    let adopting = applied.as_ref() != Some(&desired) && adopts_existing(object);
-    if adopting && is_the_members(&session, &desired).await {
-        // A member's list of members shows only its own row, so the member's credentials
-        // would adopt a membership they can never remove (a create would have been refused).
-        // Stopped before the claim: this object must not hold it.
-        return stop(desired.clone(), applied, Problem::member_credentials(&desired, &secret));
-    }
-    let _: Option<ImageAccess> = claim(api, object, &desired, ctx).await?;
-
     // Not yet applied under this identity: create straight away and let a 409 say it exists
     // (then it is read and adopted). One Glance request per new object instead of two. An
     // object that says it names an existing membership is read first instead: adopting it
     // must not write to Glance (a POST answered 409 changes nothing, but it is a write in
     // every request log the migration is checked against).
-    let create_first = applied.as_ref() != Some(&desired) && !adopting;
+    let adopting = applied.is_none() && adopts_existing(object);
+    let create_first = applied.is_none() && !adopting;
     let observed = if create_first {
         None
     } else {
-        match observe(object, &glance, &session, &cloud.interface, &desired, ctx).await {
+        match observe(object, &glance, creds, desired, ctx).await {
             Ok(observed) => observed,
-            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::ObserveMember, &desired)),
+            Err(e) => return stopped(applied, fail(&e, Step::ObserveMember)),
         }
     };
     // A write makes what was read of the image's members stale: a read answered while it is
@@ -227,7 +222,7 @@ async fn converge(
             ctx.member_lists.wrote(&desired.image_id);
         }
     };
-    let Plan { create, set_status, .. } = plan::plan(&desired, wanted_status, applied.as_ref(), observed.as_ref());
+    let Plan { create, set_status, .. } = plan::plan(desired, wanted_status, applied.as_ref(), observed.as_ref());
 
     let mut member = observed;
     if let Some(reason) = create {
@@ -269,14 +264,12 @@ async fn converge(
                         member = Some(existing);
                     }
                     Err(missing) if missing.is_not_found() => {
-                        return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired));
+                        return stopped(applied, fail(&e, Step::CreateMember));
                     }
-                    Err(other) => {
-                        return stop(desired.clone(), applied, fail(&other, Step::ObserveMember, &desired));
-                    }
+                    Err(other) => return stopped(applied, fail(&other, Step::ObserveMember)),
                 }
             }
-            Err(e) => return stop(desired.clone(), applied, fail(&e, Step::CreateMember, &desired)),
+            Err(e) => return stopped(applied, fail(&e, Step::CreateMember)),
         }
     } else if applied.is_none() && member.is_some() {
         events.push(Happened::normal(
@@ -308,33 +301,21 @@ async fn converge(
                 member = Some(updated);
             }
             Err(e) => {
-                let outcome = Outcome {
+                return Outcome {
                     image: None,
                     applied,
                     observation: member.map_or(Observation::Unknown, Observation::Present),
-                    problem: Some(fail(&e, Step::SetStatus(change.to), &desired)),
+                    problem: Some(fail(&e, Step::SetStatus(change.to))),
                 };
-                return Ok((desired, outcome));
             }
         }
     }
-    let observation = member.map_or(Observation::Unknown, Observation::Present);
-    let problem = conflict.map(|first| Problem::status_conflict(&first, &desired));
-    Ok((
-        desired,
-        Outcome {
-            image: None,
-            applied,
-            observation,
-            problem,
-        },
-    ))
-}
-
-/// Whether `session`'s credentials are those of the member project of `membership` (its token is
-/// cached: no request).
-async fn is_the_members(session: &Session, membership: &Membership) -> bool {
-    session.project_id().await.ok().flatten().as_deref() == Some(membership.member_id.as_str())
+    Outcome {
+        image: None,
+        applied,
+        observation: member.map_or(Observation::Unknown, Observation::Present),
+        problem: conflict.map(|first| Problem::status_conflict(&first, desired)),
+    }
 }
 
 /// Whether the object was written for a membership that exists already ([`ADOPT_ANNOTATION`]).
@@ -351,15 +332,14 @@ fn adopts_existing(object: &ImageAccess) -> bool {
 async fn observe(
     object: &ImageAccess,
     glance: &Glance,
-    session: &Session,
-    interface: &str,
+    creds: &Resolved,
     desired: &Membership,
     ctx: &Context,
 ) -> Result<Option<Member>, OpenStackError> {
     let key = (
-        session.key(),
+        creds.session.key(),
         desired.region.clone(),
-        interface.to_string(),
+        creds.cloud.interface.clone(),
         desired.image_id.clone(),
     );
     let find = |list: &[Member]| list.iter().find(|m| m.member_id == desired.member_id).cloned();
@@ -460,9 +440,10 @@ fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>,
 /// Hands `target` over to the object that takes it over, if there is one that can: writes the
 /// claim (and the finalizer) onto it, so that from then on it holds the membership (its deletion
 /// removes it) even if it never reconciles again. "Can" is checked with the successor's own
-/// credentials: they resolve to this very membership (region included) and Glance shows it to
-/// them; its Secret is held. Returns the successor (`namespace/name`), or `None` when nobody
-/// takes it.
+/// credentials: they reach this very membership (the same Glance endpoint), Glance shows it to
+/// them, and they are not the member's; its Secret is held. Returns the successor
+/// (`namespace/name`), or `None` when nobody takes it. A transient failure on the way is an
+/// `Err`: it is retried, never taken for "nobody".
 async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
     let others = others_naming(ctx, object, target);
     let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) else {
@@ -477,20 +458,26 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
         // Its claim records another membership it may hold: not overwritten.
         return Ok(None);
     }
-    let Ok((session, cloud)) = credentials(successor, ctx).await else {
-        return Ok(None);
+    let transient = |problem: Problem| match problem {
+        Problem::Transient { .. } => Err(problem),
+        _ => Ok(None),
     };
-    if is_the_members(&session, target).await {
+    let creds = match Resolved::of(successor, ctx).await {
+        Ok(creds) => creds,
+        Err(problem) => return transient(problem),
+    };
+    if creds.caller.is(&target.member_id) {
         // It would see the membership, and never be able to remove it.
         return Ok(None);
     }
-    let region = successor.spec.region.clone().or_else(|| cloud.region_name.clone());
-    if region != target.region {
-        return Ok(None);
-    }
     let unavailable = |e: &OpenStackError| Problem::openstack(e, Step::ObserveMember, target, &label);
-    let glance = match session.glance(region.as_deref(), &cloud.interface).await {
-        Ok(glance) => glance,
+    let located = creds
+        .locate(target.image_id.clone(), target.member_id.clone(), successor.spec.region.clone())
+        .await;
+    let glance = match located {
+        Ok((reached, glance)) if reached.same(target) => glance,
+        // Another Glance: another membership.
+        Ok(_) => return Ok(None),
         Err(e) if e.is_transient() => return Err(unavailable(&e)),
         Err(_) => return Ok(None),
     };
@@ -500,7 +487,7 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
         // Its credentials cannot see the membership: it could not remove it either.
         Err(_) => return Ok(None),
     }
-    let failed = |e: kube::Error| Problem::kubernetes_write(&e, &label);
+    let failed = |e: kube::Error| Problem::kubernetes_write(&e, &format!("the hand-over to ImageAccess {label}"));
     let secret = &successor.spec.cloud_credentials_ref.secret_name;
     let held = ctx.secrets.hold(&namespace, secret).await;
     ctx.secrets_changed_meanwhile();
@@ -510,6 +497,7 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
     if !successor.has_finalizer() {
         finalizers.push(FINALIZER.to_string());
     }
+    // Who made it stays recorded.
     let claim = serde_json::to_string(target).ok();
     let _: ImageAccess = patch_metadata(&api, &successor.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)])
         .await
@@ -519,168 +507,46 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
     Ok(Some(label))
 }
 
-/// Lets go of a membership the object holds: hands it to the object that takes it over, or
-/// removes it from Glance. `Err` when it stays and still grants access (a human must act) or
-/// Glance could not be asked.
-async fn let_go(
-    object: &ImageAccess,
-    target: &Membership,
-    session: &Arc<Session>,
-    interface: &str,
-    ctx: &Context,
-) -> Result<LetGo, Problem> {
-    if let Some(successor) = hand_over(object, target, ctx).await? {
-        return Ok(LetGo::HandedOver(successor));
-    }
-    if object.deletion_policy() == DeletionPolicy::Orphan {
-        return Ok(LetGo::Orphaned);
-    }
-    remove(object, target, session, interface, ctx).await
-}
-
-/// Removes `target` from Glance.
-async fn remove(
-    object: &ImageAccess,
-    target: &Membership,
-    session: &Arc<Session>,
-    interface: &str,
-    ctx: &Context,
-) -> Result<LetGo, Problem> {
-    let secret = secret_label(object);
-    let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, &secret);
-    let glance = session
-        .glance(target.region.as_deref(), interface)
-        .await
-        .map_err(|e| fail(&e))?;
+/// Removes `target` from Glance with the object's credentials. A "not found" or a refusal is
+/// "gone" only on the word of credentials that could see it ([`witness_gone`]); a refusal on an
+/// image that is not shared now leaves member rows that grant access again once it is, so it
+/// waits; one by credentials that may not remove members of a shared image says whose are
+/// needed.
+async fn remove(object: &ImageAccess, target: &Membership, creds: &Resolved, ctx: &Context) -> Result<Released, Problem> {
+    let secret = &creds.secret;
+    let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, secret);
+    let glance = creds.glance(target.region.as_deref()).await.map_err(|e| fail(&e))?;
     // As for a create: no list read across the removal is kept.
     ctx.member_lists.wrote(&target.image_id);
-    let removed = remove_membership(&glance, target).await;
+    let removed = glance.delete_member(&target.image_id, &target.member_id).await;
     if may_have_written(&removed) {
         ctx.member_lists.wrote(&target.image_id);
     }
-    match removed.map_err(|e| fail(&e))? {
-        Removal::Removed => Ok(LetGo::Removed),
-        Removal::AlreadyGone => Ok(LetGo::AlreadyGone),
-        Removal::NotGranting(detail) => Ok(LetGo::NotGranting(detail)),
-        Removal::StillGranting { owner } => {
-            let caller = session.project_id().await.ok().flatten();
-            Err(Problem::removal_forbidden(
-                target,
-                owner.as_deref(),
-                caller.as_deref(),
-                &secret,
-            ))
-        }
+    let refused = match removed {
+        Ok(()) => return Ok(Released::Undone),
+        Err(e) if e.is_not_found() || e.http_kind() == Some(HttpErrorKind::Forbidden) => e,
+        Err(e) => return Err(fail(&e)),
+    };
+    if object.made_nothing(target) {
+        return Ok(Released::NothingToUndo(format!(
+            "Glance refused what it tried on the membership ({target}), so it changed nothing there"
+        )));
     }
-}
-
-enum Removal {
-    Removed,
-    AlreadyGone,
-    /// Glance refused, and the image is not shared: its member rows grant nothing.
-    NotGranting(String),
-    /// Glance refused and the image is still shared: the member keeps access.
-    StillGranting {
-        owner: Option<String>,
-    },
-}
-
-/// Removes a membership. A 403 alone does not say whether access remains: the image is read
-/// to tell "no longer shared" (nothing granted) from "these credentials may not" (granted).
-async fn remove_membership(glance: &Glance, target: &Membership) -> Result<Removal, OpenStackError> {
-    match glance.delete_member(&target.image_id, &target.member_id).await {
-        Ok(()) => Ok(Removal::Removed),
-        Err(e) if e.is_not_found() => Ok(Removal::AlreadyGone),
-        Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => match glance.show_image(&target.image_id).await {
-            Ok(image) if image.visibility == "shared" => Ok(Removal::StillGranting { owner: image.owner }),
-            Ok(image) => Ok(Removal::NotGranting(format!(
-                "image {} is {} now, not shared",
-                target.image_id, image.visibility
-            ))),
-            Err(read) if read.is_not_found() => Ok(Removal::AlreadyGone),
-            Err(read) => Err(read),
-        },
-        Err(e) => Err(e),
+    if refused.is_not_found() {
+        return witness_gone(&glance, &creds.caller, target, false, secret)
+            .await
+            .map(|()| Released::AlreadyGone);
     }
-}
-
-async fn cleanup(object: &ImageAccess, api: &Api<ImageAccess>, ctx: &Context) -> Result<Next, Error> {
-    if !object.has_finalizer() {
-        return Ok(Next::Gone);
+    // A 403 alone does not say whether access remains: the image tells.
+    match glance.show_image(&target.image_id).await {
+        Ok(image) if image.visibility == "shared" => Err(Problem::removal_forbidden(
+            target,
+            image.owner.as_deref(),
+            creds.caller.project.as_deref(),
+            secret,
+        )),
+        Ok(image) => Err(Problem::no_longer_shared(target, &image.visibility, secret)),
+        Err(read) if read.is_not_found() => Err(Problem::hidden(target, &creds.caller, None, secret)),
+        Err(read) => Err(fail(&read)),
     }
-    let held = object.held_memberships();
-    let recorded = object.applied().cloned();
-    let mut events = Vec::new();
-    let mut found: Option<(Arc<Session>, Cloud)> = None;
-    for target in &held {
-        // Whatever the deletion policy, an object that takes the membership over gets it.
-        let handed = match hand_over(object, target, ctx).await {
-            Ok(handed) => handed,
-            Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
-        };
-        if let Some(successor) = handed {
-            events.push(Happened::normal(
-                "MemberHandedOver",
-                format!("left the membership ({target}) to ImageAccess {successor}, which names it too"),
-            ));
-            continue;
-        }
-        if object.deletion_policy() == DeletionPolicy::Orphan {
-            events.push(Happened::normal(
-                "MemberOrphaned",
-                format!("deletionPolicy is Orphan: left the membership ({target}) in Glance"),
-            ));
-            continue;
-        }
-        let (session, cloud) = match &found {
-            Some(found) => found.clone(),
-            None => match credentials(object, ctx).await {
-                Ok(resolved) => found.insert(resolved).clone(),
-                Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
-            },
-        };
-        match remove(object, target, &session, &cloud.interface, ctx).await {
-            Ok(LetGo::Removed) => events.push(Happened::normal(
-                "MemberDeleted",
-                format!("removed the membership ({target}) from Glance"),
-            )),
-            Ok(LetGo::HandedOver(to)) => events.push(Happened::normal(
-                "MemberHandedOver",
-                format!("left the membership ({target}) to ImageAccess {to}, which names it too"),
-            )),
-            // Claimed but never recorded: the create may not have happened at all.
-            // Orphan was handled above, without a call: `remove` never leaves one.
-            Ok(LetGo::Orphaned) => {}
-            Ok(LetGo::AlreadyGone) if recorded.as_ref() != Some(target) => {}
-            Ok(LetGo::AlreadyGone) => events.push(Happened::warning(
-                "MemberAlreadyGone",
-                format!("the membership ({target}) or its image no longer exists in Glance; nothing to remove"),
-            )),
-            Ok(LetGo::NotGranting(detail)) => events.push(Happened::warning(
-                "MemberNotRemoved",
-                format!(
-                    "Glance refused to remove the membership ({target}): {detail}, so the membership grants nothing; deletion finished"
-                ),
-            )),
-            Err(problem) => return blocked(object, api, ctx, target, problem, events).await,
-        }
-    }
-    for event in events {
-        publish(&ctx.events, object, event).await;
-    }
-    let_go_finalizer(api, object).await
-}
-
-/// The deletion cannot finish: the finalizer stays; the status and a Warning say why and how
-/// to let go without removing the membership.
-async fn blocked(
-    object: &ImageAccess,
-    api: &Api<ImageAccess>,
-    ctx: &Context,
-    target: &Membership,
-    problem: Problem,
-    events: Vec<Happened>,
-) -> Result<Next, Error> {
-    let hint = "to delete it without removing the membership, set spec.deletionPolicy to Orphan";
-    deletion_blocked(object, api, ctx, target, problem, events, hint).await
 }

@@ -4,15 +4,17 @@
 //! index found.
 //!
 //! The manager is the object that holds the membership (claimed it before its first Glance
-//! call, or has it applied); when two hold it (two operators raced), the older one. When nobody
-//! holds it yet, the oldest object naming it may claim it, so that objects applied together
-//! settle without both touching Glance.
+//! call, or has it applied); when two hold it (two operators raced), the one that has it
+//! applied, then the older. When nobody holds it yet, the oldest object naming it may claim it,
+//! so that objects applied together settle without both touching Glance. Objects that cannot
+//! act on the membership take no part (see [`manager`]).
 
 use std::cmp::Ordering;
 
 use kube::api::ObjectMeta;
 
 use crate::api::{ImageAccess, Managed, MemberStatus, Membership};
+use crate::controller::lifecycle;
 use crate::controller::status::MANAGED_ELSEWHERE;
 
 /// Objects in creation order (then namespace and name, so the order is total).
@@ -90,8 +92,24 @@ fn stays_with(object: &ImageAccess, membership: &Membership) -> bool {
     !object.is_deleting() && declared(object).overlaps(membership)
 }
 
+/// Whether `object` has `membership` applied: it made or adopted it with credentials Glance
+/// accepted, so it is the one that can undo it.
+fn proven(object: &ImageAccess, membership: &Membership) -> bool {
+    object.applied().is_some_and(|applied| applied.same(membership))
+}
+
+/// Which of two holders keeps a membership both hold: the one that has it applied, then the
+/// older.
+fn keeps_before(a: &ImageAccess, b: &ImageAccess, membership: &Membership) -> Ordering {
+    proven(b, membership)
+        .cmp(&proven(a, membership))
+        .then_with(|| older(a, b))
+}
+
 /// Who manages `desired`, which `me` wants to manage: `None` when `me` may, or the other
-/// object that does.
+/// object that does. Only objects that can act take part ([`lifecycle::able`]): one whose
+/// credentials cannot act on the membership (no Secret, another project's, refused by Glance)
+/// never blocks another, whichever namespace it is in, unless it has the membership applied.
 pub fn manager<'a>(
     me: &ImageAccess,
     desired: &Membership,
@@ -99,25 +117,30 @@ pub fn manager<'a>(
 ) -> Option<&'a ImageAccess> {
     let others: Vec<&ImageAccess> = others
         .into_iter()
-        .filter(|o| o.metadata.uid != me.metadata.uid)
+        .filter(|o| o.metadata.uid != me.metadata.uid && lifecycle::able(*o, desired))
         .collect();
-    let oldest = |candidates: Vec<&'a ImageAccess>| candidates.into_iter().min_by(|a, b| older(a, b));
+    let first = |candidates: Vec<&'a ImageAccess>| candidates.into_iter().min_by(|a, b| keeps_before(a, b, desired));
     if me.holds(desired) {
-        // I hold it: only an older holder that stays wins (two operators raced). A holder that
-        // is leaving handed it to me.
-        return oldest(
+        // I hold it: only a holder that stays and keeps it before me wins (two operators
+        // raced). A holder that is leaving handed it to me.
+        return first(
             others
                 .into_iter()
-                .filter(|o| o.holds(desired) && stays_with(o, desired) && older(o, me) == Ordering::Less)
+                .filter(|o| {
+                    o.holds(desired) && stays_with(o, desired) && keeps_before(o, me, desired) == Ordering::Less
+                })
                 .collect(),
         );
     }
     // Whoever holds it manages it until it hands it over, even while leaving.
-    if let Some(holder) = oldest(others.iter().copied().filter(|o| o.holds(desired)).collect()) {
+    if let Some(holder) = first(others.iter().copied().filter(|o| o.holds(desired)).collect()) {
         return Some(holder);
     }
     // Nobody holds it yet: the oldest object naming it may claim it.
-    oldest(others.into_iter().filter(|o| stays_with(o, desired)).collect())
+    others
+        .into_iter()
+        .filter(|o| stays_with(o, desired))
+        .min_by(|a, b| older(a, b))
         .filter(|first| older(first, me) == Ordering::Less)
 }
 
@@ -168,6 +191,7 @@ mod tests {
             image_id: IMAGE.into(),
             member_id: "m1".into(),
             region: region.map(str::to_string),
+            ..Membership::default()
         }
     }
 

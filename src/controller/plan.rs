@@ -43,10 +43,10 @@ pub fn plan(
     applied: Option<&Membership>,
     observed: Option<&Member>,
 ) -> Plan {
-    let remove_previous = applied.filter(|previous| *previous != desired).cloned();
+    let remove_previous = applied.filter(|previous| !previous.same(desired)).cloned();
     let create = match observed {
         Some(_) => None,
-        None if applied == Some(desired) => Some(CreateReason::Drifted),
+        None if applied.is_some_and(|applied| applied.same(desired)) => Some(CreateReason::Drifted),
         None => Some(CreateReason::New),
     };
     // Glance creates every member as pending.
@@ -75,6 +75,7 @@ mod tests {
             image_id: image.into(),
             member_id: member.into(),
             region: None,
+            ..Membership::default()
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::api::{ImageAccess, MemberStatus, Membership};
 use crate::controller::status::{MANAGED_ELSEWHERE, STATUS_CONFLICT, WAITING_FOR_SHARE};
-use crate::openstack::{ConfigError, HttpErrorKind, OpenStackError, Operation};
+use crate::openstack::{Caller, ConfigError, HttpErrorKind, OpenStackError, Operation};
 
 /// What was being done when the failure happened: the same 403 means different things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,15 +194,75 @@ impl Problem {
         )
     }
 
-    /// Handing a membership over to `successor` could not be written.
-    pub fn kubernetes_write(error: &kube::Error, successor: &str) -> Problem {
+    /// A write to Kubernetes (`what`) failed: refused for good (RBAC, validation, an admission
+    /// policy: a human must act), or worth a retry.
+    pub fn kubernetes_write(error: &kube::Error, what: &str) -> Problem {
+        if let kube::Error::Api(status) = error {
+            match status.code {
+                401 | 403 => {
+                    return Problem::stalled(
+                        "KubernetesWriteForbidden",
+                        format!(
+                            "the API server refused to let the operator write {what} ({}): grant its service account patch on that resource in this namespace (the Helm chart does)",
+                            status.message
+                        ),
+                    );
+                }
+                400 | 422 => {
+                    return Problem::stalled(
+                        "KubernetesWriteRefused",
+                        format!(
+                            "the API server refused the operator's write of {what} ({}): an admission webhook or policy of this cluster refuses it; exempt the operator's writes from it",
+                            status.message
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
         Problem::Transient {
             reason: "KubernetesAPIError",
-            message: format!(
-                "handing the membership over to ImageAccess {successor} failed: {error}; retrying with backoff"
-            ),
+            message: format!("writing {what} failed: {error}; retrying with backoff"),
             retry_after: None,
         }
+    }
+
+    /// A "not found" from credentials that may not see `target`: it may still exist and
+    /// grant access, so nothing is concluded. Names who made it, who asked, and both ways out.
+    pub fn hidden(target: &Membership, caller: &Caller, image_owner: Option<&str>, secret: &str) -> Problem {
+        let asked = caller
+            .project
+            .as_deref()
+            .map_or_else(|| "credentials that are not scoped to a project".to_string(), |p| format!("project {p}"));
+        let made = target
+            .project
+            .as_deref()
+            .map_or_else(|| "the project that made it".to_string(), |p| format!("project {p}"));
+        let seen = match image_owner {
+            Some(owner) => format!("image {} belongs to project {owner}, and Glance shows its members only to their owner", target.image_id),
+            None => format!(
+                "Glance shows no image {} to {asked}: it was deleted, or its owner changed, or these are not the credentials of {made}",
+                target.image_id
+            ),
+        };
+        Problem::stalled(
+            "MembershipHidden",
+            format!(
+                "the credentials in Secret {secret} ({asked}) cannot tell whether the membership ({target}), made by {made}, still exists: {seen}. Put the credentials of {made} (or an admin's) back in the Secret and the operator finishes; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
+            ),
+        )
+    }
+
+    /// Glance refuses member calls on an image that is not shared now, but keeps its member
+    /// rows: they grant access again when it is shared again. Nothing can be undone until then.
+    pub fn no_longer_shared(target: &Membership, visibility: &str, secret: &str) -> Problem {
+        let image = &target.image_id;
+        Problem::stalled(
+            "ImageNoLongerShared",
+            format!(
+                "image {image} is {visibility} now, not shared: Glance refuses to change its members but keeps them, and the membership ({target}) grants access again as soon as the image is shared again. Make it shared again (openstack image set --shared {image}) and the operator finishes with the credentials in Secret {secret}; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
+            ),
+        )
     }
 
     /// Reading `other` again (before leaving a member status to it) failed.
@@ -376,6 +436,7 @@ mod tests {
             image_id: "img".into(),
             member_id: "mem".into(),
             region: None,
+            ..Membership::default()
         };
         let cases: Vec<(OpenStackError, Step, &str, bool)> = vec![
             (
@@ -486,6 +547,7 @@ mod tests {
             image_id: "img".into(),
             member_id: "mem".into(),
             region: None,
+            ..Membership::default()
         };
         let owner_sets_status = Problem::openstack(
             &http(Operation::SetMemberStatus, 403),

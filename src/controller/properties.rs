@@ -19,6 +19,8 @@ use proptest::prelude::*;
 
 use super::tests::Operator;
 use super::*;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use crate::api::{DeletionPolicy, ImageAccess, Managed, MemberStatus};
 use crate::openstack::ClientSettings;
 use crate::testing::fake_kube::{FakeKube, secret_metadata};

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
+use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -27,10 +27,16 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::status::{READY, RECONCILING, STALLED, same_conditions, set_condition};
-use super::{Context, Error, StopSignal, backoff_delay, jittered, measured, patch_status, random_fraction, slim};
-use crate::api::{ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, normalize_image_id};
+use super::problem::Problem;
+use super::reconcile::{jittered, measured, random_fraction};
+use super::report::patch_status;
+use super::run::{StopSignal, slim, wait_until_ready};
+use super::{Context, Error, backoff_delay};
+use crate::api::{
+    DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, normalize_image_id,
+};
 use crate::metrics::Metrics;
-use crate::runtime::{Happened, Requeue, WatchScope, publish};
+use crate::runtime::{Happened, Requeue, WatchScope, patch_metadata, publish};
 
 /// The `controller` label of the share's metrics.
 const CONTROLLER: &str = "imageshare";
@@ -387,24 +393,38 @@ impl Context {
             .collect()
     }
 
+    /// The share as the cache has it.
+    fn cached_share(&self, reference: &ObjectRef<ImageShare>) -> Option<Arc<ImageShare>> {
+        locked(&self.shares.stores)
+            .iter()
+            .filter(|(scope, _)| scope.is_none() || *scope == reference.namespace)
+            .find_map(|(_, store)| store.get(reference))
+    }
+
     /// The ImageAccess `name` in `namespace` as the cache has it, whoever controls it.
     fn cached_access(&self, name: &str, namespace: &str) -> Option<Arc<ImageAccess>> {
         self.access.object(&ObjectRef::new(name).within(namespace))
     }
 }
 
-/// The reconcile of one ImageShare: children to the spec, then the summary.
+/// The reconcile of one ImageShare: the finalizer, children to the spec, then the summary; on
+/// deletion, the children get the share's last deletion policy before it goes.
 async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.objects_synced.load(Ordering::Relaxed) {
         // Without every child in the cache, "missing" and "not seen yet" look alike.
         return Ok(Action::requeue(Duration::from_millis(200)));
     }
+    let namespace = share.namespace().ok_or(Error::NotNamespaced)?;
     if share.meta().deletion_timestamp.is_some() {
-        // The garbage collector deletes the children (their finalizers remove the memberships).
+        measured(&ctx, CONTROLLER, leave_policy_to_children(&share, &namespace, &ctx)).await?;
+        locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
-    let namespace = share.namespace().ok_or(Error::NotNamespaced)?;
-    let result = measured(&ctx, CONTROLLER, converge(&share, &namespace, &ctx)).await;
+    let result = measured(&ctx, CONTROLLER, async {
+        hold(&share, &namespace, &ctx).await?;
+        converge(&share, &namespace, &ctx).await
+    })
+    .await;
     let blocked = result?;
     locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
     // Children wake the share. A write the API server refused, or a name another object holds,
@@ -416,6 +436,97 @@ async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, 
         ctx.settings.resync_period
     };
     Ok(Action::requeue(jittered(next)))
+}
+
+/// Puts the finalizer on the share: it goes only once every child carries the share's last
+/// deletion policy ([`leave_policy_to_children`]), so that `kubectl apply` of `Orphan` followed
+/// at once by `kubectl delete` never deletes a child that still says `Delete`.
+async fn hold(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<(), Error> {
+    if share.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = share.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
+    let _: ImageShare = patch_metadata(&api, share.meta(), &finalizers, &[])
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// A share being deleted: every child it controls gets the share's deletion policy (children
+/// read from the API server, not the cache: one made just before the deletion counts too), then
+/// the share's finalizer goes and the garbage collector deletes the children. In foreground
+/// deletion the collector deletes them first; their cleanup reads the share's policy itself
+/// ([`deletion_policy_of_child`]).
+async fn leave_policy_to_children(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<(), Error> {
+    if !share.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
+    let children = api
+        .list(&ListParams::default().labels(&format!("{SHARE_LABEL}={}", share.name_any())))
+        .await
+        .map_err(Error::Kube)?;
+    for child in children.items.iter().filter(|child| controlled_by(child, share)) {
+        carry_policy(&api, share, child).await.map_err(Error::Kube)?;
+    }
+    let finalizers: Vec<String> = share.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let shares: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
+    match patch_metadata::<ImageShare>(&shares, share.meta(), &finalizers, &[]).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// Writes the share's deletion policy onto `child` when it says another: the policy it will be
+/// deleted with.
+async fn carry_policy(api: &Api<ImageAccess>, share: &ImageShare, child: &ImageAccess) -> Result<(), kube::Error> {
+    if child.deletion_policy() == share.spec.deletion_policy.unwrap_or_default() {
+        return Ok(());
+    }
+    let patch = json!({ "spec": { "deletionPolicy": share.spec.deletion_policy } });
+    let params = PatchParams {
+        field_manager: Some(SHARE_FIELD_MANAGER.into()),
+        ..PatchParams::default()
+    };
+    match api.patch(&child.name_any(), &params, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        // Gone already: nothing to carry.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The deletion policy of the share that controls `child`, read from the API server (the
+/// share's cache may not have the last edit yet); `None` when no live share controls it (then
+/// the child's own, which the share left on it before it went). A cached `Orphan` is believed
+/// without a read: leaving a membership in place destroys nothing.
+pub(super) async fn deletion_policy_of_child(
+    ctx: &Context,
+    child: &ImageAccess,
+) -> Result<Option<DeletionPolicy>, Problem> {
+    let Some(owner) = controlling_share(child) else {
+        return Ok(None);
+    };
+    let namespace = child.namespace().unwrap_or_default();
+    let reference = ObjectRef::<ImageShare>::new(&owner.name).within(&namespace);
+    let cached = ctx.cached_share(&reference);
+    if cached.is_some_and(|share| {
+        share.metadata.uid.as_deref() == Some(owner.uid.as_str())
+            && share.spec.deletion_policy == Some(DeletionPolicy::Orphan)
+    }) {
+        return Ok(Some(DeletionPolicy::Orphan));
+    }
+    let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.get_opt(&owner.name).await {
+        Ok(Some(share)) if share.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
+            Ok(Some(share.spec.deletion_policy.unwrap_or_default()))
+        }
+        Ok(_) => Ok(None),
+        Err(e) => Err(Problem::kubernetes_read(&e, &format!("ImageShare {namespace}/{}", owner.name))),
+    }
 }
 
 /// The children whose name an object the share does not control holds (`NameTaken`).
@@ -442,9 +553,24 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     let mut leaving_states = BTreeMap::new();
     let mut deleted = Vec::new();
     let mut delete_refused = None;
+    // A transient failure of one child write does not end the pass: the others are written, and
+    // the status and events too; the first failure is returned at the end for backoff.
+    let mut retry: Option<kube::Error> = None;
     for child in children.iter().filter(|child| !desired.contains_key(&child.name_any())) {
         leaving_states.insert(child.name_any(), child_state(child));
         if child.is_deleting() {
+            continue;
+        }
+        // The policy it goes with is the share's now: a pair removed in the same apply that sets
+        // Orphan leaves its membership in place.
+        if let Err(e) = carry_policy(&api, share, child).await {
+            match refusal(e) {
+                Refusal::Stalled(message) => delete_refused = Some(message),
+                Refusal::Transient(e) => {
+                    retry.get_or_insert(e);
+                }
+                Refusal::Taken => {}
+            }
             continue;
         }
         let params = DeleteParams {
@@ -460,7 +586,9 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
             Err(e) => match refusal(e) {
                 Refusal::Stalled(message) => delete_refused = Some(message),
-                Refusal::Transient(e) => return Err(Error::Kube(e)),
+                Refusal::Transient(e) => {
+                    retry.get_or_insert(e);
+                }
                 Refusal::Taken => {}
             },
         }
@@ -544,7 +672,9 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         match result {
             Ok(Written::Created) => created += 1,
             Ok(Written::SetBack) => set_back.push(name),
-            Err(Refusal::Transient(e)) => return Err(Error::Kube(e)),
+            Err(Refusal::Transient(e)) => {
+                retry.get_or_insert(e);
+            }
             Err(Refusal::Taken) => {
                 blocked = true;
                 if let Some(wanted) = desired.get(&name) {
@@ -611,7 +741,10 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
     for event in events {
         publish(&ctx.events, share, event).await;
     }
-    Ok(blocked)
+    match retry {
+        Some(e) => Err(Error::Kube(e)),
+        None => Ok(blocked),
+    }
 }
 
 /// The reason of a child name held by an object the share does not control.
@@ -824,7 +957,7 @@ pub(super) fn run_shares(
             .boxed(),
         );
     }
-    (loops, async move { super::wait_until_ready(&stores).await }.boxed())
+    (loops, async move { wait_until_ready(&stores).await }.boxed())
 }
 
 #[cfg(test)]

@@ -204,6 +204,7 @@ mod tests {
             image_id: "img".into(),
             member_id: "mem".into(),
             region: None,
+            ..Membership::default()
         }
     }
 

@@ -12,6 +12,19 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::reflector::{self, ObjectRef};
 
 use super::*;
+use std::sync::atomic::Ordering;
+
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+
+use super::reconcile::Error;
+use super::run::{LAST_APPLIED, slim};
+use crate::api::{CLAIM_ANNOTATION, FINALIZER};
+use crate::runtime::tracker::Fingerprint;
+use kube::ResourceExt;
+use super::run::reconcile_secret;
+use crate::metrics::Metrics;
+use crate::openstack::OpenStack;
 use crate::api::{DeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessStatus, Managed, MemberStatus};
 use crate::credentials::hold_finalizer;
 use crate::openstack::ClientSettings;
@@ -726,168 +739,45 @@ async fn orphan_policy_leaves_the_member() {
 }
 
 #[tokio::test]
-async fn deletion_finishes_when_the_image_is_no_longer_shared_or_gone() {
-    for (what, reason) in [("private", "MemberNotRemoved"), ("gone", "MemberAlreadyGone")] {
-        let mut h = Harness::new().await;
-        h.apply(&share("share"));
-        h.reconcile("share").await.expect("created");
-        if what == "gone" {
-            h.fake.remove_member(IMAGE, MEMBER_PROJECT);
-        } else {
-            h.fake.set_visibility(IMAGE, "private");
-        }
-        h.delete("share");
-        h.calls();
-        h.reconcile("share").await.expect("deletion is not blocked");
-        assert!(h.object("share").is_none(), "{what}");
-        assert_eq!(event_reasons(&h.calls()), vec![reason], "{what}");
-    }
-}
-
-#[tokio::test]
-async fn never_claimed_object_is_deleted_without_credentials() {
-    let mut h = Harness::new().await;
-    h.kube.delete_secret(NAMESPACE, SECRET);
-    h.apply(&ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "no-such-cloud"));
-    h.reconcile("share").await.expect("stalled, not an error");
-    assert_eq!(reason(&h.status("share")), "CredentialsSecretNotFound");
-    let object = h.object("share").expect("object");
-    assert!(!object.has_finalizer(), "nothing claimed, nothing to hold");
-    h.delete("share");
-    assert!(h.object("share").is_none(), "a bad spec never blocks deletion");
-}
-
-#[tokio::test]
-async fn glance_down_during_delete_keeps_the_finalizer() {
+async fn deletion_finishes_when_the_owner_sees_the_member_gone() {
     let mut h = Harness::new().await;
     h.apply(&share("share"));
     h.reconcile("share").await.expect("created");
-    h.fake.inject(Fault {
-        operation: "DELETE member",
-        status: 503,
-        retry_after: None,
-    });
-    h.delete("share");
-    let error = h.reconcile("share").await.expect_err("transient: retried with backoff");
-    assert!(error.to_string().contains("503"), "{error}");
-    assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
-    assert_eq!(condition(&h.status("share"), "Reconciling").status, "True");
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
-    // Glance is back; the retry is due.
-    h.later();
-    h.reconcile("share").await.expect("cleaned up");
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
-    assert!(h.object("share").is_none());
-}
-
-/// Issue 7, A1: a cleanup that needs a human keeps the finalizer.
-#[tokio::test]
-async fn a_missing_secret_keeps_the_finalizer_and_says_how_to_let_go() {
-    let mut h = Harness::new().await;
-    h.apply(&share("share"));
-    h.reconcile("share").await.expect("created");
-    // Someone removes the operator's hold by hand and deletes the Secret: it is really gone.
-    h.kube.remove_secret(NAMESPACE, SECRET);
+    h.fake.remove_member(IMAGE, MEMBER_PROJECT);
     h.delete("share");
     h.calls();
-    let action = h.reconcile("share").await.expect("stalled, not an error: no hot loop");
-    assert!(
-        requeue_after(&action) > Duration::from_secs(250),
-        "the stalled re-check"
-    );
-    let object = h.object("share").expect("the finalizer holds");
-    assert!(object.has_finalizer());
-    let status = object.status.expect("status");
-    assert_eq!(reason(&status), "CredentialsSecretNotFound");
-    assert!(
-        condition(&status, "Stalled")
-            .message
-            .contains("deletionPolicy to Orphan")
-    );
-    assert!(
-        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
-        "nothing removed, nothing lost"
-    );
-    assert!(event_reasons(&h.calls()).contains(&"CredentialsSecretNotFound".to_string()));
-
-    // The hint works: Orphan lets it go without touching Glance.
-    let mut orphan = h.object("share").expect("object");
-    orphan.spec.deletion_policy = Some(DeletionPolicy::Orphan);
-    h.apply(&orphan);
-    h.reconcile("share").await.expect("orphaned");
+    h.reconcile("share").await.expect("deletion is not blocked");
     assert!(h.object("share").is_none());
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberAlreadyGone"]);
 }
 
-/// Issue 7, A2: the Secret an object needs is held until the object is gone.
+/// Issue 19, case 7: an image made private keeps its member rows, which grant access again
+/// once it is shared again: the deletion waits for that (or for Orphan), it does not finish.
 #[tokio::test]
-async fn the_secret_is_held_while_an_object_needs_it_and_released_after() {
+async fn deleting_while_the_image_is_private_waits_until_it_is_shared_again() {
     let mut h = Harness::new().await;
-    h.apply(&share("one"));
-    h.apply(&ImageAccess::test("two", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
-    h.reconcile("one").await.expect("one");
-    h.reconcile("two").await.expect("two");
-    let hold = hold_finalizer(None);
-    assert_eq!(
-        h.secret_finalizers(),
-        vec![hold.clone()],
-        "held before the first create"
-    );
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    h.fake.set_visibility(IMAGE, "private");
+    h.delete("share");
+    h.calls();
+    h.reconcile("share").await.expect("stalled, not an error");
+    let object = h.object("share").expect("the finalizer stays");
+    let status = object.status.expect("status");
+    assert_eq!(reason(&status), "ImageNoLongerShared");
+    let message = &condition(&status, "Stalled").message;
+    assert!(message.contains("openstack image set --shared"), "{message}");
+    assert!(message.contains("deletionPolicy to Orphan"), "{message}");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "the row is still there");
+    assert_eq!(event_reasons(&h.calls()), vec!["ImageNoLongerShared"]);
 
-    // The namespace goes: the Secret and both objects are deleted at once.
-    h.kube.delete_secret(NAMESPACE, SECRET);
-    h.delete("one");
-    h.delete("two");
-    h.sync();
-    assert!(
-        h.kube.secret(NAMESPACE, SECRET).is_some(),
-        "terminating, still readable"
-    );
-    h.reconcile("one").await.expect("one cleaned up");
-    h.reconcile_secrets().await;
-    assert!(h.kube.secret(NAMESPACE, SECRET).is_some(), "two still needs it");
-    h.reconcile("two").await.expect("two cleaned up");
-    h.reconcile_secrets().await;
-    assert!(
-        h.kube.secret(NAMESPACE, SECRET).is_none(),
-        "released, so the Secret is gone"
-    );
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
-    assert!(
-        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(),
-        "no membership left behind"
-    );
+    h.fake.set_visibility(IMAGE, "shared");
+    h.later();
+    h.reconcile("share").await.expect("finished");
+    assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "removed once Glance allowed it");
 }
 
-/// Review finding: a hold released in the moment a new object came to need the Secret is put
-/// back as soon as the operator sees the new object.
-#[tokio::test]
-async fn a_secret_released_as_a_new_object_arrives_is_held_again() {
-    let mut h = Harness::new().await;
-    h.apply(&share("old"));
-    h.reconcile("old").await.expect("old");
-    h.delete("old");
-    h.reconcile("old").await.expect("old cleaned up");
-    // A new object using the Secret is created; the operator has not seen it when the
-    // Secret controller decides nobody needs the Secret.
-    h.kube
-        .apply(&ImageAccess::test("new", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
-    let unseen = h.kube.take_changes();
-    for secret in h.kube.secrets() {
-        reconcile_secret(Arc::new(secret_metadata(&secret)), h.ctx())
-            .await
-            .expect("released");
-    }
-    assert!(
-        h.secret_finalizers().is_empty(),
-        "released: nobody it knows of needs it"
-    );
-    h.op.feed(unseen);
-    h.reconcile_secrets().await;
-    assert_eq!(h.secret_finalizers(), vec![hold_finalizer(None)], "held again");
-}
-
-/// Issue 7, A3: a 403 on delete ends the deletion only when nothing is granted.
 #[tokio::test]
 async fn credentials_that_may_not_remove_the_member_keep_the_finalizer() {
     let mut h = Harness::new().await;
@@ -914,11 +804,13 @@ async fn credentials_that_may_not_remove_the_member_keep_the_finalizer() {
         "the member keeps access, and we say so"
     );
 
-    // Once the image is private the rows grant nothing: the deletion finishes.
-    h.fake.set_visibility(IMAGE, "private");
-    h.later();
+    // The owner's credentials back: removed, and the deletion finishes.
+    let mut object = h.object("share").expect("object");
+    object.spec.cloud_credentials_ref.cloud_name = "owner".into();
+    h.apply(&object);
     h.reconcile("share").await.expect("finished");
     assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
 }
 
 /// Issue 7, A4: a crash between the Glance create and the status write orphans nothing.
@@ -1396,9 +1288,10 @@ async fn work_at_once_never_exceeds_the_limits() {
 #[test]
 fn the_claim_annotation_round_trips() {
     let membership = Membership {
-        image_id: IMAGE.into(),
-        member_id: MEMBER_PROJECT.into(),
-        region: Some("RegionOne".into()),
+        endpoint: Some("http://glance.example/image".into()),
+        project: Some(OWNER_PROJECT.into()),
+        admin: true,
+        ..Membership::named(IMAGE.into(), MEMBER_PROJECT.into(), Some("RegionOne".into()))
     };
     let mut object = share("share");
     object.metadata.annotations.get_or_insert_default().insert(

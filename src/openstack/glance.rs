@@ -64,6 +64,9 @@ pub struct Glance {
     session: Arc<Session>,
     region: Option<String>,
     interface: String,
+    /// The endpoint the catalog named when this was made: where the memberships it touches
+    /// live (their identity), whatever region name picked it.
+    endpoint: String,
 }
 
 impl std::fmt::Debug for Glance {
@@ -76,12 +79,18 @@ impl std::fmt::Debug for Glance {
 }
 
 impl Glance {
-    pub(super) fn new(session: Arc<Session>, region: Option<String>, interface: String) -> Self {
+    pub(super) fn new(session: Arc<Session>, region: Option<String>, interface: String, endpoint: String) -> Self {
         Glance {
             session,
             region,
             interface,
+            endpoint,
         }
+    }
+
+    /// The Glance endpoint (from the catalog) this talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     /// `GET /v2/images/{image}`: what the caller may see of the image; 404 when it may not.

@@ -22,6 +22,9 @@ pub struct Token {
     refresh_margin: Duration,
     /// The project the token is scoped to.
     pub project_id: Option<String>,
+    /// Whether the token carries the `admin` role (Glance's `context_is_admin`): an admin sees
+    /// every image and every member.
+    pub admin: bool,
     /// When it was obtained: bounds how often a connection failure re-reads the catalog.
     pub obtained: std::time::Instant,
     catalog: Vec<CatalogService>,
@@ -59,7 +62,15 @@ struct TokenBody {
     #[serde(default)]
     project: Option<ProjectRef>,
     #[serde(default)]
+    roles: Vec<RoleRef>,
+    #[serde(default)]
     catalog: Vec<CatalogService>,
+}
+
+#[derive(Deserialize)]
+struct RoleRef {
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +129,7 @@ impl Token {
             expires_at: jiff::Timestamp::now(),
             refresh_margin: Duration::MAX,
             project_id: None,
+            admin: false,
             obtained: std::time::Instant::now(),
             catalog: serde_json::from_value(catalog).expect("catalog"),
         }
@@ -259,6 +271,7 @@ impl Session {
             expires_at,
             refresh_margin: lifetime / 4,
             project_id: body.token.project.map(|p| p.id),
+            admin: body.token.roles.iter().any(|role| role.name == "admin"),
             obtained: std::time::Instant::now(),
             catalog: body.token.catalog,
         })

@@ -145,6 +145,22 @@ impl OpenStack {
     }
 }
 
+/// Who a set of credentials is to Glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The project the token is scoped to.
+    pub project: Option<String>,
+    /// Whether the token carries the admin role.
+    pub admin: bool,
+}
+
+impl Caller {
+    /// Whether these are the credentials of `project`.
+    pub fn is(&self, project: &str) -> bool {
+        self.project.as_deref() == Some(project)
+    }
+}
+
 /// One set of credentials: its HTTP client and its token.
 pub struct Session {
     /// The digest of the credentials (see [`Credentials::cache_key`]).
@@ -207,15 +223,25 @@ impl Session {
         Ok(self.token().await?.project_id.clone())
     }
 
+    /// Who these credentials are to Glance: their project and whether they are an admin.
+    pub async fn caller(&self) -> Result<Caller, OpenStackError> {
+        let token = self.token().await?;
+        Ok(Caller {
+            project: token.project_id.clone(),
+            admin: token.admin,
+        })
+    }
+
     /// The Glance of `region` (any region when none) on `interface` (`public`, `internal`,
     /// `admin`). Authenticates if needed, so a bad password or a missing endpoint shows here.
     pub async fn glance(self: &Arc<Self>, region: Option<&str>, interface: &str) -> Result<Glance, OpenStackError> {
         let token = self.token().await?;
-        token.image_endpoint(interface, region)?;
+        let endpoint = token.image_endpoint(interface, region)?;
         Ok(Glance::new(
             self.clone(),
             region.map(str::to_string),
             interface.to_string(),
+            endpoint.to_string(),
         ))
     }
 

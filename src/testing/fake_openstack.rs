@@ -227,6 +227,14 @@ impl FakeOpenStack {
         }
     }
 
+    /// Gives the image to another project, as an admin's `openstack image set --project` does
+    /// (its members stay).
+    pub fn set_owner(&self, id: &str, owner: &str) {
+        if let Some(image) = self.lock().images.get_mut(id) {
+            image.owner = owner.into();
+        }
+    }
+
     pub fn set_member_quota(&self, quota: usize) {
         self.lock().member_quota = quota;
     }
@@ -403,6 +411,7 @@ async fn issue_token(State(state): Shared, body: Bytes) -> Response {
             "expires_at": jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S.%6fZ", expires_at).unwrap_or_default(),
             "issued_at": jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%S.%6fZ", issued_at).unwrap_or_default(),
             "project": {"id": user.project_id, "name": format!("{user_name}-project")},
+            "roles": if user.admin { json!([{"id": "r-admin", "name": "admin"}, {"id": "r-member", "name": "member"}]) } else { json!([{"id": "r-member", "name": "member"}]) },
             "catalog": catalog
         }})),
     )

@@ -64,11 +64,11 @@ impl ImageAccess {
     /// A status recording `applied` as the managed membership (region as the fake's).
     pub fn with_applied(mut self, image_id: &str, member_id: &str) -> Self {
         let status = self.status.get_or_insert_with(ImageAccessStatus::default);
-        status.applied = Some(Membership {
-            image_id: image_id.into(),
-            member_id: member_id.into(),
-            region: Some(crate::testing::fake_openstack::REGION.into()),
-        });
+        status.applied = Some(Membership::named(
+            image_id.into(),
+            member_id.into(),
+            Some(crate::testing::fake_openstack::REGION.into()),
+        ));
         self
     }
 }

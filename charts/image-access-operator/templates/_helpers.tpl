@@ -35,9 +35,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["glance.viettelidc.com.vn"]
   resources: ["imageaccessaccepts"]
   verbs: ["get", "list", "watch", "patch"]
+# get: a child's deletion reads its share's deletion policy; patch: the share's finalizer,
+# held until its children carry its last policy.
 - apiGroups: ["glance.viettelidc.com.vn"]
   resources: ["imageshares"]
-  verbs: ["list", "watch"]
+  verbs: ["get", "list", "watch", "patch"]
 # ImageShare objects create, set back and delete the ImageAccess objects they own.
 - apiGroups: ["glance.viettelidc.com.vn"]
   resources: ["imageaccesses"]

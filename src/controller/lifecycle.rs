@@ -1,0 +1,241 @@
+//! One membership lifecycle for every kind that holds one.
+//!
+//! Applying: resolve the credentials → let go of what the spec no longer names → may the object
+//! hold the membership (one manager, one setter, credentials that can act) → claim it (holder
+//! recorded) → the kind acts in Glance → record and report. Deleting: for every membership the
+//! object holds, leave it (Orphan), hand it over, or undo it, then drop the finalizer.
+//!
+//! The decisions that destroy or hand over are made here and nowhere else:
+//! - **Replace?** Only when the spec names another membership: another image, member or Glance
+//!   endpoint ([`Membership::same`]). A region name that resolves to the same endpoint is the
+//!   same membership.
+//! - **Orphan?** Asked first, and needs no OpenStack call ([`Kind::orphans`]).
+//! - **Who takes it over?** [`Kind::successor`]; a transient failure to tell retries, it never
+//!   means "nobody".
+//! - **Gone?** Only from credentials that could see it ([`witness_gone`]): an admin, the image's
+//!   owner, or (for its own membership) the member. A "not found" to anyone else, or a refusal on
+//!   an image that is not shared now, is *hidden*: the finalizer stays, Stalled, with both ways
+//!   out.
+//! - **Never made?** [`Kind::made_nothing`]: what the object recorded says its attempts were
+//!   refused, so a refusal now undoes nothing.
+
+use kube::Api;
+
+use super::holding::{self, Resolved, claim, let_go_finalizer, release_claim};
+use super::problem::{Problem, Step};
+use super::report::{deletion_blocked, report};
+use super::status::{Observation, Outcome, READY, STALLED};
+use super::{Context, Error, Kind, Next};
+use crate::api::{Managed, Membership};
+use crate::openstack::{Caller, Glance};
+use crate::runtime::{Happened, publish};
+
+/// What letting go of a membership did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Undone in Glance: removed, or set rejected.
+    Undone,
+    /// It was already as letting go leaves it (rejected), seen by its credentials.
+    AlreadyUndone,
+    /// Gone from Glance, as credentials that could see it say.
+    AlreadyGone,
+    /// The object never changed it in Glance (its attempts were refused): nothing to undo.
+    NothingToUndo(String),
+    /// Left to the object that takes it over (`namespace/name`).
+    HandedOver(String),
+    /// Left in Glance, as `deletionPolicy: Orphan` asks.
+    Orphaned,
+}
+
+/// Why a membership is let go of.
+#[derive(Debug, Clone, Copy)]
+pub enum Why<'a> {
+    /// The object is deleted.
+    Deleted,
+    /// The spec names another membership now.
+    Replaced { by: &'a Membership },
+}
+
+/// The reconcile of an object that is not being deleted: Glance and the status brought to
+/// the spec.
+pub async fn apply<K: Kind>(object: &K, api: &Api<K>, ctx: &Context) -> Result<Next, Error> {
+    let mut events = Vec::new();
+    let (desired, outcome) = converge(object, api, ctx, &mut events).await?;
+    report(object, api, ctx, &desired, outcome, events).await
+}
+
+/// An outcome that stopped at `problem`, keeping what the status records.
+pub(super) fn stopped(applied: Option<Membership>, problem: Problem) -> Outcome {
+    Outcome {
+        image: None,
+        applied,
+        observation: Observation::Unknown,
+        problem: Some(problem),
+    }
+}
+
+/// Brings Glance to the spec; returns the membership it names (as far as the credentials could
+/// resolve it) and the outcome. Only a failed Kubernetes write that nothing can report is an
+/// `Err`.
+async fn converge<K: Kind>(
+    object: &K,
+    api: &Api<K>,
+    ctx: &Context,
+    events: &mut Vec<Happened>,
+) -> Result<(Membership, Outcome), Error> {
+    let applied = object.applied().cloned();
+    let unresolved = holding::unresolved(object);
+    let creds = match Resolved::of(object, ctx).await {
+        Ok(creds) => creds,
+        Err(problem) => return Ok((unresolved, stopped(applied, problem))),
+    };
+    let member = match K::member(object, &creds) {
+        Ok(member) => member,
+        Err(problem) => return Ok((unresolved, stopped(applied, problem))),
+    };
+    let named = object
+        .named()
+        .filter(|named| named.member_id == member)
+        .unwrap_or_else(|| Membership::named(object.image_id(), member.clone(), None));
+    let desired = match creds.locate(named.image_id.clone(), member, named.region.clone()).await {
+        Ok((desired, _)) => desired,
+        Err(e) => {
+            let problem = Problem::openstack(&e, Step::ObserveMember, &named, &creds.secret);
+            return Ok((named, stopped(applied, problem)));
+        }
+    };
+    let applied = match applied {
+        Some(applied) => Some(creds.placed(applied).await),
+        None => None,
+    };
+
+    // What the object holds and the spec no longer names: let go first, as Terraform's
+    // "forces a new resource".
+    for held in object.held_memberships() {
+        let old = creds.placed(held).await;
+        if old.same(&desired) {
+            continue;
+        }
+        match let_go(object, &old, Some(&creds), ctx).await {
+            Ok(released) => events.extend(object.released(&old, &released, Why::Replaced { by: &desired })),
+            Err(problem) => return Ok((desired, stopped(applied, problem))),
+        }
+    }
+    let applied = applied.filter(|applied| applied.same(&desired));
+
+    if let Err(refusal) = K::may_hold(object, &desired, &creds, ctx).await {
+        if refusal.drop_claim {
+            if object.claim().is_some() {
+                release_claim(api, object).await?;
+            }
+            return Ok((desired, stopped(None, refusal.problem)));
+        }
+        return Ok((desired, stopped(applied, refusal.problem)));
+    }
+
+    // Who made or adopted it stays recorded while other credentials look after it.
+    let previous = object.claim().filter(|claim| claim.same(&desired)).or(applied.clone());
+    let record = desired.held_as(previous.as_ref());
+    if let Err(problem) = claim(api, object, &record, ctx).await {
+        return Ok((record, stopped(applied, problem)));
+    }
+    let outcome = K::act(object, &record, applied, &creds, ctx, events).await;
+    Ok((record, outcome))
+}
+
+/// Lets go of `target`, which `object` holds: leaves it (Orphan), hands it over, or undoes it
+/// with the object's credentials (`creds`, resolved here when `None`). `Err` when it stays as
+/// it is and the object must wait: a transient failure, or a human must act.
+async fn let_go<K: Kind>(
+    object: &K,
+    target: &Membership,
+    creds: Option<&Resolved>,
+    ctx: &Context,
+) -> Result<Released, Problem> {
+    if K::orphans(object, ctx).await? {
+        return Ok(Released::Orphaned);
+    }
+    if let Some(successor) = K::successor(object, target, ctx).await? {
+        return Ok(Released::HandedOver(successor));
+    }
+    match creds {
+        Some(creds) => K::undo(object, target, creds, ctx).await,
+        None => match Resolved::of(object, ctx).await {
+            Ok(creds) => K::undo(object, target, &creds, ctx).await,
+            // Nothing to undo needs no credentials.
+            Err(_) if object.made_nothing(target) => Ok(Released::NothingToUndo(
+                "its attempts were refused, so it changed nothing".to_string(),
+            )),
+            Err(problem) => Err(problem),
+        },
+    }
+}
+
+/// The reconcile of an object being deleted: every membership it holds is let go of as its
+/// policy says, then the finalizer goes. Anything that keeps a membership as it is without the
+/// policy's word keeps the finalizer too, Stalled with how to let go.
+pub async fn cleanup<K: Kind>(object: &K, api: &Api<K>, ctx: &Context) -> Result<Next, Error> {
+    if !object.has_finalizer() {
+        return Ok(Next::Gone);
+    }
+    let mut events = Vec::new();
+    for target in object.held_memberships() {
+        match let_go(object, &target, None, ctx).await {
+            Ok(released) => events.extend(object.released(&target, &released, Why::Deleted)),
+            Err(problem) => return deletion_blocked(object, api, ctx, &target, problem, events).await,
+        }
+    }
+    for event in events {
+        publish(&ctx.events, object, event).await;
+    }
+    let_go_finalizer(api, object).await
+}
+
+/// Whether a "not found" that `caller` got for `target` means it is gone: only credentials
+/// that could see it are believed. An admin sees every image and member; the image's owner
+/// sees all its members; with `member_sees_own`, the member sees its own membership. Anyone
+/// else might just not see it: then it is hidden, a Stalled problem that names who made it and
+/// both ways out.
+pub async fn witness_gone(
+    glance: &Glance,
+    caller: &Caller,
+    target: &Membership,
+    member_sees_own: bool,
+    secret: &str,
+) -> Result<(), Problem> {
+    if caller.admin || (member_sees_own && caller.is(&target.member_id)) {
+        return Ok(());
+    }
+    match glance.show_image(&target.image_id).await {
+        Ok(image) if image.owner.as_deref().is_some_and(|owner| caller.is(owner)) => Ok(()),
+        Ok(image) => Err(Problem::hidden(target, caller, image.owner.as_deref(), secret)),
+        Err(e) if e.is_not_found() => Err(Problem::hidden(target, caller, None, secret)),
+        Err(e) => Err(Problem::openstack(&e, Step::ObserveMember, target, secret)),
+    }
+}
+
+/// Whether the object's last look, for its current spec, ended Stalled with one of `reasons`
+/// and nothing recorded as applied for `target`: what it tried on `target` was refused.
+pub fn refused_before(object: &impl Managed, target: &Membership, reasons: &[&str]) -> bool {
+    let current = |type_: &str| {
+        object
+            .condition(type_)
+            .filter(|c| c.status == "True" && c.observed_generation == object.meta().generation)
+    };
+    !object.applied().is_some_and(|applied| applied.same(target))
+        && current(STALLED).is_some()
+        && object
+            .condition(READY)
+            .is_some_and(|ready| reasons.contains(&ready.reason.as_str()))
+}
+
+/// Whether `object` proved it can act on `target` or may still: it has it applied, or its
+/// last look for its current spec did not end Stalled. Objects that cannot act (no Secret,
+/// another project's credentials, refused by Glance) never block another object, nor take a
+/// membership over.
+pub fn able(object: &impl Managed, target: &Membership) -> bool {
+    let stalled_now = object
+        .condition(STALLED)
+        .is_some_and(|c| c.status == "True" && c.observed_generation == object.meta().generation);
+    object.applied().is_some_and(|applied| applied.same(target)) || !stalled_now
+}
