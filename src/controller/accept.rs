@@ -146,7 +146,11 @@ impl Kind for ImageAccessAccept {
         if self.applied().is_some_and(|applied| applied.same(target)) {
             return false;
         }
-        match self.claim().filter(|claim| claim.same(target)).and_then(|claim| claim.project.map(|p| (p, claim.admin))) {
+        match self
+            .claim()
+            .filter(|claim| claim.same(target))
+            .and_then(|claim| claim.project.map(|p| (p, claim.admin)))
+        {
             Some((project, admin)) => project != target.member_id && !admin,
             None => lifecycle::refused_before(self, target, &[NOT_THE_MEMBER]),
         }
@@ -425,9 +429,11 @@ impl MemberSession<'_> {
             ));
         }
         match self.glance.show_image(&target.image_id).await {
-            Ok(image) if image.owner.is_some() && image.owner.as_deref() == caller => {
-                Ok(Problem::owner_credentials(target, &target.member_id, &self.creds.secret))
-            }
+            Ok(image) if image.owner.is_some() && image.owner.as_deref() == caller => Ok(Problem::owner_credentials(
+                target,
+                &target.member_id,
+                &self.creds.secret,
+            )),
             Ok(_) => Ok(Problem::waiting_for_share(target)),
             // A member does not see a shared image before it is shared with it.
             Err(e) if e.is_not_found() => Ok(Problem::waiting_for_share(target)),

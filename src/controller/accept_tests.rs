@@ -7,8 +7,8 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::tests::{Harness, IMAGE, event_reasons};
 use super::*;
-use crate::api::{ImageAccess, ImageAccessAccept};
 use crate::api::{AcceptDeletionPolicy, ImageAccessAcceptStatus, MemberStatus};
+use crate::api::{ImageAccess, ImageAccessAccept};
 use crate::testing::fake_openstack::{MEMBER_PROJECT, OTHER_PROJECT, OWNER_PROJECT};
 use crate::testing::fixtures::NAMESPACE;
 

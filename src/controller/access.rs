@@ -24,12 +24,16 @@ use crate::runtime::{Happened, patch_metadata};
 
 /// Reasons of a look that ended with Glance refusing what this object tried on a membership it
 /// had not recorded: it changed nothing there.
-const REFUSED: &[&str] = &["ImageNotFound", "ImageNotShared", "MemberQuotaExceeded", "InvalidRequest"];
+const REFUSED: &[&str] = &[
+    "ImageNotFound",
+    "ImageNotShared",
+    "MemberQuotaExceeded",
+    "InvalidRequest",
+];
 
 impl Kind for ImageAccess {
     const CONTROLLER: &'static str = "imageaccess";
-    const ORPHAN_HINT: &'static str =
-        "to delete it without removing the membership, set spec.deletionPolicy to Orphan (on the ImageShare, for one of its ImageAccess objects)";
+    const ORPHAN_HINT: &'static str = "to delete it without removing the membership, set spec.deletionPolicy to Orphan (on the ImageShare, for one of its ImageAccess objects)";
     type Counterpart = ImageAccessAccept;
 
     fn state(ctx: &Context) -> &KindState<Self> {
@@ -150,7 +154,9 @@ impl Kind for ImageAccess {
             )),
             (Released::AlreadyGone, Why::Deleted) if recorded => Some(Happened::warning(
                 "MemberAlreadyGone",
-                format!("the membership ({target}) no longer exists in Glance (removed outside Kubernetes); nothing to remove"),
+                format!(
+                    "the membership ({target}) no longer exists in Glance (removed outside Kubernetes); nothing to remove"
+                ),
             )),
             _ => None,
         }
@@ -472,7 +478,11 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
     }
     let unavailable = |e: &OpenStackError| Problem::openstack(e, Step::ObserveMember, target, &label);
     let located = creds
-        .locate(target.image_id.clone(), target.member_id.clone(), successor.spec.region.clone())
+        .locate(
+            target.image_id.clone(),
+            target.member_id.clone(),
+            successor.spec.region.clone(),
+        )
         .await;
     let glance = match located {
         Ok((reached, glance)) if reached.same(target) => glance,
@@ -512,7 +522,12 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
 /// image that is not shared now leaves member rows that grant access again once it is, so it
 /// waits; one by credentials that may not remove members of a shared image says whose are
 /// needed.
-async fn remove(object: &ImageAccess, target: &Membership, creds: &Resolved, ctx: &Context) -> Result<Released, Problem> {
+async fn remove(
+    object: &ImageAccess,
+    target: &Membership,
+    creds: &Resolved,
+    ctx: &Context,
+) -> Result<Released, Problem> {
     let secret = &creds.secret;
     let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, secret);
     let glance = creds.glance(target.region.as_deref()).await.map_err(|e| fail(&e))?;

@@ -19,8 +19,8 @@ use crate::api::{ImageAccess, ImageAccessAccept, Membership};
 use crate::credentials::Secrets;
 use crate::metrics::Metrics;
 use crate::openstack::OpenStack;
-use crate::runtime::{Events, Requeue};
 use crate::runtime::tracker::{Clock, Tracker};
+use crate::runtime::{Events, Requeue};
 
 /// What the shared controller keeps per kind.
 pub struct KindState<K: Kind> {
@@ -240,4 +240,3 @@ impl Context {
         });
     }
 }
-

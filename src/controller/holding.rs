@@ -94,12 +94,19 @@ pub fn unresolved<K: Kind>(object: &K) -> Membership {
 /// Makes sure the object carries the finalizer and claims `record` before Glance is touched,
 /// and that its Secret is held while it does. Writes only what is missing; returns the object
 /// as written, when it wrote (a later metadata write in the same reconcile must start from it).
-pub async fn claim<K: Kind>(api: &Api<K>, object: &K, record: &Membership, ctx: &Context) -> Result<Option<K>, Problem> {
+pub async fn claim<K: Kind>(
+    api: &Api<K>,
+    object: &K,
+    record: &Membership,
+    ctx: &Context,
+) -> Result<Option<K>, Problem> {
     let namespace = object.namespace().unwrap_or_default();
     let secret = &object.credentials_ref().secret_name;
     let held = ctx.secrets.hold(&namespace, secret).await;
     ctx.secrets_changed_meanwhile();
-    held.map_err(|e| Problem::kubernetes_write(&e, &format!("the operator's finalizer on Secret {namespace}/{secret}")))?;
+    held.map_err(|e| {
+        Problem::kubernetes_write(&e, &format!("the operator's finalizer on Secret {namespace}/{secret}"))
+    })?;
     if object.has_finalizer() && object.claim().as_ref() == Some(record) {
         return Ok(None);
     }

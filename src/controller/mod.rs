@@ -219,6 +219,8 @@ pub trait Kind:
 #[cfg(test)]
 mod accept_tests;
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod properties;
 #[cfg(test)]
 mod tests;

@@ -230,16 +230,19 @@ impl Problem {
     /// A "not found" from credentials that may not see `target`: it may still exist and
     /// grant access, so nothing is concluded. Names who made it, who asked, and both ways out.
     pub fn hidden(target: &Membership, caller: &Caller, image_owner: Option<&str>, secret: &str) -> Problem {
-        let asked = caller
-            .project
-            .as_deref()
-            .map_or_else(|| "credentials that are not scoped to a project".to_string(), |p| format!("project {p}"));
+        let asked = caller.project.as_deref().map_or_else(
+            || "credentials that are not scoped to a project".to_string(),
+            |p| format!("project {p}"),
+        );
         let made = target
             .project
             .as_deref()
             .map_or_else(|| "the project that made it".to_string(), |p| format!("project {p}"));
         let seen = match image_owner {
-            Some(owner) => format!("image {} belongs to project {owner}, and Glance shows its members only to their owner", target.image_id),
+            Some(owner) => format!(
+                "image {} belongs to project {owner}, and Glance shows its members only to their owner",
+                target.image_id
+            ),
             None => format!(
                 "Glance shows no image {} to {asked}: it was deleted, or its owner changed, or these are not the credentials of {made}",
                 target.image_id

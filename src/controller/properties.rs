@@ -19,13 +19,13 @@ use proptest::prelude::*;
 
 use super::tests::Operator;
 use super::*;
-use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 use crate::api::{DeletionPolicy, ImageAccess, Managed, MemberStatus};
 use crate::openstack::ClientSettings;
 use crate::testing::fake_kube::{FakeKube, secret_metadata};
 use crate::testing::fake_openstack::{FakeOpenStack, Fault, OWNER_PROJECT, PASSWORD};
 use crate::testing::fixtures::SECRET;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
 const IMAGES: [&str; 2] = [
     "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10",

@@ -204,4 +204,3 @@ pub(super) fn finish(ctx: &Context, problem: Option<Problem>) -> Result<Next, Er
         None => Ok(Next::After(ctx.settings.resync_period)),
     }
 }
-

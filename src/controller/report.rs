@@ -117,4 +117,3 @@ async fn publish_problem_transition<K: Kind>(
         publish(&ctx.events, object, happened).await;
     }
 }
-

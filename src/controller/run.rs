@@ -81,7 +81,8 @@ pub fn secret_error_policy(secret: Arc<PartialObjectMeta<Secret>>, error: &Error
         *count
     };
     let delay = backoff_delay(&ctx.settings, failures, random_fraction());
-    let refused = matches!(error, Error::Kube(kube::Error::Api(status)) if matches!(status.code, 400 | 401 | 403 | 422));
+    let refused =
+        matches!(error, Error::Kube(kube::Error::Api(status)) if matches!(status.code, 400 | 401 | 403 | 422));
     let (namespace, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
     let retry_in_ms = delay.as_millis() as u64;
     if refused {
@@ -278,4 +279,3 @@ where
     }
     true
 }
-

@@ -19,18 +19,20 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy};
+use kube::api::{
+    DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
+};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::status::{READY, RECONCILING, STALLED, same_conditions, set_condition};
 use super::problem::Problem;
 use super::reconcile::{jittered, measured, random_fraction};
 use super::report::patch_status;
 use super::run::{StopSignal, slim, wait_until_ready};
+use super::status::{READY, RECONCILING, STALLED, same_conditions, set_condition};
 use super::{Context, Error, backoff_delay};
 use crate::api::{
     DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, normalize_image_id,
@@ -106,7 +108,12 @@ impl ShareState {
         self.requeue.send(ObjectRef::new(&share.name).within(&namespace));
     }
 
-    fn observe_share(&self, event: &watcher::Event<ImageShare>) {
+    /// Registers the watch cache of one scope (a namespace, or all).
+    pub(super) fn watch_scope(&self, scope: Option<String>, store: Store<ImageShare>) {
+        locked(&self.stores).push((scope, store));
+    }
+
+    pub(super) fn observe_share(&self, event: &watcher::Event<ImageShare>) {
         match event {
             watcher::Event::Delete(share) => {
                 locked(&self.failures).remove(&share.uid().unwrap_or_default());
@@ -394,7 +401,7 @@ impl Context {
     }
 
     /// The share as the cache has it.
-    fn cached_share(&self, reference: &ObjectRef<ImageShare>) -> Option<Arc<ImageShare>> {
+    pub(super) fn cached_share(&self, reference: &ObjectRef<ImageShare>) -> Option<Arc<ImageShare>> {
         locked(&self.shares.stores)
             .iter()
             .filter(|(scope, _)| scope.is_none() || *scope == reference.namespace)
@@ -409,7 +416,7 @@ impl Context {
 
 /// The reconcile of one ImageShare: the finalizer, children to the spec, then the summary; on
 /// deletion, the children get the share's last deletion policy before it goes.
-async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.objects_synced.load(Ordering::Relaxed) {
         // Without every child in the cache, "missing" and "not seen yet" look alike.
         return Ok(Action::requeue(Duration::from_millis(200)));
@@ -525,7 +532,10 @@ pub(super) async fn deletion_policy_of_child(
             Ok(Some(share.spec.deletion_policy.unwrap_or_default()))
         }
         Ok(_) => Ok(None),
-        Err(e) => Err(Problem::kubernetes_read(&e, &format!("ImageShare {namespace}/{}", owner.name))),
+        Err(e) => Err(Problem::kubernetes_read(
+            &e,
+            &format!("ImageShare {namespace}/{}", owner.name),
+        )),
     }
 }
 
@@ -923,7 +933,7 @@ pub(super) fn run_shares(
     let mut loops = Vec::new();
     for (namespace, api) in scope.apis::<ImageShare>(&ctx.client) {
         let (reader, writer) = reflector::store();
-        locked(&ctx.shares.stores).push((namespace.clone(), reader.clone()));
+        ctx.shares.watch_scope(namespace.clone(), reader.clone());
         stores.push(reader.clone());
         let requeue = ctx.shares.requeue.register(namespace.clone());
         let tap = ctx.clone();

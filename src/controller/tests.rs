@@ -18,28 +18,31 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::reconcile::Error;
+use super::run::reconcile_secret;
 use super::run::{LAST_APPLIED, slim};
 use crate::api::{CLAIM_ANNOTATION, FINALIZER};
-use crate::runtime::tracker::Fingerprint;
-use kube::ResourceExt;
-use super::run::reconcile_secret;
-use crate::metrics::Metrics;
-use crate::openstack::OpenStack;
-use crate::api::{DeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessStatus, Managed, MemberStatus};
+use crate::api::{
+    DeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessStatus, ImageShare, Managed, MemberStatus,
+};
 use crate::credentials::hold_finalizer;
+use crate::metrics::Metrics;
 use crate::openstack::ClientSettings;
+use crate::openstack::OpenStack;
+use crate::runtime::tracker::Fingerprint;
 use crate::testing::fake_kube::{Call, Change, FakeKube, secret_metadata};
 use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD};
 use crate::testing::fixtures::{NAMESPACE, SECRET};
+use kube::ResourceExt;
 
 pub(super) const IMAGE: &str = "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
-const OTHER_IMAGE: &str = "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21";
+pub(super) const OTHER_IMAGE: &str = "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21";
 
 /// The operator's view: a context with watch caches fed from the fake API's changes.
 pub(super) struct Operator {
     pub(super) ctx: Arc<Context>,
     objects: Writer<ImageAccess>,
     accepts: Writer<ImageAccessAccept>,
+    shares: Writer<ImageShare>,
     secrets: Writer<PartialObjectMeta<Secret>>,
 }
 
@@ -67,6 +70,8 @@ impl Operator {
         ctx.watch_scope(None, object_reader);
         let (accept_reader, accepts) = reflector::store::<ImageAccessAccept>();
         ctx.watch_scope(None, accept_reader);
+        let (share_reader, shares) = reflector::store::<ImageShare>();
+        ctx.shares.watch_scope(None, share_reader);
         let (secret_reader, secrets) = reflector::store();
         ctx.secrets.watch_scope(None, secret_reader);
         ctx.objects_synced.store(true, Ordering::Relaxed);
@@ -74,6 +79,7 @@ impl Operator {
             ctx,
             objects,
             accepts,
+            shares,
             secrets,
         }
     }
@@ -117,6 +123,10 @@ impl Operator {
                 Change::Accept(event) => {
                     self.accepts.apply_watcher_event(&event);
                     self.ctx.observe(None, &event);
+                }
+                Change::Share(event) => {
+                    self.shares.apply_watcher_event(&event);
+                    self.ctx.shares.observe_share(&event);
                 }
                 Change::Secret(event) => {
                     self.secrets.apply_watcher_event(&event);
@@ -175,7 +185,7 @@ impl Harness {
         stored
     }
 
-    fn delete(&mut self, name: &str) {
+    pub(super) fn delete(&mut self, name: &str) {
         self.kube.delete(NAMESPACE, name);
         self.sync();
     }
@@ -208,7 +218,7 @@ impl Harness {
     }
 
     /// Reconciles every Secret the cache has (holds and releases).
-    async fn reconcile_secrets(&mut self) {
+    pub(super) async fn reconcile_secrets(&mut self) {
         self.sync();
         for secret in self.kube.secrets() {
             let _ = reconcile_secret(Arc::new(secret_metadata(&secret)), self.ctx()).await;
@@ -225,11 +235,11 @@ impl Harness {
         self.kube.take_calls()
     }
 
-    fn object(&self, name: &str) -> Option<ImageAccess> {
+    pub(super) fn object(&self, name: &str) -> Option<ImageAccess> {
         self.kube.object(NAMESPACE, name)
     }
 
-    fn status(&self, name: &str) -> ImageAccessStatus {
+    pub(super) fn status(&self, name: &str) -> ImageAccessStatus {
         self.object(name).and_then(|o| o.status).unwrap_or_default()
     }
 
@@ -241,7 +251,7 @@ impl Harness {
     }
 }
 
-fn writes(calls: &[Call]) -> Vec<&Call> {
+pub(super) fn writes(calls: &[Call]) -> Vec<&Call> {
     calls.iter().filter(|c| c.method != "GET").collect()
 }
 
@@ -253,7 +263,7 @@ pub(super) fn event_reasons(calls: &[Call]) -> Vec<String> {
         .collect()
 }
 
-fn condition<'a>(
+pub(super) fn condition<'a>(
     status: &'a ImageAccessStatus,
     type_: &str,
 ) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
@@ -264,15 +274,15 @@ fn condition<'a>(
         .unwrap_or_else(|| panic!("condition {type_} in {status:?}"))
 }
 
-fn reason(status: &ImageAccessStatus) -> String {
+pub(super) fn reason(status: &ImageAccessStatus) -> String {
     condition(status, "Ready").reason.clone()
 }
 
-fn share(name: &str) -> ImageAccess {
+pub(super) fn share(name: &str) -> ImageAccess {
     ImageAccess::test(name, IMAGE, MEMBER_PROJECT, "owner")
 }
 
-fn requeue_after(action: &Action) -> Duration {
+pub(super) fn requeue_after(action: &Action) -> Duration {
     let text = format!("{action:?}");
     let start = text.find("Some(").map(|i| i + 5).expect("a requeue");
     let inner = &text[start..text[start..].find(')').map(|i| i + start).expect("end")];
@@ -775,9 +785,156 @@ async fn deleting_while_the_image_is_private_waits_until_it_is_shared_again() {
     h.later();
     h.reconcile("share").await.expect("finished");
     assert!(h.object("share").is_none());
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "removed once Glance allowed it");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "removed once Glance allowed it"
+    );
 }
 
+#[tokio::test]
+async fn never_claimed_object_is_deleted_without_credentials() {
+    let mut h = Harness::new().await;
+    h.kube.delete_secret(NAMESPACE, SECRET);
+    h.apply(&ImageAccess::test("share", IMAGE, MEMBER_PROJECT, "no-such-cloud"));
+    h.reconcile("share").await.expect("stalled, not an error");
+    assert_eq!(reason(&h.status("share")), "CredentialsSecretNotFound");
+    let object = h.object("share").expect("object");
+    assert!(!object.has_finalizer(), "nothing claimed, nothing to hold");
+    h.delete("share");
+    assert!(h.object("share").is_none(), "a bad spec never blocks deletion");
+}
+
+#[tokio::test]
+async fn glance_down_during_delete_keeps_the_finalizer() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    h.fake.inject(Fault {
+        operation: "DELETE member",
+        status: 503,
+        retry_after: None,
+    });
+    h.delete("share");
+    let error = h.reconcile("share").await.expect_err("transient: retried with backoff");
+    assert!(error.to_string().contains("503"), "{error}");
+    assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
+    assert_eq!(condition(&h.status("share"), "Reconciling").status, "True");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    // Glance is back; the retry is due.
+    h.later();
+    h.reconcile("share").await.expect("cleaned up");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+    assert!(h.object("share").is_none());
+}
+
+/// Issue 7, A1: a cleanup that needs a human keeps the finalizer.
+#[tokio::test]
+async fn a_missing_secret_keeps_the_finalizer_and_says_how_to_let_go() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    // Someone removes the operator's hold by hand and deletes the Secret: it is really gone.
+    h.kube.remove_secret(NAMESPACE, SECRET);
+    h.delete("share");
+    h.calls();
+    let action = h.reconcile("share").await.expect("stalled, not an error: no hot loop");
+    assert!(
+        requeue_after(&action) > Duration::from_secs(250),
+        "the stalled re-check"
+    );
+    let object = h.object("share").expect("the finalizer holds");
+    assert!(object.has_finalizer());
+    let status = object.status.expect("status");
+    assert_eq!(reason(&status), "CredentialsSecretNotFound");
+    assert!(
+        condition(&status, "Stalled")
+            .message
+            .contains("deletionPolicy to Orphan")
+    );
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+        "nothing removed, nothing lost"
+    );
+    assert!(event_reasons(&h.calls()).contains(&"CredentialsSecretNotFound".to_string()));
+
+    // The hint works: Orphan lets it go without touching Glance.
+    let mut orphan = h.object("share").expect("object");
+    orphan.spec.deletion_policy = Some(DeletionPolicy::Orphan);
+    h.apply(&orphan);
+    h.reconcile("share").await.expect("orphaned");
+    assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+/// Issue 7, A2: the Secret an object needs is held until the object is gone.
+#[tokio::test]
+async fn the_secret_is_held_while_an_object_needs_it_and_released_after() {
+    let mut h = Harness::new().await;
+    h.apply(&share("one"));
+    h.apply(&ImageAccess::test("two", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    h.reconcile("one").await.expect("one");
+    h.reconcile("two").await.expect("two");
+    let hold = hold_finalizer(None);
+    assert_eq!(
+        h.secret_finalizers(),
+        vec![hold.clone()],
+        "held before the first create"
+    );
+
+    // The namespace goes: the Secret and both objects are deleted at once.
+    h.kube.delete_secret(NAMESPACE, SECRET);
+    h.delete("one");
+    h.delete("two");
+    h.sync();
+    assert!(
+        h.kube.secret(NAMESPACE, SECRET).is_some(),
+        "terminating, still readable"
+    );
+    h.reconcile("one").await.expect("one cleaned up");
+    h.reconcile_secrets().await;
+    assert!(h.kube.secret(NAMESPACE, SECRET).is_some(), "two still needs it");
+    h.reconcile("two").await.expect("two cleaned up");
+    h.reconcile_secrets().await;
+    assert!(
+        h.kube.secret(NAMESPACE, SECRET).is_none(),
+        "released, so the Secret is gone"
+    );
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+    assert!(
+        h.fake.member(OTHER_IMAGE, MEMBER_PROJECT).is_none(),
+        "no membership left behind"
+    );
+}
+
+/// Review finding: a hold released in the moment a new object came to need the Secret is put
+/// back as soon as the operator sees the new object.
+#[tokio::test]
+async fn a_secret_released_as_a_new_object_arrives_is_held_again() {
+    let mut h = Harness::new().await;
+    h.apply(&share("old"));
+    h.reconcile("old").await.expect("old");
+    h.delete("old");
+    h.reconcile("old").await.expect("old cleaned up");
+    // A new object using the Secret is created; the operator has not seen it when the
+    // Secret controller decides nobody needs the Secret.
+    h.kube
+        .apply(&ImageAccess::test("new", OTHER_IMAGE, MEMBER_PROJECT, "owner"));
+    let unseen = h.kube.take_changes();
+    for secret in h.kube.secrets() {
+        reconcile_secret(Arc::new(secret_metadata(&secret)), h.ctx())
+            .await
+            .expect("released");
+    }
+    assert!(
+        h.secret_finalizers().is_empty(),
+        "released: nobody it knows of needs it"
+    );
+    h.op.feed(unseen);
+    h.reconcile_secrets().await;
+    assert_eq!(h.secret_finalizers(), vec![hold_finalizer(None)], "held again");
+}
+
+/// Issue 7, A3: a 403 on delete ends the deletion only when nothing is granted.
 #[tokio::test]
 async fn credentials_that_may_not_remove_the_member_keep_the_finalizer() {
     let mut h = Harness::new().await;

@@ -18,7 +18,7 @@ use kube::client::Body;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use crate::api::{ImageAccess, ImageAccessAccept};
+use crate::api::{ImageAccess, ImageAccessAccept, ImageShare};
 
 /// The plural of ImageAccess in the API's paths (objects are stored under their plural).
 const ACCESSES: &str = "imageaccesses";
@@ -42,6 +42,7 @@ pub struct Call {
 pub enum Change {
     Object(watcher::Event<ImageAccess>),
     Accept(watcher::Event<ImageAccessAccept>),
+    Share(watcher::Event<ImageShare>),
     Secret(watcher::Event<PartialObjectMeta<Secret>>),
 }
 
@@ -132,6 +133,88 @@ fn json_patch(doc: &mut Value, ops: &[Value]) -> Result<(), String> {
 }
 
 impl State {
+    /// `POST`: a new object (uid, generation 1, a later creationTimestamp), or 409.
+    fn create(&mut self, plural: &str, namespace: &str, body: &Value) -> (StatusCode, Value) {
+        let name = body["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let key = (plural.to_string(), namespace.to_string(), name.clone());
+        if self.objects.contains_key(&key) {
+            return (
+                StatusCode::CONFLICT,
+                status_body(409, "AlreadyExists", &format!("{plural} \"{name}\" already exists")),
+            );
+        }
+        self.uids += 1;
+        self.created += 1;
+        let created = jiff::Timestamp::from_second(self.created).unwrap_or_default();
+        let mut object = body.clone();
+        object["metadata"]["namespace"] = json!(namespace);
+        object["metadata"]["uid"] = json!(format!("uid-{}", self.uids));
+        object["metadata"]["generation"] = json!(1);
+        object["metadata"]["creationTimestamp"] = serde_json::to_value(Time(created)).unwrap_or_default();
+        object["metadata"]["resourceVersion"] = json!(self.next_version());
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        self.objects.insert(key, object.clone());
+        self.emit_object(&object, false);
+        (StatusCode::CREATED, object)
+    }
+
+    /// `DELETE`: gone at once without finalizers, else marked (generation + 1). The object as
+    /// it was, or `None` when there is none.
+    fn delete(&mut self, key: &ObjectKey) -> Option<Value> {
+        let mut object = self.objects.get(key).cloned()?;
+        if State::finalizers_empty(&object) {
+            self.objects.remove(key);
+            self.emit_object(&object, true);
+            return Some(object);
+        }
+        if State::deleting(&object) {
+            return Some(object);
+        }
+        let version = self.next_version();
+        object["metadata"]["deletionTimestamp"] = json!("2026-11-29T00:00:00Z");
+        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        object["metadata"]["generation"] = json!(generation);
+        object["metadata"]["resourceVersion"] = json!(version);
+        self.objects.insert(key.clone(), object.clone());
+        self.emit_object(&object, false);
+        Some(object)
+    }
+
+    /// `GET` of a collection, with a `labelSelector` of `key=value` terms.
+    fn list(&self, plural: &str, namespace: &str, query: &str) -> (StatusCode, Value) {
+        let selector: Vec<(String, String)> = reqwest::Url::parse(&format!("http://fake/?{query}"))
+            .map(|url| {
+                url.query_pairs()
+                    .filter(|(key, _)| key == "labelSelector")
+                    .flat_map(|(_, value)| {
+                        value
+                            .split(',')
+                            .filter_map(|term| term.split_once('='))
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|((p, ns, _), _)| p == plural && ns == namespace)
+            .filter(|(_, object)| {
+                selector
+                    .iter()
+                    .all(|(key, value)| object["metadata"]["labels"][key].as_str() == Some(value.as_str()))
+            })
+            .map(|(_, object)| object.clone())
+            .collect();
+        (
+            StatusCode::OK,
+            json!({"apiVersion": "glance.viettelidc.com.vn/v1alpha1", "kind": "List", "metadata": {"resourceVersion": self.version.to_string()}, "items": items}),
+        )
+    }
+
     fn next_version(&mut self) -> String {
         self.version += 1;
         self.version.to_string()
@@ -148,6 +231,10 @@ impl State {
         if object["kind"] == "ImageAccessAccept" {
             if let Ok(typed) = serde_json::from_value::<ImageAccessAccept>(object.clone()) {
                 self.changes.push_back(Change::Accept(event(typed, deleted)));
+            }
+        } else if object["kind"] == "ImageShare" {
+            if let Ok(typed) = serde_json::from_value::<ImageShare>(object.clone()) {
+                self.changes.push_back(Change::Share(event(typed, deleted)));
             }
         } else if let Ok(typed) = serde_json::from_value::<ImageAccess>(object.clone()) {
             self.changes.push_back(Change::Object(event(typed, deleted)));
@@ -253,8 +340,33 @@ impl State {
                 status_body(code, "InternalError", "injected fault"),
             );
         }
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         match (method, parts.as_slice()) {
+            ("POST", ["apis", "glance.viettelidc.com.vn", "v1alpha1", "namespaces", ns, plural]) => {
+                self.create(plural, ns, body)
+            }
+            (
+                "DELETE",
+                [
+                    "apis",
+                    "glance.viettelidc.com.vn",
+                    "v1alpha1",
+                    "namespaces",
+                    ns,
+                    plural,
+                    name,
+                ],
+            ) => {
+                let key = (plural.to_string(), ns.to_string(), name.to_string());
+                match self.delete(&key) {
+                    Some(object) => (StatusCode::OK, object),
+                    None => (StatusCode::NOT_FOUND, status_body(404, "NotFound", "not found")),
+                }
+            }
+            ("GET", ["apis", "glance.viettelidc.com.vn", "v1alpha1", "namespaces", ns, plural]) => {
+                self.list(plural, ns, query)
+            }
             ("GET", ["api", "v1", "namespaces", ns, "secrets", name]) => {
                 found("secrets", name, self.secrets.get(&(ns.to_string(), name.to_string())))
             }
@@ -348,7 +460,10 @@ impl FakeKube {
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
                 let method = request.method().to_string();
-                let path = request.uri().path().to_string();
+                let path = request
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| request.uri().path().to_string(), |p| p.as_str().to_string());
                 let bytes = request.into_body().collect_bytes().await.unwrap_or_default();
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let ((status, answer), paused) = {
@@ -435,6 +550,21 @@ impl FakeKube {
         serde_json::from_value(stored).expect("typed")
     }
 
+    /// Stores `object` as it is, metadata and status included (as an older operator left it).
+    pub fn replace<K>(&self, object: &K)
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize,
+    {
+        let mut state = self.lock();
+        let namespace = object.meta().namespace.clone().unwrap_or_else(|| "default".into());
+        let name = object.meta().name.clone().unwrap_or_default();
+        let key = (K::plural(&()).to_string(), namespace, name);
+        let mut stored = serde_json::to_value(object).expect("object");
+        stored["metadata"]["resourceVersion"] = json!(state.next_version());
+        state.objects.insert(key, stored.clone());
+        state.emit_object(&stored, false);
+    }
+
     /// `kubectl delete` of an ImageAccess: gone at once without finalizers, else marked
     /// (generation + 1).
     pub fn delete(&self, namespace: &str, name: &str) {
@@ -447,26 +577,21 @@ impl FakeKube {
     }
 
     fn delete_object(&self, plural: &str, namespace: &str, name: &str) {
-        let mut state = self.lock();
         let key = (plural.to_string(), namespace.to_string(), name.to_string());
-        let Some(mut object) = state.objects.get(&key).cloned() else {
-            return;
-        };
-        if State::finalizers_empty(&object) {
-            state.objects.remove(&key);
-            state.emit_object(&object, true);
-            return;
-        }
-        if State::deleting(&object) {
-            return;
-        }
-        let version = state.next_version();
-        object["metadata"]["deletionTimestamp"] = json!("2026-11-29T00:00:00Z");
-        let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-        object["metadata"]["generation"] = json!(generation);
-        object["metadata"]["resourceVersion"] = json!(version);
-        state.objects.insert(key, object.clone());
-        state.emit_object(&object, false);
+        self.lock().delete(&key);
+    }
+
+    /// `kubectl delete` of an ImageShare (the garbage collector is the test's to play).
+    pub fn delete_share(&self, namespace: &str, name: &str) {
+        self.delete_object("imageshares", namespace, name);
+    }
+
+    pub fn share(&self, namespace: &str, name: &str) -> Option<ImageShare> {
+        let state = self.lock();
+        let value = state
+            .objects
+            .get(&("imageshares".to_string(), namespace.to_string(), name.to_string()))?;
+        serde_json::from_value(value.clone()).ok()
     }
 
     /// Creates or replaces a Secret's data (its finalizers stay).

@@ -1,0 +1,629 @@
+//! The shared membership lifecycle against the fakes: what users do to credentials, regions
+//! and policies (issue 19). Each test names the case it proves; each failed on the operator
+//! before the lifecycle was one piece.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::tests::{Harness, IMAGE, condition, event_reasons, reason, requeue_after, share};
+use super::*;
+use kube::ResourceExt;
+
+use super::share::child_name;
+use crate::api::{
+    AcceptDeletionPolicy, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, ImageId, ImageShare,
+    ImageShareSpec, MemberId, MemberStatus,
+};
+use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OTHER_PROJECT, OWNER_PROJECT, PASSWORD};
+use crate::testing::fixtures::{NAMESPACE, SECRET};
+
+/// A clouds.yaml whose cloud `name` logs in as `user` (`owner`, `member`, `other`, `admin`),
+/// with `region_name` when given: what a user rotates a Secret to.
+fn clouds(fake: &FakeOpenStack, entries: &[(&str, &str, Option<&str>)]) -> String {
+    let mut out = String::from("clouds:\n");
+    for (name, user, region) in entries {
+        out.push_str(&format!(
+            "  {name}:\n    auth:\n      auth_url: {}\n      username: {user}\n      password: {PASSWORD}\n      project_name: {user}-project\n      user_domain_name: Default\n      project_domain_name: Default\n",
+            fake.auth_url()
+        ));
+        if let Some(region) = region {
+            out.push_str(&format!("    region_name: {region}\n"));
+        }
+    }
+    out
+}
+
+/// Replaces the Secret's clouds.yaml, as `kubectl apply` of the Secret does.
+fn rotate(h: &mut Harness, entries: &[(&str, &str, Option<&str>)]) {
+    let yaml = clouds(&h.fake, entries);
+    h.kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &yaml)]);
+    h.sync();
+}
+
+fn stalled_message(h: &Harness, name: &str) -> String {
+    condition(&h.status(name), "Stalled").message.clone()
+}
+
+async fn ready_share(h: &mut Harness) {
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("created");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+/// Case 1: a Secret rotated to another project's credentials cannot see the image; its 404 on
+/// the DELETE is not "gone". The finalizer stays, naming the project that made it and both ways
+/// out, until the right credentials are back.
+#[tokio::test]
+async fn credentials_of_another_project_do_not_take_a_404_for_gone() {
+    let mut h = Harness::new().await;
+    ready_share(&mut h).await;
+    rotate(&mut h, &[("owner", "other", Some("RegionOne"))]);
+    h.delete("share");
+    h.calls();
+    h.reconcile("share").await.expect("stalled, not an error");
+    let object = h.object("share").expect("the finalizer stays");
+    assert!(object.has_finalizer());
+    assert_eq!(reason(&h.status("share")), "MembershipHidden");
+    let message = stalled_message(&h, "share");
+    assert!(
+        message.contains(OWNER_PROJECT),
+        "names the project that made it: {message}"
+    );
+    assert!(message.contains(OTHER_PROJECT), "and who asked: {message}");
+    assert!(message.contains("deletionPolicy to Orphan"), "{message}");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+        "the member keeps access"
+    );
+    assert!(!event_reasons(&h.calls()).contains(&"MemberAlreadyGone".to_string()));
+
+    // The owner's credentials back: removed, the deletion finishes.
+    rotate(&mut h, &[("owner", "owner", Some("RegionOne"))]);
+    h.reconcile("share").await.expect("finished");
+    assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+}
+
+/// Case 1, with `cloudCredentialsRef.cloudName` edited instead of the Secret.
+#[tokio::test]
+async fn an_edited_cloud_name_does_not_take_a_404_for_gone() {
+    let mut h = Harness::new().await;
+    ready_share(&mut h).await;
+    let mut object = h.object("share").expect("object");
+    object.spec.cloud_credentials_ref.cloud_name = "other".into();
+    h.apply(&object);
+    h.reconcile("share").await.expect("looked with the other credentials");
+    assert_eq!(
+        h.status("share").applied.as_ref().map(|a| a.member_id.as_str()),
+        Some(MEMBER_PROJECT),
+        "what it holds stays recorded"
+    );
+    h.delete("share");
+    h.reconcile("share").await.expect("stalled");
+    assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
+    assert_eq!(reason(&h.status("share")), "MembershipHidden");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+/// Case 1: the image given to another project (an admin's `openstack image set --project`):
+/// its old owner gets 404 for everything, and the member still has access.
+#[tokio::test]
+async fn an_image_given_to_another_project_is_not_taken_for_gone() {
+    let mut h = Harness::new().await;
+    ready_share(&mut h).await;
+    h.fake.set_owner(IMAGE, OTHER_PROJECT);
+    h.delete("share");
+    h.reconcile("share").await.expect("stalled");
+    assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
+    assert_eq!(reason(&h.status("share")), "MembershipHidden");
+    let message = stalled_message(&h, "share");
+    assert!(message.contains("its owner changed"), "{message}");
+
+    // An admin sees every image: the membership is removed with its credentials.
+    rotate(&mut h, &[("owner", "admin", Some("RegionOne"))]);
+    h.reconcile("share").await.expect("finished");
+    assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+}
+
+/// Case 1: the spec-edit let-go path draws no "gone" from blind credentials either: the old
+/// membership stays recorded and in Glance, and the object says why.
+#[tokio::test]
+async fn a_replacement_with_blind_credentials_keeps_the_previous_membership() {
+    let mut h = Harness::new().await;
+    ready_share(&mut h).await;
+    rotate(&mut h, &[("owner", "other", Some("RegionOne"))]);
+    let mut object = h.object("share").expect("object");
+    object.spec.member_id = "member-b".into();
+    h.apply(&object);
+    h.reconcile("share").await.expect("stalled");
+    assert_eq!(reason(&h.status("share")), "MembershipHidden");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "not let go blindly");
+    let applied = h.status("share").applied.expect("still recorded");
+    assert_eq!(applied.member_id, MEMBER_PROJECT);
+    assert_eq!(h.fake.requests("POST members"), 1, "nothing new made meanwhile");
+}
+
+/// Case 2: a `region_name` added to or dropped from the clouds.yaml, with the same Glance behind
+/// it, is the same membership: nothing is removed or made again, the member keeps its status.
+#[tokio::test]
+async fn a_region_name_added_or_dropped_for_the_same_glance_changes_nothing() {
+    let mut h = Harness::new().await;
+    ready_share(&mut h).await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+    let before = h.fake.member(IMAGE, MEMBER_PROJECT).expect("member");
+    for region in [None, Some("RegionOne"), None] {
+        rotate(&mut h, &[("owner", "owner", region)]);
+        h.later();
+        h.reconcile("share").await.expect("ready");
+        assert_eq!(reason(&h.status("share")), "MemberReady", "{region:?}");
+    }
+    assert_eq!(h.fake.requests("DELETE member"), 0, "nothing removed");
+    assert_eq!(h.fake.requests("POST members"), 1, "made once");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT),
+        Some(before),
+        "the acceptance stays"
+    );
+    let applied = h.status("share").applied.expect("applied");
+    assert!(applied.endpoint.is_some(), "the Glance endpoint is recorded");
+    assert_eq!(applied.project.as_deref(), Some(OWNER_PROJECT), "and who made it");
+}
+
+/// Case 2 for a record written before endpoints were: it is placed with the catalog, not
+/// replaced.
+#[tokio::test]
+async fn a_record_without_an_endpoint_is_placed_not_replaced() {
+    let mut h = Harness::new().await;
+    ready_share(&mut h).await;
+    // As an older operator recorded it: region only.
+    let mut object = h.object("share").expect("object");
+    let mut status = object.status.clone().expect("status");
+    let old = crate::api::Membership::named(IMAGE.into(), MEMBER_PROJECT.into(), Some("RegionOne".into()));
+    status.applied = Some(old.clone());
+    object.status = Some(status);
+    object.metadata.annotations.get_or_insert_default().insert(
+        crate::api::CLAIM_ANNOTATION.into(),
+        serde_json::to_string(&old).expect("json"),
+    );
+    h.kube.replace(&object);
+    h.sync();
+    rotate(&mut h, &[("owner", "owner", None)]);
+    h.later();
+    h.reconcile("share").await.expect("ready");
+    assert_eq!(h.fake.requests("DELETE member"), 0);
+    assert_eq!(reason(&h.status("share")), "MemberReady");
+    assert!(
+        h.object("share")
+            .and_then(|o| o.claim())
+            .and_then(|c| c.endpoint)
+            .is_some()
+    );
+}
+
+/// Case 2 on the member's side: an accept keeps its acceptance across the same rotation.
+#[tokio::test]
+async fn an_accept_keeps_its_status_when_region_name_is_dropped() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("shared");
+    h.apply(&ImageAccessAccept::test(
+        "accept",
+        IMAGE,
+        "member",
+        MemberStatus::Accepted,
+    ));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    let puts = h.fake.requests("PUT member");
+    rotate(
+        &mut h,
+        &[("owner", "owner", Some("RegionOne")), ("member", "member", None)],
+    );
+    h.later();
+    h.reconcile_kind::<ImageAccessAccept>("accept")
+        .await
+        .expect("still accepted");
+    assert_eq!(h.fake.requests("PUT member"), puts, "no reject, no set again");
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Accepted)
+    );
+}
+
+/// Case 4: an accept whose Secret switches to a third project keeps what it set recorded (a
+/// 404 to those credentials is not "gone"), and its deletion waits for credentials that can
+/// reject, instead of counting itself as "never set".
+#[tokio::test]
+async fn an_accept_switched_to_a_third_project_keeps_its_record_and_its_finalizer() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("shared");
+    h.apply(&ImageAccessAccept::test("accept", IMAGE, "member", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    rotate(
+        &mut h,
+        &[
+            ("owner", "owner", Some("RegionOne")),
+            ("member", "other", Some("RegionOne")),
+        ],
+    );
+    h.later();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let accept = h.kube.accept(NAMESPACE, "accept").expect("accept");
+    assert!(
+        accept.applied().is_some(),
+        "a 404 to a third project keeps the record: {:?}",
+        accept.status
+    );
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.calls();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    let accept = h.kube.accept(NAMESPACE, "accept").expect("the finalizer stays");
+    assert!(accept.has_finalizer());
+    assert!(!event_reasons(&h.calls()).contains(&"MemberNotRejected".to_string()));
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Accepted),
+        "nothing rejected it yet"
+    );
+
+    rotate(
+        &mut h,
+        &[
+            ("owner", "owner", Some("RegionOne")),
+            ("member", "member", Some("RegionOne")),
+        ],
+    );
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("rejected");
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Rejected)
+    );
+}
+
+/// Case 4, the other way: an accept whose claim records credentials that could never set the
+/// status (a third project's, from the start) has nothing to undo and goes at once.
+#[tokio::test]
+async fn an_accept_that_never_could_set_the_status_goes_without_credentials_that_can() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("shared");
+    h.apply(&ImageAccessAccept::test("accept", IMAGE, "other", MemberStatus::Accepted).for_member(MEMBER_PROJECT));
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("stalled");
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.calls();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("gone");
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberNotRejected"]);
+}
+
+/// Two objects for one membership in two Secrets: `first` holds it, `second` waits.
+async fn holder_and_waiting(h: &mut Harness, second_cloud: &str) {
+    ready_share(h).await;
+    let yaml = h.fake.clouds_yaml();
+    h.kube.put_secret(NAMESPACE, "second", &[("clouds.yaml", &yaml)]);
+    let mut second = ImageAccess::test("second", IMAGE, MEMBER_PROJECT, second_cloud);
+    second.spec.cloud_credentials_ref.secret_name = "second".into();
+    h.apply(&second);
+    h.reconcile("second").await.expect("waits");
+    assert_eq!(
+        reason(&h.status("second")),
+        status::MANAGED_ELSEWHERE,
+        "{:?}",
+        h.status("second")
+    );
+}
+
+/// Case 5: a transient failure reading the waiting successor's Secret is not "nobody takes it
+/// over": the deletion retries, the membership stays, and it is handed over after.
+#[tokio::test]
+async fn a_transient_failure_reading_the_successor_retries_instead_of_removing() {
+    let mut h = Harness::new().await;
+    holder_and_waiting(&mut h, "admin").await;
+    // The successor's Secret changed (a new version must be read), and the read fails once.
+    let yaml = h.fake.clouds_yaml();
+    h.kube.put_secret(NAMESPACE, "second", &[("clouds.yaml", &yaml)]);
+    h.sync();
+    h.kube.fail_next("GET", "/secrets/second", 500);
+    h.delete("share");
+    h.reconcile("share").await.expect_err("retried with backoff");
+    assert_eq!(h.fake.requests("DELETE member"), 0, "not removed on a guess");
+    assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
+    h.later();
+    h.reconcile("share").await.expect("handed over");
+    assert!(h.object("share").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "kept for the successor");
+    let claim = h
+        .object("second")
+        .and_then(|second| second.claim())
+        .expect("claimed by the successor");
+    assert_eq!(
+        (claim.image_id.as_str(), claim.member_id.as_str()),
+        (IMAGE, MEMBER_PROJECT)
+    );
+    assert_eq!(
+        claim.project.as_deref(),
+        Some(OWNER_PROJECT),
+        "who made it stays recorded"
+    );
+}
+
+/// Case 5: Orphan needs no OpenStack call, even with a successor waiting whose cloud is down.
+#[tokio::test]
+async fn an_orphan_deletion_asks_nothing_of_openstack_even_with_a_successor_waiting() {
+    let mut h = Harness::new().await;
+    holder_and_waiting(&mut h, "admin").await;
+    let mut first = h.object("share").expect("first");
+    first.spec.deletion_policy = Some(DeletionPolicy::Orphan);
+    h.apply(&first);
+    h.reconcile("share").await.expect("ready");
+    h.fake.expire_all_tokens();
+    for _ in 0..3 {
+        h.fake.inject(Fault {
+            operation: "POST tokens",
+            status: 503,
+            retry_after: None,
+        });
+    }
+    let before = h.fake.requests("POST tokens") + h.fake.requests("GET member");
+    h.delete("share");
+    h.reconcile("share").await.expect("deleted");
+    assert!(h.object("share").is_none(), "not blocked by the successor's cloud");
+    assert_eq!(h.fake.requests("POST tokens") + h.fake.requests("GET member"), before);
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+/// Case 6: an older object that cannot act (its Secret is missing) does not block a newer one
+/// while nothing exists.
+#[tokio::test]
+async fn an_older_object_without_credentials_does_not_block_a_newer_one() {
+    let mut h = Harness::new().await;
+    let mut older = ImageAccess::test("older", IMAGE, MEMBER_PROJECT, "owner");
+    older.spec.cloud_credentials_ref.secret_name = "missing".into();
+    h.apply(&older);
+    h.reconcile("older").await.expect("stalled");
+    assert_eq!(reason(&h.status("older")), "CredentialsSecretNotFound");
+    h.apply(&share("newer"));
+    h.reconcile("newer").await.expect("ready");
+    assert_eq!(reason(&h.status("newer")), "MemberReady");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+}
+
+/// Case 6, the tenant boundary: an older object with another project's credentials claims,
+/// is refused by Glance, and then neither blocks the owner's object nor takes the membership
+/// away from it; deleting it leaves the owner's membership alone.
+#[tokio::test]
+async fn another_projects_object_never_blocks_nor_takes_over() {
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("intruder", IMAGE, MEMBER_PROJECT, "other"));
+    h.reconcile("intruder").await.expect("stalled");
+    assert_eq!(reason(&h.status("intruder")), "ImageNotFound");
+    h.apply(&share("owners"));
+    h.reconcile("owners").await.expect("ready");
+    assert_eq!(reason(&h.status("owners")), "MemberReady");
+    // The intruder looks again: still refused, and it does not become the manager.
+    h.later();
+    h.reconcile("intruder").await.expect("stalled");
+    h.later();
+    h.reconcile("owners").await.expect("ready");
+    assert_eq!(reason(&h.status("owners")), "MemberReady");
+    h.delete("intruder");
+    h.reconcile("intruder").await.expect("gone");
+    assert!(h.object("intruder").is_none());
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_some(),
+        "the owner's membership stays"
+    );
+    assert_eq!(h.fake.requests("DELETE member"), 0);
+}
+
+/// Case 8: a write the API server refuses for good (the Secret's finalizer, 403 from RBAC)
+/// shows in the object's conditions with what to grant, not a silent retry.
+#[tokio::test]
+async fn a_refused_secret_hold_shows_in_the_conditions() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.kube.fail_next("PATCH", "/secrets/", 403);
+    h.reconcile("share").await.expect("stalled, not an error");
+    assert_eq!(reason(&h.status("share")), "KubernetesWriteForbidden");
+    let message = stalled_message(&h, "share");
+    assert!(message.contains("Secret default/openstack-credentials"), "{message}");
+    assert!(message.contains("grant"), "{message}");
+    assert_eq!(
+        h.fake.requests("POST members"),
+        0,
+        "nothing done in Glance without the hold"
+    );
+}
+
+/// Case 8: an admission policy refusing the claim (422) is Stalled too.
+#[tokio::test]
+async fn a_refused_claim_shows_in_the_conditions() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile_secrets().await;
+    h.kube.fail_next("PATCH", "/imageaccesses/share", 422);
+    h.reconcile("share").await.expect("stalled");
+    assert_eq!(reason(&h.status("share")), "KubernetesWriteRefused");
+    assert_eq!(h.fake.requests("POST members"), 0);
+}
+
+/// Case 8: the Secret controller backs off a refused hold instead of retrying every 2 s.
+#[tokio::test]
+async fn a_refused_secret_hold_backs_off() {
+    let h = Harness::new().await;
+    let secret = Arc::new(crate::testing::fake_kube::secret_metadata(
+        &h.kube.secret(NAMESPACE, SECRET).expect("secret"),
+    ));
+    let refused = Error::Kube(kube::Error::Api(
+        kube::core::Status::failure("forbidden", "Forbidden")
+            .with_code(403)
+            .boxed(),
+    ));
+    let delays: Vec<Duration> = (0..6)
+        .map(|_| requeue_after(&secret_error_policy(secret.clone(), &refused, h.ctx())))
+        .collect();
+    assert!(delays[5] > delays[0] * 4, "backs off: {delays:?}");
+    assert!(delays.iter().all(|d| *d <= h.ctx().settings.backoff_max), "{delays:?}");
+}
+
+/// An accept's deletion with Orphan asks nothing of OpenStack (the shared lifecycle asks the
+/// policy first for every kind).
+#[tokio::test]
+async fn an_orphan_accept_is_deleted_without_credentials() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    h.reconcile("share").await.expect("shared");
+    h.apply(
+        &ImageAccessAccept::test("accept", IMAGE, "member", MemberStatus::Accepted)
+            .with_policy(AcceptDeletionPolicy::Orphan),
+    );
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    h.kube.remove_secret(NAMESPACE, SECRET);
+    h.sync();
+    h.kube.delete_accept(NAMESPACE, "accept");
+    h.sync();
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("orphaned");
+    assert!(h.kube.accept(NAMESPACE, "accept").is_none());
+}
+
+// ---------------------------------------------------------------- ImageShare
+
+fn golden(members: &[&str], policy: Option<DeletionPolicy>) -> ImageShare {
+    let mut share = ImageShare::new(
+        "golden",
+        ImageShareSpec {
+            image_ids: vec![ImageId(IMAGE.into())],
+            member_ids: members.iter().map(|m| MemberId((*m).into())).collect(),
+            status: None,
+            region: None,
+            cloud_credentials_ref: crate::api::CloudCredentialsRef {
+                secret_name: SECRET.into(),
+                cloud_name: "owner".into(),
+            },
+            deletion_policy: policy,
+        },
+    );
+    share.metadata.namespace = Some(NAMESPACE.into());
+    share
+}
+
+/// One reconcile of the share, as kube-runtime runs it: from the cache.
+async fn reconcile_share(h: &mut Harness) -> Result<kube::runtime::controller::Action, Error> {
+    h.sync();
+    let cached = h
+        .ctx()
+        .cached_share(&kube::runtime::reflector::ObjectRef::new("golden").within(NAMESPACE))
+        .expect("the share is in the cache");
+    let result = share::reconcile(cached, h.ctx()).await;
+    h.sync();
+    result
+}
+
+/// The share's children, each reconciled once (as their controller would).
+async fn reconcile_children(h: &mut Harness) {
+    h.sync();
+    let names: Vec<String> = h
+        .kube
+        .objects()
+        .iter()
+        .filter_map(|child| child.metadata.name.clone())
+        .collect();
+    for name in names {
+        let _ = h.reconcile(&name).await;
+    }
+}
+
+async fn shared_with_both(h: &mut Harness) {
+    h.apply(&golden(&[MEMBER_PROJECT, "member-b"], None));
+    reconcile_share(h).await.expect("children written");
+    reconcile_children(h).await;
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    assert!(h.fake.member(IMAGE, "member-b").is_some());
+    assert!(
+        h.kube
+            .share(NAMESPACE, "golden")
+            .is_some_and(|s| s.finalizers().iter().any(|f| f == FINALIZER)),
+        "the share holds its finalizer"
+    );
+}
+
+/// Case 3: one apply that sets Orphan and removes a member leaves that member's membership in
+/// Glance: the leaving child goes with the share's policy of now.
+#[tokio::test]
+async fn a_member_removed_in_the_apply_that_sets_orphan_keeps_its_membership() {
+    let mut h = Harness::new().await;
+    shared_with_both(&mut h).await;
+    h.apply(&golden(&[MEMBER_PROJECT], Some(DeletionPolicy::Orphan)));
+    reconcile_share(&mut h).await.expect("children to the spec");
+    reconcile_children(&mut h).await;
+    let leaving = child_name("golden", IMAGE, "member-b");
+    assert!(h.object(&leaving).is_none(), "the leaving child is gone");
+    assert!(
+        h.fake.member(IMAGE, "member-b").is_some(),
+        "its membership stays, as Orphan says"
+    );
+    assert_eq!(h.fake.requests("DELETE member"), 0);
+}
+
+/// Case 3: `kubectl apply` of Orphan followed at once by `kubectl delete` of the share: the share
+/// leaves its last policy on every child before the garbage collector deletes them.
+#[tokio::test]
+async fn orphan_then_delete_at_once_leaves_every_membership() {
+    let mut h = Harness::new().await;
+    shared_with_both(&mut h).await;
+    // Both land before the share is looked at again.
+    h.kube
+        .apply(&golden(&[MEMBER_PROJECT, "member-b"], Some(DeletionPolicy::Orphan)));
+    h.kube.delete_share(NAMESPACE, "golden");
+    reconcile_share(&mut h).await.expect("policy carried, finalizer gone");
+    assert!(h.kube.share(NAMESPACE, "golden").is_none(), "the share went");
+    // The garbage collector now deletes the children (background propagation).
+    for child in h.kube.objects() {
+        h.kube
+            .delete(NAMESPACE, &child.metadata.name.clone().unwrap_or_default());
+    }
+    reconcile_children(&mut h).await;
+    assert!(h.kube.objects().is_empty(), "the children went");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    assert!(h.fake.member(IMAGE, "member-b").is_some());
+    assert_eq!(h.fake.requests("DELETE member"), 0);
+}
+
+/// Case 3, foreground deletion: the collector deletes the children while the share still
+/// exists; a child's deletion reads the share's policy itself.
+#[tokio::test]
+async fn a_child_deleted_before_its_share_goes_uses_the_shares_policy() {
+    let mut h = Harness::new().await;
+    shared_with_both(&mut h).await;
+    h.kube
+        .apply(&golden(&[MEMBER_PROJECT, "member-b"], Some(DeletionPolicy::Orphan)));
+    h.kube.delete_share(NAMESPACE, "golden");
+    for child in h.kube.objects() {
+        h.kube
+            .delete(NAMESPACE, &child.metadata.name.clone().unwrap_or_default());
+    }
+    reconcile_children(&mut h).await;
+    assert!(h.kube.objects().is_empty());
+    assert_eq!(h.fake.requests("DELETE member"), 0, "the share says Orphan");
+}
+
+/// Case 9: a transient failure of one child write does not lose the share's pass: the other
+/// children are written, and so are the status and the events; the failure is retried.
+#[tokio::test]
+async fn a_transient_child_failure_still_writes_the_status_and_events() {
+    let mut h = Harness::new().await;
+    h.apply(&golden(&[MEMBER_PROJECT, "member-b", "member-c"], None));
+    h.kube.fail_next("POST", "/imageaccesses", 500);
+    h.calls();
+    reconcile_share(&mut h).await.expect_err("retried with backoff");
+    let calls = h.calls();
+    let share = h.kube.share(NAMESPACE, "golden").expect("share");
+    let status = share.status.expect("the status was written");
+    assert_eq!((status.desired, status.ready), (3, 0));
+    assert_eq!(h.kube.objects().len(), 2, "the other children were written");
+    assert!(event_reasons(&calls).contains(&"ImageAccessCreated".to_string()));
+}
