@@ -159,6 +159,10 @@ impl ImageAccessAccept {
     /// The membership the spec names once the member is known (`member_id`: the spec's, or
     /// the credentials' project), before the cloud's default region is known.
     pub fn membership_of(&self, member_id: String) -> Membership {
-        Membership::named(normalize_image_id(&self.spec.image_id), member_id, self.spec.region.clone())
+        Membership::named(
+            normalize_image_id(&self.spec.image_id),
+            member_id,
+            self.spec.region.clone(),
+        )
     }
 }

@@ -444,7 +444,10 @@ mod membership_tests {
             "region_name dropped, same Glance"
         );
         assert!(!at(Some("RegionOne"), glance).same(&at(Some("RegionOne"), Some("https://other:9292"))));
-        assert!(at(Some("RegionOne"), None).same(&at(Some("RegionOne"), glance)), "an older record: by region");
+        assert!(
+            at(Some("RegionOne"), None).same(&at(Some("RegionOne"), glance)),
+            "an older record: by region"
+        );
         assert!(!at(Some("RegionOne"), None).same(&at(None, glance)));
         let mut held = at(None, glance);
         held.project = Some("owner".into());
