@@ -60,7 +60,9 @@ async fn credentials_of_another_project_do_not_take_a_404_for_gone() {
     rotate(&mut h, &[("owner", "other", Some("RegionOne"))]);
     h.delete("share");
     h.calls();
-    h.reconcile("share").await.expect("stalled, not an error");
+    h.reconcile("share")
+        .await
+        .expect_err("stalled, looked at again with backoff");
     let object = h.object("share").expect("the finalizer stays");
     assert!(object.has_finalizer());
     assert_eq!(reason(&h.status("share")), "MembershipHidden");
@@ -99,7 +101,9 @@ async fn an_edited_cloud_name_does_not_take_a_404_for_gone() {
         "what it holds stays recorded"
     );
     h.delete("share");
-    h.reconcile("share").await.expect("stalled");
+    h.reconcile("share")
+        .await
+        .expect_err("stalled, looked at again with backoff");
     assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
     assert_eq!(reason(&h.status("share")), "MembershipHidden");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
@@ -113,7 +117,9 @@ async fn an_image_given_to_another_project_is_not_taken_for_gone() {
     ready_share(&mut h).await;
     h.fake.set_owner(IMAGE, OTHER_PROJECT);
     h.delete("share");
-    h.reconcile("share").await.expect("stalled");
+    h.reconcile("share")
+        .await
+        .expect_err("stalled, looked at again with backoff");
     assert!(h.object("share").is_some_and(|o| o.has_finalizer()));
     assert_eq!(reason(&h.status("share")), "MembershipHidden");
     let message = stalled_message(&h, "share");
@@ -136,7 +142,9 @@ async fn a_replacement_with_blind_credentials_keeps_the_previous_membership() {
     let mut object = h.object("share").expect("object");
     object.spec.member_id = "member-b".into();
     h.apply(&object);
-    h.reconcile("share").await.expect("stalled");
+    h.reconcile("share")
+        .await
+        .expect_err("stalled, looked at again with backoff");
     assert_eq!(reason(&h.status("share")), "MembershipHidden");
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "not let go blindly");
     let applied = h.status("share").applied.expect("still recorded");

@@ -19,6 +19,11 @@ pub enum Step {
     RemoveMember,
 }
 
+/// The reason of a membership that credentials which cannot see it were asked about.
+const HIDDEN: &str = "MembershipHidden";
+/// The reason of a membership on an image that is not shared now.
+const NO_LONGER_SHARED: &str = "ImageNoLongerShared";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     /// Trying again later may work: network, timeouts, 5xx, 429, a Kubernetes API hiccup.
@@ -49,6 +54,13 @@ impl Problem {
             | Problem::Stalled { message, .. }
             | Problem::Waiting { message, .. } => message,
         }
+    }
+
+    /// Whether a Stalled problem of this reason is looked at again with backoff rather than at
+    /// the stalled re-check: a membership that is hidden or on an image not shared now keeps a
+    /// deletion, and what ends it (credentials back, the image shared again) happens in Glance.
+    pub fn rechecked_with_backoff(reason: &str) -> bool {
+        matches!(reason, HIDDEN | NO_LONGER_SHARED)
     }
 
     pub fn is_stalled(&self) -> bool {
@@ -249,7 +261,7 @@ impl Problem {
             ),
         };
         Problem::stalled(
-            "MembershipHidden",
+            HIDDEN,
             format!(
                 "the credentials in Secret {secret} ({asked}) cannot tell whether the membership ({target}), made by {made}, still exists: {seen}. Put the credentials of {made} (or an admin's) back in the Secret and the operator finishes; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
             ),
@@ -261,7 +273,7 @@ impl Problem {
     pub fn no_longer_shared(target: &Membership, visibility: &str, secret: &str) -> Problem {
         let image = &target.image_id;
         Problem::stalled(
-            "ImageNoLongerShared",
+            NO_LONGER_SHARED,
             format!(
                 "image {image} is {visibility} now, not shared: Glance refuses to change its members but keeps them, and the membership ({target}) grants access again as soon as the image is shared again. Make it shared again (openstack image set --shared {image}) and the operator finishes with the credentials in Secret {secret}; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
             ),

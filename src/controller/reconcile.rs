@@ -200,6 +200,11 @@ pub(super) fn finish(ctx: &Context, problem: Option<Problem>) -> Result<Next, Er
             retry_after,
         }),
         Some(Problem::Waiting { reason, message }) => Err(Error::Waiting { reason, message }),
+        // What fixes it happens in Glance, which sends no event: looked at again with backoff
+        // (up to the stalled re-check), while the conditions say Stalled.
+        Some(Problem::Stalled { reason, message }) if Problem::rechecked_with_backoff(reason) => {
+            Err(Error::Waiting { reason, message })
+        }
         Some(Problem::Stalled { .. }) => Ok(Next::After(ctx.settings.stalled_recheck)),
         None => Ok(Next::After(ctx.settings.resync_period)),
     }

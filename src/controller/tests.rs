@@ -771,7 +771,9 @@ async fn deleting_while_the_image_is_private_waits_until_it_is_shared_again() {
     h.fake.set_visibility(IMAGE, "private");
     h.delete("share");
     h.calls();
-    h.reconcile("share").await.expect("stalled, not an error");
+    h.reconcile("share")
+        .await
+        .expect_err("stalled, looked at again with backoff");
     let object = h.object("share").expect("the finalizer stays");
     let status = object.status.expect("status");
     assert_eq!(reason(&status), "ImageNoLongerShared");
