@@ -457,10 +457,11 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
     };
     let namespace = successor.namespace().unwrap_or_default();
     let label = format!("{namespace}/{}", successor.name_any());
-    if successor.holds(target) {
+    if successor.applied().is_some_and(|applied| applied.same(target)) {
+        // It made or adopted it with its own credentials: it can undo it.
         return Ok(Some(label));
     }
-    if successor.claim().is_some() {
+    if successor.claim().is_some_and(|claim| !claim.same(target)) {
         // Its claim records another membership it may hold: not overwritten.
         return Ok(None);
     }

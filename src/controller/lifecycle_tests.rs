@@ -635,3 +635,19 @@ async fn a_transient_child_failure_still_writes_the_status_and_events() {
     assert_eq!(h.kube.objects().len(), 2, "the other children were written");
     assert!(event_reasons(&calls).contains(&"ImageAccessCreated".to_string()));
 }
+
+/// Case 6: the owner's object deleted while another project's object names the same membership:
+/// it is removed, not handed to an object whose credentials could never remove it.
+#[tokio::test]
+async fn a_membership_is_never_handed_to_an_object_that_cannot_see_it() {
+    let mut h = Harness::new().await;
+    h.apply(&ImageAccess::test("intruder", IMAGE, MEMBER_PROJECT, "other"));
+    h.reconcile("intruder").await.expect("stalled");
+    h.apply(&share("owners"));
+    h.reconcile("owners").await.expect("ready");
+    h.delete("owners");
+    h.reconcile("owners").await.expect("removed");
+    assert!(h.object("owners").is_none());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "removed, not left to the intruder");
+    assert_eq!(h.fake.requests("DELETE member"), 1);
+}

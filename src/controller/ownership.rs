@@ -145,9 +145,10 @@ pub fn manager<'a>(
 }
 
 /// The object that takes `membership` over when `leaving` lets go of it: one that stays with
-/// it and holds it already (it was handed over before), or waits for it (it got as far as the
-/// ownership check, so its credentials worked). `None`: nobody will, so letting go means
-/// removing it.
+/// it and has it applied, or holds it and can act ([`lifecycle::able`]), or waits for it (it got
+/// as far as the ownership check, so its credentials worked). Only one that has it applied is
+/// taken at its word; the caller checks the others' credentials against Glance. `None`: nobody
+/// will, so letting go means removing it.
 pub fn successor<'a>(
     leaving: &ImageAccess,
     membership: &Membership,
@@ -156,8 +157,10 @@ pub fn successor<'a>(
     others
         .into_iter()
         .filter(|o| o.metadata.uid != leaving.metadata.uid && stays_with(o, membership))
-        .filter(|o| o.holds(membership) || waits_for_a_manager(o))
-        .min_by(|a, b| older(a, b))
+        .filter(|o| {
+            proven(o, membership) || (lifecycle::able(*o, membership) && o.holds(membership)) || waits_for_a_manager(o)
+        })
+        .min_by(|a, b| keeps_before(a, b, membership))
 }
 
 /// Whether the object's status for its current generation says it waits for another manager.

@@ -33,7 +33,9 @@ const IMAGES: [&str; 2] = [
 ];
 const MEMBERS: [&str; 2] = ["member-a", "member-b"];
 const NAMESPACES: [&str; 2] = ["team-a", "team-b"];
-const CLOUDS: [&str; 2] = ["owner", "admin"];
+const CLOUDS: [&str; 3] = ["owner", "admin", "other"];
+/// Who the Secret's `owner` cloud logs in as after a rotation: the owner, or another project.
+const OWNER_CLOUD_USERS: [&str; 2] = ["owner", "other"];
 const FAULT_OPERATIONS: [&str; 6] = [
     "POST members",
     "GET member",
@@ -76,10 +78,18 @@ pub(super) enum Step {
     DeleteSecret {
         namespace: usize,
     },
-    /// The namespace's Secret gets a wrong password, or the right one back.
+    /// The namespace's Secret is rotated: its `owner` cloud logs in as `user` (the owner, or
+    /// another project), with a wrong password or the right one, with `region_name` or without.
     RotateSecret {
         namespace: usize,
         good: bool,
+        user: usize,
+        region: bool,
+    },
+    /// The image's owner makes it private, or shared again.
+    Visibility {
+        image: usize,
+        shared: bool,
     },
     /// Glance answers the next request of a kind with this code.
     GlanceFault {
@@ -111,14 +121,16 @@ fn step() -> impl Strategy<Value = Step> {
         4 => (at.clone(), 0..IMAGES.len(), 0..MEMBERS.len(), 0..CLOUDS.len(), any::<bool>(),
               prop::option::weighted(0.3, prop_oneof![Just(MemberStatus::Accepted), Just(MemberStatus::Rejected), Just(MemberStatus::Pending)]))
             .prop_map(|((namespace, object), image, member, cloud, orphan, status)| Step::Apply {
-                namespace, object, image, member, cloud, orphan: orphan && object == 0, status,
+                namespace, object, image, member, cloud, orphan, status,
             }),
         2 => at.clone().prop_map(|(namespace, object)| Step::Delete { namespace, object }),
         8 => at.clone().prop_map(|(namespace, object)| Step::Reconcile { namespace, object }),
         3 => (at.clone(), at.clone()).prop_map(|(first, second)| Step::Together { first, second }),
         1 => Just(Step::ReconcileSecrets),
         1 => (0..NAMESPACES.len()).prop_map(|namespace| Step::DeleteSecret { namespace }),
-        1 => (0..NAMESPACES.len(), any::<bool>()).prop_map(|(namespace, good)| Step::RotateSecret { namespace, good }),
+        2 => (0..NAMESPACES.len(), any::<bool>(), 0..OWNER_CLOUD_USERS.len(), any::<bool>())
+            .prop_map(|(namespace, good, user, region)| Step::RotateSecret { namespace, good, user, region }),
+        1 => (0..IMAGES.len(), any::<bool>()).prop_map(|(image, shared)| Step::Visibility { image, shared }),
         2 => (0..FAULT_OPERATIONS.len(), prop_oneof![Just(500u16), Just(503), Just(429), Just(401)])
             .prop_map(|(operation, status)| Step::GlanceFault { operation, status }),
         1 => at.clone().prop_map(|(namespace, object)| Step::SlowReconcile { namespace, object }),
@@ -288,14 +300,19 @@ impl World {
             Step::Together { first, second } => self.together(*first, *second).await,
             Step::ReconcileSecrets => self.reconcile_secrets().await,
             Step::DeleteSecret { namespace } => self.kube.delete_secret(NAMESPACES[*namespace], SECRET),
-            Step::RotateSecret { namespace, good } => {
+            Step::RotateSecret {
+                namespace,
+                good,
+                user,
+                region,
+            } => {
                 let ns = NAMESPACES[*namespace];
                 if self
                     .kube
                     .secret(ns, SECRET)
                     .is_some_and(|s| s.metadata.deletion_timestamp.is_none())
                 {
-                    let yaml = self.glance.clouds_yaml();
+                    let yaml = clouds_yaml(&self.glance, OWNER_CLOUD_USERS[*user], *region);
                     let yaml = if *good {
                         yaml
                     } else {
@@ -304,6 +321,9 @@ impl World {
                     self.kube.put_secret(ns, SECRET, &[("clouds.yaml", &yaml)]);
                 }
             }
+            Step::Visibility { image, shared } => self
+                .glance
+                .set_visibility(IMAGES[*image], if *shared { "shared" } else { "private" }),
             Step::GlanceFault { operation, status } => self.glance.inject(Fault {
                 operation: FAULT_OPERATIONS[*operation],
                 status: *status,
@@ -327,16 +347,44 @@ impl World {
         self.sync();
     }
 
+    /// Every Keystone and Glance request so far.
+    fn glance_requests(&self) -> usize {
+        [
+            "POST tokens",
+            "GET members",
+            "GET member",
+            "POST members",
+            "PUT member",
+            "DELETE member",
+            "GET image",
+        ]
+        .iter()
+        .map(|kind| self.glance.requests(kind))
+        .sum()
+    }
+
     /// Faults stop; the operator re-checks everything until a round changes nothing. Returns
     /// the Kubernetes writes of the last (quiet) round.
     async fn settle(&mut self) -> Vec<String> {
         self.glance.clear_faults();
         self.glance.set_delay(None);
         self.kube.clear_faults();
+        // The owner's credentials are restored and the images shared again: what a human does
+        // about every Stalled reason of the kind.
+        for image in IMAGES {
+            self.glance.set_visibility(image, "shared");
+        }
+        for namespace in NAMESPACES {
+            if self.kube.secret(namespace, SECRET).is_some() {
+                let yaml = clouds_yaml(&self.glance, "owner", true);
+                self.kube.put_secret(namespace, SECRET, &[("clouds.yaml", &yaml)]);
+            }
+        }
         let mut quiet_rounds = 0;
         for _ in 0..30 {
             self.op.ctx.clock.advance(Duration::from_secs(3600));
             self.kube.take_calls();
+            let glance_before = self.glance_requests();
             for object in self.kube.objects() {
                 let (namespace, object) = (object.namespace().unwrap_or_default(), object.name_any());
                 self.reconcile(&namespace, &object).await;
@@ -349,6 +397,12 @@ impl World {
                 .filter(|c| c.method != "GET")
                 .map(|c| format!("{} {} {}", c.method, c.path, c.body))
                 .collect();
+            // A quiet round looks at each object a few times at most: no hot loop.
+            let glance_calls = self.glance_requests() - glance_before;
+            let bound = 4 * self.kube.objects().len() + 4;
+            if writes.is_empty() && glance_calls > bound {
+                return vec![format!("a quiet round made {glance_calls} Glance requests (bound {bound})")];
+            }
             if writes.is_empty() {
                 quiet_rounds += 1;
                 if quiet_rounds == 2 {
@@ -375,22 +429,29 @@ pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
     }
     let objects = world.kube.objects();
 
-    // At most one object holds a membership.
-    let mut holders: BTreeMap<Membership, Vec<String>> = BTreeMap::new();
+    // At most one object has a membership applied (made or adopted it); other holders are
+    // objects that could not act, waiting.
+    let mut holders: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    let mut proven: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for object in &objects {
-        let mut held: BTreeSet<Membership> = object.applied().cloned().into_iter().collect();
-        held.extend(object.claim());
-        for membership in held {
-            holders.entry(membership).or_default().push(format!(
-                "{}/{}",
-                object.namespace().unwrap_or_default(),
-                object.name_any()
-            ));
+        let who = format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any());
+        let mut held: BTreeSet<(String, String)> = BTreeSet::new();
+        for membership in object.applied().cloned().into_iter().chain(object.claim()) {
+            held.insert((membership.image_id, membership.member_id));
+        }
+        for pair in held {
+            holders.entry(pair).or_default().push(who.clone());
+        }
+        if let Some(applied) = object.applied() {
+            proven
+                .entry((applied.image_id.clone(), applied.member_id.clone()))
+                .or_default()
+                .push(who.clone());
         }
     }
-    for (membership, by) in &holders {
+    for ((image, member), by) in &proven {
         if by.len() > 1 {
-            broken.push(format!("{membership} is held by {by:?}"));
+            broken.push(format!("image {image} / member {member} is applied by {by:?}"));
         }
     }
 
@@ -401,7 +462,7 @@ pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
             if world.glance.member(image, member).is_none() {
                 continue;
             }
-            let held = holders.keys().any(|m| m.image_id == image && m.member_id == member);
+            let held = holders.contains_key(&(image.to_string(), member.to_string()));
             let orphaned = world.orphaned.contains(&(image.to_string(), member.to_string()));
             if !held && !orphaned {
                 broken.push(format!(
@@ -466,4 +527,21 @@ fn regressions() {
         let broken = runtime().block_on(violations(&steps));
         assert!(broken.is_empty(), "{name}: {broken:#?}");
     }
+}
+
+/// The Secret's clouds.yaml: the fake's clouds, with the `owner` cloud logging in as `user` and
+/// `region_name` only when `region`.
+fn clouds_yaml(glance: &FakeOpenStack, user: &str, region: bool) -> String {
+    let mut yaml = glance.clouds_yaml();
+    if user != "owner" {
+        yaml = yaml.replacen("username: owner\n", &format!("username: {user}\n"), 1).replacen(
+            "project_name: owner-project\n",
+            &format!("project_name: {user}-project\n"),
+            1,
+        );
+    }
+    if !region {
+        yaml = yaml.replace("    region_name: RegionOne\n", "");
+    }
+    yaml
 }
