@@ -8,6 +8,7 @@
 //! (client-go's observedTime), never by comparing another host's timestamps with ours.
 
 use std::future::Future;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,6 +21,13 @@ use kube::api::{ObjectMeta, PostParams};
 
 use crate::runtime::FIELD_MANAGER;
 
+/// The lease durations [`run_as_leader`] accepts, in seconds (`--lease-duration-seconds`). At
+/// 3 s the renew deadline is 2 s and the retry period 400 ms: a few renewals fit in the
+/// deadline; below it one slow API round trip would cost the leadership. At most an hour: the
+/// longest a standby waits after a leader died without releasing the Lease. Both ends fit the
+/// Lease's `leaseDurationSeconds` (an int32).
+pub const LEASE_DURATION_SECONDS: RangeInclusive<u64> = 3..=3600;
+
 pub struct Election {
     pub namespace: String,
     pub lease_name: String,
@@ -31,14 +39,30 @@ pub struct Election {
 
 impl Election {
     /// The leader gives up if it could not renew for this long: two thirds of the lease, as
-    /// client-go's defaults (15 s lease, 10 s deadline).
+    /// client-go's defaults (15 s lease, 10 s deadline). Divided first, so that no lease
+    /// duration overflows.
     pub fn renew_deadline(&self) -> Duration {
-        self.lease_duration * 2 / 3
+        self.lease_duration / 3 * 2
     }
 
     /// How often the leader renews and a standby tries (client-go: 2 s of a 15 s lease).
     pub fn retry_period(&self) -> Duration {
-        (self.lease_duration * 2 / 15).max(Duration::from_millis(200))
+        (self.lease_duration / 15 * 2).max(Duration::from_millis(200))
+    }
+
+    /// A lease outside [`LEASE_DURATION_SECONDS`] is refused: with a zero renew deadline every
+    /// attempt would time out at once, and the instance would stand by for ever while
+    /// reporting ready.
+    pub fn check(&self) -> Result<(), LeaderError> {
+        let whole_seconds = self.lease_duration.subsec_nanos() == 0;
+        if whole_seconds && LEASE_DURATION_SECONDS.contains(&self.lease_duration.as_secs()) {
+            return Ok(());
+        }
+        Err(LeaderError::LeaseDuration {
+            duration: self.lease_duration,
+            min: *LEASE_DURATION_SECONDS.start(),
+            max: *LEASE_DURATION_SECONDS.end(),
+        })
     }
 }
 
@@ -52,6 +76,8 @@ pub enum LeaderError {
         name: String,
         deadline: Duration,
     },
+    #[error("the leader Lease duration {duration:?} must be whole seconds from {min} to {max}")]
+    LeaseDuration { duration: Duration, min: u64, max: u64 },
 }
 
 /// What a standby saw of the Lease last, and when (by its own clock).
@@ -68,22 +94,12 @@ struct Elector {
 
 impl Elector {
     fn spec(&self, previous: Option<&LeaseSpec>) -> LeaseSpec {
-        let now = MicroTime(jiff::Timestamp::now());
-        let mine = previous.and_then(|p| p.holder_identity.as_deref()) == Some(self.election.identity.as_str());
-        LeaseSpec {
-            holder_identity: Some(self.election.identity.clone()),
-            lease_duration_seconds: Some(self.election.lease_duration.as_secs().max(1) as i32),
-            acquire_time: if mine {
-                previous.and_then(|p| p.acquire_time.clone())
-            } else {
-                Some(now.clone())
-            },
-            renew_time: Some(now),
-            lease_transitions: Some(
-                previous.and_then(|p| p.lease_transitions).unwrap_or(0) + i32::from(!mine && previous.is_some()),
-            ),
-            ..Default::default()
-        }
+        lease_spec(
+            &self.election.identity,
+            self.election.lease_duration,
+            previous,
+            MicroTime(jiff::Timestamp::now()),
+        )
     }
 
     /// Takes or renews the Lease if it is ours, free or expired. `Ok(false)`: someone else
@@ -160,11 +176,41 @@ impl Elector {
     }
 }
 
+/// The Lease's spec when `identity` takes or renews it at `now`. Whatever another holder wrote
+/// (`previous`) neither overflows nor wraps: the transitions count saturates.
+fn lease_spec(identity: &str, lease_duration: Duration, previous: Option<&LeaseSpec>, now: MicroTime) -> LeaseSpec {
+    let mine = previous.and_then(|p| p.holder_identity.as_deref()) == Some(identity);
+    LeaseSpec {
+        holder_identity: Some(identity.to_string()),
+        lease_duration_seconds: Some(lease_duration_seconds(lease_duration)),
+        acquire_time: if mine {
+            previous.and_then(|p| p.acquire_time.clone())
+        } else {
+            Some(now.clone())
+        },
+        renew_time: Some(now),
+        lease_transitions: Some(
+            previous
+                .and_then(|p| p.lease_transitions)
+                .unwrap_or(0)
+                .saturating_add(i32::from(!mine && previous.is_some())),
+        ),
+        ..Default::default()
+    }
+}
+
+/// `leaseDurationSeconds` (an int32) for `duration`: at least 1, at most `i32::MAX`, never
+/// wrapped to a negative number.
+fn lease_duration_seconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs().max(1)).unwrap_or(i32::MAX)
+}
+
 /// Waits for the Lease (or for `shutdown`), then runs `work` while renewing it. `work` must end
 /// when `shutdown` resolves (graceful: in-flight reconciles finish); the Lease is then released.
 /// If the Lease cannot be renewed for the renew deadline, `work` is dropped at once and
-/// [`LeaderError::Lost`] returned. While standing by, `ready` is true (a standby is healthy);
-/// once leading, `work` sets it when its caches sync.
+/// [`LeaderError::Lost`] returned. A lease duration outside [`LEASE_DURATION_SECONDS`] is
+/// refused at once ([`LeaderError::LeaseDuration`]). While standing by, `ready` is true (a
+/// standby is healthy); once leading, `work` sets it when its caches sync.
 pub async fn run_as_leader<F: Future<Output = ()>>(
     client: kube::Client,
     election: Election,
@@ -172,6 +218,7 @@ pub async fn run_as_leader<F: Future<Output = ()>>(
     shutdown: impl Future<Output = ()>,
     work: impl FnOnce() -> F,
 ) -> Result<(), LeaderError> {
+    election.check()?;
     let retry = election.retry_period();
     let deadline = election.renew_deadline();
     let lost = LeaderError::Lost {
@@ -285,5 +332,81 @@ mod tests {
         assert_eq!(election.renew_deadline(), Duration::from_secs(10));
         assert_eq!(election.retry_period(), Duration::from_secs(2));
         assert!(election.renew_deadline() + election.retry_period() < election.lease_duration);
+    }
+
+    fn election(lease_duration: Duration) -> Election {
+        Election {
+            namespace: "ns".into(),
+            lease_name: "l".into(),
+            identity: "me".into(),
+            lease_duration,
+        }
+    }
+
+    #[test]
+    fn every_accepted_lease_has_a_deadline_and_a_retry_period_that_fit_in_it() {
+        for seconds in [*LEASE_DURATION_SECONDS.start(), 4, 15, *LEASE_DURATION_SECONDS.end()] {
+            let election = election(Duration::from_secs(seconds));
+            election.check().expect("accepted");
+            let (deadline, retry) = (election.renew_deadline(), election.retry_period());
+            assert!(retry >= Duration::from_millis(200), "{seconds} s: retry {retry:?}");
+            // Several renewals fit in the deadline, and the leader gives up before a standby
+            // may take over.
+            assert!(
+                retry * 4 <= deadline,
+                "{seconds} s: retry {retry:?}, deadline {deadline:?}"
+            );
+            assert!(deadline + retry < election.lease_duration, "{seconds} s");
+            assert_eq!(lease_duration_seconds(election.lease_duration), seconds as i32);
+        }
+        let shortest = election(Duration::from_secs(3));
+        assert_eq!(shortest.renew_deadline(), Duration::from_secs(2));
+        assert_eq!(shortest.retry_period(), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn a_lease_outside_the_range_is_refused_before_standing_by() {
+        for duration in [
+            Duration::ZERO,
+            Duration::from_secs(2),
+            Duration::from_millis(3500),
+            Duration::from_secs(3601),
+            Duration::MAX,
+        ] {
+            let refused = election(duration).check().expect_err("refused");
+            assert!(refused.to_string().contains("from 3 to 3600"), "{refused}");
+        }
+    }
+
+    #[test]
+    fn no_lease_duration_overflows_the_derived_periods_or_the_int32() {
+        let huge = election(Duration::MAX);
+        assert!(huge.renew_deadline() < Duration::MAX && !huge.renew_deadline().is_zero());
+        assert!(huge.retry_period() < huge.renew_deadline());
+        assert_eq!(lease_duration_seconds(Duration::MAX), i32::MAX);
+        assert_eq!(
+            lease_duration_seconds(Duration::from_secs(u64::from(u32::MAX))),
+            i32::MAX
+        );
+        assert_eq!(lease_duration_seconds(Duration::ZERO), 1);
+    }
+
+    #[test]
+    fn the_lease_spec_counts_transitions_without_overflowing() {
+        let now = || MicroTime(jiff::Timestamp::UNIX_EPOCH);
+        let taken = lease_spec("me", Duration::from_secs(15), None, now());
+        assert_eq!(taken.lease_duration_seconds, Some(15));
+        assert_eq!(taken.lease_transitions, Some(0));
+        assert_eq!(taken.holder_identity.as_deref(), Some("me"));
+        let theirs = LeaseSpec {
+            holder_identity: Some("them".into()),
+            lease_transitions: Some(i32::MAX),
+            ..Default::default()
+        };
+        let taken_over = lease_spec("me", Duration::from_secs(15), Some(&theirs), now());
+        assert_eq!(taken_over.lease_transitions, Some(i32::MAX), "saturates, never wraps");
+        let renewed = lease_spec("me", Duration::from_secs(15), Some(&taken), now());
+        assert_eq!(renewed.lease_transitions, Some(0), "a renewal is no transition");
+        assert_eq!(renewed.acquire_time, taken.acquire_time);
     }
 }

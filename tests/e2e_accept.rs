@@ -23,6 +23,23 @@ fn in_namespace(manifest: &str, namespace: &str) -> String {
     manifest.replacen("metadata:\n", &format!("metadata:\n  namespace: {namespace}\n"), 1)
 }
 
+/// The longest wait before its next look at `name` that the operator logged for `controller`
+/// ("waiting; looking again ... retry_in_ms=N", text format); None before the first.
+fn longest_logged_wait(log: &str, controller: &str, name: &str) -> Option<Duration> {
+    let (controller, name) = (format!("controller=\"{controller}\""), format!(" name={name} "));
+    log.lines()
+        .filter(|line| line.contains("waiting; looking again") && line.contains(&controller) && line.contains(&name))
+        .filter_map(|line| {
+            let digits = line
+                .split("retry_in_ms=")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?;
+            digits.parse().ok().map(Duration::from_millis)
+        })
+        .max()
+}
+
 async fn member_status(env: &RealOpenStack, image: &str, member: &str) -> Option<String> {
     env.member(image, member)
         .await
@@ -176,10 +193,16 @@ async fn an_accept_waiting_for_the_share_is_woken_by_the_owners_create() {
     // Six looks: the next one is 16 to 32 s away.
     let sample = r#"controller_runtime_reconcile_total{controller="imageaccessaccept",result="requeue_after"}"#;
     eventually("six looks at the missing share", Duration::from_secs(90), || async {
-        (teams.operator.metric(sample).await >= 6.0).then_some(())
+        teams.operator.try_metric(sample).await.filter(|looks| *looks >= 6.0)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The next look is scheduled 16 s or more away (the operator logs the wait it chose): only
+    // the wake can make the accept Ready within the 10 s below.
+    let scheduled = eventually("the operator's next look at take 16 s or more away", WAIT, || async {
+        longest_logged_wait(&teams.operator.log(), "imageaccessaccept", "take").filter(|wait| wait.as_secs() >= 16)
+    })
+    .await;
+    eprintln!("next look at take scheduled {scheduled:?} away");
     assert!(
         teams
             .owner
@@ -290,14 +313,40 @@ async fn an_image_access_that_sets_the_status_and_a_later_accept_conflict() {
     let image = env.create_image("shared").await;
     let setter = manifest("share", &image, &member, "admin", "  status: rejected\n");
     assert!(teams.owner.apply(&setter).success);
-    teams.owner.wait_ready("share").await;
-    // Creation times have a resolution of a second (then names decide): make "later" clear.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let setter_created = teams
+        .owner
+        .wait_ready("share")
+        .await
+        .metadata
+        .creation_timestamp
+        .expect("creationTimestamp")
+        .0;
+    // Creation times have a resolution of a second (then names decide): the accept is created
+    // in a later second than the ImageAccess, which is checked below.
+    eventually(
+        "a second later than the ImageAccess's creation",
+        Duration::from_secs(5),
+        || async { (jiff::Timestamp::now().as_second() > setter_created.as_second()).then_some(()) },
+    )
+    .await;
     assert!(
         teams
             .member
             .apply(&accept_manifest("take", &image, "member1", "accepted", ""))
             .success
+    );
+    let accept_created = teams
+        .member
+        .get_of::<ImageAccessAccept>("take")
+        .await
+        .expect("take")
+        .metadata
+        .creation_timestamp
+        .expect("creationTimestamp")
+        .0;
+    assert!(
+        accept_created.as_second() > setter_created.as_second(),
+        "the accept ({accept_created}) must be created in a later second than the ImageAccess ({setter_created})"
     );
     let stalled = teams
         .member
@@ -361,5 +410,9 @@ async fn deleting_the_namespaces_leaves_nothing_inconsistent() {
         (!out.success && out.stderr.contains("NotFound")).then_some(())
     })
     .await;
-    assert!(env.member(&image, &member).await.is_none(), "{}", teams.operator.log());
+    assert!(
+        env.member(&image, &member).await.is_none(),
+        "{}",
+        teams.operator.log_for_message()
+    );
 }

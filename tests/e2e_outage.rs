@@ -11,7 +11,20 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use common::RealOpenStack;
-use common::cluster::{Operator, TestNamespace, condition, eventually, kubectl_ok, manifest};
+use common::cluster::{Operator, TestNamespace, WAIT, condition, eventually, kubectl_ok, manifest};
+
+/// Failed reconciles of ImageAccess objects, as the operator counts them.
+const ERRORS: &str = r#"controller_runtime_reconcile_errors_total{controller="imageaccess"}"#;
+/// ImageAccess reconciles at work now.
+const ACTIVE: &str = r#"controller_runtime_active_workers{controller="imageaccess"}"#;
+
+/// Waits until the operator has counted `count` failed reconciles of ImageAccess objects.
+async fn wait_failures(operator: &Operator, count: f64, what: &str) {
+    eventually(what, WAIT, || async {
+        operator.try_metric(ERRORS).await.filter(|errors| *errors >= count)
+    })
+    .await;
+}
 
 /// One test at a time touches Glance's process.
 static GLANCE: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
@@ -62,10 +75,21 @@ async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
     // It stays, retrying, and says so.
     let object = ns.wait_condition("outage", "Reconciling").await;
     assert!(object.metadata.deletion_timestamp.is_some());
+    // That the finalizer is not dropped can only be seen by waiting a window out, so it keeps
+    // its sleep; it starts after a failed cleanup was counted, and must hold more of them
+    // (backoff 1 s, doubling): the operator was retrying all along, not stopped.
+    wait_failures(&operator, 1.0, "a failed cleanup counted").await;
+    let failed_before = operator.metric(ERRORS).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(
         ns.get("outage").await.is_some(),
         "the finalizer holds while Glance is down"
+    );
+    let retried = operator.metric(ERRORS).await - failed_before;
+    assert!(
+        retried >= 1.0,
+        "no cleanup retried in the 5 s window: {}",
+        operator.log_for_message()
     );
 
     start_glance();
@@ -73,7 +97,7 @@ async fn glance_down_during_delete_holds_the_finalizer_until_it_is_back() {
     assert!(
         env.member(&image, &member).await.is_none(),
         "membership removed once Glance is back: {}",
-        operator.log()
+        operator.log_for_message()
     );
 }
 
@@ -92,8 +116,8 @@ async fn an_object_is_ready_within_seconds_of_glance_coming_back() {
     let object = ns.wait_condition("recover", "Reconciling").await;
     let (_, reason, _) = condition(&object, "Ready").expect("Ready");
     assert_eq!(reason, "OpenStackUnavailable");
-    // A few retries fail while Glance stays down.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // A few retries fail while Glance stays down (counted, not guessed from the time).
+    wait_failures(&operator, 3.0, "three failed attempts while Glance is down").await;
     start_glance();
     let back = Instant::now();
     ns.wait_ready_within("recover", Duration::from_secs(45)).await;
@@ -102,7 +126,7 @@ async fn an_object_is_ready_within_seconds_of_glance_coming_back() {
     assert!(
         took < Duration::from_secs(30),
         "recovered by backoff: {took:?}\n{}",
-        operator.log()
+        operator.log_for_message()
     );
     assert!(env.member(&image, &member).await.is_some());
 }
@@ -123,13 +147,29 @@ async fn a_spec_edit_made_during_a_reconcile_is_acted_on() {
     assert!(ns.apply(&manifest("edit", &image, &first, "owner", "")).success);
     ns.wait_ready("edit").await;
 
-    // Glance freezes: the reconcile of the next edit hangs in its first Glance call.
+    // Nothing at work before the edit, so that a reconcile at work after it is the edit's.
+    eventually("no ImageAccess reconcile at work", WAIT, || async {
+        operator.try_metric(ACTIVE).await.filter(|active| *active == 0.0)
+    })
+    .await;
+    // Glance freezes: the reconcile of the next edit hangs in its first Glance call (requests
+    // time out after 30 s only).
     signal_glance("STOP");
     assert!(ns.apply(&manifest("edit", &image, &second, "owner", "")).success);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // The user edits again while that reconcile is in flight.
+    eventually("the reconcile of the edit in flight", WAIT, || async {
+        operator.try_metric(ACTIVE).await.filter(|active| *active >= 1.0)
+    })
+    .await;
+    // The user edits again while that reconcile is in flight: stored (kubectl apply returned)
+    // while the reconcile still hangs.
     assert!(ns.apply(&manifest("edit", &image, &third, "owner", "")).success);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = ns.get("edit").await.expect("edit").metadata.generation;
+    assert_eq!(stored, Some(3), "the last edit is stored");
+    let in_flight = operator.metric(ACTIVE).await;
+    assert!(
+        in_flight >= 1.0,
+        "the first edit's reconcile was still in flight: {in_flight}"
+    );
     signal_glance("CONT");
     let thawed = Instant::now();
 
@@ -144,7 +184,11 @@ async fn a_spec_edit_made_during_a_reconcile_is_acted_on() {
     .await;
     eprintln!("last edit applied {:?} after Glance thawed", thawed.elapsed());
     assert_eq!(condition(&object, "Ready").map(|c| c.0), Some("True".into()));
-    assert!(env.member(&image, &third).await.is_some(), "{}", operator.log());
+    assert!(
+        env.member(&image, &third).await.is_some(),
+        "{}",
+        operator.log_for_message()
+    );
     assert!(
         env.member(&image, &second).await.is_none(),
         "the in-between edit was replaced"

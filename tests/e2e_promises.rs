@@ -49,7 +49,7 @@ async fn deleting_a_namespace_removes_every_membership_and_the_namespace_finishe
             ns.wait_ready(&format!("share-{i}-{j}")).await;
         }
     }
-    let finalizers = secret_finalizers(&ns.name).unwrap_or_default();
+    let finalizers = secret_finalizers(&ns.name).expect("the credentials Secret can be read");
     assert!(finalizers.contains(HOLD), "the Secret is held: {finalizers}");
 
     let started = Instant::now();
@@ -72,7 +72,7 @@ async fn deleting_a_namespace_removes_every_membership_and_the_namespace_finishe
     assert!(
         left.is_empty(),
         "memberships left after the namespace went: {left:?}\n{}",
-        operator.log()
+        operator.log_for_message()
     );
 }
 
@@ -248,7 +248,13 @@ async fn two_objects_for_one_membership_one_manages_the_other_waits_then_takes_o
     let accept = serde_json::json!({"status": "accepted"});
     assert_eq!(env.raw("member1", reqwest::Method::PUT, &path, Some(accept)).await, 200);
 
+    // Glance writes the operator counted (`operator.metrics()` fails the test when /metrics
+    // does not answer, so a missing page never reads as "no write").
     let glance_writes = |text: &str| {
+        assert!(
+            text.contains("# TYPE image_access_operator_openstack_requests "),
+            "not the operator's /metrics: {text}"
+        );
         ["create_member", "set_member_status", "delete_member"]
             .iter()
             .map(|op| {
@@ -263,6 +269,10 @@ async fn two_objects_for_one_membership_one_manages_the_other_waits_then_takes_o
             .sum::<f64>()
     };
     let before = glance_writes(&operator.metrics().await);
+    assert!(
+        before >= 1.0,
+        "the first object's create is counted (evidence that the count is read right): {before}"
+    );
     assert!(
         second
             .apply(&manifest("share", &image, &member, "admin", "  status: pending\n"))

@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::RealOpenStack;
-use common::cluster::{Operator, TestNamespace, WAIT, eventually, kubectl, kubectl_ok, manifest, unique};
+use common::cluster::{
+    Operator, TestNamespace, WAIT, eventually, is_ready, kubectl, kubectl_ok, manifest, metric_value, unique,
+};
 use image_access_operator::api::{ImageAccess, ImageShare};
 use kube::ResourceExt;
 use kube::api::ListParams;
@@ -29,7 +31,7 @@ fn share_manifest(name: &str, images: &[&str], members: &[&str], extra_spec: &st
 struct Team {
     env: RealOpenStack,
     ns: TestNamespace,
-    _operator: Operator,
+    operator: Operator,
 }
 
 impl Team {
@@ -37,11 +39,7 @@ impl Team {
         let env = RealOpenStack::from_env();
         let ns = TestNamespace::new(prefix, &env).await;
         let operator = Operator::start(&ns.name, &[]);
-        Team {
-            env,
-            ns,
-            _operator: operator,
-        }
+        Team { env, ns, operator }
     }
 
     fn apply(&self, yaml: &str) {
@@ -74,33 +72,42 @@ impl Team {
             .await
     }
 
-    /// Waits until Glance has exactly `expected` as the members of `image`.
+    /// Waits until Glance has exactly `expected` as the members of `image`. A failed look is
+    /// "not yet", never "no members".
     async fn wait_members(&self, image: &str, expected: &[&str]) {
         let expected: BTreeSet<String> = expected.iter().map(|m| m.to_string()).collect();
         eventually(&format!("members of {image}: {expected:?}"), WAIT, || async {
-            (self.members(image).await == expected).then_some(())
+            self.members(image)
+                .await
+                .ok()
+                .filter(|members| *members == expected)
+                .map(|_| ())
         })
         .await
     }
 
-    async fn members(&self, image: &str) -> BTreeSet<String> {
+    /// The members of `image` as its owner lists them; an error when Glance does not answer
+    /// 200 with a member list (never an empty list in its place).
+    async fn members(&self, image: &str) -> Result<BTreeSet<String>, String> {
         let token = self.env.token("owner").await;
         let response = reqwest::Client::new()
             .get(format!("{}/v2/images/{image}/members", self.env.glance_url))
             .header("X-Auth-Token", token)
             .send()
             .await
-            .expect("members");
-        let body: serde_json::Value = response.json().await.expect("json");
-        body["members"]
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.map_err(|e| format!("{status}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("Glance answered {status}: {body}"));
+        }
+        let members = body["members"]
             .as_array()
-            .map(|members| {
-                members
-                    .iter()
-                    .filter_map(|m| m["member_id"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .ok_or_else(|| format!("no member list in {body}"))?;
+        Ok(members
+            .iter()
+            .filter_map(|m| m["member_id"].as_str().map(str::to_string))
+            .collect())
     }
 }
 
@@ -183,6 +190,20 @@ async fn a_share_makes_one_membership_per_pair_and_follows_its_lists() {
     let table = kubectl_ok(&["get", "ishare", "-n", &team.ns.name], None);
     assert!(table.contains("6/6"), "{table}");
     // Steady: nothing more is written (no loop between the children's and the share's writes).
+    // That nothing is written can only be seen by waiting a window out, so it keeps its sleep;
+    // the window starts once every child is Ready for its generation and no reconcile of either
+    // kind is at work, and the operator must still answer after it (a stopped one writes
+    // nothing either).
+    eventually("the share and its children settled", WAIT, || async {
+        let children = team.children("golden").await;
+        let text = team.operator.try_metrics().await?;
+        let idle = ["imageaccess", "imageshare"].iter().all(|controller| {
+            let sample = format!(r#"controller_runtime_active_workers{{controller="{controller}"}}"#);
+            metric_value(&text, &sample) == 0.0
+        });
+        (children.len() == 6 && children.iter().all(is_ready) && idle).then_some(())
+    })
+    .await;
     let versions = |share: &ImageShare, children: &[ImageAccess]| {
         let mut versions: Vec<Option<String>> = children.iter().map(|c| c.metadata.resource_version.clone()).collect();
         versions.push(share.metadata.resource_version.clone());
@@ -191,6 +212,7 @@ async fn a_share_makes_one_membership_per_pair_and_follows_its_lists() {
     let share = team.ns.get_of::<ImageShare>("golden").await.expect("share");
     let before = versions(&share, &team.children("golden").await);
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let _alive = team.operator.metrics().await;
     let share = team.ns.get_of::<ImageShare>("golden").await.expect("share");
     assert_eq!(
         before,
@@ -273,7 +295,9 @@ async fn deleting_a_share_removes_its_memberships_unless_orphan() {
     })
     .await;
     assert_eq!(
-        team.members(&orphan_image).await,
+        team.members(&orphan_image)
+            .await
+            .expect("the members of the orphan's image"),
         BTreeSet::from([a.clone(), b.clone()]),
         "Orphan: the memberships stay"
     );
@@ -417,7 +441,8 @@ async fn a_child_name_held_by_another_object_is_never_taken_over() {
     let untouched = team.ns.get(&name).await.expect("the other object");
     assert!(untouched.owner_references().is_empty(), "not taken over");
     assert_eq!(untouched.spec.member_id, b);
-    assert!(team.members(&image).await.is_empty());
+    let members = team.members(&image).await.expect("the members of the image");
+    assert!(members.is_empty(), "nothing shared: {members:?}");
 
     let out = kubectl(&["delete", "ia", &name, "-n", &team.ns.name, "--wait=false"], None);
     assert!(out.success, "{}", out.stderr);

@@ -11,7 +11,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::RealOpenStack;
-use common::cluster::{TestNamespace, WAIT, eventually, kubectl, kubectl_ok, kubectl_try, manifest, run};
+use common::cluster::{TestNamespace, WAIT, eventually, kubectl, kubectl_ok, kubectl_try, manifest, metric_value, run};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/image-access-operator");
 const VALUES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/env/pod-values.yaml");
@@ -112,8 +112,16 @@ impl Release {
         format!("{}\n{}", pods.stdout, logs.stdout)
     }
 
-    /// (name, node, pod IP, ready) of the release's pods that are not being deleted.
+    /// (name, node, pod IP, ready) of the release's pods that are not being deleted. A failed
+    /// kubectl fails the test (it is no empty list).
     fn pods(&self) -> Vec<(String, String, String, bool)> {
+        self.try_pods()
+            .unwrap_or_else(|| panic!("kubectl get pods -n {} failed", self.namespace))
+    }
+
+    /// [`Release::pods`], or None when kubectl fails: for waits, where that is "not yet" (and
+    /// never "no pods").
+    fn try_pods(&self) -> Option<Vec<(String, String, String, bool)>> {
         let out = kubectl_try(&[
             "get",
             "pods",
@@ -123,9 +131,9 @@ impl Release {
             "app.kubernetes.io/name=image-access-operator",
             "-o",
             "jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}|{.spec.nodeName} {.status.podIP} {.status.containerStatuses[0].ready}{\"\\n\"}{end}",
-        ])
-        .unwrap_or_default();
-        out.lines()
+        ])?;
+        let pods = out
+            .lines()
             .filter_map(|line| {
                 let (head, tail) = line.split_once('|')?;
                 let mut head = head.split_whitespace();
@@ -141,7 +149,8 @@ impl Release {
                     parts.next() == Some("true"),
                 ))
             })
-            .collect()
+            .collect();
+        Some(pods)
     }
 
     fn leader(&self) -> String {
@@ -155,6 +164,39 @@ impl Release {
             "jsonpath={.spec.holderIdentity}",
         ])
         .unwrap_or_default()
+    }
+
+    /// /metrics of the pod at `pod_ip`, or None while it does not answer 200: for waits.
+    async fn try_metrics(&self, pod_ip: &str) -> Option<String> {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .ok()?
+            .get(format!("http://{pod_ip}:{}/metrics", self.metrics_port))
+            .send()
+            .await
+            .ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        response.text().await.ok()
+    }
+
+    /// Waits until the pod that holds the Lease (a pod of this release) has reconciled
+    /// `objects` ImageAccess objects and has none at work: the look a new leader takes at every
+    /// object is done. The leader's name.
+    async fn wait_leader_looked_at(&self, objects: usize) -> String {
+        let done = r#"controller_runtime_reconcile_total{controller="imageaccess",result="success"}"#;
+        let active = r#"controller_runtime_active_workers{controller="imageaccess"}"#;
+        let what = format!("the leading pod has looked at the {objects} objects, none at work");
+        eventually(&what, WAIT, || async {
+            let leader = self.leader();
+            let (_, _, ip, _) = self.try_pods()?.into_iter().find(|pod| pod.0 == leader)?;
+            let text = self.try_metrics(&ip).await?;
+            let looked = metric_value(&text, done) >= objects as f64 && metric_value(&text, active) == 0.0;
+            looked.then_some(leader)
+        })
+        .await
     }
 
     async fn metrics(&self, pod_ip: &str) -> String {
@@ -208,24 +250,67 @@ fn container_process(namespace: &str, pod: &str) -> std::path::PathBuf {
     std::path::PathBuf::from(format!("/proc/{pid}"))
 }
 
-/// Member requests Glance served for `images`, from its own request log: (method, code).
-fn glance_requests(images: &[String]) -> Vec<(String, u16)> {
-    let state = std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR");
-    let log = std::fs::read_to_string(format!("{state}/log/glance-uwsgi.log")).unwrap_or_default();
-    log.lines()
-        .filter(|line| images.iter().any(|image| line.contains(image.as_str())))
+/// Glance's own request log (uwsgi's, written by tests/env/openstack-up.sh). A missing or
+/// unreadable log fails the test, naming the path: read as empty, it would show no write.
+fn glance_log() -> String {
+    let state = std::env::var("OSL_STATE_DIR").expect("OSL_STATE_DIR (source .e2e/env.sh)");
+    let path = format!("{state}/log/glance-uwsgi.log");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("Glance's request log {path}: {e}"))
+}
+
+/// A request Glance served about one of the images a test follows.
+#[derive(Debug, Clone)]
+struct GlanceRequest {
+    method: String,
+    code: u16,
+    image: String,
+}
+
+/// Requests Glance served for `images`, in order, from its own request log.
+fn glance_requests(images: &[String]) -> Vec<GlanceRequest> {
+    glance_log()
+        .lines()
         .filter_map(|line| {
+            let image = images.iter().find(|image| line.contains(image.as_str()))?;
             // "... [Sun Nov 29 16:09:05 2026] GET /v2/images/... => ... (HTTP/1.1 200) ..."
             let before_path = &line[..line.find(" /v2/images/")?];
             let method = before_path.rsplit(' ').next()?.to_string();
             let code = line.rsplit("(HTTP/1.1 ").next()?.get(..3)?.parse().ok()?;
-            Some((method, code))
+            Some(GlanceRequest {
+                method,
+                code,
+                image: image.clone(),
+            })
         })
         .collect()
 }
 
-fn writes(requests: &[(String, u16)]) -> usize {
-    requests.iter().filter(|(method, _)| method != "GET").count()
+/// The requests for `images` after the first `before` (an earlier [`glance_requests`]), once
+/// they hold a read of every image. The reads are the evidence that the log is Glance's, that
+/// it is parsed right, and that it covers the look taken since: without them, "no write"
+/// would also pass on a log that shows nothing.
+async fn glance_requests_since(images: &[String], before: usize) -> Vec<GlanceRequest> {
+    let what = format!("Glance's log shows a read of each of {images:?} since the change");
+    eventually(&what, WAIT, || async {
+        let mut all = glance_requests(images);
+        assert!(
+            all.len() >= before,
+            "Glance's log lost lines ({} now, {before} before): restarted or rotated?",
+            all.len()
+        );
+        let since = all.split_off(before);
+        let read = |image: &String| {
+            since
+                .iter()
+                .any(|r| r.method == "GET" && r.code < 300 && r.image == *image)
+        };
+        images.iter().all(read).then_some(since)
+    })
+    .await
+}
+
+fn writes(requests: &[GlanceRequest]) -> usize {
+    requests.iter().filter(|r| r.method != "GET").count()
 }
 
 #[tokio::test]
@@ -353,7 +438,7 @@ async fn helm_upgrade_rolls_the_pods_without_a_call_storm_or_an_unreconciled_obj
             ns.wait_ready(&format!("ia-{i}-{j}")).await;
         }
     }
-    let before = glance_requests(&images);
+    let before = glance_requests(&images).len();
     let old_pods: Vec<String> = release.pods().into_iter().map(|p| p.0).collect();
 
     let started = Instant::now();
@@ -363,19 +448,21 @@ async fn helm_upgrade_rolls_the_pods_without_a_call_storm_or_an_unreconciled_obj
     let new_pods = release.pods();
     assert_eq!(new_pods.len(), 2);
     assert!(new_pods.iter().all(|p| !old_pods.contains(&p.0)), "every pod replaced");
-    // A new leader looks at every object once.
+    // A new leader looks at every object once: wait for that look to be done (its metrics),
+    // then for Glance's log to show it.
     eventually("a new pod leads", WAIT, || async {
         let holder = release.leader();
         new_pods.iter().any(|p| p.0 == holder).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let leader = release.wait_leader_looked_at(6).await;
     let list = ns.api().list(&Default::default()).await.expect("list");
     assert!(
         list.items.iter().all(common::cluster::is_ready),
         "every object still Ready"
     );
-    let during: Vec<(String, u16)> = glance_requests(&images).split_off(before.len());
+    let during = glance_requests_since(&images, before).await;
+    eprintln!("{leader} leads and looked at the 6 objects");
     eprintln!(
         "helm upgrade rolled 2 pods in {rolled:?}; Glance member requests during it: {} ({} writes) for 6 objects",
         during.len(),
@@ -471,7 +558,7 @@ async fn helm_uninstall_leaves_crds_and_memberships_and_a_reinstall_adopts_them(
     );
     assert!(ok, "{out}");
     eventually("the pods are gone", WAIT, || async {
-        release.pods().is_empty().then_some(())
+        release.try_pods().filter(|pods| pods.is_empty())
     })
     .await;
     assert!(
@@ -481,16 +568,14 @@ async fn helm_uninstall_leaves_crds_and_memberships_and_a_reinstall_adopts_them(
     assert!(ns.get("kept").await.is_some(), "the objects stay");
     assert!(env.member(&image, &member).await.is_some(), "the memberships stay");
 
-    let before = glance_requests(std::slice::from_ref(&image));
+    let images = std::slice::from_ref(&image);
+    let before = glance_requests(images).len();
     let (ok, out) = release.helm("install", &[]);
     assert!(ok, "reinstall: {out}");
-    eventually("a leader again", WAIT, || async {
-        (!release.leader().is_empty()).then_some(())
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The new leader looks at the object (its metrics say when), which Glance's log shows.
+    release.wait_leader_looked_at(1).await;
     ns.wait_ready("kept").await;
-    let during = glance_requests(std::slice::from_ref(&image)).split_off(before.len());
+    let during = glance_requests_since(images, before).await;
     assert_eq!(writes(&during), 0, "adopted as it was: {during:?}");
     kubectl_ok(&["delete", "ia", "kept", "-n", &ns.name, "--wait=false"], None);
     ns.wait_gone("kept").await;

@@ -385,17 +385,37 @@ impl Operator {
         Some((status, response.text().await.ok()?))
     }
 
+    /// /metrics as the operator serves it now. A page that does not answer 200 fails the test:
+    /// an empty page would read as zeros, and pass every "nothing happened" check.
     pub async fn metrics(&self) -> String {
+        match self.get(self.metrics_port, "/metrics").await {
+            Some((200, body)) => body,
+            other => panic!(
+                "the operator's /metrics (127.0.0.1:{}) did not answer 200: {other:?}\n{}",
+                self.metrics_port,
+                self.log_for_message()
+            ),
+        }
+    }
+
+    /// /metrics, or None while it does not answer 200: for waits, where "not yet" is an answer.
+    pub async fn try_metrics(&self) -> Option<String> {
         self.get(self.metrics_port, "/metrics")
             .await
+            .filter(|(code, _)| *code == 200)
             .map(|(_, body)| body)
-            .unwrap_or_default()
     }
 
     /// The value of one sample line of /metrics, e.g.
-    /// `controller_runtime_reconcile_total{controller="imageaccess",result="success"}`.
+    /// `controller_runtime_reconcile_total{controller="imageaccess",result="success"}` (see
+    /// [`metric_value`]).
     pub async fn metric(&self, sample: &str) -> f64 {
         metric_value(&self.metrics().await, sample)
+    }
+
+    /// [`Operator::metric`], or None while /metrics does not answer: for waits.
+    pub async fn try_metric(&self, sample: &str) -> Option<f64> {
+        self.try_metrics().await.map(|text| metric_value(&text, sample))
     }
 
     pub async fn wait_ready(&self) {
@@ -406,8 +426,38 @@ impl Operator {
         .await;
     }
 
+    /// The operator's log. A missing or unreadable log fails the test: read as empty, it would
+    /// pass every check of what the log lacks.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_else(|e| panic!("the operator's log {}: {e}", self.log_path.display()))
+    }
+
+    /// The operator's log, which must show a reconcile of `object` (the `reconcile` span of the
+    /// text format names it): evidence that it is the operator's log and covers the object's
+    /// lifecycle, so that a check of what it lacks means something.
+    pub fn log_covering(&self, object: &str) -> String {
+        let log = self.log();
+        let span = format!("object={object}");
+        let shown = log.match_indices(&span).any(|(at, _)| {
+            log[at + span.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c == '}' || c == ' ' || c == ',')
+        });
+        assert!(
+            shown,
+            "the operator's log {} shows no reconcile of {object} ({span}): not the log of the run?\n{log}",
+            self.log_path.display()
+        );
+        log
+    }
+
+    /// The log for an assertion's message: never panics (a failed read is said in its place),
+    /// so that the assertion's own message is not lost. Never use it for a check.
+    pub fn log_for_message(&self) -> String {
+        std::fs::read_to_string(&self.log_path)
+            .unwrap_or_else(|e| format!("(the operator's log {} cannot be read: {e})", self.log_path.display()))
     }
 
     pub fn kill(&mut self) {
@@ -422,7 +472,22 @@ impl Drop for Operator {
     }
 }
 
+/// The value of one sample of a /metrics page. A labelled sample appears on first use, so an
+/// absent one is 0, but only if the page declares its metric (`# TYPE`): a misspelled sample,
+/// or a page that is not the operator's, fails the test instead of reading as zero.
 pub fn metric_value(text: &str, sample: &str) -> f64 {
+    let name = sample.split('{').next().unwrap_or(sample).trim();
+    let declared = ["_total", "_count", "_sum", "_bucket", "_created", ""]
+        .iter()
+        .filter_map(|suffix| name.strip_suffix(suffix))
+        .any(|family| {
+            let declaration = format!("# TYPE {family} ");
+            text.lines().any(|line| line.starts_with(&declaration))
+        });
+    assert!(
+        declared,
+        "/metrics declares no metric {name} (sample {sample}): a misspelled sample, or not the operator's page?\n{text}"
+    );
     text.lines()
         .find_map(|line| {
             line.strip_prefix(sample)

@@ -151,15 +151,13 @@ impl RealOpenStack {
             .expect("glance");
         assert_eq!(response.status().as_u16(), 200, "image list");
         let list: Value = response.json().await.expect("json");
+        // No list is an error, never an empty list: "not in the list" checks would pass on it.
         list["images"]
             .as_array()
-            .map(|images| {
-                images
-                    .iter()
-                    .filter_map(|i| i["id"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+            .unwrap_or_else(|| panic!("no image list in Glance's answer: {list}"))
+            .iter()
+            .filter_map(|i| i["id"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// Adds, changes or removes a member directly in Glance, as a person with the CLI would.
