@@ -199,6 +199,19 @@ impl Context {
         }
         // Those gone while the watch was away (seen at the end of a relist).
         self.secrets_changed_meanwhile();
+        // The backoff of a Secret's hold is forgotten with the Secret (and at a relist, which
+        // may have missed deletions: a count started again costs one quick retry).
+        let mut failures = self
+            .secret_failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match event {
+            watcher::Event::Delete(secret) => {
+                failures.remove(&ObjectRef::from_obj(secret));
+            }
+            watcher::Event::InitDone => failures.clear(),
+            _ => {}
+        }
     }
 
     /// After a write of a Secret's finalizers: the Secrets someone else changed meanwhile

@@ -648,6 +648,9 @@ async fn a_membership_is_never_handed_to_an_object_that_cannot_see_it() {
     h.delete("owners");
     h.reconcile("owners").await.expect("removed");
     assert!(h.object("owners").is_none());
-    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none(), "removed, not left to the intruder");
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "removed, not left to the intruder"
+    );
     assert_eq!(h.fake.requests("DELETE member"), 1);
 }

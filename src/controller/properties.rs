@@ -401,7 +401,9 @@ impl World {
             let glance_calls = self.glance_requests() - glance_before;
             let bound = 4 * self.kube.objects().len() + 4;
             if writes.is_empty() && glance_calls > bound {
-                return vec![format!("a quiet round made {glance_calls} Glance requests (bound {bound})")];
+                return vec![format!(
+                    "a quiet round made {glance_calls} Glance requests (bound {bound})"
+                )];
             }
             if writes.is_empty() {
                 quiet_rounds += 1;
@@ -534,11 +536,13 @@ fn regressions() {
 fn clouds_yaml(glance: &FakeOpenStack, user: &str, region: bool) -> String {
     let mut yaml = glance.clouds_yaml();
     if user != "owner" {
-        yaml = yaml.replacen("username: owner\n", &format!("username: {user}\n"), 1).replacen(
-            "project_name: owner-project\n",
-            &format!("project_name: {user}-project\n"),
-            1,
-        );
+        yaml = yaml
+            .replacen("username: owner\n", &format!("username: {user}\n"), 1)
+            .replacen(
+                "project_name: owner-project\n",
+                &format!("project_name: {user}-project\n"),
+                1,
+            );
     }
     if !region {
         yaml = yaml.replace("    region_name: RegionOne\n", "");
