@@ -94,7 +94,7 @@ async fn blind_credentials_keep_the_finalizer_until_the_owners_are_back() {
 async fn a_region_name_dropped_and_added_back_keeps_the_membership_and_its_acceptance() {
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("region", &env).await;
-    let _operator = Operator::start(&ns.name, &[]);
+    let operator = Operator::start(&ns.name, &[]);
     let image = ready_access(&env, &ns, "share").await;
     let member = env.member1_project_id.clone();
     let accepted = env
@@ -107,21 +107,28 @@ async fn a_region_name_dropped_and_added_back_keeps_the_membership_and_its_accep
         .await;
     assert_eq!(accepted, 200, "the member accepts");
     let before = env.member(&image, &member).await.expect("member");
+    let record = |o: &ImageAccess| o.status.as_ref().and_then(|s| s.applied.clone());
+    let recorded = record(&ns.wait_ready("share").await).expect("applied");
+    assert!(
+        recorded.endpoint.is_some(),
+        "the Glance endpoint is recorded: {recorded:?}"
+    );
+    let looks = r#"controller_runtime_reconcile_total{controller="imageaccess",result="success"}"#;
 
     for region in [None, Some("RegionOne")] {
+        let seen = operator.metric(looks).await;
         ns.put_secret(&clouds(&env, &[("owner", "owner", region)])).await;
-        // The operator looked with the rotated Secret once its record says how it resolved now.
-        ns.wait_for(
-            "share",
-            &format!("applied in region {region:?}"),
-            WAIT,
-            |o: &ImageAccess| {
-                let applied = o.status.as_ref().and_then(|s| s.applied.as_ref());
-                common::cluster::is_ready(o)
-                    && applied.is_some_and(|a| a.region.as_deref() == region && a.endpoint.is_some())
-            },
-        )
+        // The Secret's change wakes the object: it has looked once the count moved.
+        eventually(&format!("a look with region_name {region:?}"), WAIT, || async {
+            operator.try_metric(looks).await.filter(|now| *now > seen).map(|_| ())
+        })
         .await;
+        let object = ns.wait_ready("share").await;
+        assert_eq!(
+            record(&object).as_ref(),
+            Some(&recorded),
+            "the same membership ({region:?})"
+        );
         let now = env.member(&image, &member).await.expect("still a member");
         assert_eq!(now["created_at"], before["created_at"], "not made again ({region:?})");
         assert_eq!(now["status"], "accepted", "the acceptance stays ({region:?})");

@@ -230,10 +230,11 @@ pub struct ImageAccessStatus {
 /// One membership in one Glance, as an object claims it and records it: the image, the member
 /// and where it lives, and who holds it.
 ///
-/// Two records name the same membership when image, member and Glance endpoint are the same
-/// ([`Membership::same`]): the region is how the spec or the cloud entry picked the endpoint, so a
-/// `region_name` added to or dropped from a clouds.yaml that resolves to the same endpoint changes
-/// nothing. The holder (`project`, `admin`) says whose credentials made or adopted it (or set its
+/// Two records name the same membership when image, member and Glance are the same
+/// ([`Membership::same`]): the same endpoint URL, or the same image service of the catalog in the
+/// same region (another interface or a new URL of one Glance). The region recorded is the
+/// catalog endpoint's, so a `region_name` added to or dropped from a clouds.yaml that resolves to
+/// the same endpoint changes nothing. The holder (`project`, `admin`) says whose credentials made or adopted it (or set its
 /// status): the witness whose "not found" means gone, and who must be able to undo it.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -244,15 +245,20 @@ pub struct Membership {
     /// Member (project) ID.
     #[schemars(length(max = 255))]
     pub member_id: String,
-    /// Region of the Glance endpoint; absent when the cloud names none.
+    /// Region of the Glance endpoint (the catalog's, once resolved); absent when neither the spec
+    /// nor the cloud names one and the record was written before regions were resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 255))]
     pub region: Option<String>,
-    /// The Glance endpoint the membership lives on, from the Keystone catalog. Absent in records
-    /// written before it was recorded (the region decides then).
+    /// The Glance endpoint URL the membership lives on, from the Keystone catalog. Absent in
+    /// records written before it was recorded (the region decides then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub endpoint: Option<String>,
+    /// The catalog's id of that image service (the same for each of its interfaces and URLs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub service: Option<String>,
     /// The Keystone project whose credentials made or adopted the membership (for an
     /// ImageAccessAccept: set its status).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,16 +290,21 @@ impl Membership {
         }
     }
 
-    /// Whether `self` and `other` are the same membership: the same image and member on the
-    /// same Glance endpoint (the same region, when either record has no endpoint). Who holds it
-    /// does not matter.
+    /// Whether `self` and `other` are the same membership: the same image and member in the
+    /// same Glance (see [`Membership::same_glance`]). Who holds it does not matter.
     pub fn same(&self, other: &Membership) -> bool {
-        self.image_id == other.image_id
-            && self.member_id == other.member_id
-            && match (&self.endpoint, &other.endpoint) {
-                (Some(a), Some(b)) => a == b,
-                _ => self.region == other.region,
+        self.image_id == other.image_id && self.member_id == other.member_id && self.same_glance(other)
+    }
+
+    /// Whether both records live in the same Glance: the same endpoint URL, or the same catalog
+    /// service in the same region; the same region, when either record has no endpoint.
+    pub fn same_glance(&self, other: &Membership) -> bool {
+        match (&self.endpoint, &other.endpoint) {
+            (Some(a), Some(b)) => {
+                a == b || (self.service.is_some() && self.service == other.service && self.region == other.region)
             }
+            _ => self.region == other.region,
+        }
     }
 
     /// Whether `self` and `other` may be the same membership. A place that is unknown on either
@@ -301,9 +312,9 @@ impl Membership {
     pub fn overlaps(&self, other: &Membership) -> bool {
         self.image_id == other.image_id
             && self.member_id == other.member_id
-            && match ((&self.endpoint, &self.region), (&other.endpoint, &other.region)) {
-                ((Some(a), _), (Some(b), _)) => a == b,
-                ((_, Some(a)), (_, Some(b))) => a == b,
+            && match (&self.endpoint, &other.endpoint, &self.region, &other.region) {
+                (Some(_), Some(_), _, _) => self.same_glance(other),
+                (_, _, Some(a), Some(b)) => a == b,
                 _ => true,
             }
     }
@@ -452,6 +463,36 @@ mod membership_tests {
         let mut held = at(None, glance);
         held.project = Some("owner".into());
         assert!(held.same(&at(None, glance)), "the holder is not part of the identity");
+    }
+
+    #[test]
+    fn another_interface_or_url_of_the_same_catalog_service_is_the_same_glance() {
+        let place = |url: &str, service: Option<&str>, region: &str| Membership {
+            endpoint: Some(url.into()),
+            service: service.map(str::to_string),
+            ..Membership::named("i".into(), "m".into(), Some(region.into()))
+        };
+        let public = place("https://glance.example:9292", Some("svc"), "RegionOne");
+        assert!(
+            public.same(&place("http://10.0.0.5:9292", Some("svc"), "RegionOne")),
+            "internal interface"
+        );
+        assert!(
+            !public.same(&place("http://10.0.0.5:9292", Some("svc"), "RegionTwo")),
+            "another region"
+        );
+        assert!(
+            !public.same(&place("http://10.0.0.5:9292", Some("other"), "RegionOne")),
+            "another Glance"
+        );
+        assert!(
+            public.same(&place("https://glance.example:9292", None, "RegionTwo")),
+            "one URL, one Glance"
+        );
+        assert!(
+            !public.same(&place("http://10.0.0.5:9292", None, "RegionOne")),
+            "no service id: the URL decides"
+        );
     }
 
     #[test]

@@ -90,6 +90,27 @@ impl Kind for ImageAccessAccept {
         }
     }
 
+    const REFUSALS: &'static [&'static str] = &[NOT_THE_MEMBER, "ImageNotShared"];
+
+    async fn still_refused(_object: &Self, desired: &Membership, creds: &Resolved) -> Option<Problem> {
+        // Only the member project or an admin may set a member status: no need to ask Glance.
+        if !creds.caller.is(&desired.member_id) && !creds.caller.admin {
+            return Some(Problem::not_the_member(
+                desired,
+                creds.caller.project.as_deref(),
+                &creds.secret,
+                "(only the member project or an admin may set its status)",
+            ));
+        }
+        let glance = creds.glance(desired.region.as_deref()).await.ok()?;
+        match glance.show_member(&desired.image_id, &desired.member_id).await {
+            Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => {
+                Some(Problem::no_members_to_accept(desired, &format!("({e})")))
+            }
+            _ => None,
+        }
+    }
+
     async fn may_hold(object: &Self, desired: &Membership, _creds: &Resolved, ctx: &Context) -> Result<(), Refusal> {
         match first_setter(ctx, object, desired) {
             Some(first) => Err(Refusal {
@@ -120,23 +141,22 @@ impl Kind for ImageAccessAccept {
     }
 
     async fn undo(object: &Self, target: &Membership, creds: &Resolved, ctx: &Context) -> Result<Released, Problem> {
-        let glance = creds
-            .glance(target.region.as_deref())
-            .await
-            .map_err(|e| Problem::openstack(&e, Step::SetStatus(MemberStatus::Rejected), target, &creds.secret))?;
+        if object.made_nothing(target) {
+            return Ok(Released::NothingToUndo(format!(
+                "this object never set its status: the credentials it claimed it with ({}) could not",
+                object
+                    .claim()
+                    .and_then(|claim| claim.project)
+                    .unwrap_or_else(|| "not the member's".into())
+            )));
+        }
+        let glance = creds.reach(target).await?;
         let member = MemberSession {
             glance: &glance,
             creds,
             ctx,
         };
-        match member.reject(target).await {
-            Ok(released) => Ok(released),
-            Err(_) if object.made_nothing(target) => Ok(Released::NothingToUndo(format!(
-                "this object never set its status: its credentials ({}) are not the member's",
-                creds.caller.project.as_deref().unwrap_or("no project")
-            ))),
-            Err(problem) => Err(problem),
-        }
+        member.reject(target).await
     }
 
     /// Whether this object cannot have set `target`'s status: never recorded it as set, and the

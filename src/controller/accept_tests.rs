@@ -512,6 +512,11 @@ async fn a_refused_accept_deletes_without_blocking() {
             .filter(|c| c.method == "PATCH" && !c.path.ends_with("/status"))
             .count()
     };
+    // The first re-check asks nothing of Glance and may say so in the status once.
+    h.reconcile_kind::<ImageAccessAccept>("accept")
+        .await
+        .expect("stalled again");
+    h.later();
     patches(&h);
     h.reconcile_kind::<ImageAccessAccept>("accept")
         .await
@@ -521,7 +526,10 @@ async fn a_refused_accept_deletes_without_blocking() {
     h.sync();
     h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("deleted");
     assert!(h.kube.accept(NAMESPACE, "accept").is_none());
-    assert_eq!(event_reasons(&h.calls()), vec!["MemberNotRejected"]);
+    assert!(
+        event_reasons(&h.calls()).is_empty(),
+        "it held nothing, so nothing to say"
+    );
     assert_eq!(
         h.fake.member(IMAGE, MEMBER_PROJECT).expect("member").status,
         MemberStatus::Pending

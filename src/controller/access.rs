@@ -22,7 +22,7 @@ use crate::api::{
 use crate::openstack::{Glance, HttpErrorKind, Member, OpenStackError};
 use crate::runtime::{Happened, patch_metadata};
 
-/// Reasons of a look that ended with Glance refusing what this object tried on a membership it
+/// Reasons of a look that ended with Glance refusing what the object tried on a membership it
 /// had not recorded: it changed nothing there.
 const REFUSED: &[&str] = &[
     "ImageNotFound",
@@ -68,6 +68,36 @@ impl Kind for ImageAccess {
 
     fn member(object: &Self, _creds: &Resolved) -> Result<String, Problem> {
         Ok(object.spec.member_id.clone())
+    }
+
+    const REFUSALS: &'static [&'static str] = REFUSED;
+
+    async fn still_refused(_object: &Self, desired: &Membership, creds: &Resolved) -> Option<Problem> {
+        let fail = |e: &OpenStackError| Problem::openstack(e, Step::CreateMember, desired, &creds.secret);
+        let glance = match creds.glance(desired.region.as_deref()).await {
+            Ok(glance) => glance,
+            Err(e) => return Some(fail(&e)),
+        };
+        // An image these credentials may not share: not theirs to see (404), not shared (403),
+        // or another project's (a member's credentials see it, and may not add members).
+        match glance.show_image(&desired.image_id).await {
+            Err(e) if e.is_not_found() => Some(fail(&e)),
+            Ok(image) if image.visibility != "shared" || !owns(&creds.caller, &image) => {
+                Some(fail(&OpenStackError::Http {
+                    operation: crate::openstack::Operation::CreateMember,
+                    status: 403,
+                    kind: HttpErrorKind::Forbidden,
+                    message: format!(
+                        "image {} is {}, owned by project {}",
+                        image.id,
+                        image.visibility,
+                        image.owner.as_deref().unwrap_or("unknown")
+                    ),
+                    retry_after: None,
+                }))
+            }
+            _ => None,
+        }
     }
 
     async fn may_hold(object: &Self, desired: &Membership, creds: &Resolved, ctx: &Context) -> Result<(), Refusal> {
@@ -118,8 +148,13 @@ impl Kind for ImageAccess {
         remove(object, target, creds, ctx).await
     }
 
+    /// A claim of this operator is released as soon as Glance refuses the look that made it, so
+    /// one that stays may have been acted on. Only a claim an older operator wrote (no holder
+    /// recorded) is judged by the last look's refusal.
     fn made_nothing(&self, target: &Membership) -> bool {
-        lifecycle::refused_before(self, target, REFUSED)
+        self.claim()
+            .is_some_and(|claim| claim.same(target) && claim.project.is_none())
+            && lifecycle::refused_before(self, target, REFUSED)
     }
 
     fn released(&self, target: &Membership, released: &Released, why: Why<'_>) -> Option<Happened> {
@@ -165,6 +200,11 @@ impl Kind for ImageAccess {
     fn tap(ctx: &Context, scope: Option<&str>, event: &kube::runtime::watcher::Event<Self>) {
         ctx.shares.observe_child(scope, event);
     }
+}
+
+/// Whether `caller` may manage the members of `image`: its owner, or an admin.
+fn owns(caller: &crate::openstack::Caller, image: &crate::openstack::Image) -> bool {
+    caller.admin || image.owner.as_deref().is_some_and(|owner| caller.is(owner))
 }
 
 /// The other ImageAccess objects that name, claim or hold a membership of `membership`'s image
@@ -452,9 +492,17 @@ fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>,
 /// `Err`: it is retried, never taken for "nobody".
 async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
     let others = others_naming(ctx, object, target);
-    let Some(successor) = ownership::successor(object, target, others.iter().map(Arc::as_ref)) else {
-        return Ok(None);
-    };
+    for successor in ownership::successors(object, target, others.iter().map(Arc::as_ref)) {
+        if let Some(label) = hand_over_to(successor, target, ctx).await? {
+            return Ok(Some(label));
+        }
+    }
+    Ok(None)
+}
+
+/// Hands `target` over to `successor` if it can take it: `None` when it cannot (the next
+/// candidate is asked), `Err` when that could not be told.
+async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
     let namespace = successor.namespace().unwrap_or_default();
     let label = format!("{namespace}/{}", successor.name_any());
     if successor.applied().is_some_and(|applied| applied.same(target)) {
@@ -531,7 +579,7 @@ async fn remove(
 ) -> Result<Released, Problem> {
     let secret = &creds.secret;
     let fail = |e: &OpenStackError| Problem::openstack(e, Step::RemoveMember, target, secret);
-    let glance = creds.glance(target.region.as_deref()).await.map_err(|e| fail(&e))?;
+    let glance = creds.reach(target).await?;
     // As for a create: no list read across the removal is kept.
     ctx.member_lists.wrote(&target.image_id);
     let removed = glance.delete_member(&target.image_id, &target.member_id).await;

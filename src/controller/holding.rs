@@ -51,7 +51,8 @@ impl Resolved {
     }
 
     /// The membership of `image_id` with `member_id` in the spec's `region` (or the cloud's),
-    /// where these credentials reach it, held by them.
+    /// where these credentials reach it (the catalog's endpoint, service and region), held by
+    /// them.
     pub async fn locate(
         &self,
         image_id: String,
@@ -60,27 +61,56 @@ impl Resolved {
     ) -> Result<(Membership, Glance), OpenStackError> {
         let region = region.or_else(|| self.cloud.region_name.clone());
         let glance = self.glance(region.as_deref()).await?;
+        let place = glance.place();
         let membership = Membership {
             image_id,
             member_id,
-            endpoint: Some(glance.endpoint().to_string()),
+            region: place.region.clone().or(region),
+            endpoint: Some(place.url.to_string()),
+            service: place.service.clone(),
             project: self.caller.project.clone(),
             admin: self.caller.admin,
-            region,
         };
         Ok((membership, glance))
     }
 
-    /// `record` with the endpoint its region has in this cloud's catalog, when it was written
-    /// before endpoints were recorded (so that it compares by endpoint with what the spec names
-    /// now). Left as it is when the catalog has no such region any more.
+    /// `record` placed in this cloud's catalog when it was written before places were recorded
+    /// (by its region), so that it compares with what the spec names now. Left as it is when
+    /// the catalog has no such region any more.
     pub async fn placed(&self, mut record: Membership) -> Membership {
         if record.endpoint.is_none()
             && let Ok(glance) = self.glance(record.region.as_deref()).await
         {
-            record.endpoint = Some(glance.endpoint().to_string());
+            let place = glance.place();
+            record.endpoint = Some(place.url.to_string());
+            record.service = place.service.clone();
+            record.region = place.region.clone().or(record.region);
         }
         record
+    }
+
+    /// The Glance `target` lives on, as these credentials reach it. `Err` when their catalog
+    /// has no such Glance (the Secret now names another cloud): nothing these credentials say
+    /// about it is worth anything.
+    pub async fn reach(&self, target: &Membership) -> Result<Glance, Problem> {
+        let fail = |e: OpenStackError| Problem::openstack(&e, Step::ObserveMember, target, &self.secret);
+        if target.endpoint.is_none() {
+            return self.glance(target.region.as_deref()).await.map_err(fail);
+        }
+        let found = self
+            .session
+            .glance_where(&self.cloud.interface, |place| {
+                let here = Membership {
+                    endpoint: Some(place.url.to_string()),
+                    service: place.service.clone(),
+                    region: place.region.clone(),
+                    ..target.clone()
+                };
+                here.same_glance(target)
+            })
+            .await
+            .map_err(fail)?;
+        found.ok_or_else(|| Problem::elsewhere(target, &self.caller, &self.secret))
     }
 }
 

@@ -383,6 +383,43 @@ mod tests {
         assert_eq!(changes.gone, vec!["uid-holder".to_string()]);
     }
 
+    /// The stake: whether a holder can act ([`super::super::lifecycle::able`]) is read from its
+    /// conditions, so a holder that becomes Stalled (or recovers) wakes the objects waiting for
+    /// the same membership; a status write that changes only what others do not read wakes
+    /// nobody.
+    #[test]
+    fn a_holder_that_stalls_or_recovers_wakes_the_others_and_nothing_else_does() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+        let index = Index::<ImageAccess>::default();
+        let waiting = object("waiting", "m1");
+        index.apply(&waiting);
+        let mut holder = object("holder", "m1");
+        index.apply(&holder);
+        let condition = |status: &str, reason: &str| Condition {
+            type_: "Stalled".into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        };
+        let status = holder.status.get_or_insert_default();
+        status.conditions = vec![condition("True", "CredentialsSecretNotFound")];
+        assert_eq!(
+            index.apply(&holder).wake,
+            HashSet::from([ObjectRef::from(&waiting)]),
+            "stalled"
+        );
+        holder.status.get_or_insert_default().created_at = Some("2026-12-06T00:00:00Z".into());
+        assert!(index.apply(&holder).wake.is_empty(), "nothing others read changed");
+        holder.status.get_or_insert_default().conditions = vec![condition("False", "MemberReady")];
+        assert_eq!(
+            index.apply(&holder).wake,
+            HashSet::from([ObjectRef::from(&waiting)]),
+            "recovered"
+        );
+    }
+
     #[test]
     fn a_deleted_object_without_our_finalizer_no_longer_needs_its_secret() {
         let index = Index::<ImageAccess>::default();

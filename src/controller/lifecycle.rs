@@ -16,15 +16,17 @@
 //!   owner, or (for its own membership) the member. A "not found" to anyone else, or a refusal on
 //!   an image that is not shared now, is *hidden*: the finalizer stays, Stalled, with both ways
 //!   out.
-//! - **Never made?** [`Kind::made_nothing`]: what the object recorded says its attempts were
-//!   refused, so a refusal now undoes nothing.
+//! - **Never made?** A claim made in a look whose Glance call was refused goes at once: the
+//!   object holds nothing. A claim that stays may have been acted on, and is undone as held;
+//!   [`Kind::made_nothing`] is only what the claim's recorded holder proves (credentials that
+//!   could not have done it).
 
 use kube::Api;
 
 use super::holding::{self, Resolved, claim, let_go_finalizer, release_claim};
 use super::problem::{Problem, Step};
 use super::report::{deletion_blocked, report};
-use super::status::{Observation, Outcome, READY, STALLED};
+use super::status::{MANAGED_ELSEWHERE, Observation, Outcome, READY, STALLED, STATUS_CONFLICT};
 use super::{Context, Error, Kind, Next};
 use crate::api::{Managed, Membership};
 use crate::openstack::{Caller, Glance};
@@ -133,13 +135,43 @@ async fn converge<K: Kind>(
         return Ok((desired, stopped(applied, refusal.problem)));
     }
 
-    // Who made or adopted it stays recorded while other credentials look after it.
-    let previous = object.claim().filter(|claim| claim.same(&desired)).or(applied.clone());
-    let record = desired.held_as(previous.as_ref());
-    if let Err(problem) = claim(api, object, &record, ctx).await {
-        return Ok((record, stopped(applied, problem)));
+    // Who made or adopted it stays recorded while other credentials look after it: the holder
+    // the status records it applied with, else the claim's.
+    let claimed = match object.claim() {
+        Some(claim) => Some(creds.placed(claim).await).filter(|claim| claim.same(&desired)),
+        None => None,
+    };
+    // Refused last time and holding nothing: a read first, so that an object Glance keeps
+    // refusing writes nothing (no claim made and released at every look).
+    if claimed.is_none()
+        && applied.is_none()
+        && refused_before(object, &desired, K::REFUSALS)
+        && let Some(problem) = K::still_refused(object, &desired, &creds).await
+    {
+        if object.claim().is_some() {
+            // A claim of what the spec named before, let go of above.
+            release_claim(api, object).await?;
+        }
+        return Ok((desired, stopped(None, problem)));
     }
+    let previous = applied.clone().filter(|a| a.project.is_some()).or(claimed.clone());
+    let record = desired.held_as(previous.as_ref());
+    let written = match claim(api, object, &record, ctx).await {
+        Ok(written) => written,
+        Err(problem) => return Ok((record, stopped(applied, problem))),
+    };
     let outcome = K::act(object, &record, applied, &creds, ctx, events).await;
+    // Claimed in this very look, and Glance refused what it was asked (a refusal changes
+    // nothing there): the object holds nothing, so it neither blocks others nor keeps a deletion
+    // waiting for credentials that could never have made anything. A claim from an earlier look
+    // stays: that look's write may have landed.
+    let refused = outcome.applied.is_none() && outcome.problem.as_ref().is_some_and(Problem::is_stalled);
+    if claimed.is_none()
+        && refused
+        && let Some(written) = written
+    {
+        release_claim(api, &written).await?;
+    }
     Ok((record, outcome))
 }
 
@@ -214,28 +246,30 @@ pub async fn witness_gone(
     }
 }
 
-/// Whether the object's last look, for its current spec, ended Stalled with one of `reasons`
-/// and nothing recorded as applied for `target`: what it tried on `target` was refused.
+/// Whether the object's last look ended Stalled with one of `reasons` and nothing recorded as
+/// applied for `target`: what it tried on `target` was refused. Only for claims written before
+/// claims were released on a refusal (an older operator's): the conditions show the last look
+/// only, so a write of an earlier look that landed cannot be ruled out; the generation is not
+/// compared (a deletion raises it).
 pub fn refused_before(object: &impl Managed, target: &Membership, reasons: &[&str]) -> bool {
-    let current = |type_: &str| {
-        object
-            .condition(type_)
-            .filter(|c| c.status == "True" && c.observed_generation == object.meta().generation)
-    };
     !object.applied().is_some_and(|applied| applied.same(target))
-        && current(STALLED).is_some()
+        && object.condition(STALLED).is_some_and(|c| c.status == "True")
         && object
             .condition(READY)
             .is_some_and(|ready| reasons.contains(&ready.reason.as_str()))
 }
 
 /// Whether `object` proved it can act on `target` or may still: it has it applied, or its
-/// last look for its current spec did not end Stalled. Objects that cannot act (no Secret,
-/// another project's credentials, refused by Glance) never block another object, nor take a
-/// membership over.
+/// last look for its current spec did not end Stalled, or only because another object manages
+/// the membership or sets its status (it got that far with its credentials). Objects that cannot
+/// act (no Secret, another project's credentials, refused by Glance) never block another object,
+/// nor take a membership over.
 pub fn able(object: &impl Managed, target: &Membership) -> bool {
-    let stalled_now = object
-        .condition(STALLED)
-        .is_some_and(|c| c.status == "True" && c.observed_generation == object.meta().generation);
+    let stalled_now = object.condition(STALLED).is_some_and(|c| {
+        c.status == "True"
+            && c.observed_generation == object.meta().generation
+            && c.reason != MANAGED_ELSEWHERE
+            && c.reason != STATUS_CONFLICT
+    });
     object.applied().is_some_and(|applied| applied.same(target)) || !stalled_now
 }

@@ -171,6 +171,19 @@ pub trait Kind:
         ctx: &Context,
     ) -> impl Future<Output = Result<(), Refusal>> + Send;
 
+    /// Reasons of a look Glance refused (nothing changed there): an object whose last look was
+    /// one, and that holds nothing, asks [`Kind::still_refused`] before it claims again.
+    const REFUSALS: &'static [&'static str];
+
+    /// A read-only look whether Glance still refuses what the object asks (its credentials, the
+    /// image): the refusal, or `None` to go on and claim. Keeps an object Glance refuses from
+    /// claiming and releasing at every look.
+    fn still_refused(
+        object: &Self,
+        desired: &Membership,
+        creds: &Resolved,
+    ) -> impl Future<Output = Option<Problem>> + Send;
+
     /// Brings Glance to the spec for `record` (claimed); `applied` is what the status records
     /// of it. Only what Glance said: every failure is part of the outcome.
     fn act(

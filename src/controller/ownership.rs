@@ -154,13 +154,25 @@ pub fn successor<'a>(
     membership: &Membership,
     others: impl IntoIterator<Item = &'a ImageAccess>,
 ) -> Option<&'a ImageAccess> {
-    others
+    successors(leaving, membership, others).into_iter().next()
+}
+
+/// Every object that may take `membership` over when `leaving` lets go of it, the one to ask
+/// first first: when one's credentials turn out not to see it, the next is asked.
+pub fn successors<'a>(
+    leaving: &ImageAccess,
+    membership: &Membership,
+    others: impl IntoIterator<Item = &'a ImageAccess>,
+) -> Vec<&'a ImageAccess> {
+    let mut candidates: Vec<&ImageAccess> = others
         .into_iter()
         .filter(|o| o.metadata.uid != leaving.metadata.uid && stays_with(o, membership))
         .filter(|o| {
             proven(o, membership) || (lifecycle::able(*o, membership) && o.holds(membership)) || waits_for_a_manager(o)
         })
-        .min_by(|a, b| keeps_before(a, b, membership))
+        .collect();
+    candidates.sort_by(|a, b| keeps_before(a, b, membership));
+    candidates
 }
 
 /// Whether the object's status for its current generation says it waits for another manager.

@@ -210,12 +210,16 @@ impl Problem {
     /// policy: a human must act), or worth a retry.
     pub fn kubernetes_write(error: &kube::Error, what: &str) -> Problem {
         if let kube::Error::Api(status) = error {
+            // A guarded metadata patch whose `test` no longer holds (the object changed since the
+            // cache showed it) is answered 422 too: a race, retried, not a refusal.
+            let lost_race = status.message.to_ascii_lowercase().contains("test");
             match status.code {
+                422 if lost_race => {}
                 401 | 403 => {
                     return Problem::stalled(
                         "KubernetesWriteForbidden",
                         format!(
-                            "the API server refused to let the operator write {what} ({}): grant its service account patch on that resource in this namespace (the Helm chart does)",
+                            "the API server refused to let the operator write {what} ({}): grant its service account patch on that resource in its namespace (the Helm chart does)",
                             status.message
                         ),
                     );
@@ -250,20 +254,38 @@ impl Problem {
             .project
             .as_deref()
             .map_or_else(|| "the project that made it".to_string(), |p| format!("project {p}"));
-        let seen = match image_owner {
+        let maker_asked = caller.project.is_some() && caller.project == target.project;
+        let image = &target.image_id;
+        let message = match image_owner {
+            None if maker_asked => format!(
+                "Glance shows no image {image} to {made}, which made the membership ({target}), so the credentials in Secret {secret} cannot tell whether it still exists: either the image was deleted, and nothing is left to remove (set spec.deletionPolicy to Orphan to finish), or an admin gave it to another project, and the member still has access (put that project's or an admin's credentials in the Secret and the operator removes it)"
+            ),
             Some(owner) => format!(
-                "image {} belongs to project {owner}, and Glance shows its members only to their owner",
-                target.image_id
+                "the credentials in Secret {secret} ({asked}) cannot tell whether the membership ({target}), made by {made}, still exists: image {image} belongs to project {owner}, and Glance shows its members only to their owner. Put the credentials of project {owner} (or an admin's) in the Secret and the operator finishes; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
             ),
             None => format!(
-                "Glance shows no image {} to {asked}: it was deleted, or its owner changed, or these are not the credentials of {made}",
-                target.image_id
+                "the credentials in Secret {secret} ({asked}) cannot tell whether the membership ({target}), made by {made}, still exists: Glance shows them no image {image} (they are not the credentials of {made}, or the image was deleted or given to another project). Put the credentials of {made} (or an admin's) back in the Secret and the operator finishes; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
             ),
         };
+        Problem::stalled(HIDDEN, message)
+    }
+
+    /// The credentials reach another Glance than the one `target` lives on (the Secret now names
+    /// another cloud): they can tell nothing about it.
+    pub fn elsewhere(target: &Membership, caller: &Caller, secret: &str) -> Problem {
+        let asked = caller.project.as_deref().map_or_else(
+            || "credentials without a project".to_string(),
+            |p| format!("project {p}"),
+        );
+        let made = target
+            .project
+            .as_deref()
+            .map_or_else(|| "the project that made it".to_string(), |p| format!("project {p}"));
+        let endpoint = target.endpoint.as_deref().unwrap_or("its Glance");
         Problem::stalled(
             HIDDEN,
             format!(
-                "the credentials in Secret {secret} ({asked}) cannot tell whether the membership ({target}), made by {made}, still exists: {seen}. Put the credentials of {made} (or an admin's) back in the Secret and the operator finishes; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
+                "the membership ({target}) lives on the Glance at {endpoint}, which the catalog of the credentials in Secret {secret} ({asked}) does not have: they reach another cloud. Put the credentials of {made} on that cloud (or an admin's there) back in the Secret and the operator finishes; or, to leave the membership as it is, set spec.deletionPolicy to Orphan"
             ),
         )
     }
@@ -288,7 +310,7 @@ impl Problem {
             return Problem::stalled(
                 "KubernetesReadForbidden",
                 format!(
-                    "the operator may not read {other} ({}): grant its service account get on imageaccesses and imageaccessaccepts (the Helm chart does)",
+                    "the operator may not read {other} ({}): grant its service account get on that kind in its namespace (the Helm chart does: imageaccesses, imageaccessaccepts, imageshares)",
                     status.message
                 ),
             );

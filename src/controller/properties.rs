@@ -524,7 +524,87 @@ proptest! {
 /// Shrunk failures the property test found, kept as table rows.
 #[test]
 fn regressions() {
-    let rows: Vec<(&str, Vec<Step>)> = vec![];
+    let apply = |namespace: usize, object: usize, cloud: usize| Step::Apply {
+        namespace,
+        object,
+        image: 0,
+        member: 0,
+        cloud,
+        orphan: false,
+        status: None,
+    };
+    let reconcile = |namespace: usize, object: usize| Step::Reconcile { namespace, object };
+    let rotate = |user: usize, region: bool| Step::RotateSecret {
+        namespace: 0,
+        good: true,
+        user,
+        region,
+    };
+    // The cases of issue 19, as the property test's steps.
+    let rows: Vec<(&str, Vec<Step>)> = vec![
+        (
+            "another project's object beside the owner's, then deleted",
+            vec![
+                apply(0, 0, 2),
+                reconcile(0, 0),
+                apply(1, 1, 0),
+                reconcile(1, 1),
+                Step::Delete {
+                    namespace: 0,
+                    object: 0,
+                },
+                reconcile(0, 0),
+                reconcile(1, 1),
+            ],
+        ),
+        (
+            "region_name dropped and added under a Ready object",
+            vec![
+                apply(0, 0, 0),
+                reconcile(0, 0),
+                rotate(0, false),
+                Step::Later,
+                reconcile(0, 0),
+                rotate(0, true),
+                Step::Later,
+                reconcile(0, 0),
+            ],
+        ),
+        (
+            "deleted while the image is private, then shared again",
+            vec![
+                apply(0, 0, 0),
+                reconcile(0, 0),
+                Step::Visibility {
+                    image: 0,
+                    shared: false,
+                },
+                Step::Delete {
+                    namespace: 0,
+                    object: 0,
+                },
+                reconcile(0, 0),
+                Step::Visibility { image: 0, shared: true },
+                Step::Later,
+                reconcile(0, 0),
+            ],
+        ),
+        (
+            "the Secret rotated to another project, then the object deleted",
+            vec![
+                apply(0, 0, 0),
+                reconcile(0, 0),
+                rotate(1, true),
+                Step::Delete {
+                    namespace: 0,
+                    object: 0,
+                },
+                reconcile(0, 0),
+                Step::Restart,
+                reconcile(0, 0),
+            ],
+        ),
+    ];
     for (name, steps) in rows {
         let broken = runtime().block_on(violations(&steps));
         assert!(broken.is_empty(), "{name}: {broken:#?}");

@@ -423,15 +423,18 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
     }
     let namespace = share.namespace().ok_or(Error::NotNamespaced)?;
     if share.meta().deletion_timestamp.is_some() {
-        measured(&ctx, CONTROLLER, leave_policy_to_children(&share, &namespace, &ctx)).await?;
+        let left = measured(&ctx, CONTROLLER, leave_policy_to_children(&share, &namespace, &ctx)).await;
+        if let Err(refused) = refused_for_good(left, &share, &namespace, &ctx).await? {
+            return Ok(refused);
+        }
         locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
-    let result = measured(&ctx, CONTROLLER, async {
-        hold(&share, &namespace, &ctx).await?;
-        converge(&share, &namespace, &ctx).await
-    })
-    .await;
+    let held = measured(&ctx, CONTROLLER, hold(&share, &namespace, &ctx)).await;
+    if let Err(refused) = refused_for_good(held, &share, &namespace, &ctx).await? {
+        return Ok(refused);
+    }
+    let result = measured(&ctx, CONTROLLER, converge(&share, &namespace, &ctx)).await;
     let blocked = result?;
     locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
     // Children wake the share. A write the API server refused, or a name another object holds,
@@ -443,6 +446,44 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
         ctx.settings.resync_period
     };
     Ok(Action::requeue(jittered(next)))
+}
+
+/// A write of the share's own finalizer, or of its children's policy, that the API server
+/// refused for good (RBAC, an admission policy) becomes the share's Stalled condition, looked at
+/// again at the stalled re-check (`Err` with that action); a transient failure is an `Err` for
+/// backoff; success is `Ok(Ok(()))`.
+async fn refused_for_good(
+    result: Result<(), Error>,
+    share: &ImageShare,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Result<(), Action>, Error> {
+    let error = match result {
+        Ok(()) => return Ok(Ok(())),
+        Err(Error::Kube(error)) => error,
+        Err(other) => return Err(other),
+    };
+    let problem = Problem::kubernetes_write(
+        &error,
+        &format!(
+            "ImageShare {namespace}/{}'s finalizer, or the deletion policy of its ImageAccess objects",
+            share.name_any()
+        ),
+    );
+    let Problem::Stalled { reason, message } = problem else {
+        return Err(Error::Kube(error));
+    };
+    let mut next = share.status.clone().unwrap_or_default();
+    let (generation, now) = (share.metadata.generation, ctx.clock.timestamp());
+    set_condition(&mut next.conditions, READY, "False", reason, &message, generation, now);
+    set_condition(&mut next.conditions, STALLED, "True", reason, &message, generation, now);
+    set_condition(&mut next.conditions, RECONCILING, "False", reason, "", generation, now);
+    if differs(share.status.as_ref(), &next) {
+        let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
+        patch_status(&api, share, &next).await?;
+        publish(&ctx.events, share, Happened::warning(reason, message)).await;
+    }
+    Ok(Err(Action::requeue(jittered(ctx.settings.stalled_recheck))))
 }
 
 /// Puts the finalizer on the share: it goes only once every child carries the share's last
@@ -550,37 +591,73 @@ fn held_by_others<'a>(
         .map(move |(name, _)| ObjectRef::new(name).within(namespace))
 }
 
-/// Brings the children to the spec and writes the summary. `true` when something only a human
-/// can fix blocks a child (a refused write, a taken name).
+/// What one pass over a share found and did, step by step: the state of each wanted and each
+/// leaving child, the events, a refusal a human must fix, and a transient failure to retry.
+/// A transient failure of one child write does not end the pass: the others are written, and
+/// the status and events too; the first failure is returned at the end for backoff.
+#[derive(Default)]
+struct Pass {
+    states: BTreeMap<String, ChildState>,
+    leaving: BTreeMap<String, ChildState>,
+    events: Vec<Happened>,
+    refused: Option<String>,
+    blocked: bool,
+    retry: Option<kube::Error>,
+}
+
+impl Pass {
+    fn failed(&mut self, refusal: Refusal) {
+        match refusal {
+            Refusal::Stalled(message) => {
+                self.blocked = true;
+                self.refused = Some(message);
+            }
+            Refusal::Transient(e) => {
+                self.retry.get_or_insert(e);
+            }
+            Refusal::Taken => self.blocked = true,
+        }
+    }
+}
+
+/// Brings the children to the spec and writes the summary: the children of pairs that left
+/// go, the wanted ones are written, the share reports. `true` when something only a human can
+/// fix blocks a child (a refused write, a taken name).
 async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<bool, Error> {
     let desired = desired_children(share);
-    let children = ctx.children_of(share);
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut events = Vec::new();
+    let mut pass = Pass::default();
+    remove_leaving(share, &desired, &api, ctx, &mut pass).await;
+    write_wanted(share, &desired, &api, namespace, ctx, &mut pass).await;
+    report_share(share, namespace, ctx, &mut pass).await?;
+    match pass.retry {
+        Some(e) => Err(Error::Kube(e)),
+        None => Ok(pass.blocked),
+    }
+}
 
-    // Pairs that left the lists: their children go (their finalizers do the rest), and count
-    // as leaving until they are gone.
-    let mut leaving_states = BTreeMap::new();
+/// Pairs that left the lists: their children go with the share's deletion policy of now (their
+/// finalizers do the rest), and count as leaving until they are gone.
+async fn remove_leaving(
+    share: &ImageShare,
+    desired: &BTreeMap<String, ImageAccess>,
+    api: &Api<ImageAccess>,
+    ctx: &Context,
+    pass: &mut Pass,
+) {
     let mut deleted = Vec::new();
-    let mut delete_refused = None;
-    // A transient failure of one child write does not end the pass: the others are written, and
-    // the status and events too; the first failure is returned at the end for backoff.
-    let mut retry: Option<kube::Error> = None;
-    for child in children.iter().filter(|child| !desired.contains_key(&child.name_any())) {
-        leaving_states.insert(child.name_any(), child_state(child));
+    for child in ctx
+        .children_of(share)
+        .iter()
+        .filter(|child| !desired.contains_key(&child.name_any()))
+    {
+        pass.leaving.insert(child.name_any(), child_state(child));
         if child.is_deleting() {
             continue;
         }
-        // The policy it goes with is the share's now: a pair removed in the same apply that sets
-        // Orphan leaves its membership in place.
-        if let Err(e) = carry_policy(&api, share, child).await {
-            match refusal(e) {
-                Refusal::Stalled(message) => delete_refused = Some(message),
-                Refusal::Transient(e) => {
-                    retry.get_or_insert(e);
-                }
-                Refusal::Taken => {}
-            }
+        // A pair removed in the same apply that sets Orphan leaves its membership in place.
+        if let Err(e) = carry_policy(api, share, child).await {
+            pass.failed(refusal(e));
             continue;
         }
         let params = DeleteParams {
@@ -594,17 +671,11 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         match api.delete(&child.name_any(), &params).await {
             Ok(_) => deleted.push(child.name_any()),
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
-            Err(e) => match refusal(e) {
-                Refusal::Stalled(message) => delete_refused = Some(message),
-                Refusal::Transient(e) => {
-                    retry.get_or_insert(e);
-                }
-                Refusal::Taken => {}
-            },
+            Err(e) => pass.failed(refusal(e)),
         }
     }
     if !deleted.is_empty() {
-        events.push(Happened::normal(
+        pass.events.push(Happened::normal(
             "ImageAccessDeleted",
             format!(
                 "deleted {} ImageAccess objects whose pair left the share: {}",
@@ -613,38 +684,46 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             ),
         ));
     }
+}
 
-    // Wanted children: written where missing or changed, unless that write is on its way.
-    let mut states = BTreeMap::new();
+/// Wanted children: written where missing or changed, unless that write is on its way; names
+/// held by objects the share does not control are waited for (the share is woken when they go).
+async fn write_wanted(
+    share: &ImageShare,
+    desired: &BTreeMap<String, ImageAccess>,
+    api: &Api<ImageAccess>,
+    namespace: &str,
+    ctx: &Context,
+    pass: &mut Pass,
+) {
     let mut to_write = Vec::new();
-    // Names held by objects the share does not control: it is woken when they go.
     let mut waiting_for = Vec::new();
-    for (name, wanted) in &desired {
+    for (name, wanted) in desired {
         let cached = ctx.cached_access(name, namespace);
         let reference = ObjectRef::<ImageAccess>::new(name).within(namespace);
         match cached {
             Some(child) if controlled_by(&child, share) && child.is_deleting() => {
                 // Deleted by hand: made again once its finalizer is done and its Delete event
                 // wakes us.
-                states.insert(name.clone(), child_state(&child));
+                pass.states.insert(name.clone(), child_state(&child));
             }
             Some(child) if !controlled_by(&child, share) => {
                 let earlier_share = controlling_share(&child).is_some_and(|owner| owner.name == share.name_any());
                 if earlier_share || child.is_deleting() {
                     // A child of an earlier share of this name (the garbage collector removes
                     // it), or another object on its way out: its Delete event wakes us.
-                    states.insert(name.clone(), ChildState::InProgress);
+                    pass.states.insert(name.clone(), ChildState::InProgress);
                     waiting_for.push(reference.clone());
                 } else {
-                    states.insert(name.clone(), name_taken(namespace, wanted));
+                    pass.states.insert(name.clone(), name_taken(namespace, wanted));
                 }
             }
             Some(child) if up_to_date(&child, wanted) => {
                 locked(&ctx.shares.written).remove(&reference);
-                states.insert(name.clone(), child_state(&child));
+                pass.states.insert(name.clone(), child_state(&child));
             }
             _ => {
-                states.insert(name.clone(), ChildState::InProgress);
+                pass.states.insert(name.clone(), ChildState::InProgress);
                 let content = fingerprint(wanted);
                 if locked(&ctx.shares.written).insert(reference.clone(), content) != Some(content) {
                     to_write.push((reference, wanted.clone(), cached.is_none()));
@@ -663,7 +742,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             .iter()
             .filter(|(_, _, create)| *create)
             .map(|(reference, _, _)| reference.clone());
-        for name in held_by_others(&states, namespace)
+        for name in held_by_others(&pass.states, namespace)
             .chain(waiting_for.iter().cloned())
             .chain(creating)
         {
@@ -676,29 +755,22 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    let (mut created, mut set_back, mut refused) = (0, Vec::new(), delete_refused);
-    let mut blocked = refused.is_some();
+    let (mut created, mut set_back) = (0, Vec::new());
     for (name, result) in results {
         match result {
             Ok(Written::Created) => created += 1,
             Ok(Written::SetBack) => set_back.push(name),
-            Err(Refusal::Transient(e)) => {
-                retry.get_or_insert(e);
-            }
             Err(Refusal::Taken) => {
-                blocked = true;
                 if let Some(wanted) = desired.get(&name) {
-                    states.insert(name, name_taken(namespace, wanted));
+                    pass.states.insert(name, name_taken(namespace, wanted));
                 }
+                pass.failed(Refusal::Taken);
             }
-            Err(Refusal::Stalled(message)) => {
-                blocked = true;
-                refused = Some(message);
-            }
+            Err(other) => pass.failed(other),
         }
     }
-    let taken: HashSet<ObjectRef<ImageAccess>> = held_by_others(&states, namespace).chain(waiting_for).collect();
-    blocked |= !taken.is_empty();
+    let taken: HashSet<ObjectRef<ImageAccess>> = held_by_others(&pass.states, namespace).chain(waiting_for).collect();
+    pass.blocked |= !taken.is_empty();
     {
         let mut waiting = locked(&ctx.shares.taken);
         waiting.retain(|name, share| *share != me || taken.contains(name));
@@ -707,7 +779,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         }
     }
     if created > 0 {
-        events.push(Happened::normal(
+        pass.events.push(Happened::normal(
             "ImageAccessCreated",
             format!(
                 "created {created} ImageAccess objects (kubectl get ia -n {namespace} -l {SHARE_LABEL}={})",
@@ -716,7 +788,7 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
         ));
     }
     if !set_back.is_empty() {
-        events.push(Happened::normal(
+        pass.events.push(Happened::normal(
             "ImageAccessSetBack",
             format!(
                 "set {} ImageAccess objects back to what the share says: {}",
@@ -725,36 +797,37 @@ async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<
             ),
         ));
     }
+}
 
+/// The share's status from what the pass found (written when it changed), and its events.
+async fn report_share(share: &ImageShare, namespace: &str, ctx: &Context, pass: &mut Pass) -> Result<(), Error> {
     let previous = share.status.as_ref();
-    let mut next = summary(share, &states, &leaving_states, previous, ctx.clock.timestamp());
-    if let Some(message) = refused {
+    let mut next = summary(share, &pass.states, &pass.leaving, previous, ctx.clock.timestamp());
+    if let Some(message) = &pass.refused {
         // The API server refused the children themselves (RBAC, admission): nothing below
         // can make progress until a human acts.
         let generation = share.metadata.generation;
         let now = ctx.clock.timestamp();
         let reason = "ImageAccessRefused";
-        set_condition(&mut next.conditions, READY, "False", reason, &message, generation, now);
-        set_condition(&mut next.conditions, STALLED, "True", reason, &message, generation, now);
+        set_condition(&mut next.conditions, READY, "False", reason, message, generation, now);
+        set_condition(&mut next.conditions, STALLED, "True", reason, message, generation, now);
     }
     let stalled_before = previous
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == STALLED))
         .is_some_and(|c| c.status == "True");
     let stalled_now = next.conditions.iter().find(|c| c.type_ == STALLED);
     if !stalled_before && let Some(stalled) = stalled_now.filter(|c| c.status == "True") {
-        events.push(Happened::warning("MembershipsStalled", stalled.message.clone()));
+        pass.events
+            .push(Happened::warning("MembershipsStalled", stalled.message.clone()));
     }
     if differs(previous, &next) {
         let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
         patch_status(&api, share, &next).await?;
     }
-    for event in events {
+    for event in pass.events.drain(..) {
         publish(&ctx.events, share, event).await;
     }
-    match retry {
-        Some(e) => Err(Error::Kube(e)),
-        None => Ok(blocked),
-    }
+    Ok(())
 }
 
 /// The reason of a child name held by an object the share does not control.

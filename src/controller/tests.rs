@@ -166,6 +166,12 @@ impl Harness {
         Harness { kube, client, fake, op }
     }
 
+    /// The operator restarts: every in-memory state (tokens and their catalogs included) is lost.
+    pub(super) fn restart(&mut self) {
+        self.sync();
+        self.op = Operator::restarted(self.client.clone(), &self.kube);
+    }
+
     pub(super) fn ctx(&self) -> Arc<Context> {
         self.op.ctx.clone()
     }

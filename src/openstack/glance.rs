@@ -7,7 +7,7 @@ use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{OpenStackError, Operation, Session, Token};
+use super::{GlancePlace, OpenStackError, Operation, Session, Token};
 use crate::api::MemberStatus;
 
 /// A member as Glance returns it.
@@ -64,9 +64,9 @@ pub struct Glance {
     session: Arc<Session>,
     region: Option<String>,
     interface: String,
-    /// The endpoint the catalog named when this was made: where the memberships it touches
-    /// live (their identity), whatever region name picked it.
-    endpoint: String,
+    /// The catalog entry this was made for: where the memberships it touches live (their
+    /// identity), whatever region name picked it.
+    place: GlancePlace,
 }
 
 impl std::fmt::Debug for Glance {
@@ -79,18 +79,18 @@ impl std::fmt::Debug for Glance {
 }
 
 impl Glance {
-    pub(super) fn new(session: Arc<Session>, region: Option<String>, interface: String, endpoint: String) -> Self {
+    pub(super) fn new(session: Arc<Session>, region: Option<String>, interface: String, place: GlancePlace) -> Self {
         Glance {
             session,
             region,
             interface,
-            endpoint,
+            place,
         }
     }
 
-    /// The Glance endpoint (from the catalog) this talks to.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
+    /// The catalog entry (URL, service, region) this talks to.
+    pub fn place(&self) -> &GlancePlace {
+        &self.place
     }
 
     /// `GET /v2/images/{image}`: what the caller may see of the image; 404 when it may not.

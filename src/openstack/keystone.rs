@@ -11,6 +11,16 @@ use serde_json::{Value, json};
 use super::clouds::{Auth, DomainRef, ProjectScope, UserRef};
 use super::{OpenStackError, Operation, Session};
 
+/// Where a catalog entry reaches Glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlancePlace {
+    pub url: Url,
+    /// The image service's id in the catalog (one per Glance, whatever the interface).
+    pub service: Option<String>,
+    /// The endpoint's region.
+    pub region: Option<String>,
+}
+
 /// A Keystone token and the catalog it came with.
 pub struct Token {
     pub value: SecretString,
@@ -32,6 +42,9 @@ pub struct Token {
 
 #[derive(Deserialize, Debug, Clone)]
 struct CatalogService {
+    /// The service's id in the catalog: the same for every interface and URL of one Glance.
+    #[serde(default)]
+    id: String,
     #[serde(rename = "type")]
     type_: String,
     #[serde(default)]
@@ -90,23 +103,29 @@ impl Token {
     /// The Glance base URL (without a version suffix) for `interface` in `region`; any
     /// region when none is named.
     pub fn image_endpoint(&self, interface: &str, region: Option<&str>) -> Result<Url, OpenStackError> {
-        let endpoints: Vec<&CatalogEndpoint> = self
+        self.image_place(interface, region).map(|place| place.url)
+    }
+
+    /// Where `interface` in `region` (any region when none is named) reaches Glance: the URL,
+    /// the catalog's service id and the endpoint's region.
+    pub fn image_place(&self, interface: &str, region: Option<&str>) -> Result<GlancePlace, OpenStackError> {
+        let endpoints: Vec<(&CatalogService, &CatalogEndpoint)> = self
             .catalog
             .iter()
             .filter(|s| s.type_ == "image")
-            .flat_map(|s| s.endpoints.iter())
+            .flat_map(|s| s.endpoints.iter().map(move |e| (s, e)))
             .collect();
         let region_of = |e: &CatalogEndpoint| e.region_id.clone().or_else(|| e.region.clone());
         let found = endpoints
             .iter()
-            .find(|e| e.interface == interface && region.is_none_or(|r| region_of(e).as_deref() == Some(r)));
-        let Some(endpoint) = found else {
+            .find(|(_, e)| e.interface == interface && region.is_none_or(|r| region_of(e).as_deref() == Some(r)));
+        let Some((service, endpoint)) = found else {
             return Err(OpenStackError::NoEndpoint {
                 interface: interface.to_string(),
                 region: region.map(str::to_string),
                 available: endpoints
                     .iter()
-                    .map(|e| {
+                    .map(|(_, e)| {
                         format!(
                             "{} in {}",
                             e.interface,
@@ -116,10 +135,35 @@ impl Token {
                     .collect(),
             });
         };
-        glance_base_url(&endpoint.url).ok_or_else(|| OpenStackError::InvalidResponse {
+        let url = glance_base_url(&endpoint.url).ok_or_else(|| OpenStackError::InvalidResponse {
             operation: Operation::Authenticate,
             detail: format!("the catalog's image endpoint {:?} is not a URL", endpoint.url),
+        })?;
+        Ok(GlancePlace {
+            url,
+            service: Some(service.id.clone()).filter(|id| !id.is_empty()),
+            region: region_of(endpoint),
         })
+    }
+
+    /// The regions of the catalog's image endpoints on `interface` that `matches`, in catalog
+    /// order.
+    pub fn image_regions(&self, interface: &str, matches: impl Fn(&GlancePlace) -> bool) -> Vec<Option<String>> {
+        let region_of = |e: &CatalogEndpoint| e.region_id.clone().or_else(|| e.region.clone());
+        self.catalog
+            .iter()
+            .filter(|s| s.type_ == "image")
+            .flat_map(|s| s.endpoints.iter().map(move |e| (s, e)))
+            .filter(|(_, e)| e.interface == interface)
+            .filter_map(|(s, e)| {
+                let place = GlancePlace {
+                    url: glance_base_url(&e.url)?,
+                    service: Some(s.id.clone()).filter(|id| !id.is_empty()),
+                    region: region_of(e),
+                };
+                matches(&place).then_some(place.region)
+            })
+            .collect()
     }
 
     #[cfg(test)]

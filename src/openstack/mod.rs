@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 pub use clouds::{Cloud, Credentials};
 pub use error::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 pub use glance::{Glance, Image, Member};
+pub use keystone::GlancePlace;
 use keystone::Token;
 
 /// Settings shared by every session.
@@ -236,13 +237,26 @@ impl Session {
     /// `admin`). Authenticates if needed, so a bad password or a missing endpoint shows here.
     pub async fn glance(self: &Arc<Self>, region: Option<&str>, interface: &str) -> Result<Glance, OpenStackError> {
         let token = self.token().await?;
-        let endpoint = token.image_endpoint(interface, region)?;
+        let place = token.image_place(interface, region)?;
         Ok(Glance::new(
             self.clone(),
             region.map(str::to_string),
             interface.to_string(),
-            endpoint.to_string(),
+            place,
         ))
+    }
+
+    /// The Glance on `interface` whose catalog entry `matches`, if the catalog has one.
+    pub async fn glance_where(
+        self: &Arc<Self>,
+        interface: &str,
+        matches: impl Fn(&GlancePlace) -> bool,
+    ) -> Result<Option<Glance>, OpenStackError> {
+        let token = self.token().await?;
+        match token.image_regions(interface, matches).into_iter().next() {
+            Some(region) => self.glance(region.as_deref(), interface).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Sends one request to the endpoint `endpoint_of` picks from the token's catalog. On a

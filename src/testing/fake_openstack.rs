@@ -399,7 +399,7 @@ async fn issue_token(State(state): Shared, body: Bytes) -> Response {
     let issued_at = jiff::Timestamp::now();
     drop(s);
     let catalog = json!([
-        {"type": "image", "name": "glance", "endpoints": [
+        {"type": "image", "name": "glance", "id": "fake-glance-service", "endpoints": [
             {"interface": "public", "region_id": REGION, "region": REGION, "url": glance},
             {"interface": "internal", "region_id": REGION, "region": REGION, "url": glance},
             {"interface": "public", "region_id": "RegionTwo", "region": "RegionTwo", "url": glance}

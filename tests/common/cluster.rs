@@ -472,21 +472,31 @@ impl Drop for Operator {
     }
 }
 
-/// The value of one sample of a /metrics page. A labelled sample appears on first use, so an
-/// absent one is 0, but only if the page declares its metric (`# TYPE`): a misspelled sample,
-/// or a page that is not the operator's, fails the test instead of reading as zero.
+/// The metrics the operator registers (their names are quoted in src/metrics.rs).
+const OPERATOR_METRICS: &str = include_str!("../../src/metrics.rs");
+
+/// The value of one sample of a /metrics page. A labelled sample appears on first use (and
+/// prometheus-client declares a family only once it has one), so an absent one is 0, but only
+/// on an OpenMetrics page (it ends with `# EOF`) and for a metric the page declares or the
+/// operator registers: a misspelled sample, or a page that is not the operator's, fails the
+/// test instead of reading as zero.
 pub fn metric_value(text: &str, sample: &str) -> f64 {
     let name = sample.split('{').next().unwrap_or(sample).trim();
-    let declared = ["_total", "_count", "_sum", "_bucket", "_created", ""]
+    let families: Vec<&str> = ["_total", "_count", "_sum", "_bucket", "_created", ""]
         .iter()
         .filter_map(|suffix| name.strip_suffix(suffix))
-        .any(|family| {
-            let declaration = format!("# TYPE {family} ");
-            text.lines().any(|line| line.starts_with(&declaration))
-        });
+        .collect();
+    let declared = families.iter().any(|family| {
+        let declaration = format!("# TYPE {family} ");
+        text.lines().any(|line| line.starts_with(&declaration))
+    });
+    let registered = families
+        .iter()
+        .any(|family| OPERATOR_METRICS.contains(&format!("\"{family}\"")));
+    let openmetrics = text.trim_end().ends_with("# EOF");
     assert!(
-        declared,
-        "/metrics declares no metric {name} (sample {sample}): a misspelled sample, or not the operator's page?\n{text}"
+        openmetrics && (declared || registered),
+        "/metrics neither declares nor is known to register {name} (sample {sample}): a misspelled sample, or not the operator's page?\n{text}"
     );
     text.lines()
         .find_map(|line| {
