@@ -107,6 +107,13 @@ impl Kind for ImageAccessAccept {
             Err(e) if e.http_kind() == Some(HttpErrorKind::Forbidden) => {
                 Some(Problem::no_members_to_accept(desired, &format!("({e})")))
             }
+            // The image's owner as its own member (memberId unset with the owner's credentials).
+            Err(e) if e.is_not_found() => match glance.show_image(&desired.image_id).await {
+                Ok(image) if image.owner.as_deref().is_some_and(|owner| creds.caller.is(owner)) => {
+                    Some(Problem::owner_credentials(desired, &desired.member_id, &creds.secret))
+                }
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -70,7 +70,7 @@ impl Kind for ImageAccess {
         Ok(object.spec.member_id.clone())
     }
 
-    const REFUSALS: &'static [&'static str] = REFUSED;
+    const REFUSALS: &'static [&'static str] = &["ImageNotFound", "ImageNotShared"];
 
     async fn still_refused(_object: &Self, desired: &Membership, creds: &Resolved) -> Option<Problem> {
         let fail = |e: &OpenStackError| Problem::openstack(e, Step::CreateMember, desired, &creds.secret);
@@ -558,9 +558,12 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
     }
     // Who made it stays recorded.
     let claim = serde_json::to_string(target).ok();
-    let _: ImageAccess = patch_metadata(&api, &successor.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)])
-        .await
-        .map_err(failed)?;
+    if let Err(e) =
+        patch_metadata::<ImageAccess>(&api, &successor.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)]).await
+    {
+        let what = format!("the hand-over to ImageAccess {label}");
+        return Err(super::holding::patch_problem(&api, &successor.metadata, e, &what).await);
+    }
     // Its finalizer may have been there already: its fingerprint need not change, so wake it.
     ctx.wake(ObjectRef::from(successor));
     Ok(Some(label))

@@ -84,6 +84,10 @@ pub struct Context {
     pub(super) objects_synced: AtomicBool,
     /// Failures in a row of each Secret's hold (backoff), forgotten on success.
     pub(super) secret_failures: Mutex<HashMap<ObjectRef<PartialObjectMeta<Secret>>, u32>>,
+    /// Claims made in a look whose Glance call was refused, by object uid, while their release
+    /// has not been written: the object made nothing under them. Forgotten once released, once
+    /// a later look acts under the claim, and with the object.
+    pub(super) refused_claims: Mutex<HashMap<String, Membership>>,
 }
 
 impl Context {
@@ -114,7 +118,14 @@ impl Context {
             requeue_secret: Requeue::default(),
             objects_synced: AtomicBool::new(false),
             secret_failures: Mutex::default(),
+            refused_claims: Mutex::default(),
         }
+    }
+
+    pub(super) fn refused_claims(&self) -> MutexGuard<'_, HashMap<String, Membership>> {
+        self.refused_claims
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Registers the watch cache of one scope (a namespace, or all) of a kind.
@@ -177,6 +188,7 @@ impl Context {
         };
         for uid in &changes.gone {
             self.tracker.forget(uid);
+            self.refused_claims().remove(uid);
         }
         for reference in changes.wake {
             self.wake(reference);

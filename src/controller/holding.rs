@@ -78,13 +78,23 @@ impl Resolved {
     /// (by its region), so that it compares with what the spec names now. Left as it is when
     /// the catalog has no such region any more.
     pub async fn placed(&self, mut record: Membership) -> Membership {
-        if record.endpoint.is_none()
-            && let Ok(glance) = self.glance(record.region.as_deref()).await
-        {
-            let place = glance.place();
-            record.endpoint = Some(place.url.to_string());
-            record.service = place.service.clone();
-            record.region = place.region.clone().or(record.region);
+        match record.endpoint.as_deref() {
+            None => {
+                if let Ok(glance) = self.glance(record.region.as_deref()).await {
+                    let place = glance.place();
+                    record.endpoint = Some(place.url.to_string());
+                    record.service = place.service.clone();
+                    record.region = place.region.clone().or(record.region);
+                }
+            }
+            // Recorded before the catalog's service was: found by its URL, on any interface.
+            Some(url) if record.service.is_none() => {
+                if let Ok(Some(place)) = self.session.place_of(url).await {
+                    record.service = place.service;
+                    record.region = place.region.or(record.region);
+                }
+            }
+            Some(_) => {}
         }
         record
     }
@@ -112,6 +122,29 @@ impl Resolved {
             .map_err(fail)?;
         found.ok_or_else(|| Problem::elsewhere(target, &self.caller, &self.secret))
     }
+}
+
+/// What a refused guarded metadata patch of `seen` means. Its `test` operations failing (the
+/// object changed since the cache showed it) is answered 422 like an admission policy's refusal,
+/// with a message that does not say which: the object read again tells. Changed since: a race,
+/// retried; unchanged: refused, a human must act.
+pub async fn patch_problem<K>(api: &Api<K>, seen: &kube::api::ObjectMeta, error: kube::Error, what: &str) -> Problem
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let kube::Error::Api(status) = &error
+        && status.code == 422
+        && let Some(name) = seen.name.as_deref()
+        && let Ok(Some(fresh)) = api.get_metadata_opt(name).await
+        && fresh.metadata.resource_version != seen.resource_version
+    {
+        return Problem::Transient {
+            reason: "KubernetesAPIError",
+            message: format!("{what} changed while the operator wrote it; retrying with backoff"),
+            retry_after: None,
+        };
+    }
+    Problem::kubernetes_write(&error, what)
 }
 
 /// The membership the object names before its credentials are read (for messages about them).
@@ -145,9 +178,13 @@ pub async fn claim<K: Kind>(
         finalizers.push(FINALIZER.to_string());
     }
     let claim = serde_json::to_string(record).ok();
-    let written: K = patch_metadata(api, object.meta(), &finalizers, &[(CLAIM_ANNOTATION, claim)])
-        .await
-        .map_err(|e| Problem::kubernetes_write(&e, "the finalizer and the claim annotation on this object"))?;
+    let written: K = match patch_metadata(api, object.meta(), &finalizers, &[(CLAIM_ANNOTATION, claim)]).await {
+        Ok(written) => written,
+        Err(e) => {
+            let what = "the finalizer and the claim annotation on this object";
+            return Err(patch_problem(api, object.meta(), e, what).await);
+        }
+    };
     // What the echo looks like if nothing but our write happened. Not the API's answer: that
     // may already carry a spec edited meanwhile, which must not pass for handled.
     let mut expected = object.meta().clone();

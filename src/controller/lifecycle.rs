@@ -21,7 +21,7 @@
 //!   [`Kind::made_nothing`] is only what the claim's recorded holder proves (credentials that
 //!   could not have done it).
 
-use kube::Api;
+use kube::{Api, ResourceExt};
 
 use super::holding::{self, Resolved, claim, let_go_finalizer, release_claim};
 use super::problem::{Problem, Step};
@@ -148,9 +148,11 @@ async fn converge<K: Kind>(
         && refused_before(object, &desired, K::REFUSALS)
         && let Some(problem) = K::still_refused(object, &desired, &creds).await
     {
-        if object.claim().is_some() {
-            // A claim of what the spec named before, let go of above.
-            release_claim(api, object).await?;
+        if object.claim().is_some()
+            && let Err(e) = release_claim(api, object).await
+        {
+            // A claim of what the spec named before, let go of above: let go again next time.
+            tracing::debug!(error = %e, "claim of a membership let go of not released yet");
         }
         return Ok((desired, stopped(None, problem)));
     }
@@ -161,18 +163,51 @@ async fn converge<K: Kind>(
         Err(problem) => return Ok((record, stopped(applied, problem))),
     };
     let outcome = K::act(object, &record, applied, &creds, ctx, events).await;
-    // Claimed in this very look, and Glance refused what it was asked (a refusal changes
-    // nothing there): the object holds nothing, so it neither blocks others nor keeps a deletion
-    // waiting for credentials that could never have made anything. A claim from an earlier look
-    // stays: that look's write may have landed.
-    let refused = outcome.applied.is_none() && outcome.problem.as_ref().is_some_and(Problem::is_stalled);
-    if claimed.is_none()
-        && refused
-        && let Some(written) = written
-    {
-        release_claim(api, &written).await?;
-    }
+    release_if_refused(object, api, ctx, &record, claimed.as_ref(), written.as_ref(), &outcome).await;
     Ok((record, outcome))
+}
+
+/// Claimed in this very look, and Glance refused what it was asked for one of the kind's
+/// [`Kind::REFUSALS`] (a refusal changes nothing there): the claim goes, so the object holds
+/// nothing, blocks no one and keeps no deletion waiting for credentials that could never have
+/// made anything. A claim from an earlier look stays (that look's write may have landed), unless
+/// it is this operator's own refused claim whose release could not be written then.
+async fn release_if_refused<K: Kind>(
+    object: &K,
+    api: &Api<K>,
+    ctx: &Context,
+    record: &Membership,
+    claimed: Option<&Membership>,
+    written: Option<&K>,
+    outcome: &Outcome,
+) {
+    let uid = object.uid().unwrap_or_default();
+    let refused = outcome.applied.is_none()
+        && outcome
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.is_stalled() && K::REFUSALS.contains(&p.reason()));
+    let pending = ctx.refused_claims().get(&uid).is_some_and(|m| m.same(record));
+    if !refused {
+        if pending {
+            // Acted under it since: it may have made something now.
+            ctx.refused_claims().remove(&uid);
+        }
+        return;
+    }
+    if claimed.is_some() && !pending {
+        return;
+    }
+    match release_claim(api, written.unwrap_or(object)).await {
+        Ok(()) => {
+            ctx.refused_claims().remove(&uid);
+        }
+        Err(e) => {
+            // Remembered: the next look, or the deletion, knows this claim made nothing.
+            tracing::debug!(error = %e, "refused claim not released yet");
+            ctx.refused_claims().insert(uid, record.clone());
+        }
+    }
 }
 
 /// Lets go of `target`, which `object` holds: leaves it (Orphan), hands it over, or undoes it
@@ -186,6 +221,16 @@ async fn let_go<K: Kind>(
 ) -> Result<Released, Problem> {
     if K::orphans(object, ctx).await? {
         return Ok(Released::Orphaned);
+    }
+    let uid = object.uid().unwrap_or_default();
+    if ctx
+        .refused_claims()
+        .get(&uid)
+        .is_some_and(|refused| refused.same(target))
+    {
+        return Ok(Released::NothingToUndo(
+            "Glance refused the look that claimed it, so it changed nothing there".to_string(),
+        ));
     }
     if let Some(successor) = K::successor(object, target, ctx).await? {
         return Ok(Released::HandedOver(successor));

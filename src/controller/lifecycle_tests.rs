@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::holding;
 use super::problem::Problem;
 use super::tests::{Harness, IMAGE, condition, event_reasons, reason, requeue_after, share};
 use super::*;
@@ -455,6 +456,44 @@ async fn an_object_glance_refused_holds_nothing_and_is_deleted_at_once() {
     assert!(h.object("typo").is_none(), "nothing to undo, no credentials needed");
 }
 
+/// A refused claim whose release could not be written is remembered: the next look releases it,
+/// and a deletion meanwhile knows it made nothing (no credentials asked, nothing stuck).
+#[tokio::test]
+async fn a_refused_claim_not_yet_released_is_let_go_of_without_a_witness() {
+    let missing = "0c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10";
+    for deleted in [false, true] {
+        let mut h = Harness::new().await;
+        h.apply(&ImageAccess::test("typo", missing, MEMBER_PROJECT, "owner"));
+        h.reconcile("typo").await.expect("stalled");
+        // As if the release had failed: the claim is still on the object, and remembered.
+        let mut object = h.object("typo").expect("object");
+        let record = crate::api::Membership::named(missing.into(), MEMBER_PROJECT.into(), Some("RegionOne".into()));
+        object.metadata.annotations.get_or_insert_default().insert(
+            crate::api::CLAIM_ANNOTATION.into(),
+            serde_json::to_string(&record).expect("json"),
+        );
+        h.kube.replace(&object);
+        h.sync();
+        h.ctx()
+            .refused_claims()
+            .insert(object.metadata.uid.clone().unwrap_or_default(), record);
+        if deleted {
+            h.kube.remove_secret(NAMESPACE, SECRET);
+            h.delete("typo");
+            h.reconcile("typo").await.expect("gone");
+            assert!(h.object("typo").is_none(), "nothing to undo");
+        } else {
+            h.later();
+            h.reconcile("typo").await.expect("stalled");
+            assert!(
+                h.object("typo").and_then(|o| o.claim()).is_none(),
+                "released at the next look"
+            );
+            assert!(h.ctx().refused_claims().is_empty(), "and forgotten");
+        }
+    }
+}
+
 /// Case 5: the first candidate successor's credentials cannot see the membership; the next
 /// candidate that can takes it over, instead of the membership being removed.
 #[tokio::test]
@@ -501,19 +540,30 @@ async fn glance_moving_to_a_new_url_is_the_same_membership() {
     assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
 }
 
-/// Case 8: a guarded metadata patch that lost a race (its `test` no longer holds) is retried,
-/// not reported as an admission policy's refusal.
-#[test]
-fn a_lost_patch_race_is_transient_and_a_refusal_is_not() {
-    let status = |code: u16, message: &str| {
-        kube::Error::Api(kube::core::Status::failure(message, "Invalid").with_code(code).boxed())
-    };
-    let race = Problem::kubernetes_write(&status(422, "testing value /metadata/finalizers failed"), "x");
+/// Case 8: a guarded metadata patch that lost a race (the object changed since the cache showed
+/// it, so its `test` fails with 422) is retried, not reported as an admission policy's refusal.
+#[tokio::test]
+async fn a_lost_patch_race_is_transient_and_a_refusal_is_not() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    let stale = h.object("share").expect("object");
+    let mut changed = stale.clone();
+    changed.metadata.finalizers = Some(vec!["example.com/other".into()]);
+    h.kube.replace(&changed);
+    h.sync();
+    let api: kube::Api<ImageAccess> = kube::Api::namespaced(h.kube_client(), NAMESPACE);
+    let record = crate::api::Membership::named(IMAGE.into(), MEMBER_PROJECT.into(), None);
+    let race = holding::claim(&api, &stale, &record, &h.ctx())
+        .await
+        .expect_err("the test fails");
     assert!(matches!(race, Problem::Transient { .. }), "{race:?}");
-    let policy = Problem::kubernetes_write(&status(422, "denied by policy require-labels"), "x");
-    assert_eq!(policy.reason(), "KubernetesWriteRefused");
-    let rbac = Problem::kubernetes_write(&status(403, "forbidden"), "x");
-    assert_eq!(rbac.reason(), "KubernetesWriteForbidden");
+    // The same refusal for an object nobody changed is a human's to fix.
+    let current = h.object("share").expect("object");
+    h.kube.fail_next("PATCH", "/imageaccesses/share", 422);
+    let refused = holding::claim(&api, &current, &record, &h.ctx())
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.reason(), "KubernetesWriteRefused");
 }
 
 /// Case 8: a write the API server refuses for good (the Secret's finalizer, 403 from RBAC)

@@ -210,11 +210,7 @@ impl Problem {
     /// policy: a human must act), or worth a retry.
     pub fn kubernetes_write(error: &kube::Error, what: &str) -> Problem {
         if let kube::Error::Api(status) = error {
-            // A guarded metadata patch whose `test` no longer holds (the object changed since the
-            // cache showed it) is answered 422 too: a race, retried, not a refusal.
-            let lost_race = status.message.to_ascii_lowercase().contains("test");
             match status.code {
-                422 if lost_race => {}
                 401 | 403 => {
                     return Problem::stalled(
                         "KubernetesWriteForbidden",

@@ -463,15 +463,18 @@ async fn refused_for_good(
         Err(Error::Kube(error)) => error,
         Err(other) => return Err(other),
     };
-    let problem = Problem::kubernetes_write(
-        &error,
-        &format!(
-            "ImageShare {namespace}/{}'s finalizer, or the deletion policy of its ImageAccess objects",
-            share.name_any()
-        ),
+    let shares: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
+    let what = format!(
+        "ImageShare {namespace}/{}'s finalizer, or the deletion policy of its ImageAccess objects",
+        share.name_any()
     );
+    let problem = super::holding::patch_problem(&shares, share.meta(), error, &what).await;
     let Problem::Stalled { reason, message } = problem else {
-        return Err(Error::Kube(error));
+        return Err(Error::Transient {
+            reason: problem.reason(),
+            message: problem.message().to_string(),
+            retry_after: None,
+        });
     };
     let mut next = share.status.clone().unwrap_or_default();
     let (generation, now) = (share.metadata.generation, ctx.clock.timestamp());

@@ -172,6 +172,10 @@ impl Harness {
         self.op = Operator::restarted(self.client.clone(), &self.kube);
     }
 
+    pub(super) fn kube_client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     pub(super) fn ctx(&self) -> Arc<Context> {
         self.op.ctx.clone()
     }

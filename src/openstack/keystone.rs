@@ -146,24 +146,26 @@ impl Token {
         })
     }
 
-    /// The regions of the catalog's image endpoints on `interface` that `matches`, in catalog
-    /// order.
-    pub fn image_regions(&self, interface: &str, matches: impl Fn(&GlancePlace) -> bool) -> Vec<Option<String>> {
+    /// The catalog's image endpoints that `matches`, with their interface: those on
+    /// `interface` first, then the others, each in catalog order.
+    pub fn image_places(&self, interface: &str, matches: impl Fn(&GlancePlace) -> bool) -> Vec<(String, GlancePlace)> {
         let region_of = |e: &CatalogEndpoint| e.region_id.clone().or_else(|| e.region.clone());
-        self.catalog
+        let mut found: Vec<(String, GlancePlace)> = self
+            .catalog
             .iter()
             .filter(|s| s.type_ == "image")
             .flat_map(|s| s.endpoints.iter().map(move |e| (s, e)))
-            .filter(|(_, e)| e.interface == interface)
             .filter_map(|(s, e)| {
                 let place = GlancePlace {
                     url: glance_base_url(&e.url)?,
                     service: Some(s.id.clone()).filter(|id| !id.is_empty()),
                     region: region_of(e),
                 };
-                matches(&place).then_some(place.region)
+                matches(&place).then(|| (e.interface.clone(), place))
             })
-            .collect()
+            .collect();
+        found.sort_by_key(|(found_on, _)| found_on != interface);
+        found
     }
 
     #[cfg(test)]

@@ -246,17 +246,28 @@ impl Session {
         ))
     }
 
-    /// The Glance on `interface` whose catalog entry `matches`, if the catalog has one.
+    /// The Glance whose catalog entry `matches`, on `interface` if it has one there, else on
+    /// another interface of the catalog; `None` when the catalog has no such entry.
     pub async fn glance_where(
         self: &Arc<Self>,
         interface: &str,
         matches: impl Fn(&GlancePlace) -> bool,
     ) -> Result<Option<Glance>, OpenStackError> {
         let token = self.token().await?;
-        match token.image_regions(interface, matches).into_iter().next() {
-            Some(region) => self.glance(region.as_deref(), interface).await.map(Some),
+        match token.image_places(interface, matches).into_iter().next() {
+            Some((found_on, place)) => self.glance(place.region.as_deref(), &found_on).await.map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The catalog entry (any interface) whose URL is `url`.
+    pub async fn place_of(&self, url: &str) -> Result<Option<GlancePlace>, OpenStackError> {
+        let token = self.token().await?;
+        Ok(token
+            .image_places("", |place| place.url.as_str() == url)
+            .into_iter()
+            .next()
+            .map(|(_, place)| place))
     }
 
     /// Sends one request to the endpoint `endpoint_of` picks from the token's catalog. On a
