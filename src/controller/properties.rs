@@ -19,10 +19,13 @@ use proptest::prelude::*;
 
 use super::tests::Operator;
 use super::*;
-use crate::api::{DeletionPolicy, ImageAccess, Managed, MemberStatus};
+use crate::api::{
+    AcceptDeletionPolicy, DeletionPolicy, ImageAccess, ImageAccessAccept, ImageId, ImageShare, ImageShareSpec, Managed,
+    MemberId, MemberStatus,
+};
 use crate::openstack::ClientSettings;
 use crate::testing::fake_kube::{FakeKube, secret_metadata};
-use crate::testing::fake_openstack::{FakeOpenStack, Fault, OWNER_PROJECT, PASSWORD};
+use crate::testing::fake_openstack::{FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD};
 use crate::testing::fixtures::SECRET;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
@@ -31,7 +34,11 @@ const IMAGES: [&str; 2] = [
     "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10",
     "7d1b2f3c-3c2f-4a69-8b64-5a1d8a2d3b21",
 ];
-const MEMBERS: [&str; 2] = ["member-a", "member-b"];
+/// The second member is the fake's member project, whose credentials (cloud `member`) the
+/// ImageAccessAccept objects use.
+const MEMBERS: [&str; 2] = ["member-a", MEMBER_PROJECT];
+/// The clouds an ImageAccessAccept may use: the member's own, another project's, the owner's.
+const ACCEPT_CLOUDS: [&str; 3] = ["member", "other", "owner"];
 const NAMESPACES: [&str; 2] = ["team-a", "team-b"];
 const CLOUDS: [&str; 3] = ["owner", "admin", "other"];
 /// Who the Secret's `owner` cloud logs in as after a rotation: the owner, or another project.
@@ -61,6 +68,39 @@ pub(super) enum Step {
     Delete {
         namespace: usize,
         object: usize,
+    },
+    /// `kubectl apply` of ImageAccessAccept `object` (for the member project, with `cloud`).
+    ApplyAccept {
+        namespace: usize,
+        object: usize,
+        image: usize,
+        cloud: usize,
+        accepted: bool,
+        orphan: bool,
+    },
+    DeleteAccept {
+        namespace: usize,
+        object: usize,
+    },
+    /// The operator reconciles one ImageAccessAccept.
+    ReconcileAccept {
+        namespace: usize,
+        object: usize,
+    },
+    /// `kubectl apply` of the namespace's ImageShare: the images and members whose bit is set.
+    ApplyShare {
+        namespace: usize,
+        images: u8,
+        members: u8,
+        orphan: bool,
+    },
+    /// `kubectl delete ishare`; the garbage collector deletes its children once it is gone.
+    DeleteShare {
+        namespace: usize,
+    },
+    /// The operator reconciles the namespace's share, then each of its children once.
+    ReconcileShare {
+        namespace: usize,
     },
     /// The operator reconciles one object (as the controller would: from its cache).
     Reconcile {
@@ -124,6 +164,16 @@ fn step() -> impl Strategy<Value = Step> {
                 namespace, object, image, member, cloud, orphan, status,
             }),
         2 => at.clone().prop_map(|(namespace, object)| Step::Delete { namespace, object }),
+        2 => (at.clone(), 0..IMAGES.len(), 0..ACCEPT_CLOUDS.len(), any::<bool>(), any::<bool>())
+            .prop_map(|((namespace, object), image, cloud, accepted, orphan)| Step::ApplyAccept {
+                namespace, object, image, cloud, accepted, orphan,
+            }),
+        1 => at.clone().prop_map(|(namespace, object)| Step::DeleteAccept { namespace, object }),
+        3 => at.clone().prop_map(|(namespace, object)| Step::ReconcileAccept { namespace, object }),
+        2 => (0..NAMESPACES.len(), 1..4u8, 1..4u8, any::<bool>())
+            .prop_map(|(namespace, images, members, orphan)| Step::ApplyShare { namespace, images, members, orphan }),
+        1 => (0..NAMESPACES.len()).prop_map(|namespace| Step::DeleteShare { namespace }),
+        3 => (0..NAMESPACES.len()).prop_map(|namespace| Step::ReconcileShare { namespace }),
         8 => at.clone().prop_map(|(namespace, object)| Step::Reconcile { namespace, object }),
         3 => (at.clone(), at.clone()).prop_map(|(first, second)| Step::Together { first, second }),
         1 => Just(Step::ReconcileSecrets),
@@ -156,12 +206,25 @@ struct World {
     op: Operator,
     /// Memberships some object held when it was deleted with `Orphan`: allowed to stay.
     orphaned: BTreeSet<(String, String)>,
+    /// Memberships let go of by Orphan that nobody has held since: they must still be in Glance
+    /// (unless removed by hand).
+    left_in_place: BTreeSet<(String, String)>,
+    /// The last deletion policy each namespace's share was applied with (Orphan or not): the
+    /// policy its children go with.
+    share_orphan: BTreeMap<String, bool>,
     /// The memberships each object held when last seen, and whether it said Orphan.
     last_seen: BTreeMap<(String, String), (Vec<Membership>, bool)>,
 }
 
 fn name(object: usize) -> String {
     format!("o{object}")
+}
+
+/// The name of each namespace's ImageShare.
+const SHARE: &str = "golden";
+
+fn accept_name(object: usize) -> String {
+    format!("a{object}")
 }
 
 impl World {
@@ -182,6 +245,8 @@ impl World {
             glance,
             op,
             orphaned: BTreeSet::new(),
+            left_in_place: BTreeSet::new(),
+            share_orphan: BTreeMap::new(),
             last_seen: BTreeMap::new(),
         }
     }
@@ -200,12 +265,21 @@ impl World {
                 let key = (object.namespace().unwrap_or_default(), object.name_any());
                 let mut held = object.applied().cloned().into_iter().collect::<Vec<_>>();
                 held.extend(object.claim());
-                let orphan = object.deletion_policy() == DeletionPolicy::Orphan;
+                let child_of_share = object.owner_references().iter().any(|o| o.kind == "ImageShare");
+                let orphan = if child_of_share {
+                    self.share_orphan.get(&key.0).copied().unwrap_or(false)
+                } else {
+                    object.deletion_policy() == DeletionPolicy::Orphan
+                };
+                let pair = |m: &Membership| (m.image_id.clone(), m.member_id.clone());
                 if gone {
                     if orphan {
                         for membership in &held {
-                            self.orphaned
-                                .insert((membership.image_id.clone(), membership.member_id.clone()));
+                            self.orphaned.insert(pair(membership));
+                            // Only what it made or adopted: a claim alone may never have been.
+                            if object.applied().is_some_and(|a| a.same(membership)) {
+                                self.left_in_place.insert(pair(membership));
+                            }
                         }
                     }
                     self.last_seen.remove(&key);
@@ -214,9 +288,13 @@ impl World {
                     if let Some((before, was_orphan)) = self.last_seen.get(&key)
                         && (orphan || *was_orphan)
                     {
-                        for membership in before.iter().filter(|m| !held.contains(m)) {
-                            self.orphaned
-                                .insert((membership.image_id.clone(), membership.member_id.clone()));
+                        for membership in before.iter().filter(|m| !held.iter().any(|h| h.same(m))) {
+                            self.orphaned.insert(pair(membership));
+                        }
+                    }
+                    if !object.is_deleting() {
+                        for membership in &held {
+                            self.left_in_place.remove(&pair(membership));
                         }
                     }
                     self.last_seen.insert(key, (held, orphan));
@@ -227,14 +305,58 @@ impl World {
     }
 
     async fn reconcile(&mut self, namespace: &str, object: &str) {
+        self.reconcile_kind::<ImageAccess>(namespace, object).await;
+    }
+
+    async fn reconcile_kind<K: Kind>(&mut self, namespace: &str, object: &str) {
         self.sync();
-        let reference = ObjectRef::<ImageAccess>::new(object).within(namespace);
+        let reference = ObjectRef::<K>::new(object).within(namespace);
         let Some(cached) = self.op.ctx.object(&reference) else {
             return;
         };
         let ctx = self.op.ctx.clone();
         if let Err(e) = reconcile(cached.clone(), ctx.clone()).await {
             error_policy(cached, &e, ctx);
+        }
+        self.sync();
+    }
+
+    /// The share of `namespace`, then its children, as their controllers would.
+    async fn reconcile_share(&mut self, namespace: &str) {
+        self.sync();
+        let reference = ObjectRef::<ImageShare>::new(SHARE).within(namespace);
+        if let Some(cached) = self.op.ctx.cached_share(&reference) {
+            let _ = share::reconcile(cached, self.op.ctx.clone()).await;
+        }
+        self.sync();
+        self.collect_garbage();
+        for child in self.kube.objects() {
+            if child.labels().get(share::SHARE_LABEL).map(String::as_str) == Some(SHARE)
+                && child.namespace().as_deref() == Some(namespace)
+            {
+                self.reconcile(namespace, &child.name_any()).await;
+            }
+        }
+    }
+
+    /// What the garbage collector does: the children of a share that is gone are deleted.
+    fn collect_garbage(&mut self) {
+        for child in self.kube.objects() {
+            let owner = child
+                .owner_references()
+                .iter()
+                .find(|o| o.kind == "ImageShare")
+                .cloned();
+            let namespace = child.namespace().unwrap_or_default();
+            if let Some(owner) = owner
+                && self
+                    .kube
+                    .share(&namespace, &owner.name)
+                    .is_none_or(|share| share.metadata.uid.as_deref() != Some(owner.uid.as_str()))
+                && !child.is_deleting()
+            {
+                self.kube.delete(&namespace, &child.name_any());
+            }
         }
         self.sync();
     }
@@ -296,6 +418,84 @@ impl World {
                 }
             }
             Step::Delete { namespace, object } => self.kube.delete(NAMESPACES[*namespace], &name(*object)),
+            Step::ApplyAccept {
+                namespace,
+                object,
+                image,
+                cloud,
+                accepted,
+                orphan,
+            } => {
+                let status = if *accepted {
+                    MemberStatus::Accepted
+                } else {
+                    MemberStatus::Rejected
+                };
+                let mut manifest =
+                    ImageAccessAccept::test(&accept_name(*object), IMAGES[*image], ACCEPT_CLOUDS[*cloud], status)
+                        .for_member(MEMBER_PROJECT);
+                manifest.metadata.namespace = Some(NAMESPACES[*namespace].into());
+                if *orphan {
+                    manifest.spec.deletion_policy = Some(AcceptDeletionPolicy::Orphan);
+                }
+                let being_deleted = self
+                    .kube
+                    .accept(NAMESPACES[*namespace], &accept_name(*object))
+                    .is_some_and(|o| o.is_deleting());
+                if !being_deleted {
+                    self.kube.apply(&manifest);
+                }
+            }
+            Step::ApplyShare {
+                namespace,
+                images,
+                members,
+                orphan,
+            } => {
+                let ns = NAMESPACES[*namespace];
+                let picked = |bits: u8, from: &[&'static str]| -> Vec<String> {
+                    from.iter()
+                        .enumerate()
+                        .filter(|(i, _)| bits & (1 << i) != 0)
+                        .map(|(_, v)| v.to_string())
+                        .collect()
+                };
+                let mut share = ImageShare::new(
+                    SHARE,
+                    ImageShareSpec {
+                        image_ids: picked(*images, &IMAGES).into_iter().map(ImageId).collect(),
+                        member_ids: picked(*members, &MEMBERS).into_iter().map(MemberId).collect(),
+                        status: None,
+                        region: None,
+                        cloud_credentials_ref: crate::api::CloudCredentialsRef {
+                            secret_name: SECRET.into(),
+                            cloud_name: "owner".into(),
+                        },
+                        deletion_policy: orphan.then_some(DeletionPolicy::Orphan),
+                    },
+                );
+                share.metadata.namespace = Some(ns.into());
+                if self
+                    .kube
+                    .share(ns, SHARE)
+                    .is_none_or(|s| s.metadata.deletion_timestamp.is_none())
+                {
+                    self.kube.apply(&share);
+                    self.share_orphan.insert(ns.to_string(), *orphan);
+                }
+            }
+            Step::DeleteShare { namespace } => {
+                self.kube.delete_share(NAMESPACES[*namespace], SHARE);
+                self.collect_garbage();
+            }
+            Step::ReconcileShare { namespace } => self.reconcile_share(NAMESPACES[*namespace]).await,
+            Step::DeleteAccept { namespace, object } => {
+                self.kube.delete_accept(NAMESPACES[*namespace], &accept_name(*object))
+            }
+            Step::ReconcileAccept { namespace, object } => {
+                self.reconcile_kind::<ImageAccessAccept>(NAMESPACES[*namespace], &accept_name(*object))
+                    .await
+            }
             Step::Reconcile { namespace, object } => self.reconcile(NAMESPACES[*namespace], &name(*object)).await,
             Step::Together { first, second } => self.together(*first, *second).await,
             Step::ReconcileSecrets => self.reconcile_secrets().await,
@@ -337,7 +537,11 @@ impl World {
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
             Step::StatusWriteFails => self.kube.fail_next("PATCH", "/status", 500),
-            Step::RemoveByHand { image, member } => self.glance.remove_member(IMAGES[*image], MEMBERS[*member]),
+            Step::RemoveByHand { image, member } => {
+                self.glance.remove_member(IMAGES[*image], MEMBERS[*member]);
+                self.left_in_place
+                    .remove(&(IMAGES[*image].to_string(), MEMBERS[*member].to_string()));
+            }
             Step::Restart => {
                 self.sync();
                 self.op = Operator::restarted_with(self.client.clone(), &self.kube, client_settings());
@@ -388,6 +592,13 @@ impl World {
             for object in self.kube.objects() {
                 let (namespace, object) = (object.namespace().unwrap_or_default(), object.name_any());
                 self.reconcile(&namespace, &object).await;
+            }
+            for namespace in NAMESPACES {
+                for object in 0..3 {
+                    self.reconcile_kind::<ImageAccessAccept>(namespace, &accept_name(object))
+                        .await;
+                }
+                self.reconcile_share(namespace).await;
             }
             self.reconcile_secrets().await;
             let writes: Vec<String> = self
@@ -474,6 +685,15 @@ pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
         }
     }
 
+    // What Orphan let go of and nobody held since is still there.
+    for (image, member) in &world.left_in_place {
+        if world.glance.member(image, member).is_none() {
+            broken.push(format!(
+                "image {image} / member {member} was let go of by Orphan and is gone from Glance"
+            ));
+        }
+    }
+
     // Every object says where it stands.
     for object in &objects {
         let who = format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any());
@@ -498,6 +718,73 @@ pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
             let applied = object.applied().cloned();
             if applied.is_none_or(|m| world.glance.member(&m.image_id, &m.member_id).is_none()) {
                 broken.push(format!("{who} says Ready but its membership is not in Glance"));
+            }
+        }
+    }
+    // Every ImageAccessAccept says where it stands: Ready, Stalled with a reason, or waiting for
+    // the owner's share (nothing else stands between it and Ready); one being deleted is gone,
+    // or Stalled saying why. At most one of them has a member status applied.
+    let mut setters: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for namespace in NAMESPACES {
+        for object in 0..3 {
+            let Some(accept) = world.kube.accept(namespace, &accept_name(object)) else {
+                continue;
+            };
+            let who = format!("{namespace}/{}", accept_name(object));
+            let condition = |type_: &str| accept.condition(type_).map(|c| (c.status.clone(), c.reason.clone()));
+            let current =
+                accept.status.as_ref().and_then(|s| s.membership.observed_generation) == accept.metadata.generation;
+            let ready = condition("Ready").is_some_and(|(s, _)| s == "True");
+            let stalled = condition("Stalled").is_some_and(|(s, r)| s == "True" && !r.is_empty());
+            let waiting = condition("Ready").is_some_and(|(_, r)| r == status::WAITING_FOR_SHARE);
+            if accept.is_deleting() {
+                if !stalled {
+                    broken.push(format!(
+                        "{who} is being deleted, neither gone nor Stalled: {:?}",
+                        accept.status
+                    ));
+                }
+            } else if !(current && (ready || stalled || waiting)) {
+                broken.push(format!(
+                    "{who} is neither Ready, Stalled nor waiting for the share: {:?}",
+                    accept.status
+                ));
+            }
+            if let Some(applied) = accept.applied()
+                && !accept.is_deleting()
+            {
+                setters
+                    .entry((applied.image_id.clone(), applied.member_id.clone()))
+                    .or_default()
+                    .push(who);
+            }
+        }
+    }
+    // Every ImageShare says where it stands for its current spec.
+    for namespace in NAMESPACES {
+        let Some(share) = world.kube.share(namespace, SHARE) else {
+            continue;
+        };
+        let status = share.status.clone().unwrap_or_default();
+        let said = |type_: &str| status.conditions.iter().any(|c| c.type_ == type_ && c.status == "True");
+        let current = status.observed_generation == share.metadata.generation;
+        if share.metadata.deletion_timestamp.is_none() && !(current && (said("Ready") || said("Stalled"))) {
+            broken.push(format!("{namespace}/{SHARE} is neither Ready nor Stalled: {status:?}"));
+        }
+    }
+    for ((image, member), by) in &setters {
+        if by.len() > 1 && by.iter().all(|_| true) {
+            // Several accepts asking for the same status do not conflict; report only when two
+            // that ask for different ones both hold it.
+            let statuses: BTreeSet<String> = by
+                .iter()
+                .filter_map(|who| {
+                    let (namespace, name) = who.split_once('/')?;
+                    world.kube.accept(namespace, name).map(|a| a.spec.status.to_string())
+                })
+                .collect();
+            if statuses.len() > 1 {
+                broken.push(format!("image {image} / member {member}: status set by {by:?} at once"));
             }
         }
     }
@@ -587,6 +874,27 @@ fn regressions() {
                 Step::Visibility { image: 0, shared: true },
                 Step::Later,
                 reconcile(0, 0),
+            ],
+        ),
+        (
+            "a share set to Orphan and deleted at once, a member removed in the same apply",
+            vec![
+                Step::ApplyShare {
+                    namespace: 0,
+                    images: 1,
+                    members: 3,
+                    orphan: false,
+                },
+                Step::ReconcileShare { namespace: 0 },
+                Step::ApplyShare {
+                    namespace: 0,
+                    images: 1,
+                    members: 1,
+                    orphan: true,
+                },
+                Step::ReconcileShare { namespace: 0 },
+                Step::DeleteShare { namespace: 0 },
+                Step::ReconcileShare { namespace: 0 },
             ],
         ),
         (

@@ -100,6 +100,24 @@ impl Operator {
             feed(watcher::Event::InitApply(object));
         }
         feed(watcher::Event::InitDone);
+        let mut feed = |event: watcher::Event<ImageAccessAccept>| {
+            operator.accepts.apply_watcher_event(&event);
+            operator.ctx.observe(None, &event);
+        };
+        feed(watcher::Event::Init);
+        for accept in kube.accepts() {
+            feed(watcher::Event::InitApply(accept));
+        }
+        feed(watcher::Event::InitDone);
+        let mut feed = |event: watcher::Event<ImageShare>| {
+            operator.shares.apply_watcher_event(&event);
+            operator.ctx.shares.observe_share(&event);
+        };
+        feed(watcher::Event::Init);
+        for share in kube.shares() {
+            feed(watcher::Event::InitApply(share));
+        }
+        feed(watcher::Event::InitDone);
         let mut feed = |event: watcher::Event<PartialObjectMeta<Secret>>| {
             operator.secrets.apply_watcher_event(&event);
             operator.ctx.observe_secret(None, &event);

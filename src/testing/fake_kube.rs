@@ -673,6 +673,26 @@ impl FakeKube {
             .collect()
     }
 
+    /// The ImageShare objects.
+    pub fn shares(&self) -> Vec<ImageShare> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|((plural, _, _), _)| plural == "imageshares")
+            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
+    /// The ImageAccessAccept objects.
+    pub fn accepts(&self) -> Vec<ImageAccessAccept> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|((plural, _, _), _)| plural == ACCEPTS)
+            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
         let state = self.lock();
         let value = state.secrets.get(&(namespace.to_string(), name.to_string()))?;
