@@ -588,14 +588,6 @@ impl FakeKube {
         self.delete_object("imageshares", namespace, name);
     }
 
-    pub fn share(&self, namespace: &str, name: &str) -> Option<ImageShare> {
-        let state = self.lock();
-        let value = state
-            .objects
-            .get(&("imageshares".to_string(), namespace.to_string(), name.to_string()))?;
-        serde_json::from_value(value.clone()).ok()
-    }
-
     /// Creates or replaces a Secret's data (its finalizers stay).
     pub fn put_secret(&self, namespace: &str, name: &str, data: &[(&str, &str)]) {
         let mut state = self.lock();
@@ -647,50 +639,51 @@ impl FakeKube {
         }
     }
 
-    pub fn object(&self, namespace: &str, name: &str) -> Option<ImageAccess> {
-        let state = self.lock();
-        let value = state
+    /// The stored object of kind `K` named `name` in `namespace`.
+    fn stored<K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Option<K> {
+        let key = (K::plural(&()).to_string(), namespace.to_string(), name.to_string());
+        let value = self.lock().objects.get(&key)?.clone();
+        serde_json::from_value(value).ok()
+    }
+
+    /// Every stored object of kind `K`.
+    fn all<K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned>(&self) -> Vec<K> {
+        let plural = K::plural(&()).to_string();
+        self.lock()
             .objects
-            .get(&(ACCESSES.to_string(), namespace.to_string(), name.to_string()))?;
-        serde_json::from_value(value.clone()).ok()
+            .iter()
+            .filter(|((stored, _, _), _)| *stored == plural)
+            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
+            .collect()
+    }
+
+    pub fn object(&self, namespace: &str, name: &str) -> Option<ImageAccess> {
+        self.stored(namespace, name)
     }
 
     pub fn accept(&self, namespace: &str, name: &str) -> Option<ImageAccessAccept> {
-        let state = self.lock();
-        let value = state
-            .objects
-            .get(&(ACCEPTS.to_string(), namespace.to_string(), name.to_string()))?;
-        serde_json::from_value(value.clone()).ok()
+        self.stored(namespace, name)
+    }
+
+    pub fn share(&self, namespace: &str, name: &str) -> Option<ImageShare> {
+        self.stored(namespace, name)
     }
 
     /// The ImageAccess objects.
     pub fn objects(&self) -> Vec<ImageAccess> {
-        self.lock()
-            .objects
-            .iter()
-            .filter(|((plural, _, _), _)| plural == ACCESSES)
-            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
-            .collect()
+        self.all()
     }
 
-    /// The ImageShare objects.
-    pub fn shares(&self) -> Vec<ImageShare> {
-        self.lock()
-            .objects
-            .iter()
-            .filter(|((plural, _, _), _)| plural == "imageshares")
-            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
-            .collect()
-    }
-
-    /// The ImageAccessAccept objects.
     pub fn accepts(&self) -> Vec<ImageAccessAccept> {
-        self.lock()
-            .objects
-            .iter()
-            .filter(|((plural, _, _), _)| plural == ACCEPTS)
-            .filter_map(|(_, v)| serde_json::from_value(v.clone()).ok())
-            .collect()
+        self.all()
+    }
+
+    pub fn shares(&self) -> Vec<ImageShare> {
+        self.all()
     }
 
     pub fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
