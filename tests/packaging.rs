@@ -516,3 +516,30 @@ fn the_image_binary_is_static_and_runs() {
     let (ok, version, _) = run(binary, &["--version"], None);
     assert!(ok && version.contains("image-access-operator"), "{version}");
 }
+
+/// Every reason the operator can put in a condition has a row in the README's "When something is
+/// wrong" tables, read from the source so that a new reason without one fails here.
+#[test]
+fn every_condition_reason_is_in_the_readme() {
+    let root = Path::new(ROOT);
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
+    let mut missing = Vec::new();
+    for file in ["src/controller/problem.rs", "src/controller/status.rs"] {
+        let source = std::fs::read_to_string(root.join(file)).expect("source");
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        // CamelCase literals of two words or more are reasons (and condition types).
+        for literal in code.split('"').skip(1).step_by(2) {
+            let camel = literal.len() > 3
+                && literal.chars().all(|c| c.is_ascii_alphanumeric())
+                && literal.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && literal.chars().skip(1).any(|c| c.is_ascii_uppercase());
+            let named = literal == "Unauthorized";
+            if (camel || named) && !readme.contains(&format!("`{literal}`")) {
+                missing.push(literal.to_string());
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(missing.is_empty(), "reasons without a README row: {missing:?}");
+}
