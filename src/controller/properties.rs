@@ -632,14 +632,19 @@ impl World {
 /// Checks the invariants after `steps`; a message per broken one.
 pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
     let mut world = World::new().await;
+    // What Glance saw made and removed, step by step, and whether a human changed a spec then.
+    let mut journal: Vec<StepJournal> = Vec::new();
     for step in steps {
         world.run(step).await;
+        journal.push((changes_a_spec(step), world.glance.take_journal()));
     }
     let mut broken = Vec::new();
     let unsettled = world.settle().await;
     if !unsettled.is_empty() {
         broken.push(format!("writes after settling: {unsettled:?}"));
     }
+    journal.push((false, world.glance.take_journal()));
+    broken.extend(remade_without_a_spec_change(&journal));
     let objects = world.kube.objects();
 
     // At most one object has a membership applied (made or adopted it); other holders are
@@ -785,6 +790,57 @@ pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
                 .collect();
             if statuses.len() > 1 {
                 broken.push(format!("image {image} / member {member}: status set by {by:?} at once"));
+            }
+        }
+    }
+    broken
+}
+
+/// What one step did in Glance: whether it changed a spec, and the members made (`true`) and
+/// removed (`false`) meanwhile, by (image, member).
+type StepJournal = (bool, Vec<(bool, String, String)>);
+
+/// Whether `step` is a human's edit of what objects ask for (a spec, a deletion).
+fn changes_a_spec(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Apply { .. }
+            | Step::Delete { .. }
+            | Step::ApplyAccept { .. }
+            | Step::DeleteAccept { .. }
+            | Step::ApplyShare { .. }
+            | Step::DeleteShare { .. }
+    )
+}
+
+/// Memberships the operator removed and made again with no spec changed since they were made (a
+/// repair of one removed by hand does not count as made): a Secret rotated, a region name dropped,
+/// an image made private, a restart must never replace a membership (its member would fall back
+/// to `pending`).
+fn remade_without_a_spec_change(journal: &[StepJournal]) -> Vec<String> {
+    // Per membership: removed since it was last made, and a spec changed since.
+    let mut since_made: BTreeMap<(String, String), (bool, bool)> = BTreeMap::new();
+    let mut broken = Vec::new();
+    for (spec_changed, entries) in journal {
+        if *spec_changed {
+            for (_, changed) in since_made.values_mut() {
+                *changed = true;
+            }
+        }
+        for (created, image, member) in entries {
+            let pair = (image.clone(), member.clone());
+            if *created {
+                let (removed, changed) = since_made.get(&pair).copied().unwrap_or((false, false));
+                if removed && !changed {
+                    broken.push(format!(
+                        "image {image} / member {member} was removed and made again with no spec changed"
+                    ));
+                }
+                // A making that follows no removal (drift repaired) keeps what changed before it:
+                // a removal that change causes later is still the change's.
+                since_made.insert(pair, (false, changed && !removed));
+            } else if let Some((removed, _)) = since_made.get_mut(&pair) {
+                *removed = true;
             }
         }
     }

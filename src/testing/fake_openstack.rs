@@ -68,6 +68,8 @@ struct FakeState {
     delay: Option<Duration>,
     /// `"METHOD kind"` → count.
     requests: HashMap<String, usize>,
+    /// Members created (`true`) and removed (`false`) through the API, in order: (image, member).
+    journal: Vec<(bool, String, String)>,
     /// Requests being answered now, and the most there ever were at once.
     in_flight: usize,
     max_in_flight: usize,
@@ -270,6 +272,11 @@ impl FakeOpenStack {
     /// Requests seen of one kind, e.g. `"POST tokens"`, `"GET member"`, `"PUT member"`.
     pub fn requests(&self, kind: &str) -> usize {
         self.lock().requests.get(kind).copied().unwrap_or(0)
+    }
+
+    /// The members created (`true`) and removed (`false`) through the API since the last call.
+    pub fn take_journal(&self) -> Vec<(bool, String, String)> {
+        std::mem::take(&mut self.lock().journal)
     }
 
     pub fn member(&self, image: &str, member: &str) -> Option<Member> {
@@ -614,6 +621,7 @@ async fn create_member(
         updated_at: now,
         schema: Some("/v2/schemas/member".into()),
     };
+    s.journal.push((true, image_id.clone(), member_id.clone()));
     s.members.insert((image_id, member_id), member.clone());
     axum::Json(member).into_response()
 }
@@ -668,7 +676,10 @@ async fn delete_member(
         return error(403, "You are not permitted to delete image members for the image.");
     }
     match s.members.remove(&(image_id.clone(), member_id.clone())) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        Some(_) => {
+            s.journal.push((false, image_id, member_id));
+            StatusCode::NO_CONTENT.into_response()
+        }
         None => error(404, &format!("{member_id} is not a member of image {image_id}")),
     }
 }
