@@ -564,6 +564,8 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
         let what = format!("the hand-over to ImageAccess {label}");
         return Err(super::holding::patch_problem(&api, &successor.metadata, e, &what).await);
     }
+    // What it claimed before and Glance refused is not what it holds now.
+    ctx.refused_claims().remove(&successor.uid().unwrap_or_default());
     // Its finalizer may have been there already: its fingerprint need not change, so wake it.
     ctx.wake(ObjectRef::from(successor));
     Ok(Some(label))

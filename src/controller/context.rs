@@ -263,5 +263,10 @@ impl Context {
         self.tracker.prune(live, |uid| {
             self.access.index.has_uid(uid) || self.accept.index.has_uid(uid)
         });
+        // An object gone while its reconcile was writing may leave an entry behind its Delete.
+        let mut refused = self.refused_claims();
+        if !refused.is_empty() {
+            refused.retain(|uid, _| self.access.index.has_uid(uid) || self.accept.index.has_uid(uid));
+        }
     }
 }

@@ -189,18 +189,23 @@ pub async fn claim<K: Kind>(
     // may already carry a spec edited meanwhile, which must not pass for handled.
     let mut expected = object.meta().clone();
     expected.finalizers = Some(finalizers);
-    ctx.tracker
-        .note_written(&object.uid().unwrap_or_default(), Fingerprint::of(&expected, FINALIZER));
+    let uid = object.uid().unwrap_or_default();
+    ctx.tracker.note_written(&uid, Fingerprint::of(&expected, FINALIZER));
+    // A refused claim remembered for this object is forgotten once it claims another membership.
+    let mut refused = ctx.refused_claims();
+    if refused.get(&uid).is_some_and(|r| !r.same(record)) {
+        refused.remove(&uid);
+    }
+    drop(refused);
     Ok(Some(written))
 }
 
 /// Drops the claim annotation (the finalizer stays; with nothing held, deletion is immediate).
 /// The fingerprint does not change, so its echo passes for handled.
-pub async fn release_claim<K: Kind>(api: &Api<K>, object: &K) -> Result<(), Error> {
-    let _: K = patch_metadata(api, object.meta(), object.finalizers(), &[(CLAIM_ANNOTATION, None)])
+pub async fn release_claim<K: Kind>(api: &Api<K>, object: &K) -> Result<K, Error> {
+    patch_metadata(api, object.meta(), object.finalizers(), &[(CLAIM_ANNOTATION, None)])
         .await
-        .map_err(Error::Kube)?;
-    Ok(())
+        .map_err(Error::Kube)
 }
 
 /// Removes the finalizer once the deletion is done in Glance. Keeping the claim it saw tests

@@ -113,6 +113,7 @@ async fn converge<K: Kind>(
 
     // What the object holds and the spec no longer names: let go first, as Terraform's
     // "forces a new resource".
+    let mut let_go_of_claim = false;
     for held in object.held_memberships() {
         let old = creds.placed(held).await;
         if old.same(&desired) {
@@ -122,13 +123,34 @@ async fn converge<K: Kind>(
             Ok(released) => events.extend(object.released(&old, &released, Why::Replaced { by: &desired })),
             Err(problem) => return Ok((desired, stopped(applied, problem))),
         }
+        let_go_of_claim |= object.claim().is_some_and(|claim| claim.same(&old));
     }
     let applied = applied.filter(|applied| applied.same(&desired));
+    // A claim of what was just let go of goes now, before anything below can stop the look: left
+    // there, a later look would decide about that membership again (undo what was orphaned or
+    // handed over). The object as released is what the writes below start from.
+    let released = if let_go_of_claim {
+        match release_claim(api, object).await {
+            Ok(released) => {
+                ctx.refused_claims().remove(&object.uid().unwrap_or_default());
+                Some(released)
+            }
+            Err(Error::Kube(e)) => {
+                let problem = Problem::kubernetes_write(&e, "the release of the claim of the previous membership");
+                return Ok((desired, stopped(applied, problem)));
+            }
+            Err(other) => return Err(other),
+        }
+    } else {
+        None
+    };
+    let object = released.as_ref().unwrap_or(object);
 
     if let Err(refusal) = K::may_hold(object, &desired, &creds, ctx).await {
         if refusal.drop_claim {
             if object.claim().is_some() {
                 release_claim(api, object).await?;
+                ctx.refused_claims().remove(&object.uid().unwrap_or_default());
             }
             return Ok((desired, stopped(None, refusal.problem)));
         }
@@ -148,12 +170,6 @@ async fn converge<K: Kind>(
         && refused_before(object, &desired, K::REFUSALS)
         && let Some(problem) = K::still_refused(object, &desired, &creds).await
     {
-        if object.claim().is_some()
-            && let Err(e) = release_claim(api, object).await
-        {
-            // A claim of what the spec named before, let go of above: let go again next time.
-            tracing::debug!(error = %e, "claim of a membership let go of not released yet");
-        }
         return Ok((desired, stopped(None, problem)));
     }
     let previous = applied.clone().filter(|a| a.project.is_some()).or(claimed.clone());
@@ -187,7 +203,9 @@ async fn release_if_refused<K: Kind>(
             .problem
             .as_ref()
             .is_some_and(|p| p.is_stalled() && K::REFUSALS.contains(&p.reason()));
-    let pending = ctx.refused_claims().get(&uid).is_some_and(|m| m.same(record));
+    // Trusted only while the claim on the object is still the one Glance refused.
+    let pending = ctx.refused_claims().get(&uid).is_some_and(|m| m.same(record))
+        && claimed.is_some_and(|claim| claim.same(record));
     if !refused {
         if pending {
             // Acted under it since: it may have made something now.
@@ -199,7 +217,7 @@ async fn release_if_refused<K: Kind>(
         return;
     }
     match release_claim(api, written.unwrap_or(object)).await {
-        Ok(()) => {
+        Ok(_) => {
             ctx.refused_claims().remove(&uid);
         }
         Err(e) => {
@@ -223,11 +241,14 @@ async fn let_go<K: Kind>(
         return Ok(Released::Orphaned);
     }
     let uid = object.uid().unwrap_or_default();
-    if ctx
-        .refused_claims()
-        .get(&uid)
-        .is_some_and(|refused| refused.same(target))
-    {
+    let refused = ctx.refused_claims().get(&uid).cloned();
+    // Trusted only while the claim on the object is still the one Glance refused.
+    let still = |refused: &Membership| {
+        object
+            .claim()
+            .is_some_and(|claim| claim.same(refused) && claim.project == refused.project)
+    };
+    if refused.is_some_and(|refused| refused.same(target) && still(&refused)) {
         return Ok(Released::NothingToUndo(
             "Glance refused the look that claimed it, so it changed nothing there".to_string(),
         ));

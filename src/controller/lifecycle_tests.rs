@@ -510,6 +510,11 @@ async fn the_hand_over_asks_every_waiting_object_in_turn() {
     h.reconcile("able").await.expect("waits");
     assert_eq!(reason(&h.status("blind")), status::MANAGED_ELSEWHERE);
     assert_eq!(reason(&h.status("able")), status::MANAGED_ELSEWHERE);
+    // As if "able" had once claimed the same membership and Glance had refused it: a claim handed
+    // over to it is not that one.
+    let record = h.object("share").and_then(|o| o.claim()).expect("the holder's claim");
+    let able_uid = h.object("able").and_then(|o| o.metadata.uid).expect("uid");
+    h.ctx().refused_claims().insert(able_uid.clone(), record);
     h.delete("share");
     h.reconcile("share").await.expect("handed over");
     assert!(h.object("share").is_none());
@@ -519,6 +524,18 @@ async fn the_hand_over_asks_every_waiting_object_in_turn() {
         "the one that can see it took it"
     );
     assert!(h.object("blind").and_then(|o| o.claim()).is_none());
+    assert!(
+        !h.ctx().refused_claims().contains_key(&able_uid),
+        "the refused claim is forgotten"
+    );
+    // Its deletion removes what it was handed.
+    h.delete("able");
+    h.reconcile("able").await.expect("removed");
+    assert!(h.object("able").is_none());
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "removed, not taken for never made"
+    );
 }
 
 /// Case 2, another way: Glance moved to a new URL (the catalog says so), and the operator restarts:
@@ -816,4 +833,45 @@ async fn a_refused_share_finalizer_shows_in_the_shares_conditions() {
         ("True", "KubernetesWriteForbidden")
     );
     assert!(stalled.message.contains("grant"), "{}", stalled.message);
+}
+
+/// A let-go of the previous membership releases its claim at once: a look stopped right after
+/// (here by a refusal before the new claim) must not leave a claim that a later look would let go
+/// of again, under another policy (removing what Orphan left).
+#[tokio::test]
+async fn a_membership_let_go_of_is_not_decided_again_by_a_later_look() {
+    let mut h = Harness::new().await;
+    let mut object = share("share").with_policy(DeletionPolicy::Orphan);
+    object.spec.member_id = "member-a".into();
+    object
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(crate::api::ADOPT_ANNOTATION.into(), "true".into());
+    h.apply(&object);
+    h.reconcile("share").await.expect("made");
+    assert!(h.fake.member(IMAGE, "member-a").is_some());
+    // The member's credentials and the member project: the previous membership is left (Orphan),
+    // then the adoption is refused (the member's credentials could never remove it).
+    let mut edited = h.object("share").expect("object");
+    edited.spec.member_id = MEMBER_PROJECT.into();
+    edited.spec.cloud_credentials_ref.cloud_name = "member".into();
+    h.apply(&edited);
+    h.reconcile("share").await.expect("stalled");
+    assert_eq!(reason(&h.status("share")), "NotTheOwner");
+    assert!(
+        h.object("share").and_then(|o| o.claim()).is_none(),
+        "the claim of what was let go of is gone"
+    );
+    // Back to the owner's credentials and to Delete: what Orphan left stays.
+    let mut fixed = h.object("share").expect("object");
+    fixed.spec.cloud_credentials_ref.cloud_name = "owner".into();
+    fixed.spec.deletion_policy = Some(DeletionPolicy::Delete);
+    h.apply(&fixed);
+    h.reconcile("share").await.expect("ready");
+    assert!(
+        h.fake.member(IMAGE, "member-a").is_some(),
+        "left in place, as Orphan said"
+    );
+    assert_eq!(h.fake.requests("DELETE member"), 0);
 }
