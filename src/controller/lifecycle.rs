@@ -131,8 +131,15 @@ async fn converge<K: Kind>(
     // handed over). The object as released is what the writes below start from.
     let released = if let_go_of_claim {
         match release_claim(api, object).await {
-            Ok(released) => {
+            Ok(written) => {
                 ctx.refused_claims().remove(&object.uid().unwrap_or_default());
+                // The object as this look saw it, with the metadata the release wrote: the API's
+                // answer may carry a spec edited meanwhile, which this look must not act on.
+                let mut released = object.clone();
+                let (meta, fresh) = (released.meta_mut(), written.meta());
+                meta.annotations = fresh.annotations.clone();
+                meta.finalizers = fresh.finalizers.clone();
+                meta.resource_version = fresh.resource_version.clone();
                 Some(released)
             }
             Err(Error::Kube(e)) => {

@@ -214,6 +214,10 @@ struct World {
     share_orphan: BTreeMap<String, bool>,
     /// The memberships each object held when last seen, and whether it said Orphan.
     last_seen: BTreeMap<(String, String), (Vec<Membership>, bool)>,
+    /// What Glance saw made and removed, and why: a human's spec change, or the cleanup of an
+    /// object being deleted (a deletion is a human's change too); see
+    /// [`remade_without_a_spec_change`].
+    journal: Vec<StepJournal>,
 }
 
 fn name(object: usize) -> String {
@@ -247,6 +251,7 @@ impl World {
             orphaned: BTreeSet::new(),
             left_in_place: BTreeSet::new(),
             share_orphan: BTreeMap::new(),
+            journal: Vec::new(),
             last_seen: BTreeMap::new(),
         }
     }
@@ -314,10 +319,17 @@ impl World {
         let Some(cached) = self.op.ctx.object(&reference) else {
             return;
         };
+        // What Glance saw before is the step's so far; what this reconcile does is a deletion's
+        // (a human's change) when the object is being deleted.
+        let before = self.glance.take_journal();
+        self.journal.push((false, before));
+        let deleting = cached.is_deleting();
         let ctx = self.op.ctx.clone();
         if let Err(e) = reconcile(cached.clone(), ctx.clone()).await {
             error_policy(cached, &e, ctx);
         }
+        let done = self.glance.take_journal();
+        self.journal.push((deleting, done));
         self.sync();
     }
 
@@ -633,18 +645,19 @@ impl World {
 pub(super) async fn violations(steps: &[Step]) -> Vec<String> {
     let mut world = World::new().await;
     // What Glance saw made and removed, step by step, and whether a human changed a spec then.
-    let mut journal: Vec<StepJournal> = Vec::new();
     for step in steps {
         world.run(step).await;
-        journal.push((changes_a_spec(step), world.glance.take_journal()));
+        let entries = world.glance.take_journal();
+        world.journal.push((changes_a_spec(step), entries));
     }
     let mut broken = Vec::new();
     let unsettled = world.settle().await;
     if !unsettled.is_empty() {
         broken.push(format!("writes after settling: {unsettled:?}"));
     }
-    journal.push((false, world.glance.take_journal()));
-    broken.extend(remade_without_a_spec_change(&journal));
+    let entries = world.glance.take_journal();
+    world.journal.push((false, entries));
+    broken.extend(remade_without_a_spec_change(&world.journal));
     let objects = world.kube.objects();
 
     // At most one object has a membership applied (made or adopted it); other holders are
