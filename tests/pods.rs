@@ -109,7 +109,17 @@ impl Release {
             ],
             None,
         );
-        format!("{}\n{}", pods.stdout, logs.stdout)
+        // "untolerated taint(s)" in the pods' events says which nodes but not why.
+        let taints = kubectl(
+            &[
+                "get",
+                "nodes",
+                "-o",
+                "custom-columns=NODE:.metadata.name,TAINTS:.spec.taints[*].key",
+            ],
+            None,
+        );
+        format!("{}\n{}\n{}", pods.stdout, logs.stdout, taints.stdout)
     }
 
     /// (name, node, pod IP, ready) of the release's pods that are not being deleted. A failed

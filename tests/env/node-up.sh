@@ -121,7 +121,9 @@ authentication:
 authorization: {mode: AlwaysAllow}
 staticPodPath: $STATE/kubelet/manifests
 podLogsDir: $STATE/kubelet/logs
-evictionHard: {memory.available: "50Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+# Absolute, small thresholds: a percentage of a big, busy disk (a CI clone of several GiB beside
+# others) tainted the node with disk-pressure mid-run and left every pod unschedulable.
+evictionHard: {memory.available: "50Mi", nodefs.available: "256Mi", imagefs.available: "256Mi", nodefs.inodesFree: "1%"}
 # images are imported, never pulled: never collect them
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
