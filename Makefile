@@ -4,7 +4,7 @@ SHELL := /bin/bash
 E2E_STATE ?= $(CURDIR)/.e2e
 WITH_ENV := source $(E2E_STATE)/env.sh &&
 
-.PHONY: build test lint crds manifests env-up env-down image demo demo-down tools clean-env bench migration-tools
+.PHONY: build test lint crds manifests env-up env-down image release demo demo-down tools clean-env bench migration-tools
 
 build:
 	cargo build --bins
@@ -23,6 +23,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --features e2e -- -D warnings
 	"$$(hack/tools.sh cargo-deny)/cargo-deny" check --hide-inclusion-graph licenses bans
+	"$$(hack/tools.sh actionlint)/actionlint" -no-color
 
 ## Regenerate the generated files (tests fail when they drift): the CRD from the Rust types
 ## (into crds/ and the chart's crds/), and deploy/ from the chart.
@@ -38,9 +39,16 @@ tools:
 env-up:
 	tests/env/up.sh $(E2E_STATE)
 
-## The operator's image, built as the Dockerfile describes it and imported into the nodes.
+## The release of the current sources (hack/release.sh: the image for amd64 and arm64, the chart,
+## SBOMs), pushed to the environment's registry and signed; the nodes pull it from there.
+## Also the previous release (hack/releases.tsv), rebuilt from its commit, for the upgrade test.
 image:
-	$(WITH_ENV) tests/env/load-image.sh $(E2E_STATE)
+	tests/env/publish-image.sh $(E2E_STATE)
+	tests/env/publish-previous.sh $(E2E_STATE)
+
+## What a tag publishes, into dist/VERSION (VERSION defaults to Cargo.toml's): see README, Releases.
+release:
+	hack/release.sh $(VERSION)
 
 env-down:
 	tests/env/down.sh $(E2E_STATE)

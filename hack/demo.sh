@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # hack/demo.sh - `make demo`: from nothing to Ready ImageAccess objects on this machine.
 # Builds the tools, starts a real Kubernetes (API server, controller manager, scheduler, two
-# nodes with kubelet + containerd) and a real Keystone + Glance on loopback, builds the operator's
-# image as the Dockerfile describes it and installs it with `helm install`, as users do; then
+# nodes with kubelet + containerd), a real Keystone + Glance and an OCI registry on loopback,
+# builds the operator's release (image for amd64 and arm64, chart), pushes it to the registry and
+# signs it, and installs it with `helm install oci://…`, as users do; then
 # creates a shared image, the credentials Secret and the two example objects, and the consumer
 # team's ImageAccessAccept in its own namespace, and an ImageShare of two more images with two
 # projects, and shows them next to Glance's view. Everything keeps running; `make demo-down` stops it.
@@ -20,8 +21,12 @@ say "Starting Kubernetes (control plane and two nodes) and Keystone + Glance (fi
 "$ROOT/tests/env/up.sh" "$STATE"
 # shellcheck disable=SC1091
 source "$STATE/env.sh"
-say "Building the operator's image (the Dockerfile's, without a Docker engine) into the nodes"
-"$ROOT/tests/env/load-image.sh" "$STATE"
+say "Building the operator's release (the Dockerfile's image for amd64 and arm64, the chart) into the registry at $IAO_REGISTRY"
+"$ROOT/tests/env/publish-image.sh" "$STATE"
+# shellcheck disable=SC1091
+source "$STATE/release.env"
+cosign verify --key "$IAO_COSIGN_PUB" --insecure-ignore-tlog=true --allow-http-registry --allow-insecure-registry \
+  "$IAO_RELEASE_IMAGE@$IAO_RELEASE_IMAGE_DIGEST" >/dev/null 2>&1 && echo "image signature verified: $IAO_RELEASE_IMAGE@$IAO_RELEASE_IMAGE_DIGEST"
 
 # tests/env/up.sh wrote a clouds.yaml for the test projects; the openstack CLI reads it too.
 export OS_CLIENT_CONFIG_FILE=$IAO_CLOUDS_YAML
@@ -68,10 +73,11 @@ kubectl -n "$CONSUMER_NS" create secret generic consumer-credentials --from-file
 sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/$IMAGE/" \
   "$ROOT/deploy/examples/imageaccessaccept.yaml" | kubectl -n "$CONSUMER_NS" apply -f -
 
-say "helm install image-access-operator (two replicas: one leads, one stands by)"
+say "helm install image-access-operator $IAO_RELEASE_CHART --version $IAO_RELEASE_VERSION (two replicas: one leads, one stands by)"
 # tests/env/pod-values.yaml: what these nodes need (no pod network: host network on loopback,
-# the API server's address, the imported image).
-helm upgrade --install image-access-operator "$ROOT/charts/image-access-operator" \
+# the API server's address). The image comes from the same registry as the chart.
+helm upgrade --install image-access-operator "$IAO_RELEASE_CHART" --version "$IAO_RELEASE_VERSION" --plain-http \
+  --set image.repository="$IAO_RELEASE_IMAGE" --set image.tag="$IAO_RELEASE_VERSION@$IAO_RELEASE_IMAGE_DIGEST" \
   --namespace image-access-operator --create-namespace \
   -f "$ROOT/tests/env/pod-values.yaml" --set replicaCount=2 --set "watchNamespaces={$NS,$CONSUMER_NS}" \
   --set resyncPeriod=1m \

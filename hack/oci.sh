@@ -1,27 +1,63 @@
 #!/usr/bin/env bash
-# hack/oci.sh OUT.tar NAME:TAG ROOTFS CONFIG.json - a one-layer OCI image archive of ROOTFS with
-# the image config CONFIG (User, Entrypoint, ExposedPorts...), reproducible (sorted, mtime 0,
-# owned by root), importable with `ctr -n k8s.io images import`. No registry is reachable here,
-# so images are assembled, never pulled.
+# hack/oci.sh OUT.tar NAME:TAG CONFIG.json ARCH=ROOTFS... - an OCI image archive (an OCI layout
+# in a tar) of one single-layer image per platform (linux/ARCH, the file system ROOTFS, the image
+# config CONFIG: User, Entrypoint, ExposedPorts...), under an image index tagged NAME:TAG.
+# `skopeo copy --all oci-archive:OUT.tar:TAG docker://...` pushes it to a registry as it is;
+# `ctr -n k8s.io images import` loads it.
+#
+# Reproducible: entries sorted, owned by root, dated SOURCE_DATE_EPOCH (default 0), layers
+# gzipped without a name or time, JSON with sorted keys: the same inputs make the same digests.
 set -euo pipefail
-out=$1 name=$2 rootfs=$3 config=$4
+[ $# -ge 4 ] || { echo "usage: $0 OUT.tar NAME:TAG CONFIG.json ARCH=ROOTFS..." >&2; exit 2; }
+out=$1 name=$2 config=$3; shift 3
+epoch=${SOURCE_DATE_EPOCH:-0}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/oci/blobs/sha256"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$rootfs" -cf "$work/layer.tar" .
-blob() { local digest; digest=$(sha256sum "$1" | cut -d' ' -f1); mv "$1" "$work/oci/blobs/sha256/$digest"; echo "$digest $(stat -c %s "$work/oci/blobs/sha256/$digest")"; }
-read -r layer_digest layer_size < <(blob "$work/layer.tar")
-python3 - "$config" "$layer_digest" > "$work/config.json" <<'PY'
-import json, sys
-config = json.load(open(sys.argv[1]))
-print(json.dumps({"architecture": "amd64", "os": "linux", "config": config,
-                  "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sys.argv[2]]}}, sort_keys=True))
+reproducible_tar() { tar --sort=name --mtime="@$epoch" --owner=0 --group=0 --numeric-owner --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime "$@"; }
+for platform in "$@"; do
+  arch=${platform%%=*} rootfs=${platform#*=}
+  reproducible_tar -C "$rootfs" -cf "$work/$arch.tar" .
+  gzip -n -9 -c "$work/$arch.tar" > "$work/$arch.tar.gz"
+done
+python3 - "$work" "$name" "$config" "$epoch" "$@" <<'PY'
+import datetime, hashlib, json, os, sys
+work, name, config_path, epoch = sys.argv[1:5]
+platforms = [p.split("=", 1)[0] for p in sys.argv[5:]]
+blobs = os.path.join(work, "oci", "blobs", "sha256")
+
+def blob(data: bytes, media_type: str, **extra) -> dict:
+    digest = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, digest), "wb") as f:
+        f.write(data)
+    return {"mediaType": media_type, "digest": "sha256:" + digest, "size": len(data), **extra}
+
+def canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+created = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+manifests = []
+for arch in platforms:
+    with open(os.path.join(work, arch + ".tar"), "rb") as f:
+        diff_id = "sha256:" + hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(work, arch + ".tar.gz"), "rb") as f:
+        layer = blob(f.read(), "application/vnd.oci.image.layer.v1.tar+gzip")
+    config = blob(canonical({
+        "architecture": arch, "os": "linux", "created": created,
+        "config": json.load(open(config_path)),
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }), "application/vnd.oci.image.config.v1+json")
+    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": config, "layers": [layer]}
+    manifests.append(blob(canonical(manifest), manifest["mediaType"],
+                          platform={"architecture": arch, "os": "linux"}))
+index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+tag = name.rsplit(":", 1)[1]
+entry = blob(canonical(index), index["mediaType"], annotations={
+    "io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag})
+with open(os.path.join(work, "oci", "index.json"), "wb") as f:
+    f.write(canonical({"schemaVersion": 2, "mediaType": index["mediaType"], "manifests": [entry]}))
+with open(os.path.join(work, "oci", "oci-layout"), "w") as f:
+    f.write('{"imageLayoutVersion":"1.0.0"}')
 PY
-read -r config_digest config_size < <(blob "$work/config.json")
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
-  "$config_digest" "$config_size" "$layer_digest" "$layer_size" > "$work/manifest.json"
-read -r manifest_digest manifest_size < <(blob "$work/manifest.json")
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
-  "$manifest_digest" "$manifest_size" "$name" "${name##*:}" > "$work/oci/index.json"
-echo '{"imageLayoutVersion":"1.0.0"}' > "$work/oci/oci-layout"
 mkdir -p "$(dirname "$out")"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/oci" -cf "$out" .
+reproducible_tar -C "$work/oci" -cf "$out" .

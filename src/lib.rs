@@ -10,6 +10,7 @@
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod crd_upgrade;
 pub mod credentials;
 pub mod export;
 pub mod leader;
@@ -22,15 +23,13 @@ pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-/// The CRD of every kind: its file name in `crds/` (and the chart's `crds/`) and its YAML.
+/// The CRD of every kind: its file name in `crds/` (and the chart's `crds/`) and its YAML, as
+/// this version defines it (annotated with the version, see [`crd_upgrade`]).
 pub fn crds() -> Result<Vec<(&'static str, String)>, serde_saphyr::ser_error::Error> {
-    use kube::CustomResourceExt;
-    Ok(vec![
-        ("imageaccesses.yaml", serde_saphyr::to_string(&api::ImageAccess::crd())?),
-        (
-            "imageaccessaccepts.yaml",
-            serde_saphyr::to_string(&api::ImageAccessAccept::crd())?,
-        ),
-        ("imageshares.yaml", serde_saphyr::to_string(&api::ImageShare::crd())?),
-    ])
+    let files = ["imageaccesses.yaml", "imageaccessaccepts.yaml", "imageshares.yaml"];
+    files
+        .into_iter()
+        .zip(crd_upgrade::own_crds())
+        .map(|(file, crd)| Ok((file, serde_saphyr::to_string(&crd)?)))
+        .collect()
 }

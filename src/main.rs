@@ -46,6 +46,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let client = kube::Client::try_default().await.map_err(|e| {
         format!("cannot reach Kubernetes ({e}): run in a pod with a service account, or set KUBECONFIG")
     })?;
+    if config.upgrade_crds {
+        image_access_operator::crd_upgrade::upgrade_crds(&client).await?;
+    }
     if !crd_installed::<ImageAccess>(&client, &config.watch_namespaces).await? {
         return Err(not_installed::<ImageAccess>().into());
     }

@@ -89,10 +89,14 @@ fn default_render_is_restricted_and_least_privilege() {
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     assert!(container["resources"]["limits"]["memory"].is_string());
 
-    let cluster_roles = of_kind(&docs, "ClusterRole");
+    let (crd_roles, cluster_roles): (Vec<&Value>, Vec<&Value>) = of_kind(&docs, "ClusterRole")
+        .into_iter()
+        .partition(|r| r["metadata"]["name"].as_str().is_some_and(|n| n.ends_with("-crds")));
     assert_eq!(cluster_roles.len(), 1);
     let rules = serde_json::to_string(&cluster_roles[0]["rules"]).expect("rules");
     assert!(!rules.contains("apiextensions"), "no CRD permissions: {rules}");
+    assert_only_its_own_crds(&crd_roles);
+    assert!(operator_args(&docs).contains(&"--upgrade-crds".to_string()));
     assert!(!rules.contains("\"*\""), "no wildcards: {rules}");
     let secrets = cluster_roles[0]["rules"]
         .as_array()
@@ -130,11 +134,34 @@ fn default_render_is_restricted_and_least_privilege() {
     );
 }
 
+/// The one cluster-wide right `crds.upgrade` adds: get and patch on the operator's own three
+/// CRDs, by name (it never creates, deletes or lists CRDs).
+fn assert_only_its_own_crds(roles: &[&Value]) {
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(
+        roles[0]["rules"],
+        serde_json::json!([{
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "resourceNames": [
+                "imageaccesses.glance.viettelidc.com.vn",
+                "imageaccessaccepts.glance.viettelidc.com.vn",
+                "imageshares.glance.viettelidc.com.vn"
+            ],
+            "verbs": ["get", "patch"]
+        }])
+    );
+}
+
 #[test]
 fn watch_namespaces_render_a_role_in_each_and_no_cluster_role() {
+    // With crds.upgrade (the default), the one ClusterRole is the CRDs' own.
     let docs = render(&["watchNamespaces={team-a,team-b}"]);
+    assert_only_its_own_crds(&of_kind(&docs, "ClusterRole"));
+    let docs = render(&["watchNamespaces={team-a,team-b}", "crds.upgrade=false"]);
     assert!(of_kind(&docs, "ClusterRole").is_empty());
     assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
+    assert!(!operator_args(&docs).contains(&"--upgrade-crds".to_string()));
     let namespaces: Vec<&str> = of_kind(&docs, "RoleBinding")
         .iter()
         .filter_map(|r| r["metadata"]["namespace"].as_str())
@@ -421,31 +448,52 @@ fn chart_readme_carries_the_health_check() {
 // ---------------------------------------------------------------- container image
 
 #[test]
-fn dockerfile_passes_hadolint_and_builds_a_static_nonroot_image() {
+fn dockerfile_passes_hadolint_and_builds_a_static_nonroot_image_for_both_platforms() {
     let (ok, out, err) = run("hadolint", &["Dockerfile"], None);
     assert!(ok, "hadolint: {out}{err}");
     let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).expect("Dockerfile");
-    assert!(dockerfile.contains("--target x86_64-unknown-linux-musl"));
+    // One build stage on the build machine's platform, cross-compiling for the target's.
+    assert!(dockerfile.contains("FROM --platform=$BUILDPLATFORM "), "{dockerfile}");
+    assert!(dockerfile.contains("ARG TARGETARCH"));
+    for (arch, target) in [
+        ("amd64", "x86_64-unknown-linux-musl"),
+        ("arm64", "aarch64-unknown-linux-musl"),
+    ] {
+        assert!(dockerfile.contains(&format!("{arch}) target={target}")), "{arch}");
+    }
+    assert!(dockerfile.contains("cargo zigbuild --release --locked --target \"$target\""));
     // The file system is hack/rootfs.sh's, in the build stage as in hack/image.sh.
-    assert!(
-        dockerfile.contains("hack/rootfs.sh /rootfs target/x86_64-unknown-linux-musl/release/image-access-operator")
-    );
+    assert!(dockerfile.contains("hack/rootfs.sh /rootfs \"target/$target/release/image-access-operator\""));
     let final_stage = dockerfile.rsplit_once("\nFROM ").map(|(_, s)| s).expect("stages");
     assert!(final_stage.starts_with("scratch\n"), "{final_stage}");
     assert!(final_stage.contains("COPY --from=build /rootfs/ /"));
     assert!(final_stage.contains("USER 65532:65532"));
 }
 
-/// The image the pods run (hack/image.sh, no Docker engine) is the one the Dockerfile
-/// describes: the config of its final stage, and the file system of hack/rootfs.sh.
+/// The release's image (hack/image.sh via hack/release.sh, no Docker engine; `make image` built
+/// it) is the one the Dockerfile describes: the config of its final stage and the file system of
+/// hack/rootfs.sh, for each platform.
 #[test]
-fn the_local_image_is_the_image_the_dockerfile_describes() {
-    let (ok, out, err) = run("hack/image.sh", &[], None);
-    assert!(ok, "hack/image.sh: {err}");
-    let archive = out.trim().to_string();
+fn the_released_image_is_the_image_the_dockerfile_describes() {
+    let dist = std::env::var("IAO_RELEASE_DIST").expect("IAO_RELEASE_DIST: run `make image` and source .e2e/env.sh");
+    let archive = std::fs::read_dir(&dist)
+        .expect("dist")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".oci.tar"))
+        .expect("the image archive");
     let work = std::env::temp_dir().join(format!("iao-image-{}", std::process::id()));
     std::fs::create_dir_all(&work).expect("dir");
-    let (ok, _, err) = run("tar", &["-xf", &archive, "-C", work.to_str().expect("path")], None);
+    let (ok, _, err) = run(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().expect("path"),
+            "-C",
+            work.to_str().expect("path"),
+        ],
+        None,
+    );
     assert!(ok, "{err}");
     let read_json = |path: std::path::PathBuf| -> Value {
         serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))).expect("json")
@@ -454,13 +502,13 @@ fn the_local_image_is_the_image_the_dockerfile_describes() {
         work.join("blobs/sha256")
             .join(digest.as_str().unwrap_or_default().trim_start_matches("sha256:"))
     };
-    let index = read_json(work.join("index.json"));
+    let top = read_json(work.join("index.json"));
+    let version = std::env::var("IAO_RELEASE_VERSION").expect("IAO_RELEASE_VERSION");
     assert_eq!(
-        index["manifests"][0]["annotations"]["io.containerd.image.name"],
-        "localhost/image-access-operator:dev"
+        top["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        version.as_str()
     );
-    let manifest = read_json(blob(&index["manifests"][0]["digest"]));
-    let config = read_json(blob(&manifest["config"]["digest"]));
+    let index = read_json(blob(&top["manifests"][0]["digest"]));
 
     // The Dockerfile's final stage, read here independently of hack/image.sh.
     let dockerfile = std::fs::read_to_string(Path::new(ROOT).join("Dockerfile")).expect("Dockerfile");
@@ -473,46 +521,58 @@ fn the_local_image_is_the_image_the_dockerfile_describes() {
             .trim()
             .to_string()
     };
-    assert_eq!(config["config"]["User"], instruction("USER"));
-    let entrypoint: Value = serde_json::from_str(&instruction("ENTRYPOINT")).expect("exec form");
-    assert_eq!(config["config"]["Entrypoint"], entrypoint);
-    for port in instruction("EXPOSE").split_whitespace() {
-        assert!(
-            config["config"]["ExposedPorts"].get(format!("{port}/tcp")).is_some(),
-            "port {port}: {config}"
+    let mut archs = Vec::new();
+    for entry in index["manifests"].as_array().expect("manifests") {
+        let manifest = read_json(blob(&entry["digest"]));
+        let config = read_json(blob(&manifest["config"]["digest"]));
+        archs.push(config["architecture"].as_str().unwrap_or_default().to_string());
+        assert_eq!(config["architecture"], entry["platform"]["architecture"]);
+        assert_eq!(config["config"]["User"], instruction("USER"));
+        let entrypoint: Value = serde_json::from_str(&instruction("ENTRYPOINT")).expect("exec form");
+        assert_eq!(config["config"]["Entrypoint"], entrypoint);
+        for port in instruction("EXPOSE").split_whitespace() {
+            assert!(
+                config["config"]["ExposedPorts"].get(format!("{port}/tcp")).is_some(),
+                "port {port}: {config}"
+            );
+        }
+        // The one layer holds exactly hack/rootfs.sh's files.
+        let layer = blob(&manifest["layers"][0]["digest"]);
+        let (ok, listing, err) = run("tar", &["-tzvf", layer.to_str().expect("path")], None);
+        assert!(ok, "{err}");
+        let mut files: Vec<&str> = listing
+            .lines()
+            .filter(|l| !l.starts_with('d'))
+            .filter_map(|l| l.split_whitespace().last())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "./etc/group",
+                "./etc/passwd",
+                "./etc/ssl/certs/ca-certificates.crt",
+                "./image-access-operator"
+            ]
         );
     }
-    // The one layer holds exactly hack/rootfs.sh's files.
-    let layer = blob(&manifest["layers"][0]["digest"]);
-    let (ok, listing, err) = run("tar", &["-tvf", layer.to_str().expect("path")], None);
-    assert!(ok, "{err}");
-    let mut files: Vec<&str> = listing
-        .lines()
-        .filter(|l| !l.starts_with('d'))
-        .filter_map(|l| l.split_whitespace().last())
-        .collect();
-    files.sort();
-    assert_eq!(
-        files,
-        [
-            "./etc/group",
-            "./etc/passwd",
-            "./etc/ssl/certs/ca-certificates.crt",
-            "./image-access-operator"
-        ]
-    );
+    archs.sort();
+    assert_eq!(archs, ["amd64", "arm64"]);
     let _ = std::fs::remove_dir_all(&work);
 }
 
 #[test]
-fn the_image_binary_is_static_and_runs() {
-    let (ok, out, err) = run("hack/static-build.sh", &[], None);
-    assert!(ok, "static build: {err}");
-    let binary = out.trim();
+fn the_released_amd64_binary_is_static_and_runs() {
+    let dist = std::env::var("IAO_RELEASE_DIST").expect("IAO_RELEASE_DIST: run `make image` and source .e2e/env.sh");
+    let binary = Path::new(&dist).join("linux-amd64/image-access-operator");
+    let binary = binary.to_str().expect("path");
+    let (ok, described, err) = run("file", &["-b", binary], None);
+    assert!(ok, "{err}");
     assert!(
-        err.contains("static-pie linked") || err.contains("statically linked"),
-        "{err}"
+        described.contains("static-pie linked") || described.contains("statically linked"),
+        "{described}"
     );
+    assert!(described.contains("x86-64"), "{described}");
     let (ok, version, _) = run(binary, &["--version"], None);
     assert!(ok && version.contains("image-access-operator"), "{version}");
 }
@@ -542,4 +602,69 @@ fn every_condition_reason_is_in_the_readme() {
     missing.sort();
     missing.dedup();
     assert!(missing.is_empty(), "reasons without a README row: {missing:?}");
+}
+
+/// The chart README's values table and values.yaml name the same values: every value of
+/// values.yaml has a row (its own, or its parent's, like `resources`), and every row names values
+/// that exist.
+#[test]
+fn the_chart_readme_documents_every_value_and_only_those() {
+    let chart = Path::new(ROOT).join("charts/image-access-operator");
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart.join("values.yaml")).expect("values.yaml"))
+            .expect("values.yaml parses");
+    let readme = std::fs::read_to_string(chart.join("README.md")).expect("chart README");
+    let table = readme
+        .split("## Values")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Values section");
+    // The values each row's first cell names.
+    let documented: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|row| {
+            let cell = row.split('|').nth(1).unwrap_or_default().to_string();
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    fn leaves(prefix: &str, value: &Value, out: &mut Vec<String>) {
+        match value.as_object() {
+            Some(map) if !map.is_empty() => {
+                for (key, child) in map {
+                    let path = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    leaves(&path, child, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut paths = Vec::new();
+    leaves("", &values, &mut paths);
+    let covered = |path: &String| {
+        documented
+            .iter()
+            .any(|d| path == d || path.starts_with(&format!("{d}.")))
+    };
+    let undocumented: Vec<&String> = paths.iter().filter(|p| !covered(p)).collect();
+    assert!(
+        undocumented.is_empty(),
+        "values without a row in the chart README: {undocumented:?}"
+    );
+    let unknown: Vec<&String> = documented
+        .iter()
+        .filter(|d| !paths.iter().any(|p| p == *d || p.starts_with(&format!("{d}."))))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "rows for values that values.yaml lacks: {unknown:?}"
+    );
 }

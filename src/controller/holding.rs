@@ -138,11 +138,7 @@ where
         && let Ok(Some(fresh)) = api.get_metadata_opt(name).await
         && fresh.metadata.resource_version != seen.resource_version
     {
-        return Problem::Transient {
-            reason: "KubernetesAPIError",
-            message: format!("{what} changed while the operator wrote it; retrying with backoff"),
-            retry_after: None,
-        };
+        return Problem::write_race(what);
     }
     Problem::kubernetes_write(&error, what)
 }

@@ -583,6 +583,33 @@ async fn a_lost_patch_race_is_transient_and_a_refusal_is_not() {
     assert_eq!(refused.reason(), "KubernetesWriteRefused");
 }
 
+/// A look that loses its claim write to a change made meanwhile (its cache was behind: at an
+/// upgrade, the record written by the previous version) writes no status: the race is nobody's
+/// problem, so Ready is not taken away for it, and the next look, from the newer version, claims.
+#[tokio::test]
+async fn a_lost_patch_race_writes_no_status_and_the_next_look_claims() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    let stale = h.object("share").expect("object");
+    let mut changed = stale.clone();
+    changed.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    changed.metadata.finalizers = Some(vec!["example.com/other".into()]);
+    h.kube.replace(&changed);
+    let raced = super::reconcile::reconcile(std::sync::Arc::new(stale), h.ctx()).await;
+    assert!(raced.is_err(), "looked at again");
+    assert!(
+        h.object("share").and_then(|o| o.status).is_none(),
+        "no status from a stale look"
+    );
+    assert_eq!(
+        h.fake.requests("POST members"),
+        0,
+        "nothing done in Glance on a stale claim"
+    );
+    h.reconcile("share").await.expect("ready");
+    assert_eq!(reason(&h.status("share")), "MemberReady");
+}
+
 /// Case 8: a write the API server refuses for good (the Secret's finalizer, 403 from RBAC)
 /// shows in the object's conditions with what to grant, not a silent retry.
 #[tokio::test]

@@ -23,6 +23,10 @@ pub enum Step {
 const HIDDEN: &str = "MembershipHidden";
 /// The reason of a membership on an image that is not shared now.
 const NO_LONGER_SHARED: &str = "ImageNoLongerShared";
+/// A metadata write lost to a change of the object made meanwhile (the cache the look started
+/// from was behind): not the object's problem. Never a condition: the look ends without a
+/// status write, and the newer version is looked at again.
+const WRITE_RACE: &str = "WriteRace";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -61,6 +65,19 @@ impl Problem {
     /// deletion, and what ends it (credentials back, the image shared again) happens in Glance.
     pub fn rechecked_with_backoff(reason: &str) -> bool {
         matches!(reason, HIDDEN | NO_LONGER_SHARED)
+    }
+
+    /// See [`WRITE_RACE`].
+    pub fn write_race(what: &str) -> Problem {
+        Problem::Transient {
+            reason: WRITE_RACE,
+            message: format!("{what} changed while the operator wrote it; looking again"),
+            retry_after: None,
+        }
+    }
+
+    pub fn is_write_race(&self) -> bool {
+        matches!(self, Problem::Transient { reason: WRITE_RACE, .. })
     }
 
     pub fn is_stalled(&self) -> bool {

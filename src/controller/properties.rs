@@ -281,8 +281,15 @@ impl World {
                     if orphan {
                         for membership in &held {
                             self.orphaned.insert(pair(membership));
-                            // Only what it made or adopted: a claim alone may never have been.
-                            if object.applied().is_some_and(|a| a.same(membership)) {
+                            // Only what it made or adopted (a claim alone may never have been),
+                            // and only if it is there as it lets go (a hand may have removed it
+                            // before: the share let its child go later).
+                            if object.applied().is_some_and(|a| a.same(membership))
+                                && self
+                                    .glance
+                                    .member(&membership.image_id, &membership.member_id)
+                                    .is_some()
+                            {
                                 self.left_in_place.insert(pair(membership));
                             }
                         }

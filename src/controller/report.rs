@@ -24,6 +24,14 @@ pub async fn report<K: Kind>(
     outcome: status::Outcome,
     events: Vec<Happened>,
 ) -> Result<Next, Error> {
+    if outcome.problem.as_ref().is_some_and(Problem::is_write_race) {
+        // What this look saw is older than the object: so would be a status drawn from it
+        // (Ready False for a race nobody needs to hear of). What it did is still told.
+        for event in events {
+            publish(&ctx.events, object, event).await;
+        }
+        return finish(ctx, outcome.problem);
+    }
     let previous: Vec<Condition> = object
         .membership_status()
         .map(|s| s.conditions.clone())

@@ -313,6 +313,12 @@ impl Operator {
     /// The operator with `args`, as the identity of `kubeconfig` (default: the admin's, from
     /// KUBECONFIG).
     pub fn spawn(args: &[&str], kubeconfig: Option<&std::path::Path>) -> Operator {
+        Self::spawn_binary(&[env!("CARGO_BIN_EXE_image-access-operator")], args, kubeconfig)
+    }
+
+    /// An operator binary other than this build's: `program` is the command that runs it (an
+    /// emulator and a path, for another platform's binary).
+    pub fn spawn_binary(program: &[&str], args: &[&str], kubeconfig: Option<&std::path::Path>) -> Operator {
         let metrics_port = free_port();
         let health_port = free_port();
         let state = std::env::var("IAO_E2E_STATE").unwrap_or_else(|_| "/tmp".into());
@@ -327,8 +333,9 @@ impl Operator {
             format!("127.0.0.1:{health_port}"),
         ];
         all_args.extend(args.iter().map(|s| s.to_string()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_image-access-operator"));
+        let mut command = Command::new(program[0]);
         command
+            .args(&program[1..])
             .args(&all_args)
             .env("RUST_LOG", "info,image_access_operator=debug")
             .stdout(log.try_clone().expect("log"))

@@ -198,3 +198,4 @@ impl RealOpenStack {
     }
 }
 pub mod cluster;
+pub mod helm;

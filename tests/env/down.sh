@@ -7,4 +7,5 @@ for a in "$@"; do case "$a" in --clean) CLEAN=--clean ;; *) STATE=$a ;; esac; do
 for node in "$STATE"/node-*/; do [ -d "$node" ] && "$ROOT/tests/env/node-down.sh" "${node%/}" $CLEAN; done
 "$ROOT/tests/env/kube-down.sh" "$STATE/kube" $CLEAN
 "$ROOT/tests/env/openstack-down.sh" "$STATE/openstack" $CLEAN
+"$ROOT/tests/env/registry-down.sh" "$STATE/registry" $CLEAN
 if [ -n "$CLEAN" ]; then rm -f "$STATE"/*.env "$STATE"/*.log "$STATE/env.sh"; fi

@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# tests/env/node-up.sh STATE_DIR KUBE_STATE_DIR NAME ADDRESS KUBELET_PORT - a real node for the
+# tests/env/node-up.sh STATE_DIR KUBE_STATE_DIR NAME ADDRESS KUBELET_PORT [REGISTRY] - a real node for the
 # control plane of kube-up.sh: its own containerd + runc (Debian's), a loopback-only CNI (pods
 # use hostNetwork), and a kubelet built from the same Kubernetes module as the API server, all
 # on ADDRESS (a loopback address: 127.0.0.1, 127.0.0.2, ...; two nodes on one machine differ by
 # it, so hostNetwork pods of one Deployment do not share ports). Everything lives under
 # STATE_DIR; processes are stopped by PID (node-down.sh). Idempotent. Images are imported, never
-# pulled (no registry is reachable): the sandbox's pause image here, the operator's by
-# tests/env/load-image.sh.
+# pulled: the sandbox's pause image. The operator's image is pulled the way users pull it, from
+# REGISTRY (host:port of tests/env/registry-up.sh's plain-HTTP registry on loopback), which
+# containerd is told about in a hosts.toml.
 #
 # Needs containerd, runc, ctr, kubelet, pause and kubectl on PATH (hack/tools.sh node).
 set -euo pipefail
-usage="usage: node-up.sh STATE_DIR KUBE_STATE_DIR NAME ADDRESS KUBELET_PORT"
+usage="usage: node-up.sh STATE_DIR KUBE_STATE_DIR NAME ADDRESS KUBELET_PORT [REGISTRY]"
 STATE=${1:?$usage}
 KUBE=${2:?$usage}
 NODE=${3:?$usage}
 ADDRESS=${4:?$usage}
 KUBELET_PORT=${5:?$usage}
+REGISTRY=${6:-}
 case "$STATE" in /*) ;; *) STATE="$PWD/$STATE" ;; esac
 case "$KUBE" in /*) ;; *) KUBE="$PWD/$KUBE" ;; esac
 case "$ADDRESS" in 127.*) ;; *) echo "node-up: $ADDRESS is not a loopback address" >&2; exit 1 ;; esac
@@ -30,7 +32,7 @@ for tool in containerd runc ctr kubelet pause kubectl; do
   command -v "$tool" >/dev/null || die "$tool not on PATH (hack/tools.sh node installs and builds the node's tools)"
 done
 [ -x /usr/lib/cni/loopback ] || die "/usr/lib/cni/loopback missing (Debian's containernetworking-plugins; hack/tools.sh node)"
-mkdir -p "$STATE"/{containerd,cni/bin,cni/conf,kubelet/root,kubelet/logs,kubelet/manifests,run,log}
+mkdir -p "$STATE"/{containerd/certs.d,cni/bin,cni/conf,kubelet/root,kubelet/logs,kubelet/manifests,run,log}
 T0=$(date +%s.%N)
 elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
 
@@ -68,7 +70,15 @@ state = "$STATE/containerd/state"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$STATE/cni/bin"
     conf_dir = "$STATE/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$STATE/containerd/certs.d"
 EOF
+if [ -n "$REGISTRY" ]; then
+  # The environment's registry speaks plain HTTP on loopback.
+  mkdir -p "$STATE/containerd/certs.d/$REGISTRY"
+  printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
+    "$REGISTRY" "$REGISTRY" > "$STATE/containerd/certs.d/$REGISTRY/hosts.toml"
+fi
 if ! alive "$STATE/run/containerd.pid"; then
   log "starting containerd"
   containerd --config "$STATE/containerd/config.toml" > "$STATE/log/containerd.log" 2>&1 &
@@ -87,7 +97,7 @@ if ! ctr -a "$SOCK" -n k8s.io images ls -q | grep -qx "localhost/pause:iao"; the
   work=$(mktemp -d)
   mkdir -p "$work/rootfs"; cp "$pause" "$work/rootfs/pause"
   echo '{"Entrypoint":["/pause"],"User":"65535:65535","WorkingDir":"/"}' > "$work/config.json"
-  "$ROOT/hack/oci.sh" "$work/pause.tar" localhost/pause:iao "$work/rootfs" "$work/config.json"
+  "$ROOT/hack/oci.sh" "$work/pause.tar" localhost/pause:iao "$work/config.json" "amd64=$work/rootfs"
   ctr -a "$SOCK" -n k8s.io images import "$work/pause.tar" >/dev/null
   rm -rf "$work"
 fi
