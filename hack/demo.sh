@@ -25,8 +25,12 @@ say "Building the operator's release (the Dockerfile's image for amd64 and arm64
 "$ROOT/tests/env/publish-image.sh" "$STATE"
 # shellcheck disable=SC1091
 source "$STATE/release.env"
-cosign verify --key "$IAO_COSIGN_PUB" --insecure-ignore-tlog=true --allow-http-registry --allow-insecure-registry \
-  "$IAO_RELEASE_IMAGE@$IAO_RELEASE_IMAGE_DIGEST" >/dev/null 2>&1 && echo "image signature verified: $IAO_RELEASE_IMAGE@$IAO_RELEASE_IMAGE_DIGEST"
+if cosign verify --key "$IAO_COSIGN_PUB" --insecure-ignore-tlog=true --allow-http-registry --allow-insecure-registry \
+  "$IAO_RELEASE_IMAGE@$IAO_RELEASE_IMAGE_DIGEST" >/dev/null 2>&1; then
+  echo "image signature verified: $IAO_RELEASE_IMAGE@$IAO_RELEASE_IMAGE_DIGEST"
+else
+  echo "the image's signature did not verify: not installing it" >&2; exit 1
+fi
 
 # tests/env/up.sh wrote a clouds.yaml for the test projects; the openstack CLI reads it too.
 export OS_CLIENT_CONFIG_FILE=$IAO_CLOUDS_YAML

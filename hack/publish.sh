@@ -44,12 +44,16 @@ chart_digest=$(helm push "${helm_tls[@]}" "$chart" "oci://$REGISTRY/charts" 2>&1
 log "signing"
 cosign sign -y "${signing[@]}" "${cosign_tls[@]}" "$IMAGE@$index_digest" >&2
 cosign sign -y "${signing[@]}" "${cosign_tls[@]}" "$REGISTRY/charts/image-access-operator@$chart_digest" >&2
+# Each platform's SBOM on its image, and on the index too (what `cosign verify-attestation
+# IMAGE:TAG` finds). </dev/null: cosign must not read the loop's input as a password.
 tar -xOf "$archive" "./blobs/sha256/${index_digest#sha256:}" | python3 -c '
 import json, sys
 for m in json.load(sys.stdin)["manifests"]:
     print(m["platform"]["architecture"], m["digest"])' | while read -r arch digest; do
-  cosign attest -y "${signing[@]}" "${cosign_tls[@]}" --type cyclonedx \
-    --predicate "$DIST/sbom/image-access-operator-linux-$arch.cdx.json" "$IMAGE@$digest" >&2
+  for subject in "$IMAGE@$digest" "$IMAGE@$index_digest"; do
+    cosign attest -y "${signing[@]}" "${cosign_tls[@]}" --type cyclonedx \
+      --predicate "$DIST/sbom/image-access-operator-linux-$arch.cdx.json" "$subject" </dev/null >&2
+  done
 done
 {
   echo "IAO_RELEASE_VERSION=$VERSION"

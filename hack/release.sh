@@ -13,10 +13,13 @@
 # workflow (.github/workflows/release.yaml) and `make image` call this script, then hack/publish.sh.
 #
 # Reproducible: SOURCE_DATE_EPOCH is the commit's time, paths are remapped (hack/static-build.sh),
-# archives are sorted and dated by it. What still differs between two machines: the CA bundle the
-# image carries (/etc/ssl/certs/ca-certificates.crt of the build machine) and the SBOMs' serial
-# numbers and timestamps.
+# archives are sorted and dated by it, the SBOMs' timestamp is it and their serial number is drawn
+# from their content. What still differs between two machines: the CA bundle the image carries
+# (/etc/ssl/certs/ca-certificates.crt of the build machine) and the Rust toolchain, if it is not
+# the Dockerfile's.
 set -euo pipefail
+# File modes in the image and the chart must not depend on the caller's umask.
+umask 022
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CARGO_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1)
 VERSION=${1:-$CARGO_VERSION}
@@ -47,7 +50,19 @@ for arch in $PLATFORMS; do
   case "$arch" in amd64) target=x86_64-unknown-linux-musl ;; arm64) target=aarch64-unknown-linux-musl ;; esac
   (cd "$ROOT" && cargo cyclonedx -q --format json --spec-version 1.5 --target "$target" \
      --override-filename "iao-sbom-$arch" >&2)
-  mv "$ROOT/iao-sbom-$arch.json" "$DIST/sbom/image-access-operator-linux-$arch.cdx.json"
+  # cargo-cyclonedx stamps the time and a random serial number: the commit's time, and a serial
+  # number derived from the rest, so the same sources make the same SBOM.
+  python3 - "$ROOT/iao-sbom-$arch.json" "$SOURCE_DATE_EPOCH" > "$DIST/sbom/image-access-operator-linux-$arch.cdx.json" <<'PY'
+import datetime, hashlib, json, sys, uuid
+bom = json.load(open(sys.argv[1]))
+bom.setdefault("metadata", {})["timestamp"] = datetime.datetime.fromtimestamp(
+    int(sys.argv[2]), datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+bom.pop("serialNumber", None)
+digest = hashlib.sha256(json.dumps(bom, sort_keys=True).encode()).digest()
+bom["serialNumber"] = "urn:uuid:" + str(uuid.UUID(bytes=digest[:16], version=5))
+print(json.dumps(bom, indent=2, sort_keys=True))
+PY
+  rm -f "$ROOT/iao-sbom-$arch.json"
 done
 
 helm package -u=false "$ROOT/charts/image-access-operator" --version "$VERSION" --app-version "$VERSION" \

@@ -6,7 +6,7 @@
 # path. The tools come from hack/tools.sh release.
 #
 # Reproducible: the paths of this checkout and of the cargo registry are remapped, so two clones
-# of one commit build the same bytes (hack/release.sh checks it).
+# of one commit build the same bytes with the same Rust toolchain (the Dockerfile's: 1.95).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${1:-x86_64-unknown-linux-musl}
@@ -17,7 +17,7 @@ CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 export RUSTFLAGS="--remap-path-prefix=$ROOT=/src --remap-path-prefix=$CARGO_HOME=/cargo ${IAO_EXTRA_RUSTFLAGS:-}"
 t0=$(date +%s)
 (cd "$ROOT" && cargo zigbuild -q --release --locked --target "$TARGET" --bin image-access-operator >&2)
-BIN=$ROOT/target/$TARGET/release/image-access-operator
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET/release/image-access-operator
 desc=$(file -b "$BIN")
 log "built in $(( $(date +%s) - t0 ))s; file: $desc"
 case "$desc" in *"statically linked"*|*"static-pie linked"*) ;; *) log "ERROR: not static"; exit 1 ;; esac

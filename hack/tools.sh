@@ -206,8 +206,11 @@ apt_tools() { # COMMAND=PACKAGE...: installs the packages whose command is missi
   [ ${#missing[@]} -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
-    || { apt-get update -qq >&2 && apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
+  # As root here and in CI; elsewhere through sudo (it asks, or says why it cannot).
+  local sudo=()
+  [ "$(id -u)" = 0 ] || sudo=(sudo --preserve-env=DEBIAN_FRONTEND)
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 \
+    || { "${sudo[@]}" apt-get update -qq >&2 && "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2; }
 }
 
 # What hack/release.sh builds with: the musl targets, zig and cargo-zigbuild (the aarch64 link),

@@ -91,7 +91,7 @@ pub struct Config {
     pub lease_duration_seconds: u64,
 
     /// At start, apply this version's CRDs over older ones (never over a newer version's): Helm
-    /// upgrades no CRD. Needs get and patch on the three CRDs (the chart's crds.upgrade).
+    /// upgrades no CRD. Needs get and update on the three CRDs (the chart's crds.upgrade).
     #[arg(long, env = "IAO_UPGRADE_CRDS", default_value_t = false)]
     pub upgrade_crds: bool,
 

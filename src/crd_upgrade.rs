@@ -2,15 +2,17 @@
 //! install only and never upgrades them, so after `helm upgrade` a new operator would otherwise
 //! serve objects through its predecessor's schema (new fields pruned, new validation missing).
 //! With `--upgrade-crds` (the chart's `crds.upgrade`, on by default, which grants `get` and
-//! `patch` on exactly these three CRDs), each instance applies its version's CRDs at start,
-//! server-side; never over CRDs a newer version applied (a rollback, or an old replica restarting
+//! `update` on exactly these three CRDs), each instance writes its version's CRDs at start,
+//! replacing them on the version it read; never over CRDs a newer version wrote (a rollback, or an old replica restarting
 //! during a rollout, must not take fields away from objects stored with them): every CRD carries
 //! the version that wrote it in [`VERSION_ANNOTATION`], the generated `crds/` files too.
 
 use std::cmp::Ordering;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams};
+use std::time::Duration;
+
+use kube::api::PostParams;
 use kube::{Api, Client, CustomResourceExt};
 
 use crate::api::{ImageAccess, ImageAccessAccept, ImageShare};
@@ -89,61 +91,116 @@ fn compare_versions(a: &str, b: &str) -> Ordering {
 }
 
 /// Applies this version's CRDs where the cluster has older ones. A CRD that is missing is left
-/// to the caller (it says how to install it), one the operator may not read or patch is left as
-/// it is with a warning that says what to grant; any other failure is an error, so the pod
+/// to the caller (it says how to install it), one the operator may not read or update is left as
+/// it is with a warning that says what to grant. A conflict (another replica wrote it meanwhile)
+/// is read and decided again; other failures are retried a few times, then an error, so the pod
 /// restarts and says why rather than run on a schema it meant to replace.
 pub async fn upgrade_crds(client: &Client) -> Result<(), String> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in own_crds() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        let installed = match api.get_opt(&name).await {
-            Ok(Some(installed)) => installed,
-            Ok(None) => continue,
-            Err(kube::Error::Api(status)) if status.code == 403 => {
-                tracing::warn!(
-                    crd = %name,
-                    "not upgrading the CRD: the operator may not read it ({}); grant get and patch on it (the chart's crds.upgrade) or apply the chart's crds/ yourself after each upgrade",
-                    status.message
-                );
-                continue;
+        let mut attempt: u32 = 0;
+        loop {
+            match upgrade_one(&api, &crd, &name).await {
+                Ok(()) => break,
+                Err(Failure::Conflict) if attempt < ATTEMPTS => {}
+                Err(Failure::Other(e)) if attempt < ATTEMPTS => {
+                    tracing::warn!(crd = %name, error = %e, "upgrading the CRD failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                Err(Failure::Conflict) => {
+                    return Err(format!("the CRD {name} kept changing while the operator upgraded it"));
+                }
+                Err(Failure::Other(e)) => return Err(format!("cannot upgrade the CRD {name}: {e}")),
             }
-            Err(e) => return Err(format!("cannot read the CRD {name}: {e}")),
-        };
-        let installed_version = installed
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(VERSION_ANNOTATION))
-            .map(String::as_str);
-        if !should_apply(installed_version) {
+            attempt += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Tries before giving up on one CRD (the waits between them add up to about 15 s).
+const ATTEMPTS: u32 = 5;
+
+enum Failure {
+    /// Written by someone else since it was read: read it again.
+    Conflict,
+    Other(kube::Error),
+}
+
+async fn upgrade_one(
+    api: &Api<CustomResourceDefinition>,
+    ours: &CustomResourceDefinition,
+    name: &str,
+) -> Result<(), Failure> {
+    let forbidden = |verb: &str, message: &str| {
+        tracing::warn!(
+            crd = %name,
+            "not upgrading the CRD: the operator may not {verb} it ({message}); grant get and update on it (the chart's crds.upgrade) or apply the chart's crds/ yourself after each upgrade"
+        );
+    };
+    let installed = match api.get_opt(name).await {
+        Ok(Some(installed)) => installed,
+        Ok(None) => return Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            forbidden("read", &status.message);
+            return Ok(());
+        }
+        Err(e) => return Err(Failure::Other(e)),
+    };
+    let installed_version = installed
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(VERSION_ANNOTATION))
+        .map(String::as_str);
+    if !should_apply(installed_version) {
+        tracing::info!(
+            crd = %name,
+            installed = installed_version.unwrap_or_default(),
+            own = OWN_VERSION,
+            "the CRD is from a newer version of the operator: left as it is"
+        );
+        return Ok(());
+    }
+    if is_current(&installed) {
+        return Ok(());
+    }
+    // The whole CRD, replaced on the version just read: a field this version dropped goes too
+    // (an apply would leave what other managers set), and a newer replica's write in between is
+    // a conflict, never overwritten. Others' labels and annotations (a GitOps tool's) stay.
+    let mut next = ours.clone();
+    next.metadata.resource_version = installed.metadata.resource_version.clone();
+    for (mine, theirs) in [
+        (&mut next.metadata.labels, &installed.metadata.labels),
+        (&mut next.metadata.annotations, &installed.metadata.annotations),
+    ] {
+        let merged = mine.get_or_insert_with(Default::default);
+        for (key, value) in theirs.iter().flatten() {
+            merged.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.replace(name, &params, &next).await {
+        Ok(_) => {
             tracing::info!(
-                crd = %name,
-                installed = installed_version.unwrap_or_default(),
-                own = OWN_VERSION,
-                "the CRD is from a newer version of the operator: left as it is"
-            );
-            continue;
-        }
-        if is_current(&installed) {
-            continue;
-        }
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&name, &params, &Patch::Apply(&crd)).await {
-            Ok(_) => tracing::info!(
                 crd = %name,
                 from = installed_version.unwrap_or("(unannotated)"),
                 to = OWN_VERSION,
                 "upgraded the CRD"
-            ),
-            Err(kube::Error::Api(status)) if status.code == 403 => tracing::warn!(
-                crd = %name,
-                "not upgrading the CRD: the operator may not patch it ({}); grant patch on it (the chart's crds.upgrade) or apply the chart's crds/ yourself after each upgrade",
-                status.message
-            ),
-            Err(e) => return Err(format!("cannot upgrade the CRD {name}: {e}")),
+            );
+            Ok(())
         }
+        Err(kube::Error::Api(status)) if status.code == 409 => Err(Failure::Conflict),
+        Err(kube::Error::Api(status)) if status.code == 403 => {
+            forbidden("update", &status.message);
+            Ok(())
+        }
+        Err(e) => Err(Failure::Other(e)),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ fn default_render_is_restricted_and_least_privilege() {
     );
 }
 
-/// The one cluster-wide right `crds.upgrade` adds: get and patch on the operator's own three
+/// The one cluster-wide right `crds.upgrade` adds: get and update on the operator's own three
 /// CRDs, by name (it never creates, deletes or lists CRDs).
 fn assert_only_its_own_crds(roles: &[&Value]) {
     assert_eq!(roles.len(), 1, "{roles:?}");
@@ -148,7 +148,7 @@ fn assert_only_its_own_crds(roles: &[&Value]) {
                 "imageaccessaccepts.glance.viettelidc.com.vn",
                 "imageshares.glance.viettelidc.com.vn"
             ],
-            "verbs": ["get", "patch"]
+            "verbs": ["get", "update"]
         }])
     );
 }

@@ -307,9 +307,13 @@ for entry in index["manifests"]:
     entry["digest"], entry["size"] = write(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
 top["manifests"][0]["digest"], top["manifests"][0]["size"] = write(json.dumps(index, sort_keys=True, separators=(",", ":")).encode())
 json.dump(top, open(os.path.join(root, "index.json"), "w"))
+print(top["manifests"][0]["digest"])
 "#;
     let out = run("python3", &["-c", rewrite, work.to_str().expect("path")], None);
     assert!(out.success, "{}", out.stderr);
+    let changed_digest = out.stdout.trim().to_string();
+    let signed_digest = var("IAO_RELEASE_IMAGE_DIGEST");
+    assert_ne!(changed_digest, signed_digest);
     let out = run(
         "skopeo",
         &[
@@ -324,11 +328,29 @@ json.dump(top, open(os.path.join(root, "index.json"), "w"))
         None,
     );
     assert!(out.success, "skopeo copy of the changed image: {}", out.stderr);
+    // The attacker also puts the genuine signature where cosign looks for the new digest's:
+    // it is found, and refused because it signs another digest.
+    let repository = target.rsplit_once(':').map(|(r, _)| r.to_string()).expect("a tag");
+    let tag = |digest: &str| format!("docker://{repository}:{}.sig", digest.replace(':', "-"));
+    let out = run(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &tag(&signed_digest),
+            &tag(&changed_digest),
+        ],
+        None,
+    );
+    assert!(out.success, "copying the signature: {}", out.stderr);
     let (ok, out) = verify(&target);
     assert!(!ok, "the changed image must not verify: {out}");
     assert!(
-        out.contains("no signatures found") || out.contains("no matching signatures"),
-        "refused for its signature: {out}"
+        out.contains("no matching signatures"),
+        "refused for its signature, not for a missing one: {out}"
     );
     let _ = std::fs::remove_dir_all(&work);
 }

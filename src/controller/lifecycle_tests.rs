@@ -610,6 +610,34 @@ async fn a_lost_patch_race_writes_no_status_and_the_next_look_claims() {
     assert_eq!(reason(&h.status("share")), "MemberReady");
 }
 
+/// A race lost look after look is no passing lag (another writer fights the operator over the
+/// object): after three quiet ones, the next shows in the conditions.
+#[tokio::test]
+async fn a_write_race_lost_look_after_look_shows_in_the_conditions() {
+    let mut h = Harness::new().await;
+    h.apply(&share("share"));
+    for round in 0..4 {
+        let stale = h.object("share").expect("object");
+        let mut changed = stale.clone();
+        changed.metadata.labels = Some([("round".to_string(), round.to_string())].into());
+        changed.metadata.finalizers = Some(vec![format!("example.com/other-{round}")]);
+        h.kube.replace(&changed);
+        let stale = std::sync::Arc::new(stale);
+        let error = super::reconcile::reconcile(stale.clone(), h.ctx())
+            .await
+            .expect_err("raced");
+        super::reconcile::error_policy(stale, &error, h.ctx());
+        // Past the backoff: the next look is due.
+        h.later();
+        let status = h.object("share").and_then(|o| o.status);
+        if round < 3 {
+            assert!(status.is_none(), "round {round}: quiet");
+        } else {
+            assert_eq!(reason(&status.unwrap_or_default()), "WriteRace", "round {round}: shown");
+        }
+    }
+}
+
 /// Case 8: a write the API server refuses for good (the Secret's finalizer, 403 from RBAC)
 /// shows in the object's conditions with what to grant, not a silent retry.
 #[tokio::test]

@@ -76,6 +76,23 @@ impl Problem {
         }
     }
 
+    /// A race lost on another object than the one being looked at: an ordinary transient
+    /// failure of this look.
+    pub fn not_a_race_of_this_object(self) -> Problem {
+        match self {
+            Problem::Transient {
+                reason: WRITE_RACE,
+                message,
+                retry_after,
+            } => Problem::Transient {
+                reason: "KubernetesAPIError",
+                message,
+                retry_after,
+            },
+            other => other,
+        }
+    }
+
     pub fn is_write_race(&self) -> bool {
         matches!(self, Problem::Transient { reason: WRITE_RACE, .. })
     }

@@ -14,6 +14,9 @@ use super::{Context, Error, Kind, Next, status};
 use crate::api::Membership;
 use crate::runtime::{FIELD_MANAGER, Happened, publish};
 
+/// How many write races in a row pass without a status: the next one is reported.
+const QUIET_RACES: u32 = 3;
+
 /// The end of every reconcile: writes the status `outcome` gives (when it changed), publishes
 /// the events of what was done and of a problem entered, and says what happens next.
 pub async fn report<K: Kind>(
@@ -24,9 +27,11 @@ pub async fn report<K: Kind>(
     outcome: status::Outcome,
     events: Vec<Happened>,
 ) -> Result<Next, Error> {
-    if outcome.problem.as_ref().is_some_and(Problem::is_write_race) {
+    let uid = object.uid().unwrap_or_default();
+    if outcome.problem.as_ref().is_some_and(Problem::is_write_race) && ctx.tracker.failures(&uid) < QUIET_RACES {
         // What this look saw is older than the object: so would be a status drawn from it
-        // (Ready False for a race nobody needs to hear of). What it did is still told.
+        // (Ready False for a race nobody needs to hear of). What it did is still told. A race
+        // lost look after look is no passing lag: it shows (another writer fights the operator).
         for event in events {
             publish(&ctx.events, object, event).await;
         }

@@ -59,6 +59,6 @@ source "$STATE/env.sh"
 } > "$STATE/clouds.yaml"
 chmod 600 "$STATE/clouds.yaml"
 echo "export IAO_CLOUDS_YAML='$STATE/clouds.yaml'" >> "$STATE/env.sh"
-kubectl apply --server-side -f "$ROOT/crds/" >/dev/null
+kubectl apply --server-side --force-conflicts -f "$ROOT/crds/" >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/imageaccesses.glance.viettelidc.com.vn crd/imageaccessaccepts.glance.viettelidc.com.vn >/dev/null
 log "environment ready in $(( $(t) - t0 ))s: source $STATE/env.sh"
