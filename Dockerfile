@@ -19,7 +19,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY hack/rootfs.sh ./hack/rootfs.sh
-# Paths remapped as hack/static-build.sh does, so both builds make the same bytes.
+# Paths remapped as hack/static-build.sh does (/src, /cargo): no build machine's path in the binary.
 RUN case "$TARGETARCH" in \
       amd64) target=x86_64-unknown-linux-musl ;; \
       arm64) target=aarch64-unknown-linux-musl ;; \
