@@ -38,7 +38,10 @@ skopeo copy -q --all --preserve-digests "${skopeo_tls[@]}" "oci-archive:$archive
 # The index's digest, as built (hack/oci.sh wrote it into the layout's index.json).
 index_digest=$(tar -xOf "$archive" ./index.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["manifests"][0]["digest"])')
 log "pushing the chart"
-chart_digest=$(helm push "${helm_tls[@]}" "$chart" "oci://$REGISTRY/charts" 2>&1 | tee /dev/stderr | sed -n 's/^Digest: //p')
+# (Not `tee /dev/stderr`: opening /dev/stderr truncates the caller's log file when stderr is one.)
+pushed=$(helm push "${helm_tls[@]}" "$chart" "oci://$REGISTRY/charts" 2>&1) || { echo "$pushed" >&2; exit 1; }
+echo "$pushed" >&2
+chart_digest=$(sed -n 's/^Digest: //p' <<< "$pushed")
 [ -n "$chart_digest" ] || { log "ERROR: helm push printed no digest"; exit 1; }
 
 log "signing"
