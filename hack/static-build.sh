@@ -6,7 +6,9 @@
 # path. The tools come from hack/tools.sh release.
 #
 # One build folder per machine (IAO_BUILD_DIR, default ~/.cache/image-access-operator/build): the
-# sources are copied there (mtimes kept) and built at that fixed path, so every checkout, and the
+# sources are synced there by content (a file that differs is copied and so is newer than any
+# build; one that does not is left alone, so cargo rebuilds exactly what changed, whichever
+# checkout it came from) and built at that fixed path, so every checkout, and the
 # previous release the upgrade test rebuilds, share the compiled dependencies, and the binary does
 # not depend on where the checkout is. Reproducible: that path and the cargo registry's are
 # remapped (/src, /cargo, as in the Dockerfile), so two clones of one commit build the same bytes
@@ -22,8 +24,25 @@ BUILD=${IAO_BUILD_DIR:-$HOME/.cache/image-access-operator/build}
 mkdir -p "$BUILD"
 exec 8>"$BUILD/.lock"
 flock 8
-rm -rf "$BUILD/src" && mkdir -p "$BUILD/src"
-cp -a "$ROOT/Cargo.toml" "$ROOT/Cargo.lock" "$ROOT/src" "$BUILD/src/"
+python3 - "$ROOT" "$BUILD/src" <<'PY'
+import filecmp, os, shutil, sys
+root, build = sys.argv[1:3]
+wanted = {"Cargo.toml", "Cargo.lock"}
+for folder, _, files in os.walk(os.path.join(root, "src")):
+    wanted.update(os.path.relpath(os.path.join(folder, f), root) for f in files)
+for rel in wanted:
+    source, target = os.path.join(root, rel), os.path.join(build, rel)
+    if os.path.exists(target) and filecmp.cmp(source, target, shallow=False):
+        continue
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(source, target)  # dated now: newer than every earlier build
+for folder, _, files in os.walk(build, topdown=False):
+    for f in files:
+        if os.path.relpath(os.path.join(folder, f), build) not in wanted:
+            os.remove(os.path.join(folder, f))
+    if folder != build and not os.listdir(folder):
+        os.rmdir(folder)
+PY
 export RUSTFLAGS="--remap-path-prefix=$BUILD/src=/src --remap-path-prefix=$CARGO_HOME=/cargo ${IAO_EXTRA_RUSTFLAGS:-}"
 t0=$(date +%s)
 (cd "$BUILD/src" && CARGO_TARGET_DIR="$BUILD/target" cargo zigbuild -q --release --locked --target "$TARGET" \
