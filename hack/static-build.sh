@@ -23,7 +23,7 @@ CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
 BUILD=${IAO_BUILD_DIR:-$HOME/.cache/image-access-operator/build}
 mkdir -p "$BUILD"
 exec 8>"$BUILD/.lock"
-flock 8
+flock -n 8 || { log "waiting for another build ($BUILD/.lock)"; flock 8; }
 python3 - "$ROOT" "$BUILD/src" <<'PY'
 import filecmp, os, shutil, sys
 root, build = sys.argv[1:3]
@@ -43,14 +43,17 @@ for folder, _, files in os.walk(build, topdown=False):
     if folder != build and not os.listdir(folder):
         os.rmdir(folder)
 PY
-export RUSTFLAGS="--remap-path-prefix=$BUILD/src=/src --remap-path-prefix=$CARGO_HOME=/cargo ${IAO_EXTRA_RUSTFLAGS:-}"
+export RUSTFLAGS="--remap-path-prefix=$BUILD/src=/src --remap-path-prefix=$BUILD/target=/src/target --remap-path-prefix=$CARGO_HOME=/cargo ${IAO_EXTRA_RUSTFLAGS:-}"
 t0=$(date +%s)
+# 8>&-: no process the build leaves behind may keep the lock.
 (cd "$BUILD/src" && CARGO_TARGET_DIR="$BUILD/target" cargo zigbuild -q --release --locked --target "$TARGET" \
-  --bin image-access-operator >&2)
+  --bin image-access-operator >&2 8>&-)
 # Out of the shared folder before the lock is let go (the next build overwrites it).
 BIN=$ROOT/target/$TARGET/release/image-access-operator
 mkdir -p "$(dirname "$BIN")"
-cp "$BUILD/target/$TARGET/release/image-access-operator" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
+rm -f "$BIN"
+cp "$BUILD/target/$TARGET/release/image-access-operator" "$BIN.tmp"
+mv "$BIN.tmp" "$BIN"
 desc=$(file -b "$BIN")
 log "built in $(( $(date +%s) - t0 ))s; file: $desc"
 case "$desc" in *"statically linked"*|*"static-pie linked"*) ;; *) log "ERROR: not static"; exit 1 ;; esac
