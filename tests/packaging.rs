@@ -475,26 +475,7 @@ fn dockerfile_passes_hadolint_and_builds_a_static_nonroot_image_for_both_platfor
 /// hack/rootfs.sh, for each platform.
 #[test]
 fn the_released_image_is_the_image_the_dockerfile_describes() {
-    let dist = std::env::var("IAO_RELEASE_DIST").expect("IAO_RELEASE_DIST: run `make image` and source .e2e/env.sh");
-    let archive = std::fs::read_dir(&dist)
-        .expect("dist")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".oci.tar"))
-        .expect("the image archive");
-    let work = std::env::temp_dir().join(format!("iao-image-{}", std::process::id()));
-    std::fs::create_dir_all(&work).expect("dir");
-    let (ok, _, err) = run(
-        "tar",
-        &[
-            "-xf",
-            archive.to_str().expect("path"),
-            "-C",
-            work.to_str().expect("path"),
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    let work = common::helm::unpack_release_image("image");
     let read_json = |path: std::path::PathBuf| -> Value {
         serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))).expect("json")
     };
@@ -563,8 +544,7 @@ fn the_released_image_is_the_image_the_dockerfile_describes() {
 
 #[test]
 fn the_released_amd64_binary_is_static_and_runs() {
-    let dist = std::env::var("IAO_RELEASE_DIST").expect("IAO_RELEASE_DIST: run `make image` and source .e2e/env.sh");
-    let binary = Path::new(&dist).join("linux-amd64/image-access-operator");
+    let binary = common::helm::release_dist().join("linux-amd64/image-access-operator");
     let binary = binary.to_str().expect("path");
     let (ok, described, err) = run("file", &["-b", binary], None);
     assert!(ok, "{err}");

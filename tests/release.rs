@@ -9,18 +9,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::cluster::{Operator, TestNamespace, WAIT, eventually, run};
-use common::helm::Published;
+use common::helm::{Published, release_dist};
 use serde_json::Value;
 
 fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run `make image` and source .e2e/env.sh"))
-}
-
-fn dist() -> PathBuf {
-    PathBuf::from(var("IAO_RELEASE_DIST"))
 }
 
 fn registry() -> String {
@@ -105,7 +99,8 @@ fn the_published_index_holds_both_platforms_with_the_binaries_that_were_built() 
             "*/*",
         );
         let binary_in_image = run_bytes("tar", &["-xzOf", "-", "./image-access-operator"], &layer);
-        let built = std::fs::read(dist().join(format!("linux-{arch}/image-access-operator"))).expect("built binary");
+        let built =
+            std::fs::read(release_dist().join(format!("linux-{arch}/image-access-operator"))).expect("built binary");
         assert_eq!(
             sha256(&binary_in_image),
             sha256(&built),
@@ -155,7 +150,7 @@ fn the_published_chart_has_the_release_version() {
 
 #[tokio::test]
 async fn the_arm64_binary_runs_under_qemu_and_serves_its_health_endpoint() {
-    let binary = dist().join("linux-arm64/image-access-operator");
+    let binary = release_dist().join("linux-arm64/image-access-operator");
     let path = binary.to_str().expect("path");
     let described = run("file", &["-b", path], None).stdout;
     assert!(described.contains("ARM aarch64"), "{described}");
@@ -241,7 +236,8 @@ fn the_image_chart_and_sboms_are_signed_and_verify() {
     }
     for arch in ["amd64", "arm64"] {
         let sbom: Value = serde_json::from_slice(
-            &std::fs::read(dist().join(format!("sbom/image-access-operator-linux-{arch}.cdx.json"))).expect("SBOM"),
+            &std::fs::read(release_dist().join(format!("sbom/image-access-operator-linux-{arch}.cdx.json")))
+                .expect("SBOM"),
         )
         .expect("JSON");
         assert_eq!(sbom["bomFormat"], "CycloneDX");
@@ -263,26 +259,7 @@ fn an_image_changed_by_one_byte_and_re_pushed_under_the_same_tag_fails_verificat
     let (ok, out) = verify(&target);
     assert!(ok, "the copy verifies before the change: {out}");
 
-    let work = std::env::temp_dir().join(format!("iao-tamper-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).expect("work dir");
-    let archive = std::fs::read_dir(dist())
-        .expect("dist")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".oci.tar"))
-        .expect("the image archive");
-    let untar = run(
-        "tar",
-        &[
-            "-xf",
-            archive.to_str().expect("path"),
-            "-C",
-            work.to_str().expect("path"),
-        ],
-        None,
-    );
-    assert!(untar.success, "{}", untar.stderr);
+    let work = common::helm::unpack_release_image("tamper");
     // One byte of the amd64 image's config, then every digest above it rewritten, as an
     // attacker with push rights would.
     let rewrite = r#"

@@ -49,6 +49,39 @@ impl Published {
     }
 }
 
+/// The folder `make image` built the current release into (tests/env/publish-image.sh).
+pub fn release_dist() -> std::path::PathBuf {
+    std::env::var("IAO_RELEASE_DIST")
+        .map(std::path::PathBuf::from)
+        .expect("IAO_RELEASE_DIST: run `make image` and source .e2e/env.sh")
+}
+
+/// The release's image archive (an OCI layout) unpacked into a new temporary folder named after
+/// `purpose`: its index.json and blobs/.
+pub fn unpack_release_image(purpose: &str) -> std::path::PathBuf {
+    let archive = std::fs::read_dir(release_dist())
+        .expect("the release folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".oci.tar"))
+        .expect("the image archive");
+    let work = std::env::temp_dir().join(format!("iao-{purpose}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("a work folder");
+    let out = run(
+        "tar",
+        &[
+            "-xf",
+            archive.to_str().expect("path"),
+            "-C",
+            work.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(out.success, "unpacking {archive:?}: {}", out.stderr);
+    work
+}
+
 /// A port free on both nodes' addresses (hostNetwork pods listen on their node's address).
 pub fn free_port_on_both_nodes() -> u16 {
     loop {
