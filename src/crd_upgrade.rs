@@ -109,9 +109,18 @@ pub async fn upgrade_crds(client: &Client) -> Result<(), String> {
                     tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
                 }
                 Err(Failure::Conflict) => {
-                    return Err(format!("the CRD {name} kept changing while the operator upgraded it"));
+                    return Err(format!(
+                        "the CRD {name} kept changing while the operator upgraded it: another writer (a second \
+                         release of the chart, a GitOps tool applying an older crds/ file) fights over it; stop \
+                         that writer, or set crds.upgrade=false and apply the chart's crds/ yourself"
+                    ));
                 }
-                Err(Failure::Other(e)) => return Err(format!("cannot upgrade the CRD {name}: {e}")),
+                Err(Failure::Other(e)) => {
+                    return Err(format!(
+                        "cannot upgrade the CRD {name}: {e}; the pod restarts and tries again, or set \
+                         crds.upgrade=false and apply the chart's crds/ yourself (kubectl apply --server-side -f crds/)"
+                    ));
+                }
             }
             attempt += 1;
         }

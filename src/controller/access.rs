@@ -565,7 +565,7 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
         let problem = super::holding::patch_problem(&api, &successor.metadata, e, &what).await;
         // The race was on the successor: what this object saw of itself is not stale, so its
         // status is written as for any transient failure.
-        return Err(problem.not_a_race_of_this_object());
+        return Err(problem.reported());
     }
     // What it claimed before and Glance refused is not what it holds now.
     ctx.refused_claims().remove(&successor.uid().unwrap_or_default());

@@ -114,6 +114,7 @@ async fn converge<K: Kind>(
     // What the object holds and the spec no longer names: let go first, as Terraform's
     // "forces a new resource".
     let mut let_go_of_claim = false;
+    let mut let_go_of_any = false;
     for held in object.held_memberships() {
         let old = creds.placed(held).await;
         if old.same(&desired) {
@@ -124,6 +125,7 @@ async fn converge<K: Kind>(
             Err(problem) => return Ok((desired, stopped(applied, problem))),
         }
         let_go_of_claim |= object.claim().is_some_and(|claim| claim.same(&old));
+        let_go_of_any = true;
     }
     let applied = applied.filter(|applied| applied.same(&desired));
     // A claim of what was just let go of goes now, before anything below can stop the look: left
@@ -143,7 +145,9 @@ async fn converge<K: Kind>(
                 Some(released)
             }
             Err(Error::Kube(e)) => {
-                let problem = Problem::kubernetes_write(&e, "the release of the claim of the previous membership");
+                // Told even when it is a race: the membership was let go of already.
+                let what = "the release of the claim of the previous membership";
+                let problem = holding::patch_problem(api, object.meta(), e, what).await.reported();
                 return Ok((desired, stopped(applied, problem)));
             }
             Err(other) => return Err(other),
@@ -183,6 +187,9 @@ async fn converge<K: Kind>(
     let record = desired.held_as(previous.as_ref());
     let written = match claim(api, object, &record, ctx).await {
         Ok(written) => written,
+        // A race after a let-go is not quiet: the status must stop naming what was let go of,
+        // or a later look decides about it again (removes what Orphan left).
+        Err(problem) if let_go_of_any => return Ok((record, stopped(applied, problem.reported()))),
         Err(problem) => return Ok((record, stopped(applied, problem))),
     };
     let outcome = K::act(object, &record, applied, &creds, ctx, events).await;

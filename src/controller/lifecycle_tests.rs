@@ -930,3 +930,62 @@ async fn a_membership_let_go_of_is_not_decided_again_by_a_later_look() {
     );
     assert_eq!(h.fake.requests("DELETE member"), 0);
 }
+
+/// A look that let the previous membership go (Orphan) and then lost its claim write to a change
+/// made meanwhile still writes its status: quiet, it would leave `status.applied` naming what was
+/// let go of, and a later look under another policy would decide about it again (remove what
+/// Orphan left).
+#[tokio::test]
+async fn a_race_lost_after_a_let_go_still_records_it() {
+    let mut h = Harness::new().await;
+    let mut object = share("share").with_policy(DeletionPolicy::Orphan);
+    object.spec.member_id = "member-a".into();
+    h.apply(&object);
+    h.reconcile("share").await.expect("made");
+    assert!(h.fake.member(IMAGE, "member-a").is_some());
+    let mut edited = h.object("share").expect("object");
+    edited.spec.member_id = "member-b".into();
+    h.apply(&edited);
+    h.calls();
+    // The release of the claim is answered only after another writer changed the object: the
+    // claim of member-b that follows tests what the release wrote, and loses.
+    let resume = h.kube.pause_next_answer();
+    let looked = h
+        .ctx()
+        .object(&kube::runtime::reflector::ObjectRef::<ImageAccess>::new("share").within(NAMESPACE))
+        .expect("cached");
+    let look = tokio::spawn(super::reconcile::reconcile(looked, h.ctx()));
+    let paused = loop {
+        let calls = h.calls();
+        if let Some(call) = calls.into_iter().next() {
+            break call;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(
+        (paused.method.as_str(), paused.path.ends_with("/imageaccesses/share")),
+        ("PATCH", true),
+        "the release is the look's first write: {paused:?}"
+    );
+    let mut changed = h.object("share").expect("object");
+    changed
+        .metadata
+        .finalizers
+        .get_or_insert_default()
+        .push("example.com/other".into());
+    h.kube.replace(&changed);
+    resume.notify_one();
+    look.await.expect("joined").expect_err("the claim lost its race");
+    let applied = h.object("share").and_then(|o| o.applied().cloned());
+    assert!(
+        applied.as_ref().is_none_or(|applied| applied.member_id != "member-a"),
+        "the status no longer records what was let go of: {applied:?}"
+    );
+    // Back to Delete: what Orphan left stays.
+    let mut fixed = h.object("share").expect("object");
+    fixed.spec.deletion_policy = Some(DeletionPolicy::Delete);
+    h.apply(&fixed);
+    h.reconcile("share").await.expect("ready");
+    assert!(h.fake.member(IMAGE, "member-a").is_some(), "left, as Orphan said");
+    assert!(h.fake.member(IMAGE, "member-b").is_some());
+}

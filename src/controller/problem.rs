@@ -76,9 +76,10 @@ impl Problem {
         }
     }
 
-    /// A race lost on another object than the one being looked at: an ordinary transient
-    /// failure of this look.
-    pub fn not_a_race_of_this_object(self) -> Problem {
+    /// A lost race whose look still has something true to record: it was lost on another object
+    /// than the one looked at, or after the look let a membership go (the status must stop naming
+    /// it). An ordinary transient failure of this look, with a status.
+    pub fn reported(self) -> Problem {
         match self {
             Problem::Transient {
                 reason: WRITE_RACE,
