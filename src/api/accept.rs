@@ -60,12 +60,19 @@ use super::{
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.imageId) != has(self.imageRef)").message("give exactly one of imageId (the image by ID) and imageRef (the image by name)"))]
 pub struct ImageAccessAcceptSpec {
     /// ID of the Glance image shared with the member project: a lowercase UUID with dashes.
-    /// Changing it lets go of the previous image as deletionPolicy says.
+    /// Changing it lets go of the previous image as deletionPolicy says. Give this or imageRef.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 36))]
     #[x_kube(validation = kube::core::Rule::new(IMAGE_ID_RULE).message(kube::core::Message::Expression(IMAGE_ID_MESSAGE.into())))]
     pub image_id: String,
+
+    /// The image by name instead of imageId: looked up among the images shared with the member
+    /// project when the spec changes, and kept (status.resolved) until it changes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<super::ImageRef>,
 
     /// ID of the member project. Leave it unset to use the project the credentials are scoped
     /// to (read from the Keystone token), as Terraform does.
@@ -159,10 +166,19 @@ impl ImageAccessAccept {
     /// The membership the spec names once the member is known (`member_id`: the spec's, or
     /// the credentials' project), before the cloud's default region is known.
     pub fn membership_of(&self, member_id: String) -> Membership {
-        Membership::named(
-            normalize_image_id(&self.spec.image_id),
-            member_id,
-            self.spec.region.clone(),
-        )
+        Membership::named(self.named_image_id(), member_id, self.spec.region.clone())
+    }
+
+    /// The image the spec names: its imageId, or what its imageRef last resolved to.
+    pub fn named_image_id(&self) -> String {
+        match &self.spec.image_ref {
+            Some(_) => self
+                .status
+                .as_ref()
+                .and_then(|s| s.membership.resolved.as_ref())
+                .and_then(|r| r.image_id.clone())
+                .unwrap_or_default(),
+            None => normalize_image_id(&self.spec.image_id),
+        }
     }
 }

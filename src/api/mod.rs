@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 mod accept;
 pub use accept::{AcceptDeletionPolicy, ImageAccessAccept, ImageAccessAcceptSpec, ImageAccessAcceptStatus};
 mod share;
-pub use share::{ImageId, ImageShare, ImageShareSpec, ImageShareStatus, MemberId};
+pub use share::{
+    ImageId, ImageSelector, ImageShare, ImageShareSpec, ImageShareStatus, MemberId, MemberSelector, SelectedImage,
+    SelectedMember, Selection, SelectorValue,
+};
 
 /// API group of every kind this operator serves.
 pub const GROUP: &str = "glance.viettelidc.com.vn";
@@ -67,22 +70,38 @@ pub const ADOPT_ANNOTATION: &str = "glance.viettelidc.com.vn/adopt";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("has(self.imageId) != has(self.imageRef)").message("give exactly one of imageId (the image by ID) and imageRef (the image by name)"))]
+#[x_kube(validation = kube::core::Rule::new("has(self.memberId) != has(self.memberRef)").message("give exactly one of memberId (the project by ID) and memberRef (the project by name)"))]
 pub struct ImageAccessSpec {
     /// ID of the Glance image to share, as Glance shows it: a lowercase UUID with dashes. The
     /// image must have visibility `shared`, and the credentials must belong to its owner
     /// project (or an admin). Changing it replaces the membership: the old image stops being
-    /// shared with the member (unless deletionPolicy is Orphan).
+    /// shared with the member (unless deletionPolicy is Orphan). Give this or imageRef.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(max = 36))]
     #[x_kube(validation = kube::core::Rule::new(IMAGE_ID_RULE).message(kube::core::Message::Expression(IMAGE_ID_MESSAGE.into())))]
     pub image_id: String,
 
+    /// The image by name instead of imageId: looked up among the images of the credentials'
+    /// project when the spec changes, and kept (status.resolved) until it changes again: a
+    /// rebuilt image of the same name is not followed (an ImageShare's imageSelector is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_ref: Option<ImageRef>,
+
     /// ID of the project the image is shared with (the consumer). Glance accepts any string and
     /// does not check it against Keystone, so check it yourself. Changing it replaces the
-    /// membership.
+    /// membership. Give this or memberRef.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(length(min = 1, max = 255))]
     #[x_kube(validation = kube::core::Rule::new("!self.contains('/')").message("memberId must not contain '/': it is a project ID, used in the Glance URL"))]
     #[x_kube(validation = kube::core::Rule::new("self == self.trim()").message("memberId must not start or end with whitespace"))]
     pub member_id: String,
+
+    /// The project by name instead of memberId: looked up in Keystone when the spec changes
+    /// (the credentials must be allowed to list projects: `identity:list_projects`), and kept
+    /// (status.resolved) until it changes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_ref: Option<MemberRef>,
 
     /// Desired member status: pending, accepted or rejected. Leave it unset to let the consumer
     /// decide. Setting it needs admin credentials or the member project's own: Glance refuses
@@ -225,6 +244,52 @@ pub struct ImageAccessStatus {
     /// it to remove the old membership when imageId, memberId or region change, and on delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Membership>,
+
+    /// What imageRef and memberRef resolved to, for the spec they were resolved for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolvedRefs>,
+}
+
+/// An image by name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ImageRef {
+    /// The image's name, exactly as Glance has it.
+    #[schemars(length(min = 1, max = 255))]
+    pub name: String,
+}
+
+/// A Keystone project by name.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRef {
+    /// The project's name.
+    #[schemars(length(min = 1, max = 64))]
+    pub project_name: String,
+
+    /// The ID of the project's domain (`default` for the Default domain). Unset: any domain
+    /// (a name found in two domains is refused, naming both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub domain: Option<String>,
+}
+
+/// What imageRef and memberRef resolved to.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedRefs {
+    /// The metadata.generation whose names were resolved: a later spec resolves them again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The ID of the image imageRef names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 36))]
+    pub image_id: Option<String>,
+
+    /// The ID of the project memberRef names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
+    pub member_id: Option<String>,
 }
 
 /// One membership in one Glance, as an object claims it and records it: the image, the member
@@ -400,13 +465,19 @@ impl ImageAccess {
         self.spec.deletion_policy.unwrap_or_default()
     }
 
-    /// The membership the spec names, before the cloud's default region is known.
+    /// The membership the spec names (its names as last resolved), before the cloud's default
+    /// region is known.
     pub fn named_membership(&self) -> Membership {
-        Membership::named(
-            normalize_image_id(&self.spec.image_id),
-            self.spec.member_id.clone(),
-            self.spec.region.clone(),
-        )
+        let resolved = self.status.as_ref().and_then(|s| s.resolved.as_ref());
+        let image_id = match &self.spec.image_ref {
+            Some(_) => resolved.and_then(|r| r.image_id.clone()).unwrap_or_default(),
+            None => normalize_image_id(&self.spec.image_id),
+        };
+        let member_id = match &self.spec.member_ref {
+            Some(_) => resolved.and_then(|r| r.member_id.clone()).unwrap_or_default(),
+            None => self.spec.member_id.clone(),
+        };
+        Membership::named(image_id, member_id, self.spec.region.clone())
     }
 }
 

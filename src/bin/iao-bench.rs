@@ -235,7 +235,9 @@ async fn create(
                 &format!("ia-{i}"),
                 ImageAccessSpec {
                     image_id: image,
+                    image_ref: None,
                     member_id: member,
+                    member_ref: None,
                     status: None,
                     region: None,
                     cloud_credentials_ref: CloudCredentialsRef {

@@ -16,10 +16,10 @@ use super::holding::Resolved;
 use super::lifecycle::{self, Released, Why, stopped, witness_gone};
 use super::problem::{Problem, Step};
 use super::status::{self, Observation, Outcome};
-use super::{Context, Kind, KindState, Refusal, ownership};
+use super::{Context, Kind, KindState, Refusal, ownership, refs};
 use crate::api::{
     AcceptDeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessAcceptStatus, Managed, MemberStatus, Membership,
-    normalize_image_id,
+    ResolvedRefs,
 };
 use crate::openstack::{Glance, HttpErrorKind, OpenStackError};
 use crate::runtime::Happened;
@@ -37,11 +37,24 @@ impl Kind for ImageAccessAccept {
     }
 
     fn image_id(&self) -> String {
-        normalize_image_id(&self.spec.image_id)
+        self.named_image_id()
     }
 
     fn named(&self) -> Option<Membership> {
         self.member_id().map(|member| self.membership_of(member))
+    }
+
+    fn refs(&self) -> refs::Refs<'_> {
+        refs::Refs {
+            image: self.spec.image_ref.as_ref().map(|r| (r, refs::Among::SharedWithMe)),
+            member: None,
+        }
+    }
+
+    fn with_resolved(&self, resolved: ResolvedRefs) -> Self {
+        let mut object = self.clone();
+        object.status.get_or_insert_default().membership.resolved = Some(resolved);
+        object
     }
 
     fn next_status(
@@ -560,6 +573,7 @@ mod tests {
             visibility: "shared".into(),
             owner: Some("owner-project".into()),
             name: Some("golden".into()),
+            created_at: None,
         }
     }
 

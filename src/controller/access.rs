@@ -15,9 +15,10 @@ use super::lists::ListKey;
 use super::plan::{self, CreateReason, Plan};
 use super::problem::{Problem, Step};
 use super::status::{self, Observation, Outcome, STALLED};
-use super::{Context, Kind, KindState, Refusal, ownership, share};
+use super::{Context, Kind, KindState, Refusal, ownership, refs, share};
 use crate::api::{
     ADOPT_ANNOTATION, CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership,
+    ResolvedRefs,
 };
 use crate::openstack::{Glance, HttpErrorKind, Member, OpenStackError};
 use crate::runtime::{Happened, patch_metadata};
@@ -48,6 +49,19 @@ impl Kind for ImageAccess {
         Some(self.named_membership())
     }
 
+    fn refs(&self) -> refs::Refs<'_> {
+        refs::Refs {
+            image: self.spec.image_ref.as_ref().map(|r| (r, refs::Among::Owned)),
+            member: self.spec.member_ref.as_ref(),
+        }
+    }
+
+    fn with_resolved(&self, resolved: ResolvedRefs) -> Self {
+        let mut object = self.clone();
+        object.status.get_or_insert_default().resolved = Some(resolved);
+        object
+    }
+
     fn next_status(
         &self,
         desired: &Membership,
@@ -67,7 +81,7 @@ impl Kind for ImageAccess {
     }
 
     fn member(object: &Self, _creds: &Resolved) -> Result<String, Problem> {
-        Ok(object.spec.member_id.clone())
+        Ok(object.named_membership().member_id)
     }
 
     const REFUSALS: &'static [&'static str] = &["ImageNotFound", "ImageNotShared"];
@@ -463,7 +477,7 @@ fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>,
             && other.spec.cloud_credentials_ref == object.spec.cloud_credentials_ref
             && other.spec.region == object.spec.region
     };
-    for reference in ctx.access.index.naming_image(&object.spec.image_id) {
+    for reference in ctx.access.index.naming_image(&object.image_id()) {
         if reference == me {
             continue;
         }

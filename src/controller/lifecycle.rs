@@ -27,7 +27,7 @@ use super::holding::{self, Resolved, claim, let_go_finalizer, release_claim};
 use super::problem::{Problem, Step};
 use super::report::{deletion_blocked, report};
 use super::status::{MANAGED_ELSEWHERE, Observation, Outcome, READY, STALLED, STATUS_CONFLICT};
-use super::{Context, Error, Kind, Next};
+use super::{Context, Error, Kind, Next, refs};
 use crate::api::{Managed, Membership};
 use crate::openstack::{Caller, Glance};
 use crate::runtime::{Happened, publish};
@@ -62,8 +62,9 @@ pub enum Why<'a> {
 /// the spec.
 pub async fn apply<K: Kind>(object: &K, api: &Api<K>, ctx: &Context) -> Result<Next, Error> {
     let mut events = Vec::new();
-    let (desired, outcome) = converge(object, api, ctx, &mut events).await?;
-    report(object, api, ctx, &desired, outcome, events).await
+    let (desired, outcome, named) = converge(object, api, ctx, &mut events).await?;
+    // The object with the names it resolved in this look: its status records them.
+    report(named.as_ref().unwrap_or(object), api, ctx, &desired, outcome, events).await
 }
 
 /// An outcome that stopped at `problem`, keeping what the status records.
@@ -77,20 +78,40 @@ pub(super) fn stopped(applied: Option<Membership>, problem: Problem) -> Outcome 
 }
 
 /// Brings Glance to the spec; returns the membership it names (as far as the credentials could
-/// resolve it) and the outcome. Only a failed Kubernetes write that nothing can report is an
-/// `Err`.
+/// resolve it), the outcome, and the object with the names it resolved (imageRef, memberRef)
+/// when it resolved them. Only a failed Kubernetes write that nothing can report is an `Err`.
 async fn converge<K: Kind>(
     object: &K,
     api: &Api<K>,
     ctx: &Context,
     events: &mut Vec<Happened>,
-) -> Result<(Membership, Outcome), Error> {
+) -> Result<(Membership, Outcome, Option<K>), Error> {
     let applied = object.applied().cloned();
     let unresolved = holding::unresolved(object);
     let creds = match Resolved::of(object, ctx).await {
         Ok(creds) => creds,
-        Err(problem) => return Ok((unresolved, stopped(applied, problem))),
+        Err(problem) => return Ok((unresolved, stopped(applied, problem), None)),
     };
+    // Names resolved for an earlier spec, or none: what the spec names is unknown, so nothing
+    // held is let go of or replaced until they resolve.
+    let named_now = match refs::resolve(object, &creds).await {
+        Ok(resolved) => resolved.map(|resolved| object.with_resolved(resolved)),
+        Err(problem) => return Ok((unresolved, stopped(applied, problem), None)),
+    };
+    let (desired, outcome) = converge_named(named_now.as_ref().unwrap_or(object), api, ctx, events, creds).await?;
+    Ok((desired, outcome, named_now))
+}
+
+/// [`converge`] once the spec's names are resolved.
+async fn converge_named<K: Kind>(
+    object: &K,
+    api: &Api<K>,
+    ctx: &Context,
+    events: &mut Vec<Happened>,
+    creds: Resolved,
+) -> Result<(Membership, Outcome), Error> {
+    let applied = object.applied().cloned();
+    let unresolved = holding::unresolved(object);
     let member = match K::member(object, &creds) {
         Ok(member) => member,
         Err(problem) => return Ok((unresolved, stopped(applied, problem))),

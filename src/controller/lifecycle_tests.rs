@@ -716,6 +716,9 @@ fn golden(members: &[&str], policy: Option<DeletionPolicy>) -> ImageShare {
         ImageShareSpec {
             image_ids: vec![ImageId(IMAGE.into())],
             member_ids: members.iter().map(|m| MemberId((*m).into())).collect(),
+            image_selector: None,
+            member_selector: None,
+            refresh_interval: None,
             status: None,
             region: None,
             cloud_credentials_ref: crate::api::CloudCredentialsRef {

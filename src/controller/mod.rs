@@ -46,8 +46,10 @@ pub mod ownership;
 pub mod plan;
 pub mod problem;
 pub mod reconcile;
+pub mod refs;
 pub mod report;
 pub mod run;
+pub mod selection;
 pub mod share;
 pub mod status;
 
@@ -149,6 +151,15 @@ pub trait Kind:
     /// the member is known only once the credentials are read.
     fn named(&self) -> Option<Membership>;
 
+    /// The names the spec gives instead of IDs (resolved by [`refs::resolve`]).
+    fn refs(&self) -> refs::Refs<'_> {
+        refs::Refs::default()
+    }
+
+    /// The object with `resolved` recorded in its status (what the look goes on with, and the
+    /// status it writes).
+    fn with_resolved(&self, resolved: crate::api::ResolvedRefs) -> Self;
+
     /// The status after a reconcile of `desired` with `outcome`; `None` when it would not
     /// change (transition times aside), so a steady object is never written.
     fn next_status(
@@ -235,5 +246,7 @@ mod accept_tests;
 mod lifecycle_tests;
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod selection_tests;
 #[cfg(test)]
 mod tests;

@@ -484,6 +484,9 @@ impl World {
                     ImageShareSpec {
                         image_ids: picked(*images, &IMAGES).into_iter().map(ImageId).collect(),
                         member_ids: picked(*members, &MEMBERS).into_iter().map(MemberId).collect(),
+                        image_selector: None,
+                        member_selector: None,
+                        refresh_interval: None,
                         status: None,
                         region: None,
                         cloud_credentials_ref: crate::api::CloudCredentialsRef {

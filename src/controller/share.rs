@@ -32,10 +32,11 @@ use super::problem::Problem;
 use super::reconcile::{jittered, measured, random_fraction};
 use super::report::patch_status;
 use super::run::{StopSignal, slim, wait_until_ready};
+use super::selection::{self, Evaluations, Targets};
 use super::status::{READY, RECONCILING, STALLED, same_conditions, set_condition};
 use super::{Context, Error, backoff_delay};
 use crate::api::{
-    DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, normalize_image_id,
+    DeletionPolicy, FINALIZER, ImageAccess, ImageAccessSpec, ImageShare, ImageShareStatus, Managed, Selection,
 };
 use crate::metrics::Metrics;
 use crate::runtime::{Happened, Requeue, WatchScope, patch_metadata, publish};
@@ -68,6 +69,8 @@ pub struct ShareState {
     /// woken when that object goes. An entry goes with the object, or when the share no longer
     /// waits for the name.
     taken: Mutex<HashMap<ObjectRef<ImageAccess>, ObjectRef<ImageShare>>>,
+    /// The last evaluation of each share's selectors.
+    pub(super) evaluations: Evaluations,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,6 +120,7 @@ impl ShareState {
         match event {
             watcher::Event::Delete(share) => {
                 locked(&self.failures).remove(&share.uid().unwrap_or_default());
+                self.evaluations.forget(&share.uid().unwrap_or_default());
                 let gone = ObjectRef::from_obj(share);
                 locked(&self.taken).retain(|_, waiting| *waiting != gone);
             }
@@ -131,6 +135,7 @@ impl ShareState {
                 let refs: HashSet<ObjectRef<ImageShare>> =
                     shares.iter().map(|share| ObjectRef::from_obj(share.as_ref())).collect();
                 locked(&self.failures).retain(|uid, _| uids.contains(uid));
+                self.evaluations.retain(&uids);
                 locked(&self.taken).retain(|_, waiting| refs.contains(waiting));
             }
             _ => {}
@@ -168,7 +173,7 @@ pub fn child_name(share: &str, image_id: &str, member_id: &str) -> String {
 
 /// The ImageAccess objects `share` asks for, by name: one per distinct (image, member) pair,
 /// with the share's labels and its controller ownerReference.
-pub fn desired_children(share: &ImageShare) -> BTreeMap<String, ImageAccess> {
+pub fn desired_children(share: &ImageShare, targets: &Targets) -> BTreeMap<String, ImageAccess> {
     let share_name = share.name_any();
     let owner = OwnerReference {
         api_version: share_api_version(),
@@ -180,10 +185,9 @@ pub fn desired_children(share: &ImageShare) -> BTreeMap<String, ImageAccess> {
         block_owner_deletion: Some(true),
     };
     let mut children = BTreeMap::new();
-    for image in &share.spec.image_ids {
-        let image_id = normalize_image_id(&image.0);
-        for member in &share.spec.member_ids {
-            let name = child_name(&share_name, &image_id, &member.0);
+    for image_id in &targets.images {
+        for member in &targets.members {
+            let name = child_name(&share_name, image_id, member);
             let mut labels = share.labels().clone();
             labels.insert(SHARE_LABEL.into(), share_name.clone());
             labels.insert(IMAGE_LABEL.into(), image_id.clone());
@@ -197,7 +201,9 @@ pub fn desired_children(share: &ImageShare) -> BTreeMap<String, ImageAccess> {
                 },
                 spec: ImageAccessSpec {
                     image_id: image_id.clone(),
-                    member_id: member.0.clone(),
+                    image_ref: None,
+                    member_id: member.clone(),
+                    member_ref: None,
                     status: share.spec.status,
                     region: share.spec.region.clone(),
                     cloud_credentials_ref: share.spec.cloud_credentials_ref.clone(),
@@ -269,6 +275,7 @@ pub fn child_state(child: &ImageAccess) -> ChildState {
 /// (its pair left the lists; its finalizer is removing the membership), by name.
 pub fn summary(
     share: &ImageShare,
+    targets: &Targets,
     wanted: &BTreeMap<String, ChildState>,
     leaving: &BTreeMap<String, ChildState>,
     previous: Option<&ImageShareStatus>,
@@ -290,10 +297,16 @@ pub fn summary(
         .values()
         .filter(|s| matches!(s, ChildState::Stalled { .. }))
         .count();
-    let images: HashSet<String> = share.spec.image_ids.iter().map(|i| normalize_image_id(&i.0)).collect();
-    let members: HashSet<&String> = share.spec.member_ids.iter().map(|m| &m.0).collect();
+    let images: HashSet<&String> = targets.images.iter().collect();
+    let members: HashSet<&String> = targets.members.iter().collect();
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
+    // A refresh that finds what the last one found writes nothing (a steady share writes
+    // nothing): the status keeps the evaluation that found it.
+    status.selection = match (previous.and_then(|p| p.selection.as_ref()), &targets.selection) {
+        (Some(before), Some(now)) if same_selection(before, now) => Some(before.clone()),
+        (_, now) => now.clone(),
+    };
     status.desired = count(desired);
     status.ready = count(ready);
     status.stalled = count(stalled.len());
@@ -366,6 +379,11 @@ pub fn summary(
     status
 }
 
+/// Whether two evaluations found the same, whenever they ran.
+fn same_selection(a: &Selection, b: &Selection) -> bool {
+    a.observed_generation == b.observed_generation && a.images == b.images && a.members == b.members
+}
+
 /// Whether writing `next` would change anything but condition transition times.
 fn differs(previous: Option<&ImageShareStatus>, next: &ImageShareStatus) -> bool {
     let Some(previous) = previous else { return true };
@@ -378,6 +396,7 @@ fn differs(previous: Option<&ImageShareStatus>, next: &ImageShareStatus) -> bool
             s.images,
             s.members,
             s.ready_of_desired.clone(),
+            s.selection.clone(),
         )
     };
     counts(previous) != counts(next) || !same_conditions(&previous.conditions, &next.conditions)
@@ -434,7 +453,13 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
     if let Err(refused) = refused_for_good(held, &share, &namespace, &ctx).await? {
         return Ok(refused);
     }
-    let result = measured(&ctx, CONTROLLER, converge(&share, &namespace, &ctx)).await;
+    let selected = measured(&ctx, CONTROLLER, async { Ok(selection::targets(&share, &ctx).await) }).await?;
+    let targets = match selected {
+        Ok(targets) => targets,
+        // No child changes on a selector that could not be evaluated: what it shares stays.
+        Err(problem) => return blocked(&share, &namespace, &ctx, problem).await,
+    };
+    let result = measured(&ctx, CONTROLLER, converge(&share, &targets, &namespace, &ctx)).await;
     let blocked = result?;
     locked(&ctx.shares.failures).remove(&share.uid().unwrap_or_default());
     // Children wake the share. A write the API server refused, or a name another object holds,
@@ -445,6 +470,8 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
     } else {
         ctx.settings.resync_period
     };
+    // Glance and Keystone have no watch: the selectors are looked at again when due.
+    let next = targets.refresh_in.map_or(next, |due| due.min(next));
     Ok(Action::requeue(jittered(next)))
 }
 
@@ -469,24 +496,53 @@ async fn refused_for_good(
         share.name_any()
     );
     let problem = super::holding::patch_problem(&shares, share.meta(), error, &what).await;
-    let Problem::Stalled { reason, message } = problem else {
+    if !problem.is_stalled() {
         return Err(Error::Transient {
             reason: problem.reason(),
             message: problem.message().to_string(),
             retry_after: None,
         });
-    };
+    }
+    blocked(share, namespace, ctx, problem).await.map(Err)
+}
+
+/// The share stopped at `problem` before its children: its conditions say why (a Warning on
+/// the way in); a Stalled problem is looked at again at the stalled re-check, anything else is
+/// an `Err` for backoff.
+async fn blocked(share: &ImageShare, namespace: &str, ctx: &Context, problem: Problem) -> Result<Action, Error> {
+    let (reason, message) = (problem.reason(), problem.message().to_string());
+    let stalled = problem.is_stalled();
     let mut next = share.status.clone().unwrap_or_default();
     let (generation, now) = (share.metadata.generation, ctx.clock.timestamp());
     set_condition(&mut next.conditions, READY, "False", reason, &message, generation, now);
-    set_condition(&mut next.conditions, STALLED, "True", reason, &message, generation, now);
-    set_condition(&mut next.conditions, RECONCILING, "False", reason, "", generation, now);
+    if stalled {
+        set_condition(&mut next.conditions, STALLED, "True", reason, &message, generation, now);
+        set_condition(&mut next.conditions, RECONCILING, "False", reason, "", generation, now);
+    } else {
+        set_condition(&mut next.conditions, STALLED, "False", reason, "", generation, now);
+        set_condition(
+            &mut next.conditions,
+            RECONCILING,
+            "True",
+            reason,
+            &message,
+            generation,
+            now,
+        );
+    }
     if differs(share.status.as_ref(), &next) {
         let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), namespace);
         patch_status(&api, share, &next).await?;
-        publish(&ctx.events, share, Happened::warning(reason, message)).await;
+        publish(&ctx.events, share, Happened::warning(reason, message.clone())).await;
     }
-    Ok(Err(Action::requeue(jittered(ctx.settings.stalled_recheck))))
+    if stalled {
+        return Ok(Action::requeue(jittered(ctx.settings.stalled_recheck)));
+    }
+    Err(Error::Transient {
+        reason,
+        message,
+        retry_after: None,
+    })
 }
 
 /// Puts the finalizer on the share: it goes only once every child carries the share's last
@@ -626,13 +682,13 @@ impl Pass {
 /// Brings the children to the spec and writes the summary: the children of pairs that left
 /// go, the wanted ones are written, the share reports. `true` when something only a human can
 /// fix blocks a child (a refused write, a taken name).
-async fn converge(share: &ImageShare, namespace: &str, ctx: &Context) -> Result<bool, Error> {
-    let desired = desired_children(share);
+async fn converge(share: &ImageShare, targets: &Targets, namespace: &str, ctx: &Context) -> Result<bool, Error> {
+    let desired = desired_children(share, targets);
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
     let mut pass = Pass::default();
     remove_leaving(share, &desired, &api, ctx, &mut pass).await;
     write_wanted(share, &desired, &api, namespace, ctx, &mut pass).await;
-    report_share(share, namespace, ctx, &mut pass).await?;
+    report_share(share, targets, namespace, ctx, &mut pass).await?;
     match pass.retry {
         Some(e) => Err(Error::Kube(e)),
         None => Ok(pass.blocked),
@@ -803,9 +859,22 @@ async fn write_wanted(
 }
 
 /// The share's status from what the pass found (written when it changed), and its events.
-async fn report_share(share: &ImageShare, namespace: &str, ctx: &Context, pass: &mut Pass) -> Result<(), Error> {
+async fn report_share(
+    share: &ImageShare,
+    targets: &Targets,
+    namespace: &str,
+    ctx: &Context,
+    pass: &mut Pass,
+) -> Result<(), Error> {
     let previous = share.status.as_ref();
-    let mut next = summary(share, &pass.states, &pass.leaving, previous, ctx.clock.timestamp());
+    let mut next = summary(
+        share,
+        targets,
+        &pass.states,
+        &pass.leaving,
+        previous,
+        ctx.clock.timestamp(),
+    );
     if let Some(message) = &pass.refused {
         // The API server refused the children themselves (RBAC, admission): nothing below
         // can make progress until a human acts.
@@ -1064,6 +1133,9 @@ mod tests {
             ImageShareSpec {
                 image_ids: images.iter().map(|i| ImageId((*i).into())).collect(),
                 member_ids: members.iter().map(|m| MemberId((*m).into())).collect(),
+                image_selector: None,
+                member_selector: None,
+                refresh_interval: None,
                 status: None,
                 region: None,
                 cloud_credentials_ref: CloudCredentialsRef {
@@ -1091,9 +1163,9 @@ mod tests {
     #[test]
     fn one_child_per_pair_with_stable_readable_names_labels_and_owner() {
         let golden = share("golden", &IMAGES, &["p1", "p2"]);
-        let children = desired_children(&golden);
+        let children = desired_children(&golden, &Targets::listed(&golden));
         assert_eq!(children.len(), 6);
-        let again = desired_children(&golden);
+        let again = desired_children(&golden, &Targets::listed(&golden));
         assert!(children.keys().eq(again.keys()), "stable");
         assert!(
             children.values().zip(again.values()).all(|(a, b)| up_to_date(a, b)),
@@ -1124,7 +1196,8 @@ mod tests {
         let long = "a".repeat(63);
         let dotted = format!("{}.b-c", "x".repeat(38));
         for name in ["golden", "golden-1", "golden1", long.as_str(), dotted.as_str()] {
-            for child in desired_children(&share(name, &IMAGES, &members)).keys() {
+            let listed = share(name, &IMAGES, &members);
+            for child in desired_children(&listed, &Targets::listed(&listed)).keys() {
                 assert!(is_dns_label(child), "{child}");
                 assert!(seen.insert(child.clone()), "collision: {child}");
             }
@@ -1140,7 +1213,10 @@ mod tests {
         golden.spec.region = Some("RegionTwo".into());
         golden.spec.deletion_policy = Some(crate::api::DeletionPolicy::Orphan);
         golden.spec.image_ids[0] = ImageId(IMAGES[0].to_uppercase());
-        let child = desired_children(&golden).into_values().next().expect("child");
+        let child = desired_children(&golden, &Targets::listed(&golden))
+            .into_values()
+            .next()
+            .expect("child");
         assert_eq!(child.labels()["shard"], "a", "a sharded operator sees the children");
         assert_eq!(child.spec.image_id, IMAGES[0], "Glance's form");
         assert_eq!(child.spec.status, Some(MemberStatus::Accepted));
@@ -1164,7 +1240,14 @@ mod tests {
         let golden = share("golden", &IMAGES, &["p1", "p2"]);
         let now = jiff::Timestamp::from_second(1_800_000_000).expect("time");
         let ready = vec![ChildState::Ready; 6];
-        let all = summary(&golden, &states(&ready), &BTreeMap::new(), None, now);
+        let all = summary(
+            &golden,
+            &Targets::listed(&golden),
+            &states(&ready),
+            &BTreeMap::new(),
+            None,
+            now,
+        );
         assert_eq!(
             (all.desired, all.ready, all.stalled, all.images, all.members),
             (6, 6, 0, 3, 2)
@@ -1176,7 +1259,14 @@ mod tests {
 
         let mut some = ready.clone();
         some[0] = ChildState::InProgress;
-        let partial = summary(&golden, &states(&some), &BTreeMap::new(), Some(&all), now);
+        let partial = summary(
+            &golden,
+            &Targets::listed(&golden),
+            &states(&some),
+            &BTreeMap::new(),
+            Some(&all),
+            now,
+        );
         assert_eq!(condition(&partial, READY).status, "False");
         assert_eq!(condition(&partial, RECONCILING).status, "True");
         assert_eq!(condition(&partial, STALLED).status, "False");
@@ -1186,7 +1276,14 @@ mod tests {
         assert!(
             !differs(
                 Some(&partial),
-                &summary(&golden, &states(&some), &BTreeMap::new(), Some(&partial), later)
+                &summary(
+                    &golden,
+                    &Targets::listed(&golden),
+                    &states(&some),
+                    &BTreeMap::new(),
+                    Some(&partial),
+                    later
+                )
             ),
             "steady: no write"
         );
@@ -1203,7 +1300,14 @@ mod tests {
         let mut list: Vec<ChildState> = (0..7).map(stalled).collect();
         list.push(ChildState::Ready);
         list.push(ChildState::Ready);
-        let status = summary(&golden, &states(&list), &BTreeMap::new(), None, now);
+        let status = summary(
+            &golden,
+            &Targets::listed(&golden),
+            &states(&list),
+            &BTreeMap::new(),
+            None,
+            now,
+        );
         assert_eq!((status.desired, status.ready, status.stalled), (9, 2, 7));
         let message = &condition(&status, STALLED).message;
         assert_eq!(condition(&status, STALLED).status, "True");
@@ -1228,10 +1332,13 @@ mod tests {
 
     #[test]
     fn a_child_counts_only_with_conditions_for_its_current_generation() {
-        let mut child = desired_children(&share("golden", &IMAGES[..1], &["p1"]))
-            .into_values()
-            .next()
-            .expect("child");
+        let mut child = desired_children(
+            &share("golden", &IMAGES[..1], &["p1"]),
+            &Targets::listed(&share("golden", &IMAGES[..1], &["p1"])),
+        )
+        .into_values()
+        .next()
+        .expect("child");
         child.metadata.generation = Some(2);
         let ready = |generation: i64| Condition {
             type_: READY.into(),

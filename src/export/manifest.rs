@@ -128,7 +128,9 @@ fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageA
         metadata: metadata(name, options, true),
         spec: ImageAccessSpec {
             image_id: f.image_id.clone(),
+            image_ref: None,
             member_id: f.member_id.clone().unwrap_or_default(),
+            member_ref: None,
             status: f.status.filter(|_| with_status),
             region: f.region.clone(),
             cloud_credentials_ref: CloudCredentialsRef {
@@ -150,6 +152,7 @@ fn accept(f: &Found, name: &str, options: &Options) -> ImageAccessAccept {
         metadata: metadata(name, options, false),
         spec: ImageAccessAcceptSpec {
             image_id: f.image_id.clone(),
+            image_ref: None,
             member_id: f.member_id.clone(),
             status: f.status.unwrap_or(crate::api::MemberStatus::Accepted),
             region: f.region.clone(),

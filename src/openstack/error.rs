@@ -50,6 +50,7 @@ pub enum Operation {
     ListMembers,
     ShowImage,
     ListImages,
+    ListProjects,
 }
 
 impl Operation {
@@ -63,12 +64,13 @@ impl Operation {
             Operation::ListMembers => "list_members",
             Operation::ShowImage => "show_image",
             Operation::ListImages => "list_images",
+            Operation::ListProjects => "list_projects",
         }
     }
 
     pub fn service(self) -> Service {
         match self {
-            Operation::Authenticate => Service::Identity,
+            Operation::Authenticate | Operation::ListProjects => Service::Identity,
             _ => Service::Image,
         }
     }

@@ -47,6 +47,22 @@ pub struct Image {
     pub owner: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// What an image selector or an image name asks Glance for: the images of `owner` (or, with
+/// `shared_with_me`, those shared with the caller, whatever their member status) in `status`,
+/// matching `name`, every tag of `tags` and every property of `properties`, newest first (ties
+/// by ID).
+#[derive(Debug, Clone, Default)]
+pub struct ImageQuery<'a> {
+    pub owner: Option<&'a str>,
+    pub shared_with_me: bool,
+    pub status: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub tags: Vec<&'a str>,
+    pub properties: Vec<(&'a str, &'a str)>,
 }
 
 /// A listing whose pages do not add up (a proxy that drops the query string, say).
@@ -204,6 +220,54 @@ impl Glance {
             }
         }
         Err(paging_failed("more than 1,000 pages of images"))
+    }
+
+    /// One `GET /v2/images` page of at most `limit` images matching `query`, newest first (by
+    /// created_at, then ID), filtered and sorted by Glance. (Glance says `next` whenever a page
+    /// is full: whether there are more is told by asking one more than wanted.)
+    pub async fn select_images(&self, query: &ImageQuery<'_>, limit: usize) -> Result<Vec<Image>, OpenStackError> {
+        let operation = Operation::ListImages;
+        let url = |token: &Token| {
+            let mut url = self.url(token, &[])?;
+            let mut pairs = url.query_pairs_mut();
+            if let Some(owner) = query.owner {
+                pairs.append_pair("owner", owner);
+            }
+            if query.shared_with_me {
+                pairs
+                    .append_pair("visibility", "shared")
+                    .append_pair("member_status", "all");
+            }
+            if let Some(status) = query.status {
+                pairs.append_pair("status", status);
+            }
+            if let Some(name) = query.name {
+                pairs.append_pair("name", name);
+            }
+            for tag in &query.tags {
+                pairs.append_pair("tag", tag);
+            }
+            for (key, value) in &query.properties {
+                pairs.append_pair(key, value);
+            }
+            pairs
+                .append_pair("sort_key", "created_at")
+                .append_pair("sort_dir", "desc")
+                .append_pair("sort_key", "id")
+                .append_pair("sort_dir", "desc")
+                .append_pair("limit", &limit.to_string());
+            drop(pairs);
+            Ok(url)
+        };
+        let response = self
+            .session
+            .send_authenticated(operation, Method::GET, url, None)
+            .await?;
+        if !response.is_success() {
+            return Err(response.error(operation));
+        }
+        let page: ImagePage = response.json(operation)?;
+        Ok(page.images)
     }
 
     async fn call<T: serde::de::DeserializeOwned>(

@@ -23,7 +23,7 @@ use serde::de::DeserializeOwned;
 use crate::metrics::Metrics;
 pub use clouds::{Cloud, Credentials};
 pub use error::{ConfigError, HttpErrorKind, OpenStackError, Operation};
-pub use glance::{Glance, Image, Member};
+pub use glance::{Glance, Image, ImageQuery, Member};
 pub use keystone::GlancePlace;
 use keystone::Token;
 
@@ -162,6 +162,32 @@ impl Caller {
     }
 }
 
+/// What a member selector asks Keystone for: projects with every tag of `tags`, one of
+/// `tags_any`, in `domain`, under `parent`.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectQuery<'a> {
+    pub name: Option<&'a str>,
+    pub tags: Vec<&'a str>,
+    pub tags_any: Vec<&'a str>,
+    pub domain: Option<&'a str>,
+    pub parent: Option<&'a str>,
+}
+
+/// What the operator reads of a Keystone project.
+#[derive(serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub domain_id: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ProjectList {
+    projects: Vec<Project>,
+}
+
 /// One set of credentials: its HTTP client and its token.
 pub struct Session {
     /// The digest of the credentials (see [`Credentials::cache_key`]).
@@ -268,6 +294,43 @@ impl Session {
             .into_iter()
             .next()
             .map(|(_, place)| place))
+    }
+
+    /// `GET /v3/projects` on the Keystone of the credentials' `auth_url`, filtered by Keystone
+    /// (`tags`, `tags-any`, `domain_id`, `parent_id`). Keystone does not page project lists.
+    pub async fn list_projects(&self, query: &ProjectQuery<'_>) -> Result<Vec<Project>, OpenStackError> {
+        let operation = Operation::ListProjects;
+        let url = |_: &Token| {
+            let base = format!("{}/projects", self.credentials.auth_url);
+            let mut url = Url::parse(&base).map_err(|e| OpenStackError::InvalidResponse {
+                operation,
+                detail: format!("the auth_url does not make a URL: {e}"),
+            })?;
+            let mut pairs = url.query_pairs_mut();
+            if let Some(name) = query.name {
+                pairs.append_pair("name", name);
+            }
+            if !query.tags.is_empty() {
+                pairs.append_pair("tags", &query.tags.join(","));
+            }
+            if !query.tags_any.is_empty() {
+                pairs.append_pair("tags-any", &query.tags_any.join(","));
+            }
+            if let Some(domain) = query.domain {
+                pairs.append_pair("domain_id", domain);
+            }
+            if let Some(parent) = query.parent {
+                pairs.append_pair("parent_id", parent);
+            }
+            drop(pairs);
+            Ok(url)
+        };
+        let response = self.send_authenticated(operation, Method::GET, url, None).await?;
+        if !response.is_success() {
+            return Err(response.error(operation));
+        }
+        let list: ProjectList = response.json(operation)?;
+        Ok(list.projects)
     }
 
     /// Sends one request to the endpoint `endpoint_of` picks from the token's catalog. On a

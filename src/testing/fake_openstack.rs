@@ -7,7 +7,7 @@
 // Handlers answer early with a ready response; its size does not matter in a test fake.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -45,6 +45,10 @@ struct TokenInfo {
 pub struct Image {
     pub owner: String,
     pub visibility: &'static str,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub status: &'static str,
+    pub created_at: String,
 }
 
 /// A scripted answer for the next matching request.
@@ -77,6 +81,8 @@ struct FakeState {
     clock_offset_seconds: i64,
     /// The Glance URL the catalog advertises.
     glance_url: String,
+    /// Keystone projects by ID: (name, tags).
+    projects: BTreeMap<String, (String, Vec<String>)>,
 }
 
 /// A running fake. Dropping it stops nothing: the server lives as long as the test runtime.
@@ -133,6 +139,7 @@ impl FakeOpenStack {
         }));
         let router = Router::new()
             .route("/v3/auth/tokens", post(issue_token))
+            .route("/v3/projects", get(list_projects))
             .route(
                 &format!("{GLANCE_PREFIX}/v2/images/{{image}}/members"),
                 post(create_member).get(list_members),
@@ -219,8 +226,41 @@ impl FakeOpenStack {
             Image {
                 owner: owner.into(),
                 visibility,
+                name: format!("image-{id}"),
+                tags: Vec::new(),
+                status: "active",
+                created_at: "2026-01-01T00:00:00Z".into(),
             },
         );
+    }
+
+    /// A shared, active image of the owner project named `name`, tagged `tags`, created at
+    /// `created_at`: a build of a golden image.
+    pub fn add_build(&self, id: &str, name: &str, tags: &[&str], created_at: &str) {
+        self.lock().images.insert(
+            id.into(),
+            Image {
+                owner: OWNER_PROJECT.into(),
+                visibility: "shared",
+                name: name.into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                status: "active",
+                created_at: created_at.into(),
+            },
+        );
+    }
+
+    pub fn set_tags(&self, id: &str, tags: &[&str]) {
+        if let Some(image) = self.lock().images.get_mut(id) {
+            image.tags = tags.iter().map(|t| t.to_string()).collect();
+        }
+    }
+
+    /// A Keystone project (only admins may list them, as Keystone's default policy says).
+    pub fn add_project(&self, id: &str, name: &str, tags: &[&str]) {
+        self.lock()
+            .projects
+            .insert(id.into(), (name.into(), tags.iter().map(|t| t.to_string()).collect()));
     }
 
     pub fn set_visibility(&self, id: &str, visibility: &'static str) {
@@ -495,11 +535,14 @@ async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: H
         Ok(who) => who,
         Err(response) => return response,
     };
-    let parsed = reqwest::Url::parse(&format!("http://fake/?{}", query.unwrap_or_default()));
+    let query_text = query;
+    let parsed = reqwest::Url::parse(&format!("http://fake/?{}", query_text.clone().unwrap_or_default()));
     let pairs: HashMap<String, String> = parsed
         .map(|url| url.query_pairs().into_owned().collect())
         .unwrap_or_default();
     let limit: usize = pairs.get("limit").and_then(|l| l.parse().ok()).unwrap_or(25).max(1);
+    // Repeated `tag`: every one must match (as Glance).
+    let tags: Vec<String> = parsed_tags(query_text.as_deref());
     let mut ids: Vec<&String> = s
         .images
         .iter()
@@ -507,10 +550,20 @@ async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: H
             visible_image(&s, &who, id).is_ok()
                 && pairs.get("owner").is_none_or(|owner| *owner == image.owner)
                 && pairs.get("visibility").is_none_or(|v| v == image.visibility)
+                && pairs.get("status").is_none_or(|v| v == image.status)
+                && pairs.get("name").is_none_or(|v| *v == image.name)
+                && tags.iter().all(|tag| image.tags.contains(tag))
         })
         .map(|(id, _)| id)
         .collect();
     ids.sort();
+    if pairs.contains_key("sort_key") {
+        // The operator's only sort: created_at, then ID, newest first.
+        ids.sort_by(|a, b| {
+            let (ia, ib) = (&s.images[*a], &s.images[*b]);
+            (ib.created_at.as_str(), *b).cmp(&(ia.created_at.as_str(), *a))
+        });
+    }
     let start = match pairs.get("marker") {
         None => 0,
         Some(marker) => match ids.iter().position(|id| *id == marker) {
@@ -524,7 +577,8 @@ async fn list_images(State(state): Shared, RawQuery(query): RawQuery, headers: H
         .take(limit)
         .map(|id| {
             let image = &s.images[*id];
-            json!({"id": id, "name": format!("image-{id}"), "owner": image.owner, "visibility": image.visibility})
+            json!({"id": id, "name": image.name, "owner": image.owner, "visibility": image.visibility,
+                "status": image.status, "tags": image.tags, "created_at": image.created_at})
         })
         .collect();
     let mut body = json!({"images": page, "first": "/v2/images"});
@@ -682,4 +736,53 @@ async fn delete_member(
         }
         None => error(404, &format!("{member_id} is not a member of image {image_id}")),
     }
+}
+
+fn parsed_tags(query: Option<&str>) -> Vec<String> {
+    reqwest::Url::parse(&format!("http://fake/?{}", query.unwrap_or_default()))
+        .map(|url| {
+            url.query_pairs()
+                .filter(|(key, _)| key == "tag")
+                .map(|(_, value)| value.into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /v3/projects?tags=&tags-any=`: admins only (Keystone's default policy for a
+/// project-scoped token).
+async fn list_projects(State(state): Shared, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
+    if let Some(fault) = prelude(&state, "GET projects").await {
+        return fault;
+    }
+    let s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let who = match caller(&s, &headers) {
+        Ok(who) => who,
+        Err(response) => return response,
+    };
+    if !who.admin {
+        return error(
+            403,
+            "You are not authorized to perform the requested action: identity:list_projects.",
+        );
+    }
+    let pairs: HashMap<String, String> = reqwest::Url::parse(&format!("http://fake/?{}", query.unwrap_or_default()))
+        .map(|url| url.query_pairs().into_owned().collect())
+        .unwrap_or_default();
+    let list = |key: &str| -> Vec<String> {
+        pairs
+            .get(key)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let (all, any) = (list("tags"), list("tags-any"));
+    let projects: Vec<Value> = s
+        .projects
+        .iter()
+        .filter(|(_, (_, tags))| {
+            all.iter().all(|t| tags.contains(t)) && (any.is_empty() || any.iter().any(|t| tags.contains(t)))
+        })
+        .map(|(id, (name, tags))| json!({"id": id, "name": name, "tags": tags, "domain_id": "default"}))
+        .collect();
+    axum::Json(json!({"projects": projects, "links": {"next": null}})).into_response()
 }

@@ -18,7 +18,9 @@ impl ImageAccess {
             name,
             ImageAccessSpec {
                 image_id: image_id.into(),
+                image_ref: None,
                 member_id: member_id.into(),
+                member_ref: None,
                 status: None,
                 region: None,
                 cloud_credentials_ref: CloudCredentialsRef {
@@ -81,6 +83,7 @@ impl ImageAccessAccept {
             name,
             ImageAccessAcceptSpec {
                 image_id: image_id.into(),
+                image_ref: None,
                 member_id: None,
                 status,
                 region: None,

@@ -95,6 +95,73 @@ impl RealOpenStack {
         image["id"].as_str().expect("image id").to_string()
     }
 
+    /// A build of a golden image, as an image pipeline makes one: a shared image of `who`'s
+    /// project named `name`, tagged `tags`, with `property` set, its data uploaded when `active`
+    /// (otherwise it stays `queued`, as a build still uploading). Returns its ID.
+    pub async fn create_build(&self, who: &str, name: &str, tags: &[&str], active: bool) -> String {
+        let token = self.token(who).await;
+        let body = json!({"name": name, "visibility": "shared", "disk_format": "raw", "container_format": "bare",
+            "tags": tags, "iao_build": "test"});
+        let response = self
+            .http
+            .post(format!("{}/v2/images", self.glance_url))
+            .header("X-Auth-Token", &token)
+            .json(&body)
+            .send()
+            .await
+            .expect("glance");
+        assert_eq!(response.status().as_u16(), 201, "create build");
+        let image: Value = response.json().await.expect("image json");
+        let id = image["id"].as_str().expect("image id").to_string();
+        if active {
+            let response = self
+                .http
+                .put(format!("{}/v2/images/{id}/file", self.glance_url))
+                .header("X-Auth-Token", &token)
+                .header("Content-Type", "application/octet-stream")
+                .body(vec![0u8; 16])
+                .send()
+                .await
+                .expect("glance");
+            assert_eq!(response.status().as_u16(), 204, "upload build");
+        }
+        id
+    }
+
+    /// Adds (`on`) or removes a tag of one of `who`'s images.
+    pub async fn tag_image(&self, who: &str, image_id: &str, tag: &str, on: bool) {
+        let token = self.token(who).await;
+        let url = format!("{}/v2/images/{image_id}/tags/{tag}", self.glance_url);
+        let request = if on { self.http.put(url) } else { self.http.delete(url) };
+        let response = request.header("X-Auth-Token", token).send().await.expect("glance");
+        assert_eq!(response.status().as_u16(), 204, "tag image");
+    }
+
+    /// Creates a Keystone project in the Default domain (as the admin) tagged `tags`.
+    pub async fn create_project(&self, name: &str, tags: &[&str]) -> String {
+        let token = self.token("admin").await;
+        let response = self
+            .http
+            .post(format!("{}/projects", self.keystone_url))
+            .header("X-Auth-Token", token)
+            .json(&json!({"project": {"name": name, "domain_id": "default", "enabled": true, "tags": tags}}))
+            .send()
+            .await
+            .expect("keystone");
+        assert_eq!(response.status().as_u16(), 201, "create project");
+        let body: Value = response.json().await.expect("json");
+        body["project"]["id"].as_str().expect("project id").to_string()
+    }
+
+    /// Adds (`on`) or removes a tag of a Keystone project (as the admin).
+    pub async fn tag_project(&self, project_id: &str, tag: &str, on: bool) {
+        let token = self.token("admin").await;
+        let url = format!("{}/projects/{project_id}/tags/{tag}", self.keystone_url);
+        let request = if on { self.http.put(url) } else { self.http.delete(url) };
+        let response = request.header("X-Auth-Token", token).send().await.expect("keystone");
+        assert!(response.status().is_success(), "tag project: {}", response.status());
+    }
+
     /// Sets an image's visibility (as its owner).
     pub async fn set_visibility(&self, image_id: &str, visibility: &str) {
         let token = self.token("owner").await;

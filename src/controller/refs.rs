@@ -1,0 +1,170 @@
+//! Names instead of IDs: `imageRef: {name}` and `memberRef: {projectName, domain}`, resolved
+//! with the object's credentials when the spec changes, and kept in `status.resolved` until it
+//! changes again. A rebuilt image of the same name is not followed silently (an ImageShare's
+//! imageSelector is what follows builds); none or several candidates stop the look, naming them,
+//! and change nothing.
+
+use super::Kind;
+use super::holding::Resolved;
+use super::problem::Problem;
+use crate::api::{ImageRef, MemberRef, ResolvedRefs};
+use crate::openstack::{HttpErrorKind, ImageQuery, OpenStackError, ProjectQuery};
+
+/// Where an image name is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Among {
+    /// The images of the credentials' project (an owner sharing its image).
+    Owned,
+    /// The images shared with the credentials' project (a member accepting one).
+    SharedWithMe,
+}
+
+/// The names an object's spec gives instead of IDs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Refs<'a> {
+    pub image: Option<(&'a ImageRef, Among)>,
+    pub member: Option<&'a MemberRef>,
+}
+
+/// Candidates asked for: two tell "several" from "one".
+const CANDIDATES: usize = 5;
+
+/// What the object's names resolve to, when its spec changed since they were resolved
+/// (`Ok(None)`: no names, or resolved for this spec already). `Err` when a name matches none
+/// or several, or the credentials may not look it up: the look stops there, holding what it
+/// held.
+pub async fn resolve<K: Kind>(object: &K, creds: &Resolved) -> Result<Option<ResolvedRefs>, Problem> {
+    let refs = object.refs();
+    if refs.image.is_none() && refs.member.is_none() {
+        return Ok(None);
+    }
+    let generation = object.meta().generation;
+    let recorded = object.membership_status().and_then(|s| s.resolved.as_ref());
+    if recorded.is_some_and(|r| r.observed_generation == generation) {
+        return Ok(None);
+    }
+    let mut resolved = ResolvedRefs {
+        observed_generation: generation,
+        ..ResolvedRefs::default()
+    };
+    if let Some((image, among)) = refs.image {
+        resolved.image_id = Some(image_named(object, creds, image, among).await?);
+    }
+    if let Some(member) = refs.member {
+        resolved.member_id = Some(project_named(creds, member).await?);
+    }
+    Ok(Some(resolved))
+}
+
+async fn image_named<K: Kind>(object: &K, creds: &Resolved, image: &ImageRef, among: Among) -> Result<String, Problem> {
+    let project = creds.caller.project.clone().unwrap_or_default();
+    let region = object.named().and_then(|n| n.region);
+    let failed =
+        |e: OpenStackError| lookup_failed(&e, &format!("look image {:?} up in Glance", image.name), &creds.secret);
+    let glance = creds.glance(region.as_deref()).await.map_err(failed)?;
+    let query = ImageQuery {
+        owner: (among == Among::Owned).then_some(project.as_str()),
+        shared_with_me: among == Among::SharedWithMe,
+        name: Some(&image.name),
+        ..ImageQuery::default()
+    };
+    let found = glance.select_images(&query, CANDIDATES).await.map_err(failed)?;
+    let found: Vec<_> = found
+        .into_iter()
+        .filter(|i| among == Among::Owned || i.owner.as_deref() != Some(project.as_str()))
+        .collect();
+    let place = match among {
+        Among::Owned => format!("among the images of project {project}"),
+        Among::SharedWithMe => format!("among the images shared with project {project}"),
+    };
+    match found.as_slice() {
+        [one] => Ok(crate::api::normalize_image_id(&one.id)),
+        [] => Err(Problem::Stalled {
+            reason: "ImageNameNotFound",
+            message: format!(
+                "no image is named {:?} {place} (openstack image list --name {:?}): check the name, or give imageId",
+                image.name, image.name
+            ),
+        }),
+        several => Err(Problem::Stalled {
+            reason: "ImageNameAmbiguous",
+            message: format!(
+                "{} images are named {:?} {place}: {}; give imageId, or share with an ImageShare whose imageSelector has name and newest: 1 to follow the newest build",
+                if several.len() >= CANDIDATES {
+                    format!("{CANDIDATES} or more")
+                } else {
+                    several.len().to_string()
+                },
+                image.name,
+                several
+                    .iter()
+                    .map(|i| format!("{} (created {})", i.id, i.created_at.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+async fn project_named(creds: &Resolved, member: &MemberRef) -> Result<String, Problem> {
+    let query = ProjectQuery {
+        name: Some(&member.project_name),
+        domain: member.domain.as_deref(),
+        ..ProjectQuery::default()
+    };
+    let projects = creds.session.list_projects(&query).await.map_err(|e| {
+        if e.http_kind() == Some(HttpErrorKind::Forbidden) {
+            return Problem::Stalled {
+                reason: "ProjectLookupForbidden",
+                message: format!(
+                    "Keystone refused to look project {:?} up with the credentials of Secret {} (policy identity:list_projects), as `openstack image add project {}` would fail: grant their user the reader role on the project's domain, or give memberId (openstack project show {} -f value -c id)",
+                    member.project_name, creds.secret, member.project_name, member.project_name
+                ),
+            };
+        }
+        lookup_failed(&e, &format!("look project {:?} up in Keystone", member.project_name), &creds.secret)
+    })?;
+    let domain = member
+        .domain
+        .as_deref()
+        .map_or(String::new(), |d| format!(" in domain {d}"));
+    match projects.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Err(Problem::Stalled {
+            reason: "ProjectNameNotFound",
+            message: format!(
+                "no project is named {:?}{domain} (or the credentials of Secret {} cannot see it): check projectName and domain, or give memberId",
+                member.project_name, creds.secret
+            ),
+        }),
+        several => Err(Problem::Stalled {
+            reason: "ProjectNameAmbiguous",
+            message: format!(
+                "{} projects are named {:?}: {}; set memberRef.domain, or give memberId",
+                several.len(),
+                member.project_name,
+                several
+                    .iter()
+                    .map(|p| format!("{} (domain {})", p.id, p.domain_id.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+fn lookup_failed(error: &OpenStackError, what: &str, secret: &str) -> Problem {
+    if error.is_transient() {
+        return Problem::Transient {
+            reason: "NameLookupFailed",
+            message: format!("could not {what}: {error}; retrying with backoff"),
+            retry_after: error.retry_after(),
+        };
+    }
+    Problem::Stalled {
+        reason: "NameLookupRefused",
+        message: format!(
+            "could not {what} with the credentials of Secret {secret}: {error}; fix the Secret, or give the ID"
+        ),
+    }
+}

@@ -1,0 +1,338 @@
+//! What an ImageShare shares: the images and projects its spec lists, or those its selectors
+//! match in Glance and Keystone now ("the 2 newest builds tagged golden", "the projects tagged
+//! analytics").
+//!
+//! Glance and Keystone have no watch, so a selector is evaluated when the share is created or
+//! its spec changes, and every `refreshInterval` (jittered by the caller's requeue): one image
+//! list and one project list per evaluation, filtered and sorted by the services themselves,
+//! whatever the number of images and projects. Between evaluations the last one is used (kept
+//! in memory and in the share's status, so a restarted operator does not list at once).
+//!
+//! A failed evaluation changes nothing: the share keeps every child it has and says why, so a
+//! Glance outage or a refused list never reads as "nothing matches any more".
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::ResourceExt;
+
+use super::Context;
+use super::problem::Problem;
+use crate::api::{ImageShare, SelectedImage, SelectedMember, Selection, normalize_image_id};
+use crate::credentials::ReadError;
+use crate::openstack::{HttpErrorKind, ImageQuery, OpenStackError, ProjectQuery};
+
+/// At most this many images per share (as `imageIds`).
+pub const IMAGE_CAP: usize = 100;
+/// At most this many member projects per share (as `memberIds`).
+pub const MEMBER_CAP: usize = 1000;
+/// `refreshInterval` when the spec gives none.
+const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
+/// The reason of an image that matched but whose visibility is not `shared`.
+pub const NOT_SHARED_VISIBILITY: &str = "NotSharedVisibility";
+
+/// What the share shares now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Targets {
+    /// Image IDs (Glance's form), each with its children.
+    pub images: Vec<String>,
+    /// Member project IDs.
+    pub members: Vec<String>,
+    /// What the selectors matched (the status shows it); `None` without a selector.
+    pub selection: Option<Selection>,
+    /// When the selectors are due again; `None` without a selector.
+    pub refresh_in: Option<Duration>,
+}
+
+impl Targets {
+    /// The images and members the spec lists.
+    pub fn listed(share: &ImageShare) -> Targets {
+        Targets {
+            images: share.spec.image_ids.iter().map(|i| normalize_image_id(&i.0)).collect(),
+            members: share.spec.member_ids.iter().map(|m| m.0.clone()).collect(),
+            selection: None,
+            refresh_in: None,
+        }
+    }
+
+    fn of(share: &ImageShare, selection: Selection, refresh_in: Duration) -> Targets {
+        let mut targets = Targets::listed(share);
+        if share.spec.image_selector.is_some() {
+            targets.images = selection
+                .images
+                .iter()
+                .filter(|image| image.reason.is_none())
+                .map(|image| image.id.clone())
+                .collect();
+        }
+        if share.spec.member_selector.is_some() {
+            targets.members = selection.members.iter().map(|m| m.id.clone()).collect();
+        }
+        targets.selection = Some(selection);
+        targets.refresh_in = Some(refresh_in);
+        targets
+    }
+}
+
+/// The last evaluation of each share's selectors, by uid: forgotten with the share.
+#[derive(Default)]
+pub struct Evaluations(Mutex<HashMap<String, Selection>>);
+
+impl Evaluations {
+    fn get(&self, uid: &str) -> Option<Selection> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned()
+    }
+
+    fn put(&self, uid: String, selection: Selection) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(uid, selection);
+    }
+
+    pub fn forget(&self, uid: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+    }
+
+    /// Keeps the evaluations of the shares in `uids` only (after a relist).
+    pub fn retain(&self, uids: &std::collections::HashSet<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|uid, _| uids.contains(uid));
+    }
+}
+
+/// `refreshInterval` as a duration (the CRD admits only `([0-9]+(h|m|s))+`, at least 30s).
+pub fn refresh_interval(share: &ImageShare) -> Duration {
+    share
+        .spec
+        .refresh_interval
+        .as_deref()
+        .and_then(parse_duration)
+        .map_or(DEFAULT_REFRESH, |d| d.max(Duration::from_secs(30)))
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (mut total, mut number) = (0u64, String::new());
+    for c in text.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: u64 = number.parse().ok()?;
+                number.clear();
+                let unit = match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                total = total.checked_add(n.checked_mul(unit)?)?;
+            }
+            _ => return None,
+        }
+    }
+    number.is_empty().then_some(Duration::from_secs(total))
+}
+
+/// What `share` shares now: its lists, or its selectors' last evaluation while it is fresh
+/// (same generation, younger than refreshInterval), else a new evaluation. `Err` when the
+/// selectors cannot be evaluated: the caller changes no child.
+pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Problem> {
+    if share.spec.image_selector.is_none() && share.spec.member_selector.is_none() {
+        return Ok(Targets::listed(share));
+    }
+    let uid = share.uid().unwrap_or_default();
+    let refresh = refresh_interval(share);
+    let now = ctx.clock.timestamp();
+    let recorded = share.status.as_ref().and_then(|s| s.selection.clone());
+    let last = newest(ctx.shares.evaluations.get(&uid), recorded);
+    if let Some(last) = last.filter(|last| last.observed_generation == share.metadata.generation)
+        && let Some(age) = last
+            .evaluated_at
+            .as_deref()
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .and_then(|at| Duration::try_from(now.duration_since(at)).ok())
+        && age < refresh
+    {
+        return Ok(Targets::of(share, last, refresh - age));
+    }
+    let selection = evaluate(share, ctx, now).await?;
+    ctx.shares.evaluations.put(uid, selection.clone());
+    Ok(Targets::of(share, selection, refresh))
+}
+
+/// The later of two evaluations.
+fn newest(a: Option<Selection>, b: Option<Selection>) -> Option<Selection> {
+    let at = |s: &Selection| {
+        s.evaluated_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+    };
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if at(&b) > at(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One image list and one project list, as the share's credentials see them.
+async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Result<Selection, Problem> {
+    let namespace = share.namespace().unwrap_or_default();
+    let reference = &share.spec.cloud_credentials_ref;
+    let secret = format!("{namespace}/{}", reference.secret_name);
+    let data = match ctx.secrets.read(&namespace, &reference.secret_name).await {
+        Ok(data) => data,
+        Err(ReadError::NotFound) => return Err(Problem::secret_not_found(&namespace, &reference.secret_name)),
+        Err(ReadError::BadKey(detail)) => {
+            return Err(Problem::secret_key_missing(&namespace, &reference.secret_name, detail));
+        }
+        Err(ReadError::Kubernetes(e)) => return Err(Problem::kubernetes(&e)),
+    };
+    let cloud = data
+        .cloud(&reference.cloud_name)
+        .map_err(|e| Problem::selection(&OpenStackError::Config(e), "read the credentials", &secret))?;
+    let session = ctx
+        .openstack
+        .session(&cloud.credentials)
+        .map_err(|e| Problem::selection(&e, "read the credentials", &secret))?;
+    let mut selection = Selection {
+        evaluated_at: Some(now.to_string()),
+        observed_generation: share.metadata.generation,
+        ..Selection::default()
+    };
+    if let Some(selector) = &share.spec.image_selector {
+        let what = "list the images of imageSelector in Glance";
+        let caller = session
+            .caller()
+            .await
+            .map_err(|e| Problem::selection(&e, what, &secret))?;
+        let owner = caller.project.unwrap_or_default();
+        let region = share.spec.region.as_deref().or(cloud.region_name.as_deref());
+        let glance = session
+            .glance(region, &cloud.interface)
+            .await
+            .map_err(|e| Problem::selection(&e, what, &secret))?;
+        let query = ImageQuery {
+            owner: Some(&owner),
+            shared_with_me: false,
+            status: Some("active"),
+            name: selector.name.as_deref(),
+            tags: selector.tags.iter().map(|t| t.0.as_str()).collect(),
+            properties: selector
+                .properties
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.0.as_str()))
+                .collect(),
+        };
+        // One more than the cap tells whether there are more (Glance says `next` whenever a
+        // page is full).
+        let limit = selector.newest.map_or(IMAGE_CAP + 1, |n| n as usize);
+        let images = glance
+            .select_images(&query, limit)
+            .await
+            .map_err(|e| Problem::selection(&e, what, &secret))?;
+        if images.len() > IMAGE_CAP {
+            return Err(Problem::selection_too_large(
+                "images",
+                "imageSelector",
+                IMAGE_CAP,
+                "add newest: N, or a tag",
+            ));
+        }
+        selection.images = images
+            .into_iter()
+            .map(|image| {
+                let shared = image.visibility == "shared";
+                SelectedImage {
+                    reason: (!shared).then(|| NOT_SHARED_VISIBILITY.to_string()),
+                    message: (!shared).then(|| {
+                        format!(
+                            "visibility is {}: Glance refuses members on it; make it shared (openstack image set --shared {}) to share it",
+                            image.visibility, image.id
+                        )
+                    }),
+                    id: normalize_image_id(&image.id),
+                    name: image.name,
+                    created_at: image.created_at,
+                }
+            })
+            .collect();
+    }
+    if let Some(selector) = &share.spec.member_selector {
+        let what = "list the projects of memberSelector in Keystone";
+        let query = ProjectQuery {
+            name: None,
+            tags: selector.tags.iter().map(|t| t.0.as_str()).collect(),
+            tags_any: selector.tags_any.iter().map(|t| t.0.as_str()).collect(),
+            domain: selector.domain.as_deref(),
+            parent: selector.parent.as_deref(),
+        };
+        let mut projects = session
+            .list_projects(&query)
+            .await
+            .map_err(|e| Problem::selection(&e, what, &secret))?;
+        if projects.len() > MEMBER_CAP {
+            return Err(Problem::selection_too_large(
+                "projects",
+                "memberSelector",
+                MEMBER_CAP,
+                "add a tag",
+            ));
+        }
+        projects.sort_by(|a, b| a.id.cmp(&b.id));
+        selection.members = projects
+            .into_iter()
+            .map(|p| SelectedMember { id: p.id, name: p.name })
+            .collect();
+    }
+    Ok(selection)
+}
+
+impl Problem {
+    /// A selector that could not be evaluated while doing `what` with the credentials of
+    /// `secret`: transient failures retry; a refusal says what to grant.
+    fn selection(error: &OpenStackError, what: &str, secret: &str) -> Problem {
+        if error.is_transient() {
+            return Problem::Transient {
+                reason: "SelectionFailed",
+                message: format!("could not {what}: {error}; retrying with backoff (the share keeps what it shares)"),
+                retry_after: error.retry_after(),
+            };
+        }
+        let message = match error.http_kind() {
+            Some(HttpErrorKind::Forbidden) if what.contains("Keystone") => format!(
+                "Keystone refused to {what} with the credentials of Secret {secret} (policy identity:list_projects): grant their user the reader role on the projects' domain, or use credentials that may list projects, or name the projects in memberIds"
+            ),
+            Some(HttpErrorKind::Forbidden | HttpErrorKind::Unauthorized) => format!(
+                "OpenStack refused to {what} with the credentials of Secret {secret}: {error}; use credentials of the images' owner project"
+            ),
+            _ => format!(
+                "could not {what} with the credentials of Secret {secret}: {error}; fix the selector or the Secret"
+            ),
+        };
+        Problem::Stalled {
+            reason: "SelectionRefused",
+            message,
+        }
+    }
+
+    fn selection_too_large(what: &str, selector: &str, cap: usize, narrow: &str) -> Problem {
+        Problem::Stalled {
+            reason: "SelectionTooLarge",
+            message: format!(
+                "{selector} matches more than {cap} {what}, the most one ImageShare shares: narrow it ({narrow}) or split it into several shares; nothing was removed"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_intervals_read_as_the_crd_admits_them() {
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5d"), None);
+    }
+}
