@@ -105,31 +105,39 @@ impl Team {
     }
 }
 
-/// The walk: the 2 newest builds tagged golden shared with 2 projects (Delete), and every
-/// build tagged golden with a third (Orphan). A third build is shared within one refresh and the
-/// oldest leaves the first share (its memberships removed); a build still uploading is not
-/// picked; an image untagged leaves the second share and, Orphan, keeps its membership.
+/// Glance's created_at counts seconds: builds made a second apart have an order.
+async fn next_second() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
+/// The walk: the 2 newest builds tagged golden shared with 2 projects (Delete). A build
+/// still uploading is not picked; a third build is shared within one refresh and the oldest
+/// leaves (its memberships removed); the newest untagged leaves and the one before comes back.
+/// A second share (Orphan) of every build of another tag: an image untagged leaves it and keeps
+/// its membership. (Glance here allows 2 members per image: the shares select other images.)
 #[tokio::test]
 async fn a_selector_share_follows_the_builds() {
     let team = Team::new("select-builds").await;
     let env = &team.env;
-    let tag = unique("golden");
+    let (tag, kept) = (unique("golden"), unique("kept"));
     let b1 = env.create_build("owner", "ubuntu-golden", &[&tag], true).await;
+    next_second().await;
     let b2 = env.create_build("owner", "ubuntu-golden", &[&tag], true).await;
+    let c1 = env.create_build("owner", "debian-golden", &[&kept], true).await;
+    next_second().await;
+    let c2 = env.create_build("owner", "debian-golden", &[&kept], true).await;
     let (m1, m2, m3) = (unique("team-a"), unique("team-b"), unique("team-c"));
-    let newest = format!("  imageSelector:\n    tags: [{tag}]\n    newest: 2\n");
-    let every = format!("  imageSelector:\n    tags: [{tag}]\n");
     team.apply(&selector_share(
         "newest",
         "owner",
-        &newest,
+        &format!("  imageSelector:\n    tags: [{tag}]\n    newest: 2\n"),
         &format!("  memberIds: [{m1}, {m2}]\n"),
         "",
     ));
     team.apply(&selector_share(
         "every",
         "owner",
-        &every,
+        &format!("  imageSelector:\n    tags: [{kept}]\n"),
         &format!("  memberIds: [{m3}]\n"),
         "  deletionPolicy: Orphan\n",
     ));
@@ -140,30 +148,48 @@ async fn a_selector_share_follows_the_builds() {
     assert_eq!(selection.images[0].name.as_deref(), Some("ubuntu-golden"));
     assert!(selection.images[0].created_at.is_some(), "{selection:?}");
     assert!(selection.evaluated_at.is_some());
-    team.wait_selected("every", &[&b2, &b1], 2, common::cluster::WAIT).await;
-    team.wait_members("owner", &b1, &[&m1, &m2, &m3], common::cluster::WAIT)
+    team.wait_selected("every", &[&c2, &c1], 2, common::cluster::WAIT).await;
+    team.wait_members("owner", &b1, &[&m1, &m2], common::cluster::WAIT)
         .await;
+    team.wait_members("owner", &c1, &[&m3], common::cluster::WAIT).await;
 
-    // A build still uploading, then a finished one.
+    // A build still uploading (the newest), then a finished one.
+    next_second().await;
     let queued = env.create_build("owner", "ubuntu-golden", &[&tag], false).await;
     let b3 = env.create_build("owner", "ubuntu-golden", &[&tag], true).await;
     team.wait_selected("newest", &[&b3, &b2], 4, REFRESH_WAIT).await;
-    team.wait_members("owner", &b3, &[&m1, &m2, &m3], REFRESH_WAIT).await;
-    team.wait_members("owner", &b1, &[&m3], REFRESH_WAIT).await;
-    let every = team.wait_selected("every", &[&b3, &b2, &b1], 3, REFRESH_WAIT).await;
-    let listed = every.status.and_then(|s| s.selection).expect("selection");
-    assert!(
-        listed.images.iter().all(|image| image.id != queued),
-        "a queued build is not picked: {listed:?}"
+    team.wait_members("owner", &b3, &[&m1, &m2], REFRESH_WAIT).await;
+    team.wait_members("owner", &b1, &[], REFRESH_WAIT).await;
+    assert_eq!(
+        team.members("owner", &queued).await,
+        Ok(BTreeSet::new()),
+        "a queued build is not shared"
     );
-    assert_eq!(team.members("owner", &queued).await, Ok(BTreeSet::new()));
 
-    // Untagged: it leaves the share that selects every build, and Orphan keeps its membership.
+    // Untagged: the newest leaves (Delete: its memberships go) and the one before it is back.
     env.tag_image("owner", &b3, &tag, false).await;
-    team.wait_selected("every", &[&b2, &b1], 2, REFRESH_WAIT).await;
     team.wait_selected("newest", &[&b2, &b1], 4, REFRESH_WAIT).await;
-    team.wait_members("owner", &b3, &[&m3], REFRESH_WAIT).await;
-    team.wait_members("owner", &b1, &[&m1, &m2, &m3], REFRESH_WAIT).await;
+    team.wait_members("owner", &b3, &[], REFRESH_WAIT).await;
+    team.wait_members("owner", &b1, &[&m1, &m2], REFRESH_WAIT).await;
+
+    // Untagged from the Orphan share: it leaves, its membership stays.
+    env.tag_image("owner", &c1, &kept, false).await;
+    team.wait_selected("every", &[&c2], 1, REFRESH_WAIT).await;
+    eventually("the untagged image's child gone", REFRESH_WAIT, || async {
+        let children = team
+            .ns
+            .api()
+            .list(&kube::api::ListParams::default().labels("glance.viettelidc.com.vn/image-share=every"))
+            .await
+            .ok()?;
+        (children.items.len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        team.members("owner", &c1).await,
+        Ok(BTreeSet::from([m3.clone()])),
+        "Orphan keeps the membership"
+    );
 }
 
 /// Projects by tag, with admin credentials (they may list projects): a project tagged gains the

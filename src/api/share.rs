@@ -55,7 +55,7 @@ use super::{CloudCredentialsRef, DeletionPolicy, IMAGE_ID_RULE, MemberStatus};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("has(self.imageIds) != has(self.imageSelector)").message("give exactly one of imageIds (the images by ID) and imageSelector (the images by name, tags or properties)"))]
-#[x_kube(validation = kube::core::Rule::new("has(self.memberIds) != has(self.memberSelector)").message("give exactly one of memberIds (the projects by ID) and memberSelector (the projects by tags, domain or parent)"))]
+#[x_kube(validation = kube::core::Rule::new("[has(self.memberIds), has(self.memberSelector), has(self.memberRefs)].filter(x, x).size() == 1").message("give exactly one of memberIds (the projects by ID), memberRefs (the projects by name) and memberSelector (the projects by tags, domain or parent)"))]
 pub struct ImageShareSpec {
     /// IDs of the Glance images to share (1 to 100), each a lowercase UUID with dashes. The
     /// images must have visibility `shared` and belong to the credentials' project. Removing
@@ -89,6 +89,13 @@ pub struct ImageShareSpec {
     /// or memberIds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_selector: Option<MemberSelector>,
+
+    /// The projects to share with by name instead of memberIds (1 to 100), looked up in
+    /// Keystone when the spec changes (the credentials must be allowed to list projects:
+    /// `identity:list_projects`) and kept (status.selection.members) until it changes again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 100))]
+    pub member_refs: Vec<super::MemberRef>,
 
     /// How often the selectors are evaluated again (Glance and Keystone have no watch): a Go
     /// duration such as `5m` (the default) or `1h30m`, at least 30s. Each evaluation is one image
@@ -144,7 +151,7 @@ pub struct ImageSelector {
     /// newest builds". Unset: every matching image (at most 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
-    pub newest: Option<u32>,
+    pub newest: Option<i32>,
 }
 
 /// Projects by what they are. Every criterion given must match.
@@ -201,7 +208,7 @@ pub struct Selection {
     #[schemars(length(max = 100))]
     pub images: Vec<SelectedImage>,
 
-    /// The projects memberSelector matched.
+    /// The projects memberSelector matched, or memberRefs named.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000))]
     pub members: Vec<SelectedMember>,

@@ -718,6 +718,7 @@ fn golden(members: &[&str], policy: Option<DeletionPolicy>) -> ImageShare {
             member_ids: members.iter().map(|m| MemberId((*m).into())).collect(),
             image_selector: None,
             member_selector: None,
+            member_refs: Vec::new(),
             refresh_interval: None,
             status: None,
             region: None,

@@ -486,6 +486,7 @@ impl World {
                         member_ids: picked(*members, &MEMBERS).into_iter().map(MemberId).collect(),
                         image_selector: None,
                         member_selector: None,
+                        member_refs: Vec::new(),
                         refresh_interval: None,
                         status: None,
                         region: None,

@@ -8,7 +8,7 @@ use super::Kind;
 use super::holding::Resolved;
 use super::problem::Problem;
 use crate::api::{ImageRef, MemberRef, ResolvedRefs};
-use crate::openstack::{HttpErrorKind, ImageQuery, OpenStackError, ProjectQuery};
+use crate::openstack::{HttpErrorKind, ImageQuery, OpenStackError, Project, ProjectQuery, Session};
 
 /// Where an image name is looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub async fn resolve<K: Kind>(object: &K, creds: &Resolved) -> Result<Option<Res
         resolved.image_id = Some(image_named(object, creds, image, among).await?);
     }
     if let Some(member) = refs.member {
-        resolved.member_id = Some(project_named(creds, member).await?);
+        resolved.member_id = Some(project_named(&creds.session, &creds.secret, member).await?.id);
     }
     Ok(Some(resolved))
 }
@@ -106,35 +106,36 @@ async fn image_named<K: Kind>(object: &K, creds: &Resolved, image: &ImageRef, am
     }
 }
 
-async fn project_named(creds: &Resolved, member: &MemberRef) -> Result<String, Problem> {
+/// The project `member` names, looked up with `session` (the credentials of `secret`).
+pub async fn project_named(session: &Session, secret: &str, member: &MemberRef) -> Result<Project, Problem> {
     let query = ProjectQuery {
         name: Some(&member.project_name),
         domain: member.domain.as_deref(),
         ..ProjectQuery::default()
     };
-    let projects = creds.session.list_projects(&query).await.map_err(|e| {
+    let projects = session.list_projects(&query).await.map_err(|e| {
         if e.http_kind() == Some(HttpErrorKind::Forbidden) {
             return Problem::Stalled {
                 reason: "ProjectLookupForbidden",
                 message: format!(
                     "Keystone refused to look project {:?} up with the credentials of Secret {} (policy identity:list_projects), as `openstack image add project {}` would fail: grant their user the reader role on the project's domain, or give memberId (openstack project show {} -f value -c id)",
-                    member.project_name, creds.secret, member.project_name, member.project_name
+                    member.project_name, secret, member.project_name, member.project_name
                 ),
             };
         }
-        lookup_failed(&e, &format!("look project {:?} up in Keystone", member.project_name), &creds.secret)
+        lookup_failed(&e, &format!("look project {:?} up in Keystone", member.project_name), secret)
     })?;
     let domain = member
         .domain
         .as_deref()
         .map_or(String::new(), |d| format!(" in domain {d}"));
     match projects.as_slice() {
-        [one] => Ok(one.id.clone()),
+        [one] => Ok(one.clone()),
         [] => Err(Problem::Stalled {
             reason: "ProjectNameNotFound",
             message: format!(
                 "no project is named {:?}{domain} (or the credentials of Secret {} cannot see it): check projectName and domain, or give memberId",
-                member.project_name, creds.secret
+                member.project_name, secret
             ),
         }),
         several => Err(Problem::Stalled {

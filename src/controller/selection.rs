@@ -56,7 +56,7 @@ impl Targets {
         }
     }
 
-    fn of(share: &ImageShare, selection: Selection, refresh_in: Duration) -> Targets {
+    fn of(share: &ImageShare, selection: Selection, refresh_in: Option<Duration>) -> Targets {
         let mut targets = Targets::listed(share);
         if share.spec.image_selector.is_some() {
             targets.images = selection
@@ -66,11 +66,11 @@ impl Targets {
                 .map(|image| image.id.clone())
                 .collect();
         }
-        if share.spec.member_selector.is_some() {
+        if share.spec.member_selector.is_some() || !share.spec.member_refs.is_empty() {
             targets.members = selection.members.iter().map(|m| m.id.clone()).collect();
         }
         targets.selection = Some(selection);
-        targets.refresh_in = Some(refresh_in);
+        targets.refresh_in = refresh_in;
         targets
     }
 }
@@ -136,11 +136,17 @@ fn parse_duration(text: &str) -> Option<Duration> {
 /// (same generation, younger than refreshInterval), else a new evaluation. `Err` when the
 /// selectors cannot be evaluated: the caller changes no child.
 pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Problem> {
-    if share.spec.image_selector.is_none() && share.spec.member_selector.is_none() {
+    let refreshes = share.spec.image_selector.is_some() || share.spec.member_selector.is_some();
+    if !refreshes && share.spec.member_refs.is_empty() {
         return Ok(Targets::listed(share));
     }
     let uid = share.uid().unwrap_or_default();
-    let refresh = refresh_interval(share);
+    // Names only: resolved once per spec, never refreshed (a renamed project is not followed).
+    let refresh = if refreshes {
+        refresh_interval(share)
+    } else {
+        Duration::MAX
+    };
     let now = ctx.clock.timestamp();
     let recorded = share.status.as_ref().and_then(|s| s.selection.clone());
     let last = newest(ctx.shares.evaluations.get(&uid), recorded);
@@ -152,11 +158,11 @@ pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Probl
             .and_then(|at| Duration::try_from(now.duration_since(at)).ok())
         && age < refresh
     {
-        return Ok(Targets::of(share, last, refresh - age));
+        return Ok(Targets::of(share, last, refreshes.then(|| refresh - age)));
     }
     let selection = evaluate(share, ctx, now).await?;
     ctx.shares.evaluations.put(uid, selection.clone());
-    Ok(Targets::of(share, selection, refresh))
+    Ok(Targets::of(share, selection, refreshes.then_some(refresh)))
 }
 
 /// The later of two evaluations.
@@ -223,7 +229,9 @@ async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Re
         };
         // One more than the cap tells whether there are more (Glance says `next` whenever a
         // page is full).
-        let limit = selector.newest.map_or(IMAGE_CAP + 1, |n| n as usize);
+        let limit = selector
+            .newest
+            .map_or(IMAGE_CAP + 1, |n| usize::try_from(n).unwrap_or(1).max(1));
         let images = glance
             .select_images(&query, limit)
             .await
@@ -254,6 +262,19 @@ async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Re
                 }
             })
             .collect();
+    }
+    if !share.spec.member_refs.is_empty() {
+        let mut projects = Vec::new();
+        for member in &share.spec.member_refs {
+            let project = super::refs::project_named(&session, &secret, member).await?;
+            if !projects.iter().any(|p: &SelectedMember| p.id == project.id) {
+                projects.push(SelectedMember {
+                    id: project.id,
+                    name: project.name,
+                });
+            }
+        }
+        selection.members = projects;
     }
     if let Some(selector) = &share.spec.member_selector {
         let what = "list the projects of memberSelector in Keystone";

@@ -24,7 +24,7 @@ fn builds(h: &Harness) {
     h.fake.add_build(B2, "golden", &["golden"], "2026-12-02T00:00:00Z");
 }
 
-fn selecting(newest: Option<u32>) -> ImageShare {
+fn selecting(newest: Option<i32>) -> ImageShare {
     let mut share = ImageShare::new(
         "golden",
         ImageShareSpec {
@@ -36,6 +36,7 @@ fn selecting(newest: Option<u32>) -> ImageShare {
             }),
             member_ids: vec![MemberId(MEMBER_PROJECT.into())],
             member_selector: None,
+            member_refs: Vec::new(),
             refresh_interval: None,
             status: None,
             region: None,

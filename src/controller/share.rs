@@ -1135,6 +1135,7 @@ mod tests {
                 member_ids: members.iter().map(|m| MemberId((*m).into())).collect(),
                 image_selector: None,
                 member_selector: None,
+                member_refs: Vec::new(),
                 refresh_interval: None,
                 status: None,
                 region: None,

@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 pub use clouds::{Cloud, Credentials};
 pub use error::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 pub use glance::{Glance, Image, ImageQuery, Member};
+
 pub use keystone::GlancePlace;
 use keystone::Token;
 

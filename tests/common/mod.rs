@@ -139,12 +139,33 @@ impl RealOpenStack {
 
     /// Creates a Keystone project in the Default domain (as the admin) tagged `tags`.
     pub async fn create_project(&self, name: &str, tags: &[&str]) -> String {
+        self.create_project_in("default", name, tags).await
+    }
+
+    /// Creates a Keystone domain (as the admin); returns its ID.
+    pub async fn create_domain(&self, name: &str) -> String {
+        let token = self.token("admin").await;
+        let response = self
+            .http
+            .post(format!("{}/domains", self.keystone_url))
+            .header("X-Auth-Token", token)
+            .json(&json!({"domain": {"name": name, "enabled": true}}))
+            .send()
+            .await
+            .expect("keystone");
+        assert_eq!(response.status().as_u16(), 201, "create domain");
+        let body: Value = response.json().await.expect("json");
+        body["domain"]["id"].as_str().expect("domain id").to_string()
+    }
+
+    /// Creates a Keystone project in domain `domain_id` (as the admin) tagged `tags`.
+    pub async fn create_project_in(&self, domain_id: &str, name: &str, tags: &[&str]) -> String {
         let token = self.token("admin").await;
         let response = self
             .http
             .post(format!("{}/projects", self.keystone_url))
             .header("X-Auth-Token", token)
-            .json(&json!({"project": {"name": name, "domain_id": "default", "enabled": true, "tags": tags}}))
+            .json(&json!({"project": {"name": name, "domain_id": domain_id, "enabled": true, "tags": tags}}))
             .send()
             .await
             .expect("keystone");
