@@ -68,6 +68,17 @@ sed -e "s/6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10/${GOLDEN[0]}/" -e "s/7d1b2f3c-3c2
   -e "s/bed6b6cbb86a4e2d8dc2735c2f1000e4/$OSL_MEMBER1_PROJECT_ID/" -e "s/5f2a9d8e7c6b4a3f9e8d7c6b5a4f3e2d/$OSL_MEMBER2_PROJECT_ID/" \
   "$ROOT/deploy/examples/imageshare.yaml" | kubectl -n "$NS" apply -f -
 
+say "Golden images that follow their builds: an ImageShare of the 2 newest builds tagged golden-build"
+build() { # NAME: an uploaded (active) build tagged golden-build
+  head -c 64 /dev/zero > "$DEMO/build.raw"
+  openstack --os-cloud owner image create --shared --disk-format raw --container-format bare \
+    --tag golden-build --file "$DEMO/build.raw" -f value -c id "$1"
+}
+BUILDS=$(openstack --os-cloud owner image list --tag golden-build --status active -f value -c ID | wc -l)
+for i in $(seq $((BUILDS + 1)) 2); do build "demo-golden-build-$i" >/dev/null; sleep 1; done
+sed -e "s/bed6b6cbb86a4e2d8dc2735c2f1000e4/$OSL_MEMBER1_PROJECT_ID/" \
+  "$ROOT/deploy/examples/imageshare-builds.yaml" | kubectl -n "$NS" apply -f -
+
 say "The consumer team accepts the share, in namespace $CONSUMER_NS with its own project's credentials"
 kubectl create namespace "$CONSUMER_NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 printf 'clouds:\n  consumer:\n    auth:\n      auth_url: %s\n      username: member1-user\n      password: %s\n      project_name: member1\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    interface: public\n' \
@@ -99,6 +110,15 @@ kubectl -n "$NS" get ia -o wide
 say "kubectl get ishare: 2 images x 2 projects, as 4 ImageAccess objects it owns"
 kubectl -n "$NS" get ishare
 kubectl -n "$NS" get ia -l glance.viettelidc.com.vn/image-share=golden-images
+say "A new build: it is shared at the next refresh (refreshInterval 30s) and the oldest leaves"
+kubectl -n "$NS" wait --for=condition=Ready --timeout=120s imageshare golden-builds
+kubectl -n "$NS" get ishare golden-builds -o jsonpath='{range .status.selection.images[*]}  {.id}  {.name}  {.createdAt}{"\n"}{end}'
+NEW_BUILD=$(build "demo-golden-build-$(date +%Y%m%d-%H%M%S)")
+echo "built $NEW_BUILD; waiting for the share to pick it up"
+kubectl -n "$NS" wait --timeout=120s --for=jsonpath='{.status.selection.images[0].id}'="$NEW_BUILD" imageshare golden-builds
+kubectl -n "$NS" wait --for=condition=Ready --timeout=120s imageshare golden-builds
+kubectl -n "$NS" get ishare golden-builds -o jsonpath='{range .status.selection.images[*]}  {.id}  {.name}  {.createdAt}{"\n"}{end}'
+kubectl -n "$NS" get ia -l glance.viettelidc.com.vn/image-share=golden-builds
 say "The consumer's side: kubectl -n $CONSUMER_NS get iaa -o wide"
 kubectl -n "$CONSUMER_NS" get iaa -o wide
 say "Glance's view: openstack image member list $IMAGE"

@@ -179,9 +179,7 @@ async fn an_accept_finds_the_image_by_name_among_those_shared_with_the_member() 
     );
     let out = ns.apply(&accept);
     assert!(out.success, "{}", out.stderr);
-    let accepted = ns
-        .wait_for::<ImageAccessAccept>("take", "Ready", WAIT, is_ready)
-        .await;
+    let accepted = ns.wait_for::<ImageAccessAccept>("take", "Ready", WAIT, is_ready).await;
     let resolved = accepted.status.and_then(|s| s.membership.resolved).expect("resolved");
     assert_eq!(resolved.image_id.as_deref(), Some(image.as_str()));
     let member = env.member(&image, &member).await.expect("member");

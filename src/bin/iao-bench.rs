@@ -44,6 +44,14 @@ enum Command {
         images: usize,
         #[arg(long, default_value_t = 1000)]
         member_quota: usize,
+        /// Tag every image with this (each a build a second after the one before).
+        #[arg(long)]
+        tag: Option<String>,
+        /// Keystone projects to serve, each tagged with --project-tag.
+        #[arg(long, default_value_t = 0)]
+        projects: usize,
+        #[arg(long, default_value = "analytics")]
+        project_tag: String,
     },
     /// Create the memberships of PAIRS with the project's Glance client; print the seconds.
     Floor {
@@ -104,7 +112,19 @@ async fn main() -> Result<(), Failure> {
             latency_ms,
             images,
             member_quota,
-        } => serve_fake(out, latency_ms, images, member_quota).await,
+            tag,
+            projects,
+            project_tag,
+        } => {
+            let served = Served {
+                images,
+                member_quota,
+                tag,
+                projects,
+                project_tag,
+            };
+            serve_fake(out, latency_ms, served).await
+        }
         Command::Floor {
             clouds,
             cloud,
@@ -135,12 +155,37 @@ fn fake_image_id(i: usize) -> String {
     format!("{:08x}-0000-4000-8000-{:012x}", i, i)
 }
 
-async fn serve_fake(out: PathBuf, latency_ms: u64, images: usize, member_quota: usize) -> Result<(), Failure> {
+/// What the fake serves.
+struct Served {
+    images: usize,
+    member_quota: usize,
+    tag: Option<String>,
+    projects: usize,
+    project_tag: String,
+}
+
+async fn serve_fake(out: PathBuf, latency_ms: u64, served: Served) -> Result<(), Failure> {
+    let Served {
+        images,
+        member_quota,
+        tag,
+        projects,
+        project_tag,
+    } = served;
     let fake = FakeOpenStack::start().await;
     fake.set_member_quota(member_quota);
     let ids: Vec<String> = (0..images).map(fake_image_id).collect();
-    for id in &ids {
-        fake.add_image(id, OWNER_PROJECT, "shared");
+    for (i, id) in ids.iter().enumerate() {
+        match &tag {
+            Some(tag) => {
+                let created = jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(1_700_000_000 + i as i64);
+                fake.add_build(id, "golden", &[tag], &created.to_string());
+            }
+            None => fake.add_image(id, OWNER_PROJECT, "shared"),
+        }
+    }
+    for i in 0..projects {
+        fake.add_project(&format!("project-{i:04}"), &format!("team-{i:04}"), &[&project_tag]);
     }
     fake.set_delay(Some(Duration::from_millis(latency_ms)));
     std::fs::create_dir_all(&out)?;

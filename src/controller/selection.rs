@@ -303,6 +303,13 @@ async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Re
             .map(|p| SelectedMember { id: p.id, name: p.name })
             .collect();
     }
+    tracing::info!(
+        namespace = %namespace,
+        name = %share.name_any(),
+        images = selection.images.len(),
+        members = selection.members.len(),
+        "selectors evaluated"
+    );
     Ok(selection)
 }
 

@@ -122,6 +122,8 @@ impl FakeOpenStack {
             ("member", MEMBER_PROJECT, false),
             ("other", OTHER_PROJECT, false),
             ("admin", ADMIN_PROJECT, true),
+            // The owner project's admin: may list Keystone projects (memberSelector).
+            ("owner-admin", OWNER_PROJECT, true),
         ] {
             let user = User {
                 password: PASSWORD.into(),
@@ -140,6 +142,7 @@ impl FakeOpenStack {
         let router = Router::new()
             .route("/v3/auth/tokens", post(issue_token))
             .route("/v3/projects", get(list_projects))
+            .route("/_fake/requests", get(request_counts))
             .route(
                 &format!("{GLANCE_PREFIX}/v2/images/{{image}}/members"),
                 post(create_member).get(list_members),
@@ -210,6 +213,7 @@ impl FakeOpenStack {
             ("member", "member", PASSWORD),
             ("other", "other", PASSWORD),
             ("admin", "admin", PASSWORD),
+            ("owner-admin", "owner-admin", PASSWORD),
             ("wrong", "owner", "not-the-password"),
         ] {
             out.push_str(&format!(
@@ -785,4 +789,10 @@ async fn list_projects(State(state): Shared, RawQuery(query): RawQuery, headers:
         .map(|(id, (name, tags))| json!({"id": id, "name": name, "tags": tags, "domain_id": "default"}))
         .collect();
     axum::Json(json!({"projects": projects, "links": {"next": null}})).into_response()
+}
+
+/// The requests answered so far by kind (`"GET images"`: count), for the benchmark.
+async fn request_counts(State(state): Shared) -> Response {
+    let s = state.lock().unwrap_or_else(|p| p.into_inner());
+    axum::Json(json!(s.requests)).into_response()
 }
