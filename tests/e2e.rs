@@ -21,7 +21,7 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
     let cases: Vec<(String, &str)> = vec![
         (
             "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: no-image\nspec:\n  memberId: abc\n  cloudCredentialsRef: {secretName: s, cloudName: c}\n".into(),
-            "spec.imageId: Required value",
+            "give exactly one of imageId (the image by ID) and imageRef (the image by name)",
         ),
         (manifest("bad-uuid", "not-a-uuid", "abc", "owner", ""), "imageId must be a Glance image ID"),
         // Issue 7, C12: spellings Glance would answer 404 for, refused with the form to use.

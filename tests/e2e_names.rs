@@ -124,11 +124,21 @@ async fn names_resolve_to_one_candidate_and_refuse_none_or_several() {
     })
     .await;
 
-    // A rebuild of the same name: the object keeps what it resolved (its spec did not change).
+    // A rebuild of the same name, then an edit of another field: the object keeps what it
+    // resolved (only a change of the name looks it up again).
     let rebuilt = env.create_build("admin", &one, &[], true).await;
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let still = ns.get("one").await.expect("object");
-    assert!(is_ready(&still));
+    let edited = by_name(
+        "one",
+        &image_ref(&one),
+        &member_ref(&consumer, Some("default")),
+        "admin",
+    ) + "  deletionPolicy: Orphan\n";
+    apply(edited);
+    let still = ns
+        .wait_for::<ImageAccess>("one", "Ready for the edited spec", WAIT, |o| {
+            is_ready(o) && o.status.as_ref().and_then(|s| s.observed_generation) == o.metadata.generation
+        })
+        .await;
     assert_eq!(
         still.status.and_then(|s| s.resolved).and_then(|r| r.image_id),
         Some(image.clone())

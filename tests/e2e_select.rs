@@ -130,7 +130,7 @@ async fn a_selector_share_follows_the_builds() {
     team.apply(&selector_share(
         "newest",
         "owner",
-        &format!("  imageSelector:\n    tags: [{tag}]\n    newest: 2\n"),
+        &format!("  imageSelector:\n    tags: [{tag}]\n    properties: {{iao_build: test}}\n    newest: 2\n"),
         &format!("  memberIds: [{m1}, {m2}]\n"),
         "",
     ));
@@ -294,7 +294,7 @@ async fn admission_refuses_selectors_that_make_no_sense() {
                 "  memberIds: [p1]\n  memberSelector:\n    tags: [t]\n",
                 "",
             ),
-            "give exactly one of memberIds (the projects by ID) and memberSelector",
+            "give exactly one of memberIds (the projects by ID), memberRefs (the projects by name) and memberSelector",
         ),
         (
             selector_share("empty", "owner", "  imageSelector:\n    newest: 2\n", members, ""),

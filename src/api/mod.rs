@@ -273,13 +273,18 @@ pub struct MemberRef {
     pub domain: Option<String>,
 }
 
-/// What imageRef and memberRef resolved to.
+/// What imageRef and memberRef resolved to, and the names looked up: they are looked up again
+/// only when the names change (not at any other edit of the spec).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedRefs {
-    /// The metadata.generation whose names were resolved: a later spec resolves them again.
+    /// The imageRef looked up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
+    pub image_ref: Option<ImageRef>,
+
+    /// The memberRef looked up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_ref: Option<MemberRef>,
 
     /// The ID of the image imageRef names.
     #[serde(default, skip_serializing_if = "Option::is_none")]

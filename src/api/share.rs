@@ -85,7 +85,7 @@ pub struct ImageShareSpec {
 
     /// The projects to share with by what they are: the Keystone projects that match every
     /// criterion given, looked up like imageSelector. Listing projects needs the right to list
-    /// them in Keystone (`identity:list_projects`: an admin, or a reader of the domain). Give this
+    /// them in Keystone (`identity:list_projects`: by default, the admin role). Give this
     /// or memberIds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_selector: Option<MemberSelector>,

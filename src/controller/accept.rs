@@ -48,6 +48,8 @@ impl Kind for ImageAccessAccept {
         refs::Refs {
             image: self.spec.image_ref.as_ref().map(|r| (r, refs::Among::SharedWithMe)),
             member: None,
+            region: self.spec.region.as_deref(),
+            member_id: self.spec.member_id.as_deref(),
         }
     }
 
@@ -574,6 +576,7 @@ mod tests {
             owner: Some("owner-project".into()),
             name: Some("golden".into()),
             created_at: None,
+            status: None,
         }
     }
 

@@ -53,6 +53,8 @@ impl Kind for ImageAccess {
         refs::Refs {
             image: self.spec.image_ref.as_ref().map(|r| (r, refs::Among::Owned)),
             member: self.spec.member_ref.as_ref(),
+            region: self.spec.region.as_deref(),
+            member_id: None,
         }
     }
 

@@ -24,31 +24,38 @@ pub enum Among {
 pub struct Refs<'a> {
     pub image: Option<(&'a ImageRef, Among)>,
     pub member: Option<&'a MemberRef>,
+    /// The spec's region (else the cloud entry's): where an image name is looked up.
+    pub region: Option<&'a str>,
+    /// The member an image shared with it is looked up for (an accept's spec.memberId).
+    pub member_id: Option<&'a str>,
 }
 
 /// Candidates asked for: two tell "several" from "one".
 const CANDIDATES: usize = 5;
 
-/// What the object's names resolve to, when its spec changed since they were resolved
-/// (`Ok(None)`: no names, or resolved for this spec already). `Err` when a name matches none
-/// or several, or the credentials may not look it up: the look stops there, holding what it
-/// held.
+/// What the object's names resolve to, when they changed since they were last resolved
+/// (`Ok(None)`: no names, or resolved already: another edit of the spec does not look them up
+/// again, so a rebuilt image of the same name is never followed silently). `Err` when a name
+/// matches none or several, or the credentials may not look it up: the look stops there,
+/// holding what it held.
 pub async fn resolve<K: Kind>(object: &K, creds: &Resolved) -> Result<Option<ResolvedRefs>, Problem> {
     let refs = object.refs();
     if refs.image.is_none() && refs.member.is_none() {
         return Ok(None);
     }
-    let generation = object.meta().generation;
+    let image_ref = refs.image.map(|(image, _)| image.clone());
+    let member_ref = refs.member.cloned();
     let recorded = object.membership_status().and_then(|s| s.resolved.as_ref());
-    if recorded.is_some_and(|r| r.observed_generation == generation) {
+    if recorded.is_some_and(|r| r.image_ref == image_ref && r.member_ref == member_ref) {
         return Ok(None);
     }
     let mut resolved = ResolvedRefs {
-        observed_generation: generation,
+        image_ref,
+        member_ref,
         ..ResolvedRefs::default()
     };
     if let Some((image, among)) = refs.image {
-        resolved.image_id = Some(image_named(object, creds, image, among).await?);
+        resolved.image_id = Some(image_named(&refs, creds, image, among).await?);
     }
     if let Some(member) = refs.member {
         resolved.member_id = Some(project_named(&creds.session, &creds.secret, member).await?.id);
@@ -56,12 +63,15 @@ pub async fn resolve<K: Kind>(object: &K, creds: &Resolved) -> Result<Option<Res
     Ok(Some(resolved))
 }
 
-async fn image_named<K: Kind>(object: &K, creds: &Resolved, image: &ImageRef, among: Among) -> Result<String, Problem> {
+/// Image states a name is not resolved to: an upload that failed, an image on its way out.
+const GONE_STATES: [&str; 3] = ["killed", "deleted", "pending_delete"];
+
+async fn image_named(refs: &Refs<'_>, creds: &Resolved, image: &ImageRef, among: Among) -> Result<String, Problem> {
     let project = creds.caller.project.clone().unwrap_or_default();
-    let region = object.named().and_then(|n| n.region);
+    let region = refs.region.or(creds.cloud.region_name.as_deref());
     let failed =
         |e: OpenStackError| lookup_failed(&e, &format!("look image {:?} up in Glance", image.name), &creds.secret);
-    let glance = creds.glance(region.as_deref()).await.map_err(failed)?;
+    let glance = creds.glance(region).await.map_err(failed)?;
     let query = ImageQuery {
         owner: (among == Among::Owned).then_some(project.as_str()),
         shared_with_me: among == Among::SharedWithMe,
@@ -69,10 +79,26 @@ async fn image_named<K: Kind>(object: &K, creds: &Resolved, image: &ImageRef, am
         ..ImageQuery::default()
     };
     let found = glance.select_images(&query, CANDIDATES).await.map_err(failed)?;
-    let found: Vec<_> = found
-        .into_iter()
-        .filter(|i| among == Among::Owned || i.owner.as_deref() != Some(project.as_str()))
-        .collect();
+    let mut candidates = Vec::new();
+    for candidate in found {
+        if candidate.status.as_deref().is_some_and(|s| GONE_STATES.contains(&s)) {
+            continue;
+        }
+        if among == Among::SharedWithMe {
+            if candidate.owner.as_deref() == Some(project.as_str()) {
+                continue;
+            }
+            // An admin sees every shared image: only those shared with this member count.
+            let member = refs.member_id.unwrap_or(project.as_str());
+            match glance.show_member(&candidate.id, member).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        candidates.push(candidate);
+    }
+    let found = candidates;
     let place = match among {
         Among::Owned => format!("among the images of project {project}"),
         Among::SharedWithMe => format!("among the images shared with project {project}"),
@@ -118,7 +144,7 @@ pub async fn project_named(session: &Session, secret: &str, member: &MemberRef) 
             return Problem::Stalled {
                 reason: "ProjectLookupForbidden",
                 message: format!(
-                    "Keystone refused to look project {:?} up with the credentials of Secret {} (policy identity:list_projects), as `openstack image add project {}` would fail: grant their user the reader role on the project's domain, or give memberId (openstack project show {} -f value -c id)",
+                    "Keystone refused to look project {:?} up with the credentials of Secret {} (policy identity:list_projects), as `openstack image add project {}` would fail: grant their user the admin role on their project (Keystone's default policy for a project-scoped token), or allow identity:list_projects to them in Keystone's policy, or give memberId (openstack project show {} -f value -c id)",
                     member.project_name, secret, member.project_name, member.project_name
                 ),
             };

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
 
@@ -39,6 +39,10 @@ pub struct Targets {
     pub images: Vec<String>,
     /// Member project IDs.
     pub members: Vec<String>,
+    /// Images that match but are not `shared` now: no new children, and those they have stay
+    /// (an image made private for a while still matches; removing its memberships would reset
+    /// every member's accepted status when it is shared again).
+    pub unshared: Vec<String>,
     /// What the selectors matched (the status shows it); `None` without a selector.
     pub selection: Option<Selection>,
     /// When the selectors are due again; `None` without a selector.
@@ -51,6 +55,7 @@ impl Targets {
         Targets {
             images: share.spec.image_ids.iter().map(|i| normalize_image_id(&i.0)).collect(),
             members: share.spec.member_ids.iter().map(|m| m.0.clone()).collect(),
+            unshared: Vec::new(),
             selection: None,
             refresh_in: None,
         }
@@ -65,6 +70,12 @@ impl Targets {
                 .filter(|image| image.reason.is_none())
                 .map(|image| image.id.clone())
                 .collect();
+            targets.unshared = selection
+                .images
+                .iter()
+                .filter(|image| image.reason.is_some())
+                .map(|image| image.id.clone())
+                .collect();
         }
         if share.spec.member_selector.is_some() || !share.spec.member_refs.is_empty() {
             targets.members = selection.members.iter().map(|m| m.id.clone()).collect();
@@ -75,29 +86,61 @@ impl Targets {
     }
 }
 
-/// The last evaluation of each share's selectors, by uid: forgotten with the share.
+/// The last evaluation of each share's selectors, by uid, and its last failure: forgotten with
+/// the share.
 #[derive(Default)]
-pub struct Evaluations(Mutex<HashMap<String, Selection>>);
+pub struct Evaluations(Mutex<HashMap<String, Last>>);
+
+#[derive(Default)]
+struct Last {
+    selection: Option<Selection>,
+    /// A failed evaluation, for the generation it was of, told again without a call until
+    /// the instant given: every child event wakes the share, and each must not be a Glance call.
+    failed: Option<(Option<i64>, Instant, Problem)>,
+}
 
 impl Evaluations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Last>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn get(&self, uid: &str) -> Option<Selection> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned()
+        self.lock().get(uid).and_then(|last| last.selection.clone())
     }
 
     fn put(&self, uid: String, selection: Selection) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(uid, selection);
+        let mut map = self.lock();
+        let last = map.entry(uid).or_default();
+        last.selection = Some(selection);
+        last.failed = None;
+    }
+
+    fn failed(&self, uid: &str, generation: Option<i64>, now: Instant) -> Option<Problem> {
+        let map = self.lock();
+        let (of, until, problem) = map.get(uid)?.failed.as_ref()?;
+        (*of == generation && now < *until).then(|| problem.clone())
+    }
+
+    fn put_failure(&self, uid: String, generation: Option<i64>, until: Instant, problem: Problem) {
+        self.lock().entry(uid).or_default().failed = Some((generation, until, problem));
     }
 
     pub fn forget(&self, uid: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(uid);
+        self.lock().remove(uid);
     }
 
     /// Keeps the evaluations of the shares in `uids` only (after a relist).
     pub fn retain(&self, uids: &std::collections::HashSet<String>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|uid, _| uids.contains(uid));
+        self.lock().retain(|uid, _| uids.contains(uid));
+    }
+}
+
+/// How long a failed evaluation is told again without a call: a transient failure for a few
+/// seconds (the share's own backoff grows past it), a refusal until the stalled re-check.
+fn quiet_after(problem: &Problem, ctx: &Context) -> Duration {
+    match problem {
+        Problem::Transient { retry_after, .. } => retry_after.unwrap_or(Duration::from_secs(5)),
+        _ => ctx.settings.stalled_recheck,
     }
 }
 
@@ -148,21 +191,37 @@ pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Probl
         Duration::MAX
     };
     let now = ctx.clock.timestamp();
+    let generation = share.metadata.generation;
     let recorded = share.status.as_ref().and_then(|s| s.selection.clone());
-    let last = newest(ctx.shares.evaluations.get(&uid), recorded);
-    if let Some(last) = last.filter(|last| last.observed_generation == share.metadata.generation)
-        && let Some(age) = last
+    let last = newest(ctx.shares.evaluations.get(&uid), recorded).filter(|last| last.observed_generation == generation);
+    if let Some(last) = &last
+        && let Some(at) = last
             .evaluated_at
             .as_deref()
             .and_then(|at| at.parse::<jiff::Timestamp>().ok())
-            .and_then(|at| Duration::try_from(now.duration_since(at)).ok())
-        && age < refresh
     {
-        return Ok(Targets::of(share, last, refreshes.then(|| refresh - age)));
+        // A time ahead of this clock (another replica's, skewed) counts as now.
+        let age = Duration::try_from(now.duration_since(at)).unwrap_or_default();
+        if age < refresh {
+            return Ok(Targets::of(share, last.clone(), refreshes.then(|| refresh - age)));
+        }
     }
-    let selection = evaluate(share, ctx, now).await?;
-    ctx.shares.evaluations.put(uid, selection.clone());
-    Ok(Targets::of(share, selection, refreshes.then_some(refresh)))
+    if let Some(problem) = ctx.shares.evaluations.failed(&uid, generation, ctx.clock.now()) {
+        return Err(problem);
+    }
+    match evaluate(share, last.as_ref(), ctx, now).await {
+        Ok(selection) => {
+            ctx.shares.evaluations.put(uid, selection.clone());
+            Ok(Targets::of(share, selection, refreshes.then_some(refresh)))
+        }
+        Err(problem) => {
+            let until = ctx.clock.now() + quiet_after(&problem, ctx);
+            ctx.shares
+                .evaluations
+                .put_failure(uid, generation, until, problem.clone());
+            Err(problem)
+        }
+    }
 }
 
 /// The later of two evaluations.
@@ -178,8 +237,14 @@ fn newest(a: Option<Selection>, b: Option<Selection>) -> Option<Selection> {
     }
 }
 
-/// One image list and one project list, as the share's credentials see them.
-async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Result<Selection, Problem> {
+/// One image list and one project list, as the share's credentials see them; the names of
+/// memberRefs are looked up once per spec (`last`: the evaluation of this spec before, if any).
+async fn evaluate(
+    share: &ImageShare,
+    last: Option<&Selection>,
+    ctx: &Context,
+    now: jiff::Timestamp,
+) -> Result<Selection, Problem> {
     let namespace = share.namespace().unwrap_or_default();
     let reference = &share.spec.cloud_credentials_ref;
     let secret = format!("{namespace}/{}", reference.secret_name);
@@ -209,7 +274,14 @@ async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Re
             .caller()
             .await
             .map_err(|e| Problem::selection(&e, what, &secret))?;
-        let owner = caller.project.unwrap_or_default();
+        let Some(owner) = caller.project else {
+            return Err(Problem::Stalled {
+                reason: "SelectionRefused",
+                message: format!(
+                    "the credentials of Secret {secret} are not scoped to a project: imageSelector picks the images of the credentials' project; give project_name (or project_id) in the cloud entry"
+                ),
+            });
+        };
         let region = share.spec.region.as_deref().or(cloud.region_name.as_deref());
         let glance = session
             .glance(region, &cloud.interface)
@@ -263,7 +335,9 @@ async fn evaluate(share: &ImageShare, ctx: &Context, now: jiff::Timestamp) -> Re
             })
             .collect();
     }
-    if !share.spec.member_refs.is_empty() {
+    if let Some(last) = last.filter(|_| !share.spec.member_refs.is_empty()) {
+        selection.members = last.members.clone();
+    } else if !share.spec.member_refs.is_empty() {
         let mut projects = Vec::new();
         for member in &share.spec.member_refs {
             let project = super::refs::project_named(&session, &secret, member).await?;
@@ -326,7 +400,7 @@ impl Problem {
         }
         let message = match error.http_kind() {
             Some(HttpErrorKind::Forbidden) if what.contains("Keystone") => format!(
-                "Keystone refused to {what} with the credentials of Secret {secret} (policy identity:list_projects): grant their user the reader role on the projects' domain, or use credentials that may list projects, or name the projects in memberIds"
+                "Keystone refused to {what} with the credentials of Secret {secret} (policy identity:list_projects): Keystone's default policy lets a project-scoped token (the one Glance needs) list projects only with the admin role: grant their user the admin role on their project, or allow identity:list_projects to them in Keystone's policy, or name the projects in memberIds"
             ),
             Some(HttpErrorKind::Forbidden | HttpErrorKind::Unauthorized) => format!(
                 "OpenStack refused to {what} with the credentials of Secret {secret}: {error}; use credentials of the images' owner project"

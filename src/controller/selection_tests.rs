@@ -1,6 +1,6 @@
 //! ImageShare selectors on the in-process fakes: builds followed, failures that change nothing,
 //! the caps, and a steady refresh that writes nothing. The same on the real Glance and Keystone
-//! is in tests/e2e_share.rs.
+//! is in tests/e2e_select.rs.
 
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -150,7 +150,24 @@ async fn a_failed_list_keeps_every_child() {
     reconcile_share(&mut h).await.expect_err("retried with backoff");
     assert_eq!(children(&h), vec![B1.to_string(), B2.to_string()], "nothing removed");
     let status = share_status(&h);
-    assert_eq!(ready_reason(&status), "SelectionFailed");
+    let reconciling = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Reconciling")
+        .expect("reconciling");
+    assert_eq!(
+        (reconciling.status.as_str(), reconciling.reason.as_str()),
+        ("True", "SelectionFailed")
+    );
+    assert_ne!(
+        ready_reason(&status),
+        "SelectionFailed",
+        "a passing failure takes Ready from nothing"
+    );
+    // Told again without a call while it is fresh: child events do not become Glance calls.
+    let lists = h.fake.requests("GET images");
+    reconcile_share(&mut h).await.expect_err("still failing");
+    assert_eq!(h.fake.requests("GET images"), lists);
 }
 
 /// More images than a share holds: Stalled naming the cap, and what was shared stays.
@@ -267,6 +284,24 @@ async fn a_refused_project_list_is_stalled_naming_the_permission() {
         "{}",
         stalled.message
     );
-    assert!(stalled.message.contains("reader"), "{}", stalled.message);
+    assert!(stalled.message.contains("admin role"), "{}", stalled.message);
     assert!(h.kube.objects().is_empty());
+}
+
+/// An image shared before and made private for a while still matches: its children stay (their
+/// own status says Glance refuses them), so the members keep their accepted status when it is
+/// shared again.
+#[tokio::test]
+async fn an_image_made_private_keeps_its_children() {
+    let mut h = Harness::new().await;
+    builds(&h);
+    h.apply(&selecting(None));
+    reconcile_share(&mut h).await.expect("selected");
+    assert_eq!(children(&h), vec![B1.to_string(), B2.to_string()]);
+    h.fake.set_visibility(B2, "private");
+    h.later();
+    reconcile_share(&mut h).await.expect("refreshed");
+    assert_eq!(children(&h), vec![B1.to_string(), B2.to_string()], "kept");
+    let selection = share_status(&h).selection.expect("selection");
+    assert!(selection.images.iter().any(|i| i.id == B2 && i.reason.is_some()));
 }

@@ -470,9 +470,12 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
     } else {
         ctx.settings.resync_period
     };
-    // Glance and Keystone have no watch: the selectors are looked at again when due.
-    let next = targets.refresh_in.map_or(next, |due| due.min(next));
-    Ok(Action::requeue(jittered(next)))
+    // Glance and Keystone have no watch: the selectors are looked at again when due (jittered
+    // later only: a look before it would find the last evaluation still fresh).
+    Ok(Action::requeue(match targets.refresh_in {
+        Some(due) if due < next => due.mul_f64(1.0 + random_fraction() * 0.1),
+        _ => jittered(next),
+    }))
 }
 
 /// A write of the share's own finalizer, or of its children's policy, that the API server
@@ -514,12 +517,13 @@ async fn blocked(share: &ImageShare, namespace: &str, ctx: &Context, problem: Pr
     let stalled = problem.is_stalled();
     let mut next = share.status.clone().unwrap_or_default();
     let (generation, now) = (share.metadata.generation, ctx.clock.timestamp());
-    set_condition(&mut next.conditions, READY, "False", reason, &message, generation, now);
     if stalled {
+        set_condition(&mut next.conditions, READY, "False", reason, &message, generation, now);
         set_condition(&mut next.conditions, STALLED, "True", reason, &message, generation, now);
         set_condition(&mut next.conditions, RECONCILING, "False", reason, "", generation, now);
     } else {
-        set_condition(&mut next.conditions, STALLED, "False", reason, "", generation, now);
+        // A passing failure (Glance down for a refresh) takes nothing away: what is shared stays
+        // Ready; Reconciling says the share is retrying, and why.
         set_condition(
             &mut next.conditions,
             RECONCILING,
@@ -538,10 +542,14 @@ async fn blocked(share: &ImageShare, namespace: &str, ctx: &Context, problem: Pr
     if stalled {
         return Ok(Action::requeue(jittered(ctx.settings.stalled_recheck)));
     }
+    let retry_after = match problem {
+        Problem::Transient { retry_after, .. } => retry_after,
+        _ => None,
+    };
     Err(Error::Transient {
         reason,
         message,
-        retry_after: None,
+        retry_after,
     })
 }
 
@@ -686,7 +694,7 @@ async fn converge(share: &ImageShare, targets: &Targets, namespace: &str, ctx: &
     let desired = desired_children(share, targets);
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
     let mut pass = Pass::default();
-    remove_leaving(share, &desired, &api, ctx, &mut pass).await;
+    remove_leaving(share, &desired, &targets.unshared, &api, ctx, &mut pass).await;
     write_wanted(share, &desired, &api, namespace, ctx, &mut pass).await;
     report_share(share, targets, namespace, ctx, &mut pass).await?;
     match pass.retry {
@@ -700,6 +708,7 @@ async fn converge(share: &ImageShare, targets: &Targets, namespace: &str, ctx: &
 async fn remove_leaving(
     share: &ImageShare,
     desired: &BTreeMap<String, ImageAccess>,
+    unshared: &[String],
     api: &Api<ImageAccess>,
     ctx: &Context,
     pass: &mut Pass,
@@ -708,7 +717,7 @@ async fn remove_leaving(
     for child in ctx
         .children_of(share)
         .iter()
-        .filter(|child| !desired.contains_key(&child.name_any()))
+        .filter(|child| !desired.contains_key(&child.name_any()) && !unshared.contains(&child.spec.image_id))
     {
         pass.leaving.insert(child.name_any(), child_state(child));
         if child.is_deleting() {

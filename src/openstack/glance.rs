@@ -49,6 +49,9 @@ pub struct Image {
     pub name: Option<String>,
     #[serde(default)]
     pub created_at: Option<String>,
+    /// `active`, `queued`, `saving`, `killed`, `deleted`, ...
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// What an image selector or an image name asks Glance for: the images of `owner` (or, with
@@ -222,10 +225,35 @@ impl Glance {
         Err(paging_failed("more than 1,000 pages of images"))
     }
 
-    /// One `GET /v2/images` page of at most `limit` images matching `query`, newest first (by
-    /// created_at, then ID), filtered and sorted by Glance. (Glance says `next` whenever a page
-    /// is full: whether there are more is told by asking one more than wanted.)
+    /// At most `limit` images matching `query`, newest first (by created_at, then ID), filtered
+    /// and sorted by Glance: one page, unless this Glance caps pages below `limit`
+    /// (`api_limit_max`); then the following pages by `marker`. (Glance says `next` whenever a
+    /// page is full: whether there are more than wanted is told by asking for one more.)
     pub async fn select_images(&self, query: &ImageQuery<'_>, limit: usize) -> Result<Vec<Image>, OpenStackError> {
+        let mut images: Vec<Image> = Vec::new();
+        // A Glance whose pages hold 10 images at least reaches any limit asked here.
+        for _ in 0..20 {
+            let marker = images.last().map(|image| image.id.clone());
+            let page = self.select_page(query, limit - images.len(), marker.as_deref()).await?;
+            if marker.is_some() && page.images.first().map(|image| &image.id) == marker.as_ref() {
+                return Err(paging_failed("a page started where the one before it ended"));
+            }
+            let last_page = page.next.is_none() || page.images.is_empty();
+            images.extend(page.images);
+            if last_page || images.len() >= limit {
+                images.truncate(limit);
+                return Ok(images);
+            }
+        }
+        Err(paging_failed("more than 20 pages for one selection"))
+    }
+
+    async fn select_page(
+        &self,
+        query: &ImageQuery<'_>,
+        limit: usize,
+        marker: Option<&str>,
+    ) -> Result<ImagePage, OpenStackError> {
         let operation = Operation::ListImages;
         let url = |token: &Token| {
             let mut url = self.url(token, &[])?;
@@ -256,6 +284,9 @@ impl Glance {
                 .append_pair("sort_key", "id")
                 .append_pair("sort_dir", "desc")
                 .append_pair("limit", &limit.to_string());
+            if let Some(marker) = marker {
+                pairs.append_pair("marker", marker);
+            }
             drop(pairs);
             Ok(url)
         };
@@ -266,8 +297,7 @@ impl Glance {
         if !response.is_success() {
             return Err(response.error(operation));
         }
-        let page: ImagePage = response.json(operation)?;
-        Ok(page.images)
+        response.json(operation)
     }
 
     async fn call<T: serde::de::DeserializeOwned>(

@@ -187,6 +187,9 @@ pub struct Project {
 #[derive(serde::Deserialize)]
 struct ProjectList {
     projects: Vec<Project>,
+    /// Keystone's `list_limit` cut the list short.
+    #[serde(default)]
+    truncated: bool,
 }
 
 /// One set of credentials: its HTTP client and its token.
@@ -331,6 +334,13 @@ impl Session {
             return Err(response.error(operation));
         }
         let list: ProjectList = response.json(operation)?;
+        if list.truncated {
+            // A part of the list read as the whole would drop the projects left out.
+            return Err(OpenStackError::InvalidResponse {
+                operation,
+                detail: "Keystone truncated the project list (its list_limit): narrow the selector".into(),
+            });
+        }
         Ok(list.projects)
     }
 
