@@ -61,7 +61,7 @@ env-down:
 clean-env:
 	tests/env/down.sh $(E2E_STATE) --clean
 
-## The benchmark (bench/run.sh): 1,000 memberships by the operator (with kubectl's client-side
+## The benchmark (bench/run.sh, then bench/select.sh): 1,000 memberships by the operator (with kubectl's client-side
 ## and server-side apply), Terraform, OpenTofu and the floor, steady state, and 10,000 objects on
 ## a slow Glance; figures appended to bench/results.txt, the chart in bench/creation.svg.
 bench:

@@ -460,3 +460,6 @@ floor_big=$(awk -v n="$BIG" -v c="$CONCURRENCY" 'BEGIN{printf "%.1f", n*0.020/c}
   echo
 } | tee -a "$OUT"
 log "chart: $CHART"
+
+log "golden images that follow their builds: bench/select.sh"
+IAO_BENCH_RESULTS=$OUT "$ROOT/bench/select.sh"
