@@ -25,8 +25,9 @@ RUNS=${BENCH_RUNS:-3}
 BIG=${BENCH_BIG:-10000}
 CONCURRENCY=8
 RESYNC=30
-OUT=$ROOT/bench/results.txt
-CHART=$ROOT/bench/creation.svg
+# A trial run at other sizes writes elsewhere (BENCH_OUT, BENCH_CHART), not over the figures.
+OUT=${BENCH_OUT:-$ROOT/bench/results.txt}
+CHART=${BENCH_CHART:-$ROOT/bench/creation.svg}
 WORK=$STATE/bench
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 now() { date +%s.%N; }
@@ -71,6 +72,24 @@ cleanup() {
   OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+# Ctrl-C or a kill: the EXIT trap runs (bash skips it when a signal ends the script untrapped).
+# The daemons the bench starts run in sessions of their own (setsid), so the terminal's SIGINT
+# does not stop them before the trap has drained the namespaces through them.
+trap 'log "interrupted: stopping what the bench started"; exit 130' INT TERM
+
+# An environment left with test objects measures them too (their operators' watches, their
+# objects in etcd): refuse it, or with BENCH_CLEAN=1 delete them first, saying so.
+left=$(kubectl get imageaccesses,imageaccessaccepts,imageshares -A --no-headers 2>/dev/null | awk '{print $1}' | sort -u | paste -sd' ')
+if [ -n "$left" ]; then
+  if [ "${BENCH_CLEAN:-0}" = 1 ]; then
+    log "deleting the namespaces left with objects: $left"
+    for ns in $left; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
+    for ns in $left; do kubectl wait --for=delete "namespace/$ns" --timeout=300s >/dev/null 2>&1 || true; done
+  else
+    log "this environment has objects in namespaces $left (tests or a demo): they would be measured too; run make env-down (or make demo-down) first, or BENCH_CLEAN=1 make bench to delete them"
+    exit 1
+  fi
+fi
 
 # ------------------------------------------------------------------ the benchmark's OpenStack
 # Its own Keystone + Glance (own ports and state), with Glance's default member quota, so one
@@ -78,7 +97,7 @@ trap cleanup EXIT
 bench_openstack() { # PROCESSES
   OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" >/dev/null 2>&1 || true
   OSL_KEYSTONE_PORT=5101 OSL_GLANCE_PORT=9393 OSL_IMAGE_MEMBER_QUOTA=128 OSL_GLANCE_PROCESSES=$1 \
-    "$ROOT/tests/env/openstack-up.sh" "$WORK/openstack" > "$WORK/openstack.env" 2> "$WORK/openstack-up.log"
+    setsid --wait "$ROOT/tests/env/openstack-up.sh" "$WORK/openstack" > "$WORK/openstack.env" 2> "$WORK/openstack-up.log"
   # shellcheck disable=SC1091
   (source "$WORK/openstack.env"
    printf 'clouds:\n  owner:\n    auth:\n      auth_url: %s\n      username: owner-user\n      password: %s\n      project_name: owner\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n' \
@@ -100,6 +119,20 @@ make_pairs() { # FILE TAG [PER_IMAGE]
   done < <(bench_env "$ROOT/tests/env/glance.py" images "$images" "$2")
 }
 images_of() { cut -d' ' -f1 "$1" | sort -u; }
+# The same starting state for every tool: what a tool made goes before the next starts (its
+# images, and their members with them), and Glance's count is recorded before each.
+glance_count() { bench_env "$ROOT/tests/env/glance.py" count; }
+forget_images() { # PAIRS
+  # shellcheck disable=SC2046 # one argument per image
+  bench_env "$ROOT/tests/env/glance.py" delete $(images_of "$1")
+}
+# The order of the tools in run RUN: shuffled by a seed printed in the results, so a position
+# effect (a bigger Glance, a warmer machine) cannot favour one tool.
+SEED=${BENCH_SEED:-$(date +%s)}
+order_of() { # RUN
+  python3 -c 'import random, sys; tools = sys.argv[3:]; random.Random(sys.argv[1] + "/" + sys.argv[2]).shuffle(tools); print(" ".join(tools))' \
+    "$SEED" "$1" floor operator operator-ssa terraform tofu
+}
 
 # Glance's request log (uwsgi), member requests for the images of a pairs file after a byte
 # offset: "total writes" on one line.
@@ -176,7 +209,7 @@ cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/hz}' "/proc
 rss_of() { awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 start_operator() { # NAMESPACE METRICS_PORT RESYNC -> pid
-  KUBECONFIG=$IAO_OPERATOR_KUBECONFIG "$OPERATOR" --watch-namespaces "$1" --resync-period "$3" \
+  KUBECONFIG=$IAO_OPERATOR_KUBECONFIG setsid "$OPERATOR" --watch-namespaces "$1" --resync-period "$3" \
     --concurrency "$CONCURRENCY" --metrics-addr "127.0.0.1:$2" --health-addr "127.0.0.1:$(( $2 + 1 ))" \
     > "$WORK/operator-$1.log" 2>&1 &
   local pid=$!
@@ -302,16 +335,15 @@ EOF
   echo "$dir"
 }
 
-# `terraform`/`tofu apply` of the pairs; each "Creation complete" line timed as it comes.
+# `terraform`/`tofu apply` of the pairs; each "Creation complete" line timed as it comes by one
+# process (iao-bench stamp), as the operator's objects are by one watcher.
 run_tool() { # TOOL PAIRS TIMELINE STEADY(0|1) -> "seconds [plan_seconds plan_requests]"
   local tool=$1 dir t0 seconds offset plan=""
   dir=$(tool_dir "$tool" "$2")
   t0=$(now)
   (cd "$dir" && TF_CLI_CONFIG_FILE=$dir/cli.rc TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 \
      "$tool" apply -auto-approve -input=false 2>&1) \
-    | while IFS= read -r line; do
-        case "$line" in *"Creation complete"*) awk -v a="$t0" -v b="$(now)" 'BEGIN{printf "%.3f\n", b-a}' ;; esac
-      done > "$3"
+    | "$BENCH" stamp --match "Creation complete" --start "$t0" --timeline "$3"
   seconds=$(since "$t0")
   [ "$(wc -l < "$3")" -ge "$N" ] || { log "$tool apply created $(wc -l < "$3") of $N"; exit 1; }
   if [ "$4" = 1 ]; then
@@ -332,26 +364,28 @@ for processes in 1 2; do
   : > "$WORK/rows"
   for run in $(seq 1 "$RUNS"); do
     steady=0; [ "$processes" = 1 ] && [ "$run" = 1 ] && steady=1
-    log "run $run/$RUNS: floor"
-    make_pairs "$WORK/pairs-floor" "floor-$run"
-    floor=$(run_floor "$WORK/pairs-floor" "$WORK/timeline-floor-$processes-$run")
-    log "run $run/$RUNS: operator"
-    make_pairs "$WORK/pairs-op" "op-$run"
-    operator=$(run_operator "$WORK/pairs-op" "$WORK/timeline-operator-$processes-$run" "$steady")
-    log "run $run/$RUNS: operator, kubectl apply --server-side"
-    make_pairs "$WORK/pairs-op-ssa" "op-ssa-$run"
-    operator_ssa=$(run_operator "$WORK/pairs-op-ssa" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side)
-    log "run $run/$RUNS: terraform"
-    make_pairs "$WORK/pairs-tf" "tf-$run"
-    terraform_s=$(run_tool terraform "$WORK/pairs-tf" "$WORK/timeline-terraform-$processes-$run" "$steady")
-    log "run $run/$RUNS: opentofu"
-    make_pairs "$WORK/pairs-tofu" "tofu-$run"
-    tofu_s=$(run_tool tofu "$WORK/pairs-tofu" "$WORK/timeline-tofu-$processes-$run" "$steady")
+    order=$(order_of "$processes-$run")
+    echo "  run $run with $processes Glance worker(s), seed $SEED: $order" >> "$WORK/orders"
+    for tool in $order; do
+      make_pairs "$WORK/pairs-$tool" "$tool-$processes-$run"
+      counted=$(glance_count)
+      echo "$tool $counted" >> "$WORK/starts"
+      log "run $run/$RUNS: $tool (Glance before it: $counted images and members of the owner project)"
+      case $tool in
+        floor) floor=$(run_floor "$WORK/pairs-$tool" "$WORK/timeline-floor-$processes-$run") ;;
+        operator) operator=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-$processes-$run" "$steady") ;;
+        operator-ssa) operator_ssa=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side) ;;
+        terraform) terraform_s=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-terraform-$processes-$run" "$steady") ;;
+        tofu) tofu_s=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-tofu-$processes-$run" "$steady") ;;
+      esac
+      forget_images "$WORK/pairs-$tool"
+    done
     echo "$floor | $operator | $terraform_s | $tofu_s | $operator_ssa" >> "$WORK/rows"
     if [ "$processes" = 1 ]; then
       log "run $run/$RUNS: one ImageShare of $((N / 100)) images x 100 members"
       make_pairs "$WORK/pairs-share" "share-$run" 100
       share=$(run_operator "$WORK/pairs-share" "$WORK/timeline-share-$run" "$steady" 1)
+      forget_images "$WORK/pairs-share"
       echo "$share | $operator" >> "$WORK/share-rows"
       log "run $run: share $(echo "$share" | cut -d' ' -f2)s"
     fi
@@ -365,6 +399,11 @@ for processes in 1 2; do
   ratio() { awk -F' [|] ' -v f1="$1" -v c1="$2" -v f2="$3" -v c2="$4" '{split($f1, a, " "); split($f2, b, " "); printf "%.3f\n", a[c1]/b[c2]}' "$WORK/rows"; }
   {
     echo "-- $N memberships, Glance with $processes API worker(s), image_member_quota 128; median of $RUNS runs (seconds)"
+    echo "  the order of the tools in each run (shuffled; BENCH_SEED=$SEED repeats it):"
+    grep "with $processes Glance" "$WORK/orders"
+    printf '  Glance before each tool (the owner project'"'"'s images and members, every tool of every run): %s\n' \
+      "$(cut -d' ' -f2- "$WORK/starts" | sort | uniq -c | awk '{printf "%s%s images %s members (%d times)", (NR>1?"; ":""), $2, $3, $1}')"
+    : > "$WORK/starts"
     printf '  floor (the project client, %d at once, no Kubernetes): %s\n' "$CONCURRENCY" "$(col 1 1 | median)"
     printf '  operator, kubectl apply start to all Ready:           %s  (the apply itself: %s; per object: Glance requests %s, Kubernetes writes %s plus %s events)\n' \
       "$(col 2 2 | median)" "$(col 2 1 | median)" "$(col 2 3 | median)" "$(col 2 4 | median)" "$(col 2 7 | median)"
@@ -387,6 +426,7 @@ for processes in 1 2; do
     printf '  CPU seconds during the floor (median) - Glance %s, Keystone %s, the rest (the client) %s; machine busy %s%%\n' \
       "$(col 1 4 | median)" "$(col 1 5 | median)" "$(col 1 6 | median)" "$(col 1 7 | median)"
   } >> "$REPORT"
+  cp "$WORK/rows" "$WORK/rows-$processes"
   if [ "$processes" = 1 ]; then
     scol() { awk -F' [|] ' -v f="$1" -v c="$2" '{split($f, a, " "); print a[c]}' "$WORK/share-rows"; }
     read -r _ _ _ _ _ _ _ _ _ _ _ _ _ shg _ shreads shwrites _ < <(head -1 "$WORK/share-rows" | cut -d'|' -f1)
@@ -408,14 +448,20 @@ read -r _ tofu_plan tofu_plan_requests < "$WORK/steady-tofu"
   echo "  operator: Glance requests $sg in the window, which held $swaves resyncs per object (the ±10 % jitter makes a 2-period window hold 2 on average, more or less for a given image): $(awk -v g="$sg" -v w="$swaves" 'BEGIN{printf "%.1f", (w > 0) ? g/w : g/2}') per resync (goal <= $images, the images); Kubernetes reads $sreads and writes $swrites (goal 0), CPU ${scpu} s"
   echo "  terraform plan -refresh-only: ${tf_plan} s, $tf_plan_requests Glance member requests; opentofu: ${tofu_plan} s, $tofu_plan_requests"
 } >> "$REPORT"
-"$BENCH" chart --out "$CHART" --title "$N memberships from nothing to done (Glance with 1 worker, quota 128; run 1)" \
-  "operator=$WORK/timeline-operator-1-1" "operator, apply --server-side=$WORK/timeline-operator-ssa-1-1" "terraform=$WORK/timeline-terraform-1-1" \
-  "opentofu=$WORK/timeline-tofu-1-1" "floor (the client alone)=$WORK/timeline-floor-1-1"
+# The chart: for each tool, the run whose total is its median (of the runs with 1 Glance worker,
+# whose rows are kept in rows-1), so the picture is of the figures in the results.
+median_run() { # FIELD COLUMN -> the run number of the median total
+  awk -F' [|] ' -v f="$1" -v c="$2" '{split($f, a, " "); print a[c], NR}' "$WORK/rows-1" | sort -g | awk '{r[NR]=$2} END{print r[int((NR+1)/2)]}'
+}
+"$BENCH" chart --out "$CHART" --title "$N memberships from nothing to done (Glance with 1 worker, quota 128; each tool's median run)" \
+  "operator=$WORK/timeline-operator-1-$(median_run 2 2)" "operator, apply --server-side=$WORK/timeline-operator-ssa-1-$(median_run 5 2)" \
+  "terraform=$WORK/timeline-terraform-1-$(median_run 3 1)" "opentofu=$WORK/timeline-tofu-1-$(median_run 4 1)" \
+  "floor (the client alone)=$WORK/timeline-floor-1-$(median_run 1 1)"
 OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
 
 # ------------------------------------------------------------------ 3: 10,000 on a slow Glance
 log "$BIG objects on the in-process fake, 20 ms per Glance request"
-"$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
+setsid "$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
 track pid "$!"
 until [ -s "$WORK/fake/images" ]; do sleep 0.1; done
 : > "$WORK/big-pairs"
@@ -425,8 +471,8 @@ for run in $(seq 1 "$RUNS"); do
   ns=bench-big-$run-$(date +%s | cut -c6-10); track namespace "$ns"
   kubectl create namespace "$ns" >/dev/null
   kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$WORK/fake/clouds.yaml" >/dev/null
-  resync=10m; [ "$run" = 1 ] && resync=60s
-  pid=$(start_operator "$ns" 18900 "$resync")
+  # The same resync in every run (run 1 also measures two of them in steady state).
+  pid=$(start_operator "$ns" 18900 60s)
   t0=$(now)
   "$BENCH" watch-ready --namespace "$ns" --count "$BIG" --start "$t0" --timeline "$WORK/timeline-big-$run" --timeout 900 > "$WORK/big-ready" &
   watch=$!
@@ -455,7 +501,7 @@ floor_big=$(awk -v n="$BIG" -v c="$CONCURRENCY" 'BEGIN{printf "%.1f", n*0.020/c}
 } >> "$REPORT"
 
 {
-  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(CHECKPOINT_DISABLE=1 terraform version 2>/dev/null | awk '/^Terraform v/{v=$2} END{print v ? v : "(version unknown)"}'), opentofu $(tofu version 2>/dev/null | awk '/^OpenTofu v/{v=$2} END{print v ? v : "(version unknown)"}'), provider terraform-provider-openstack v${TF_OPENSTACK_VERSION:-3.4.0})"
+  echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(CHECKPOINT_DISABLE=1 terraform version 2>/dev/null | awk '/^Terraform v/{v=$2} END{print v ? v : "(version unknown)"}'), opentofu $(tofu version 2>/dev/null | awk '/^OpenTofu v/{v=$2} END{print v ? v : "(version unknown)"}'), provider terraform-provider-openstack $(go version -m "$(readlink -f "$TOOLS/terraform-provider-openstack")" 2>/dev/null | awk '$1 == "mod" {v=$3} END{print v ? v : "(version unknown)"}'))"
   cat "$REPORT"
   echo
 } | tee -a "$OUT"

@@ -17,10 +17,22 @@ OPB=$("$ROOT/hack/static-build.sh" 2>/dev/null)
 cargo build -q --release --features testing --bin iao-bench
 B=$ROOT/target/release/iao-bench
 W=$STATE/bench-select; rm -rf "$W"; mkdir -p "$W"
-FAKE= OP=
-stop() { kill $OP $FAKE 2>/dev/null || true; }
+FAKE='' OP=''
+ns=''
+# Ctrl-C or the end: the namespace goes while its operator and the fake still run (its objects'
+# finalizers need them), then they are stopped.
+stop() {
+  if [ -n "$ns" ]; then
+    kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+    for _ in $(seq 1 240); do kubectl get namespace "$ns" >/dev/null 2>&1 || break; sleep 0.5; done
+  fi
+  # shellcheck disable=SC2086 # the PIDs, one word each or none
+  kill $OP $FAKE 2>/dev/null || true
+}
 trap stop EXIT INT TERM
-$B serve-fake --out "$W/fake" --latency-ms 5 --images 50 --tag golden --projects 200 --member-quota 1000 > "$W/fake.log" 2>&1 &
+IMAGES=${SELECT_IMAGES:-50} PROJECTS=${SELECT_PROJECTS:-200}
+COUNT=$((IMAGES * PROJECTS))
+setsid "$B" serve-fake --out "$W/fake" --latency-ms 5 --images "$IMAGES" --tag golden --projects "$PROJECTS" --member-quota 1000 > "$W/fake.log" 2>&1 &
 FAKE=$!
 until [ -s "$W/fake/images" ]; do sleep 0.1; done
 FAKE_URL=$(awk '/auth_url/{print $2; exit}' "$W/fake/clouds.yaml" | sed 's#/v3$##')
@@ -29,12 +41,12 @@ versions() { kubectl get ia,ishare -n "$ns" -o jsonpath='{range .items[*]}{.meta
 ns=bench-select-$(date +%s | cut -c6-10)
 kubectl create namespace "$ns" >/dev/null
 kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$W/fake/clouds.yaml" >/dev/null
-KUBECONFIG=$IAO_OPERATOR_KUBECONFIG $OPB --watch-namespaces "$ns" --concurrency 8 \
+KUBECONFIG=$IAO_OPERATOR_KUBECONFIG setsid "$OPB" --watch-namespaces "$ns" --concurrency 8 \
   --metrics-addr 127.0.0.1:18962 --health-addr 127.0.0.1:18963 > "$W/op.log" 2>&1 &
 OP=$!
 until curl -sf --noproxy '*' 127.0.0.1:18963/readyz >/dev/null; do sleep 0.2; done
 t0=$(date +%s.%N)
-$B watch-ready --namespace "$ns" --count 10000 --start "$t0" --timeout 900 > "$W/ready" &
+$B watch-ready --namespace "$ns" --count "$COUNT" --start "$t0" --timeout 900 > "$W/ready" &
 WATCH=$!
 kubectl -n "$ns" apply -f - >/dev/null <<YAML
 apiVersion: glance.viettelidc.com.vn/v1alpha1
@@ -69,8 +81,7 @@ PY
 )
 writes=$([ "$rv_before" = "$rv_after" ] && echo 0 || echo "some (resourceVersions changed)")
 {
-  echo "-- $(date -u +%F): ImageShare selecting 50 images x 200 projects (10,000 memberships), fake Keystone + Glance 5 ms, real API server"
-  echo "  all 10000 Ready at ${ready}s; operator CPU ${cpu}s, peak RSS ${rss} MiB"
+  echo "-- $(date -u +%F): ImageShare selecting $IMAGES images x $PROJECTS projects ($COUNT memberships), fake Keystone + Glance 5 ms, real API server"
+  echo "  all $COUNT Ready at ${ready}s; operator CPU ${cpu}s, peak RSS ${rss} MiB"
   echo "  steady, 100 s at refreshInterval 30s: $line; Kubernetes writes $writes (goal 0)"
 } | tee -a "$RESULTS"
-kubectl delete namespace "$ns" --wait=false >/dev/null

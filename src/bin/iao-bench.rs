@@ -92,6 +92,16 @@ enum Command {
         #[arg(long, default_value_t = 900)]
         timeout: u64,
     },
+    /// Copy stdin to nothing, writing the seconds since START (Unix time) of each line that
+    /// contains MATCH to TIMELINE: one process times a tool's progress (not one per line).
+    Stamp {
+        #[arg(long = "match")]
+        pattern: String,
+        #[arg(long)]
+        start: f64,
+        #[arg(long)]
+        timeline: PathBuf,
+    },
     /// Draw timelines (LABEL=FILE ...) as an SVG.
     Chart {
         #[arg(long)]
@@ -146,8 +156,32 @@ async fn main() -> Result<(), Failure> {
             timeline,
             timeout,
         } => watch_ready(namespace, count, start, timeline, timeout).await,
+        Command::Stamp {
+            pattern,
+            start,
+            timeline,
+        } => stamp(&pattern, start, &timeline),
         Command::Chart { out, title, series } => chart(out, title, series),
     }
+}
+
+/// Seconds since the Unix epoch, as `date +%s.%N` says.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn stamp(pattern: &str, start: f64, timeline: &PathBuf) -> Result<(), Failure> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::BufWriter::new(std::fs::File::create(timeline)?);
+    for line in std::io::stdin().lock().lines() {
+        if line?.contains(pattern) {
+            writeln!(out, "{:.3}", unix_now() - start)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// A UUID-shaped image ID for image `i` of the fake.
