@@ -314,7 +314,7 @@ terraform {
   }
 }
 provider "openstack" {
-  auth_url            = "$OSL_KEYSTONE_URL"
+  auth_url            = "${AUTH_URL:-$OSL_KEYSTONE_URL}"
   user_name           = "owner-user"
   password            = "$OSL_USER_PASSWORD"
   tenant_name         = "owner"
@@ -337,12 +337,12 @@ EOF
 
 # `terraform`/`tofu apply` of the pairs; each "Creation complete" line timed as it comes by one
 # process (iao-bench stamp), as the operator's objects are by one watcher.
-run_tool() { # TOOL PAIRS TIMELINE STEADY(0|1) -> "seconds [plan_seconds plan_requests]"
-  local tool=$1 dir t0 seconds offset plan=""
+run_tool() { # TOOL PAIRS TIMELINE STEADY(0|1) [PARALLELISM] -> "seconds [plan_seconds plan_requests]"
+  local tool=$1 dir t0 seconds offset plan="" parallelism=${5:-10}
   dir=$(tool_dir "$tool" "$2")
   t0=$(now)
   (cd "$dir" && TF_CLI_CONFIG_FILE=$dir/cli.rc TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 \
-     "$tool" apply -auto-approve -input=false 2>&1) \
+     "$tool" apply -auto-approve -input=false -parallelism="$parallelism" 2>&1) \
     | "$BENCH" stamp --match "Creation complete" --start "$t0" --timeline "$3"
   seconds=$(since "$t0")
   [ "$(wc -l < "$3")" -ge "$N" ] || { log "$tool apply created $(wc -l < "$3") of $N"; exit 1; }
@@ -457,9 +457,59 @@ median_run() { # FIELD COLUMN -> the run number of the median total
   "operator=$WORK/timeline-operator-1-$(median_run 2 2)" "operator, apply --server-side=$WORK/timeline-operator-ssa-1-$(median_run 5 2)" \
   "terraform=$WORK/timeline-terraform-1-$(median_run 3 1)" "opentofu=$WORK/timeline-tofu-1-$(median_run 4 1)" \
   "floor (the client alone)=$WORK/timeline-floor-1-$(median_run 1 1)"
+
+# ------------------------------------------------------------------ 3: a remote cloud
+# Users' clusters reach their cloud over a network, where latency, not this machine's CPU,
+# bounds every tool: Keystone and Glance behind a proxy that delays every chunk each way (the
+# catalog names the Glance proxy), the same Glance (1 worker), every tool at its defaults
+# (operator --concurrency 8, Terraform and OpenTofu -parallelism=10) and at equal concurrency (8).
+REMOTE_MS=${BENCH_REMOTE_MS:-20}
+log "a remote cloud: Keystone and Glance behind a ${REMOTE_MS} ms proxy each way"
+setsid "$BENCH" proxy --listen 127.0.0.1:5102 --target 127.0.0.1:5101 --delay-ms "$REMOTE_MS" > "$WORK/proxy-keystone.log" 2>&1 &
+track pid "$!"
+setsid "$BENCH" proxy --listen 127.0.0.1:9394 --target 127.0.0.1:9393 --delay-ms "$REMOTE_MS" > "$WORK/proxy-glance.log" 2>&1 &
+track pid "$!"
+export OSL_GLANCE_CATALOG_URL=http://127.0.0.1:9394
+bench_openstack 1
+unset OSL_GLANCE_CATALOG_URL
+AUTH_URL=http://127.0.0.1:5102/v3
+sed -i "s#auth_url: .*#auth_url: $AUTH_URL#" "$WORK/clouds.yaml"
+: > "$WORK/remote-rows"
+for run in $(seq 1 "$RUNS"); do
+  order=$(python3 -c 'import random, sys; tools = sys.argv[3:]; random.Random(sys.argv[1] + "/" + sys.argv[2]).shuffle(tools); print(" ".join(tools))' \
+    "$SEED" "remote-$run" floor operator terraform tofu terraform-8 tofu-8)
+  echo "  remote run $run, seed $SEED: $order" >> "$WORK/orders"
+  for tool in $order; do
+    make_pairs "$WORK/pairs-$tool" "remote-$tool-$run"
+    echo "$tool $(glance_count)" >> "$WORK/starts"
+    log "remote run $run/$RUNS: $tool"
+    case $tool in
+      floor) r_floor=$(run_floor "$WORK/pairs-$tool" "$WORK/timeline-remote-floor-$run" | cut -d' ' -f1) ;;
+      operator) r_operator=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-remote-operator-$run" 0 | cut -d' ' -f2) ;;
+      terraform) r_tf=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-remote-terraform-$run" 0 10 | cut -d' ' -f1) ;;
+      tofu) r_tofu=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-remote-tofu-$run" 0 10 | cut -d' ' -f1) ;;
+      terraform-8) r_tf8=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-remote-terraform8-$run" 0 8 | cut -d' ' -f1) ;;
+      tofu-8) r_tofu8=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-remote-tofu8-$run" 0 8 | cut -d' ' -f1) ;;
+    esac
+    forget_images "$WORK/pairs-$tool"
+  done
+  echo "$r_floor $r_operator $r_tf $r_tofu $r_tf8 $r_tofu8" >> "$WORK/remote-rows"
+  log "remote run $run: floor ${r_floor}s, operator ${r_operator}s, terraform ${r_tf}s (at 8: ${r_tf8}s), tofu ${r_tofu}s (at 8: ${r_tofu8}s)"
+done
+unset AUTH_URL
+rcol() { cut -d' ' -f"$1" "$WORK/remote-rows" | median; }
+rratio() { awk -v a="$1" -v b="$2" '{printf "%.3f\n", $a/$b}' "$WORK/remote-rows" | median; }
+{
+  echo "-- a remote cloud: $N memberships, Keystone and Glance behind a ${REMOTE_MS} ms proxy each way (Glance 1 worker); median of $RUNS runs (seconds)"
+  grep "remote run" "$WORK/orders"
+  printf '  Glance before each tool: %s\n' "$(cut -d' ' -f2- "$WORK/starts" | sort | uniq -c | awk '{printf "%s%s images %s members (%d times)", (NR>1?"; ":""), $2, $3, $1}')"
+  echo "  floor (8 at once) $(rcol 1); operator (--concurrency 8) $(rcol 2); terraform -parallelism=10 $(rcol 3), =8 $(rcol 5); opentofu -parallelism=10 $(rcol 4), =8 $(rcol 6)"
+  echo "  at their defaults: terraform/operator $(rratio 3 2), opentofu/operator $(rratio 4 2) (goal >= 2)"
+  echo "  at equal concurrency (8): operator/floor $(rratio 2 1) (goal <= 1.15); terraform/operator $(rratio 5 2), opentofu/operator $(rratio 6 2)"
+} >> "$REPORT"
 OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
 
-# ------------------------------------------------------------------ 3: 10,000 on a slow Glance
+# ------------------------------------------------------------------ 4: 10,000 on a slow Glance
 log "$BIG objects on the in-process fake, 20 ms per Glance request"
 setsid "$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
 track pid "$!"

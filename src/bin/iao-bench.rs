@@ -7,6 +7,9 @@
 //!                after the other: for 10,000 objects it would be what is measured)
 //!   watch-ready  waits until a namespace has N Ready objects; writes when each became Ready
 //!   chart        an SVG of objects done over time, one line per tool
+//!   proxy        a TCP proxy that delays every chunk by a latency each way: a cloud reached
+//!                over a network, without slowing the API server as `tc` on loopback would
+//!   stamp        times the lines of a tool's output that say an object is done
 //!
 //! A pairs file has one membership per line: `IMAGE_ID MEMBER_ID`. A timeline file has one
 //! line per object done: seconds since the start, in order.
@@ -102,6 +105,15 @@ enum Command {
         #[arg(long)]
         timeline: PathBuf,
     },
+    /// Forward LISTEN to TARGET, every chunk DELAY_MS later in each direction, until SIGTERM.
+    Proxy {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        #[arg(long, default_value_t = 20)]
+        delay_ms: u64,
+    },
     /// Draw timelines (LABEL=FILE ...) as an SVG.
     Chart {
         #[arg(long)]
@@ -156,6 +168,11 @@ async fn main() -> Result<(), Failure> {
             timeline,
             timeout,
         } => watch_ready(namespace, count, start, timeline, timeout).await,
+        Command::Proxy {
+            listen,
+            target,
+            delay_ms,
+        } => proxy(listen, target, Duration::from_millis(delay_ms)).await,
         Command::Stamp {
             pattern,
             start,
@@ -163,6 +180,66 @@ async fn main() -> Result<(), Failure> {
         } => stamp(&pattern, start, &timeline),
         Command::Chart { out, title, series } => chart(out, title, series),
     }
+}
+
+async fn proxy(listen: std::net::SocketAddr, target: std::net::SocketAddr, delay: Duration) -> Result<(), Failure> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("proxying {listen} to {target}, {} ms each way", delay.as_millis());
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (client, _) = accepted?;
+                tokio::spawn(async move {
+                    if let Ok(server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = client.set_nodelay(true);
+                        let _ = server.set_nodelay(true);
+                        let (client_read, client_write) = client.into_split();
+                        let (server_read, server_write) = server.into_split();
+                        tokio::join!(
+                            delayed_copy(client_read, server_write, delay),
+                            delayed_copy(server_read, client_write, delay)
+                        );
+                    }
+                });
+            }
+            _ = terminate.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read (a latency, not a
+/// bandwidth limit: chunks read meanwhile are on their way too).
+async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        while let Ok(read) = from.read(&mut buffer).await {
+            if read == 0
+                || sender
+                    .send((tokio::time::Instant::now() + delay, buffer[..read].to_vec()))
+                    .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((due, chunk)) = receiver.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
 
 /// Seconds since the Unix epoch, as `date +%s.%N` says.
