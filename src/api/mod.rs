@@ -245,7 +245,8 @@ pub struct ImageAccessStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Membership>,
 
-    /// What imageRef and memberRef resolved to, for the spec they were resolved for.
+    /// What imageRef and memberRef resolved to, and the names looked up (looked up again only
+    /// when they change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<ResolvedRefs>,
 }
@@ -285,6 +286,11 @@ pub struct ResolvedRefs {
     /// The memberRef looked up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_ref: Option<MemberRef>,
+
+    /// Where the image name was looked up (the region), and for which member (an accept's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    pub image_looked_up_in: Option<String>,
 
     /// The ID of the image imageRef names.
     #[serde(default, skip_serializing_if = "Option::is_none")]

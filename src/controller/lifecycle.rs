@@ -92,8 +92,8 @@ async fn converge<K: Kind>(
         Ok(creds) => creds,
         Err(problem) => return Ok((unresolved, stopped(applied, problem), None)),
     };
-    // Names resolved for an earlier spec, or none: what the spec names is unknown, so nothing
-    // held is let go of or replaced until they resolve.
+    // Names not resolved yet (new, or changed): what the spec names is unknown, so nothing held
+    // is let go of or replaced until they resolve.
     let named_now = match refs::resolve(object, &creds).await {
         Ok(resolved) => resolved.map(|resolved| object.with_resolved(resolved)),
         Err(problem) => return Ok((unresolved, stopped(applied, problem), None)),

@@ -480,6 +480,10 @@ impl Problem {
                 message: format!("{error}; retrying with backoff"),
                 retry_after: None,
             },
+            OpenStackError::Incomplete { .. } => Problem::stalled(
+                "OpenStackListIncomplete",
+                format!("{error}: nothing is concluded from a part of a list; check the proxy in front of the service"),
+            ),
         }
     }
 }

@@ -41,23 +41,45 @@ const CANDIDATES: usize = 5;
 pub async fn resolve<K: Kind>(object: &K, creds: &Resolved) -> Result<Option<ResolvedRefs>, Problem> {
     let refs = object.refs();
     if refs.image.is_none() && refs.member.is_none() {
-        return Ok(None);
+        // Back to IDs: what names resolved to is forgotten (a name given again is looked up).
+        let named_before = object
+            .membership_status()
+            .and_then(|s| s.resolved.as_ref())
+            .is_some_and(|r| r.image_ref.is_some() || r.member_ref.is_some());
+        return Ok(named_before.then(ResolvedRefs::default));
     }
     let image_ref = refs.image.map(|(image, _)| image.clone());
     let member_ref = refs.member.cloned();
-    let recorded = object.membership_status().and_then(|s| s.resolved.as_ref());
-    if recorded.is_some_and(|r| r.image_ref == image_ref && r.member_ref == member_ref) {
+    let region = refs.region.or(creds.cloud.region_name.as_deref());
+    // Each name is looked up again only when it (or where it is looked up) changed: a change
+    // of the member never moves the image to a newer build of its name.
+    let looked_up_in = image_ref.as_ref().map(|_| {
+        format!(
+            "region={};member={}",
+            region.unwrap_or(""),
+            refs.member_id.unwrap_or("")
+        )
+    });
+    let recorded = object
+        .membership_status()
+        .and_then(|s| s.resolved.clone())
+        .unwrap_or_default();
+    let image_current = recorded.image_ref == image_ref && recorded.image_looked_up_in == looked_up_in;
+    let member_current = recorded.member_ref == member_ref;
+    if image_current && member_current {
         return Ok(None);
     }
     let mut resolved = ResolvedRefs {
         image_ref,
         member_ref,
-        ..ResolvedRefs::default()
+        image_looked_up_in: looked_up_in,
+        image_id: recorded.image_id.filter(|_| image_current),
+        member_id: recorded.member_id.filter(|_| member_current),
     };
-    if let Some((image, among)) = refs.image {
+    if let Some((image, among)) = refs.image.filter(|_| !image_current) {
         resolved.image_id = Some(image_named(&refs, creds, image, among).await?);
     }
-    if let Some(member) = refs.member {
+    if let Some(member) = refs.member.filter(|_| !member_current) {
         resolved.member_id = Some(project_named(&creds.session, &creds.secret, member).await?.id);
     }
     Ok(Some(resolved))
@@ -75,6 +97,9 @@ async fn image_named(refs: &Refs<'_>, creds: &Resolved, image: &ImageRef, among:
     let query = ImageQuery {
         owner: (among == Among::Owned).then_some(project.as_str()),
         shared_with_me: among == Among::SharedWithMe,
+        // An upload still running or failed is no candidate (a rebuild in progress would make
+        // the name ambiguous).
+        status: Some("active"),
         name: Some(&image.name),
         ..ImageQuery::default()
     };

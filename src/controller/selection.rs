@@ -50,6 +50,12 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Whether `child` stays although it is not wanted: its image matches but is not shared
+    /// now, and its member is still one of the share's.
+    pub fn keeps(&self, child: &crate::api::ImageAccess) -> bool {
+        self.unshared.contains(&child.spec.image_id) && self.members.contains(&child.spec.member_id)
+    }
+
     /// The images and members the spec lists.
     pub fn listed(share: &ImageShare) -> Targets {
         Targets {
@@ -140,7 +146,8 @@ impl Evaluations {
 fn quiet_after(problem: &Problem, ctx: &Context) -> Duration {
     match problem {
         Problem::Transient { retry_after, .. } => retry_after.unwrap_or(Duration::from_secs(5)),
-        _ => ctx.settings.stalled_recheck,
+        // Expired before the share's re-check comes (it is jittered by ±10 %).
+        _ => ctx.settings.stalled_recheck.mul_f64(0.85),
     }
 }
 
@@ -396,6 +403,14 @@ impl Problem {
                 reason: "SelectionFailed",
                 message: format!("could not {what}: {error}; retrying with backoff (the share keeps what it shares)"),
                 retry_after: error.retry_after(),
+            };
+        }
+        if let OpenStackError::Incomplete { .. } = error {
+            return Problem::Stalled {
+                reason: "SelectionTooLarge",
+                message: format!(
+                    "could not {what} whole ({error}): nothing was removed; narrow the selector (a tag), or raise the service's list limit"
+                ),
             };
         }
         let message = match error.http_kind() {

@@ -523,7 +523,15 @@ async fn blocked(share: &ImageShare, namespace: &str, ctx: &Context, problem: Pr
         set_condition(&mut next.conditions, RECONCILING, "False", reason, "", generation, now);
     } else {
         // A passing failure (Glance down for a refresh) takes nothing away: what is shared stays
-        // Ready; Reconciling says the share is retrying, and why.
+        // Ready; Reconciling says the share is retrying, and why. A Stalled of the share's own
+        // from before is over (the children's is summed up again at the next whole look).
+        let own = next
+            .conditions
+            .iter()
+            .any(|c| c.type_ == STALLED && c.status == "True" && c.reason.starts_with("Selection"));
+        if own {
+            set_condition(&mut next.conditions, STALLED, "False", reason, "", generation, now);
+        }
         set_condition(
             &mut next.conditions,
             RECONCILING,
@@ -694,7 +702,7 @@ async fn converge(share: &ImageShare, targets: &Targets, namespace: &str, ctx: &
     let desired = desired_children(share, targets);
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), namespace);
     let mut pass = Pass::default();
-    remove_leaving(share, &desired, &targets.unshared, &api, ctx, &mut pass).await;
+    remove_leaving(share, &desired, targets, &api, ctx, &mut pass).await;
     write_wanted(share, &desired, &api, namespace, ctx, &mut pass).await;
     report_share(share, targets, namespace, ctx, &mut pass).await?;
     match pass.retry {
@@ -708,7 +716,7 @@ async fn converge(share: &ImageShare, targets: &Targets, namespace: &str, ctx: &
 async fn remove_leaving(
     share: &ImageShare,
     desired: &BTreeMap<String, ImageAccess>,
-    unshared: &[String],
+    targets: &Targets,
     api: &Api<ImageAccess>,
     ctx: &Context,
     pass: &mut Pass,
@@ -717,7 +725,7 @@ async fn remove_leaving(
     for child in ctx
         .children_of(share)
         .iter()
-        .filter(|child| !desired.contains_key(&child.name_any()) && !unshared.contains(&child.spec.image_id))
+        .filter(|child| !desired.contains_key(&child.name_any()) && !targets.keeps(child))
     {
         pass.leaving.insert(child.name_any(), child_state(child));
         if child.is_deleting() {

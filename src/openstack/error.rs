@@ -160,6 +160,11 @@ pub enum OpenStackError {
 
     #[error("the TLS settings of the cloud are unusable: {0}")]
     Tls(String),
+
+    /// A list that is not whole (Keystone's `list_limit` cut it, or pages do not add up): read
+    /// as whole it would drop what it left out, and asking again gets the same.
+    #[error("{} {} returned an incomplete list: {detail}", .operation.service().as_str(), .operation.as_str())]
+    Incomplete { operation: Operation, detail: String },
 }
 
 impl OpenStackError {
@@ -173,6 +178,7 @@ impl OpenStackError {
             }
             // A half-written answer is most often a proxy or a restart in the middle.
             OpenStackError::InvalidResponse { .. } => true,
+            OpenStackError::Incomplete { .. } => false,
             OpenStackError::Config(_)
             | OpenStackError::NoEndpoint { .. }
             | OpenStackError::Tls(_)
@@ -203,7 +209,8 @@ impl OpenStackError {
             OpenStackError::Transport { operation, .. }
             | OpenStackError::TlsTrust { operation, .. }
             | OpenStackError::Http { operation, .. }
-            | OpenStackError::InvalidResponse { operation, .. } => Some(*operation),
+            | OpenStackError::InvalidResponse { operation, .. }
+            | OpenStackError::Incomplete { operation, .. } => Some(*operation),
             _ => None,
         }
     }

@@ -70,7 +70,7 @@ pub struct ImageQuery<'a> {
 
 /// A listing whose pages do not add up (a proxy that drops the query string, say).
 fn paging_failed(detail: &str) -> OpenStackError {
-    OpenStackError::InvalidResponse {
+    OpenStackError::Incomplete {
         operation: Operation::ListImages,
         detail: format!("{detail}: the `marker` query parameter seems not to reach Glance"),
     }
@@ -231,12 +231,13 @@ impl Glance {
     /// page is full: whether there are more than wanted is told by asking for one more.)
     pub async fn select_images(&self, query: &ImageQuery<'_>, limit: usize) -> Result<Vec<Image>, OpenStackError> {
         let mut images: Vec<Image> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         // A Glance whose pages hold 10 images at least reaches any limit asked here.
         for _ in 0..20 {
             let marker = images.last().map(|image| image.id.clone());
             let page = self.select_page(query, limit - images.len(), marker.as_deref()).await?;
-            if marker.is_some() && page.images.first().map(|image| &image.id) == marker.as_ref() {
-                return Err(paging_failed("a page started where the one before it ended"));
+            if page.images.iter().any(|image| !seen.insert(image.id.clone())) {
+                return Err(paging_failed("an image came twice"));
             }
             let last_page = page.next.is_none() || page.images.is_empty();
             images.extend(page.images);

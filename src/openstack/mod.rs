@@ -336,9 +336,9 @@ impl Session {
         let list: ProjectList = response.json(operation)?;
         if list.truncated {
             // A part of the list read as the whole would drop the projects left out.
-            return Err(OpenStackError::InvalidResponse {
+            return Err(OpenStackError::Incomplete {
                 operation,
-                detail: "Keystone truncated the project list (its list_limit): narrow the selector".into(),
+                detail: "Keystone truncated the project list at its list_limit".into(),
             });
         }
         Ok(list.projects)
