@@ -86,7 +86,7 @@ if [ -n "$left" ]; then
     for ns in $left; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
     for ns in $left; do kubectl wait --for=delete "namespace/$ns" --timeout=300s >/dev/null 2>&1 || true; done
   else
-    log "this environment has objects in namespaces $left (tests or a demo): they would be measured too; run make env-down (or make demo-down) first, or BENCH_CLEAN=1 make bench to delete them"
+    log "this environment has objects in $(wc -w <<< "$left") namespaces ($(cut -d' ' -f1-5 <<< "$left") ...; tests or a demo): they would be measured too; run make clean-env (a fresh environment) first, or BENCH_CLEAN=1 make bench to delete them (with an operator gone, their finalizers keep them)"
     exit 1
   fi
 fi
