@@ -102,15 +102,7 @@ async fn admission_refuses_a_bad_accept_with_a_readable_message() {
             "spec.status: Required value",
         ),
     ];
-    for (yaml, expected) in cases {
-        let out = ns.apply(&yaml);
-        assert!(!out.success, "accepted: {yaml}");
-        assert!(
-            out.stderr.contains(expected),
-            "expected {expected:?} in: {}",
-            out.stderr
-        );
-    }
+    ns.assert_refused(&cases);
     let explain = kubectl_ok(&["explain", "imageaccessaccept.spec.memberId"], None);
     assert!(explain.contains("Leave it unset to use the project"), "{explain}");
 }

@@ -226,13 +226,5 @@ async fn admission_refuses_an_id_and_a_name_together() {
             "give exactly one of memberId (the project by ID) and memberRef (the project by name)",
         ),
     ];
-    for (yaml, expected) in cases {
-        let out = ns.apply(&yaml);
-        assert!(!out.success, "accepted: {yaml}");
-        assert!(
-            out.stderr.contains(expected),
-            "expected {expected:?} in: {}",
-            out.stderr
-        );
-    }
+    ns.assert_refused(&cases);
 }

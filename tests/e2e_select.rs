@@ -49,25 +49,7 @@ impl Team {
     /// The members of `image` as `who` (its owner) lists them; an error when Glance does not
     /// answer with a list (never an empty list in its place).
     async fn members(&self, who: &str, image: &str) -> Result<BTreeSet<String>, String> {
-        let token = self.env.token(who).await;
-        let response = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?
-            .get(format!("{}/v2/images/{image}/members", self.env.glance_url))
-            .header("X-Auth-Token", token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.map_err(|e| format!("{status}: {e}"))?;
-        let members = body["members"]
-            .as_array()
-            .ok_or_else(|| format!("Glance answered {status}: {body}"))?;
-        Ok(members
-            .iter()
-            .filter_map(|m| m["member_id"].as_str().map(str::to_string))
-            .collect())
+        self.env.members_of(who, image).await
     }
 
     async fn wait_members(&self, who: &str, image: &str, expected: &[&str], within: Duration) {
@@ -315,15 +297,7 @@ async fn admission_refuses_selectors_that_make_no_sense() {
             "spec.imageSelector.newest",
         ),
     ];
-    for (yaml, expected) in cases {
-        let out = ns.apply(&yaml);
-        assert!(!out.success, "accepted: {yaml}");
-        assert!(
-            out.stderr.contains(expected),
-            "expected {expected:?} in: {}",
-            out.stderr
-        );
-    }
+    ns.assert_refused(&cases);
     let explain = common::cluster::kubectl_ok(&["explain", "imageshare.spec.imageSelector"], None);
     assert!(explain.contains("newest"), "{explain}");
 }

@@ -89,25 +89,7 @@ impl Team {
     /// The members of `image` as its owner lists them; an error when Glance does not answer
     /// 200 with a member list (never an empty list in its place).
     async fn members(&self, image: &str) -> Result<BTreeSet<String>, String> {
-        let token = self.env.token("owner").await;
-        let response = reqwest::Client::new()
-            .get(format!("{}/v2/images/{image}/members", self.env.glance_url))
-            .header("X-Auth-Token", token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.map_err(|e| format!("{status}: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("Glance answered {status}: {body}"));
-        }
-        let members = body["members"]
-            .as_array()
-            .ok_or_else(|| format!("no member list in {body}"))?;
-        Ok(members
-            .iter()
-            .filter_map(|m| m["member_id"].as_str().map(str::to_string))
-            .collect())
+        self.env.members_of("owner", image).await
     }
 }
 
@@ -140,15 +122,7 @@ async fn admission_refuses_a_bad_share_with_a_readable_message() {
             "spec.deletionPolicy: Unsupported value: \"Keep\"",
         ),
     ];
-    for (yaml, expected) in cases {
-        let out = ns.apply(&yaml);
-        assert!(!out.success, "accepted: {yaml}");
-        assert!(
-            out.stderr.contains(expected),
-            "expected {expected:?} in: {}",
-            out.stderr
-        );
-    }
+    ns.assert_refused(&cases);
     let explain = kubectl_ok(&["explain", "imageshare.spec.memberIds"], None);
     assert!(
         explain.contains("IDs of the projects to share every image with"),

@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt};
 use super::problem::{Problem, Step};
 use super::{Context, Error, Kind, Next};
 use crate::api::{CLAIM_ANNOTATION, FINALIZER, Membership};
-use crate::credentials::ReadError;
+use crate::credentials::{ReadError, SecretData};
 use crate::openstack::{Caller, Cloud, Glance, OpenStackError, Session};
 use crate::runtime::patch_metadata;
 use crate::runtime::tracker::Fingerprint;
@@ -230,19 +230,22 @@ pub fn secret_label<K: Kind>(object: &K) -> String {
     )
 }
 
+/// The Secret `namespace/name`'s data; a failure is the problem that names the Secret.
+pub async fn read_secret(ctx: &Context, namespace: &str, name: &str) -> Result<Arc<SecretData>, Problem> {
+    match ctx.secrets.read(namespace, name).await {
+        Ok(data) => Ok(data),
+        Err(ReadError::NotFound) => Err(Problem::secret_not_found(namespace, name)),
+        Err(ReadError::BadKey(detail)) => Err(Problem::secret_key_missing(namespace, name, detail)),
+        Err(ReadError::Kubernetes(e)) => Err(Problem::kubernetes(&e)),
+    }
+}
+
 /// Reads the Secret the object names and returns the session for its credentials, with the
 /// cloud entry (its region and interface). No OpenStack request.
 pub async fn credentials<K: Kind>(object: &K, ctx: &Context) -> Result<(Arc<Session>, Cloud), Problem> {
     let namespace = object.namespace().unwrap_or_default();
     let reference = object.credentials_ref();
-    let data = match ctx.secrets.read(&namespace, &reference.secret_name).await {
-        Ok(data) => data,
-        Err(ReadError::NotFound) => return Err(Problem::secret_not_found(&namespace, &reference.secret_name)),
-        Err(ReadError::BadKey(detail)) => {
-            return Err(Problem::secret_key_missing(&namespace, &reference.secret_name, detail));
-        }
-        Err(ReadError::Kubernetes(e)) => return Err(Problem::kubernetes(&e)),
-    };
+    let data = read_secret(ctx, &namespace, &reference.secret_name).await?;
     // What goes wrong here is in the Secret: the messages name it, not the membership.
     let target = unresolved(object);
     let secret_label = secret_label(object);

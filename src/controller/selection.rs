@@ -20,7 +20,6 @@ use kube::ResourceExt;
 use super::Context;
 use super::problem::Problem;
 use crate::api::{ImageShare, SelectedImage, SelectedMember, Selection, normalize_image_id};
-use crate::credentials::ReadError;
 use crate::openstack::{HttpErrorKind, ImageQuery, OpenStackError, ProjectQuery};
 
 /// At most this many images per share (as `imageIds`).
@@ -255,14 +254,7 @@ async fn evaluate(
     let namespace = share.namespace().unwrap_or_default();
     let reference = &share.spec.cloud_credentials_ref;
     let secret = format!("{namespace}/{}", reference.secret_name);
-    let data = match ctx.secrets.read(&namespace, &reference.secret_name).await {
-        Ok(data) => data,
-        Err(ReadError::NotFound) => return Err(Problem::secret_not_found(&namespace, &reference.secret_name)),
-        Err(ReadError::BadKey(detail)) => {
-            return Err(Problem::secret_key_missing(&namespace, &reference.secret_name, detail));
-        }
-        Err(ReadError::Kubernetes(e)) => return Err(Problem::kubernetes(&e)),
-    };
+    let data = super::holding::read_secret(ctx, &namespace, &reference.secret_name).await?;
     let cloud = data
         .cloud(&reference.cloud_name)
         .map_err(|e| Problem::selection(&OpenStackError::Config(e), "read the credentials", &secret))?;

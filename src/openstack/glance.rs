@@ -187,32 +187,12 @@ impl Glance {
     /// `GET /v2/images?owner=…&visibility=…`, every page (Glance pages by `marker`, and says
     /// `next` while there are more).
     pub async fn list_images(&self, owner: &str, visibility: &str) -> Result<Vec<Image>, OpenStackError> {
-        let operation = Operation::ListImages;
         let mut images: Vec<Image> = Vec::new();
+        let pairs = [("owner", owner), ("visibility", visibility), ("limit", "100")];
         // 100,000 images: far more than a project has; a server that pages forever stops here.
         for _ in 0..1000 {
             let marker = images.last().map(|image| image.id.clone());
-            let url = |token: &Token| {
-                let mut url = self.url(token, &[])?;
-                let mut query = url.query_pairs_mut();
-                query
-                    .append_pair("owner", owner)
-                    .append_pair("visibility", visibility)
-                    .append_pair("limit", "100");
-                if let Some(marker) = &marker {
-                    query.append_pair("marker", marker);
-                }
-                drop(query);
-                Ok(url)
-            };
-            let response = self
-                .session
-                .send_authenticated(operation, Method::GET, url, None)
-                .await?;
-            if !response.is_success() {
-                return Err(response.error(operation));
-            }
-            let page: ImagePage = response.json(operation)?;
+            let page = self.image_page(&pairs, marker.as_deref()).await?;
             if marker.is_some() && page.images.last().map(|image| &image.id) == marker.as_ref() {
                 return Err(paging_failed("a page ended where the one before it did"));
             }
@@ -255,40 +235,43 @@ impl Glance {
         limit: usize,
         marker: Option<&str>,
     ) -> Result<ImagePage, OpenStackError> {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        if let Some(owner) = query.owner {
+            pairs.push(("owner", owner));
+        }
+        if query.shared_with_me {
+            pairs.extend([("visibility", "shared"), ("member_status", "all")]);
+        }
+        if let Some(status) = query.status {
+            pairs.push(("status", status));
+        }
+        if let Some(name) = query.name {
+            pairs.push(("name", name));
+        }
+        pairs.extend(query.tags.iter().map(|tag| ("tag", *tag)));
+        pairs.extend(query.properties.iter().copied());
+        pairs.extend([
+            ("sort_key", "created_at"),
+            ("sort_dir", "desc"),
+            ("sort_key", "id"),
+            ("sort_dir", "desc"),
+        ]);
+        let limit = limit.to_string();
+        pairs.push(("limit", &limit));
+        self.image_page(&pairs, marker).await
+    }
+
+    /// One `GET /v2/images` page with the query `pairs`, then `marker`.
+    async fn image_page(&self, pairs: &[(&str, &str)], marker: Option<&str>) -> Result<ImagePage, OpenStackError> {
         let operation = Operation::ListImages;
         let url = |token: &Token| {
             let mut url = self.url(token, &[])?;
-            let mut pairs = url.query_pairs_mut();
-            if let Some(owner) = query.owner {
-                pairs.append_pair("owner", owner);
-            }
-            if query.shared_with_me {
-                pairs
-                    .append_pair("visibility", "shared")
-                    .append_pair("member_status", "all");
-            }
-            if let Some(status) = query.status {
-                pairs.append_pair("status", status);
-            }
-            if let Some(name) = query.name {
-                pairs.append_pair("name", name);
-            }
-            for tag in &query.tags {
-                pairs.append_pair("tag", tag);
-            }
-            for (key, value) in &query.properties {
-                pairs.append_pair(key, value);
-            }
-            pairs
-                .append_pair("sort_key", "created_at")
-                .append_pair("sort_dir", "desc")
-                .append_pair("sort_key", "id")
-                .append_pair("sort_dir", "desc")
-                .append_pair("limit", &limit.to_string());
+            let mut query = url.query_pairs_mut();
+            query.extend_pairs(pairs);
             if let Some(marker) = marker {
-                pairs.append_pair("marker", marker);
+                query.append_pair("marker", marker);
             }
-            drop(pairs);
+            drop(query);
             Ok(url)
         };
         let response = self

@@ -129,6 +129,20 @@ impl TestNamespace {
     }
 
     /// `kubectl apply` of an ImageAccess manifest in this namespace.
+    /// Applies each manifest of `cases` and requires admission to refuse it with its message.
+    pub fn assert_refused<Y: AsRef<str>>(&self, cases: &[(Y, &str)]) {
+        for (yaml, expected) in cases {
+            let yaml = yaml.as_ref();
+            let out = self.apply(yaml);
+            assert!(!out.success, "accepted: {yaml}");
+            assert!(
+                out.stderr.contains(expected),
+                "expected {expected:?} in: {}",
+                out.stderr
+            );
+        }
+    }
+
     pub fn apply(&self, manifest: &str) -> Output {
         kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(manifest))
     }

@@ -183,6 +183,32 @@ impl RealOpenStack {
         assert!(response.status().is_success(), "tag project: {}", response.status());
     }
 
+    /// The members of `image` as `who` (its owner, or an admin) lists them; an error when Glance
+    /// does not answer 200 with a member list (never an empty list in its place: a "not
+    /// there" check would pass on it).
+    pub async fn members_of(&self, who: &str, image: &str) -> Result<std::collections::BTreeSet<String>, String> {
+        let token = self.token(who).await;
+        let response = self
+            .http
+            .get(format!("{}/v2/images/{image}/members", self.glance_url))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| format!("{status}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("Glance answered {status}: {body}"));
+        }
+        let members = body["members"]
+            .as_array()
+            .ok_or_else(|| format!("no member list in {body}"))?;
+        Ok(members
+            .iter()
+            .filter_map(|m| m["member_id"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Sets an image's visibility (as its owner).
     pub async fn set_visibility(&self, image_id: &str, visibility: &str) {
         let token = self.token("owner").await;
