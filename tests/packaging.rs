@@ -564,7 +564,12 @@ fn every_condition_reason_is_in_the_readme() {
     let root = Path::new(ROOT);
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
     let mut missing = Vec::new();
-    for file in ["src/controller/problem.rs", "src/controller/status.rs"] {
+    for file in [
+        "src/controller/problem.rs",
+        "src/controller/status.rs",
+        "src/controller/selection.rs",
+        "src/controller/refs.rs",
+    ] {
         let source = std::fs::read_to_string(root.join(file)).expect("source");
         let code = source.split("#[cfg(test)]").next().unwrap_or_default();
         // CamelCase literals of two words or more are reasons (and condition types).
