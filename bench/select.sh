@@ -37,7 +37,13 @@ FAKE=$!
 until [ -s "$W/fake/images" ]; do sleep 0.1; done
 FAKE_URL=$(awk '/auth_url/{print $2; exit}' "$W/fake/clouds.yaml" | sed 's#/v3$##')
 counts() { curl -sf --noproxy '*' "$FAKE_URL/_fake/requests"; }
-versions() { kubectl get ia,ishare -n "$ns" -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}' | md5sum | cut -c1-12; }
+# "COUNT DIGEST" of the namespace's objects' resourceVersions: equal digests over the same
+# COUNT+1 objects are the evidence of no write (an empty or failed listing is no evidence).
+versions() {
+  local list
+  list=$(kubectl get ia,ishare -n "$ns" -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}')
+  echo "$(grep -c . <<< "$list") $(md5sum <<< "$list" | cut -c1-12)"
+}
 ns=bench-select-$(date +%s | cut -c6-10)
 kubectl create namespace "$ns" >/dev/null
 kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.yaml="$W/fake/clouds.yaml" >/dev/null
@@ -79,6 +85,10 @@ print(f"{refreshes} refreshes: per refresh {d('GET images') / refreshes:.2f} ima
       f"{d('GET member') + d('GET members')} (the children's own resync, not the refresh)")
 PY
 )
+if [ "${rv_before%% *}" != $((COUNT + 1)) ] || [ "${rv_after%% *}" != $((COUNT + 1)) ]; then
+  echo "the listing of $ns held ${rv_before%% *} then ${rv_after%% *} objects, not $((COUNT + 1)): no evidence of the writes" >&2
+  exit 1
+fi
 writes=$([ "$rv_before" = "$rv_after" ] && echo 0 || echo "some (resourceVersions changed)")
 {
   echo "-- $(date -u +%F): ImageShare selecting $IMAGES images x $PROJECTS projects ($COUNT memberships), fake Keystone + Glance 5 ms, real API server"

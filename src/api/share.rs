@@ -147,8 +147,9 @@ pub struct ImageSelector {
     #[x_kube(validation = kube::core::Rule::new("self.all(k, k.matches('^[A-Za-z0-9_:.-]{1,255}$') && !(k in ['name', 'tag', 'status', 'owner', 'visibility', 'limit', 'marker', 'sort', 'sort_key', 'sort_dir', 'member_status', 'id', 'created_at', 'updated_at', 'size_min', 'size_max']))").message("imageSelector.properties keys must be image property names (letters, digits, _ : . -); use name and tags for those"))]
     pub properties: std::collections::BTreeMap<String, SelectorValue>,
 
-    /// Only the N newest of the matching images by created_at (ties by ID), 1 to 100: "the 2
-    /// newest builds". Unset: every matching image (at most 100).
+    /// Only the N newest of the matching `shared` images by created_at (ties by ID), 1 to 100:
+    /// "the 2 newest builds". A newer build not shared yet is listed with its reason and does not
+    /// count (it pushes no shared build out). Unset: every matching image (at most 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub newest: Option<i32>,

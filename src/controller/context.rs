@@ -241,6 +241,7 @@ impl Context {
         for reference in self.accept.index.using_secret(namespace, name) {
             self.wake(reference);
         }
+        self.shares.secret_changed(namespace, name);
         self.requeue_secret.send(ObjectRef::new(name).within(namespace));
     }
 

@@ -55,6 +55,13 @@ impl Targets {
         self.unshared.contains(&child.spec.image_id) && self.members.contains(&child.spec.member_id)
     }
 
+    /// Whether the share calls OpenStack itself (selectors, names): its Secret matters to it.
+    pub fn reads_openstack(share: &ImageShare) -> bool {
+        share.spec.image_selector.is_some()
+            || share.spec.member_selector.is_some()
+            || !share.spec.member_refs.is_empty()
+    }
+
     /// The images and members the spec lists.
     pub fn listed(share: &ImageShare) -> Targets {
         Targets {
@@ -130,6 +137,12 @@ impl Evaluations {
         self.lock().entry(uid).or_default().failed = Some((generation, until, problem));
     }
 
+    pub fn forget_failure(&self, uid: &str) {
+        if let Some(last) = self.lock().get_mut(uid) {
+            last.failed = None;
+        }
+    }
+
     pub fn forget(&self, uid: &str) {
         self.lock().remove(uid);
     }
@@ -186,7 +199,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
 /// selectors cannot be evaluated: the caller changes no child.
 pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Problem> {
     let refreshes = share.spec.image_selector.is_some() || share.spec.member_selector.is_some();
-    if !refreshes && share.spec.member_refs.is_empty() {
+    if !Targets::reads_openstack(share) {
         return Ok(Targets::listed(share));
     }
     let uid = share.uid().unwrap_or_default();
@@ -228,6 +241,27 @@ pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Probl
             Err(problem)
         }
     }
+}
+
+/// The images a selector picks from `matched` (newest first): with `newest: N`, up to the Nth
+/// `shared` one (newer images that are not shared are listed too, with their reason, and do
+/// not count: a new build not shared yet does not push the last shared one out); without, all.
+/// `None` when more than the cap match (and, with N, fewer than N shared are among them).
+fn newest_shared(matched: Vec<crate::openstack::Image>, newest: Option<usize>) -> Option<Vec<crate::openstack::Image>> {
+    let Some(wanted) = newest else {
+        return (matched.len() <= IMAGE_CAP).then_some(matched);
+    };
+    let mut picked = Vec::new();
+    let mut shared = 0;
+    let over_cap = matched.len() > IMAGE_CAP;
+    for image in matched {
+        if shared == wanted {
+            return Some(picked);
+        }
+        shared += usize::from(image.visibility == "shared");
+        picked.push(image);
+    }
+    (!over_cap || shared == wanted).then_some(picked)
 }
 
 /// The later of two evaluations.
@@ -300,21 +334,19 @@ async fn evaluate(
         };
         // One more than the cap tells whether there are more (Glance says `next` whenever a
         // page is full).
-        let limit = selector
-            .newest
-            .map_or(IMAGE_CAP + 1, |n| usize::try_from(n).unwrap_or(1).max(1));
         let images = glance
-            .select_images(&query, limit)
+            .select_images(&query, IMAGE_CAP + 1)
             .await
             .map_err(|e| Problem::selection(&e, what, &secret))?;
-        if images.len() > IMAGE_CAP {
+        let newest = selector.newest.map(|n| usize::try_from(n).unwrap_or(1).max(1));
+        let Some(images) = newest_shared(images, newest) else {
             return Err(Problem::selection_too_large(
                 "images",
                 "imageSelector",
                 IMAGE_CAP,
                 "add newest: N, or a tag",
             ));
-        }
+        };
         selection.images = images
             .into_iter()
             .map(|image| {

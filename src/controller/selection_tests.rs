@@ -305,3 +305,52 @@ async fn an_image_made_private_keeps_its_children() {
     let selection = share_status(&h).selection.expect("selection");
     assert!(selection.images.iter().any(|i| i.id == B2 && i.reason.is_some()));
 }
+
+/// A share whose Secret was missing looks again as soon as the Secret is back, not at the
+/// stalled re-check (its remembered failure is forgotten with the Secret's change).
+#[tokio::test]
+async fn a_fixed_secret_is_used_at_once() {
+    let mut h = Harness::new().await;
+    builds(&h);
+    let secret = h.kube.secret(NAMESPACE, SECRET).expect("secret");
+    h.kube.remove_secret(NAMESPACE, SECRET);
+    h.apply(&selecting(None));
+    reconcile_share(&mut h).await.expect("stalled, not an error");
+    assert_eq!(ready_reason(&share_status(&h)), "CredentialsSecretNotFound");
+    assert!(children(&h).is_empty());
+    let clouds = String::from_utf8(
+        secret
+            .data
+            .and_then(|d| d.get("clouds.yaml").cloned())
+            .expect("clouds.yaml")
+            .0,
+    )
+    .expect("utf-8");
+    h.kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &clouds)]);
+    h.sync();
+    reconcile_share(&mut h).await.expect("selected");
+    assert_eq!(children(&h), vec![B1.to_string(), B2.to_string()]);
+}
+
+/// `newest: 1` and a new build uploaded private: the last shared build keeps its memberships
+/// (the new one is listed with its reason and does not count), so nobody loses access.
+#[tokio::test]
+async fn a_new_build_not_shared_yet_does_not_push_the_last_one_out() {
+    let mut h = Harness::new().await;
+    builds(&h);
+    h.apply(&selecting(Some(1)));
+    reconcile_share(&mut h).await.expect("selected");
+    assert_eq!(children(&h), vec![B2.to_string()]);
+    h.fake.add_build(B3, "golden", &["golden"], "2026-12-03T00:00:00Z");
+    h.fake.set_visibility(B3, "private");
+    h.later();
+    reconcile_share(&mut h).await.expect("refreshed");
+    assert_eq!(children(&h), vec![B2.to_string()], "the last shared build stays");
+    let selection = share_status(&h).selection.expect("selection");
+    let listed: Vec<(&str, bool)> = selection
+        .images
+        .iter()
+        .map(|i| (i.id.as_str(), i.reason.is_some()))
+        .collect();
+    assert_eq!(listed, vec![(B3, true), (B2, false)]);
+}

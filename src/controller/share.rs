@@ -111,6 +111,22 @@ impl ShareState {
         self.requeue.send(ObjectRef::new(&share.name).within(&namespace));
     }
 
+    /// The Secret `namespace/name` changed: the shares that read it for their selectors or
+    /// names look again at once, their last failure forgotten (a fixed Secret is used at once,
+    /// as it is by ImageAccess objects, not at the stalled re-check).
+    pub(super) fn secret_changed(&self, namespace: &str, name: &str) {
+        let stores = locked(&self.stores);
+        let using = stores.iter().flat_map(|(_, store)| store.state()).filter(|share| {
+            share.namespace().as_deref() == Some(namespace)
+                && share.spec.cloud_credentials_ref.secret_name == name
+                && Targets::reads_openstack(share)
+        });
+        for share in using {
+            self.evaluations.forget_failure(&share.uid().unwrap_or_default());
+            self.requeue.send(ObjectRef::from_obj(share.as_ref()));
+        }
+    }
+
     /// Registers the watch cache of one scope (a namespace, or all).
     pub(super) fn watch_scope(&self, scope: Option<String>, store: Store<ImageShare>) {
         locked(&self.stores).push((scope, store));
