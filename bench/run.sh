@@ -23,8 +23,11 @@ STATE=${IAO_E2E_STATE:-$ROOT/.e2e}
 N=${BENCH_N:-1000}
 RUNS=${BENCH_RUNS:-3}
 BIG=${BENCH_BIG:-10000}
-CONCURRENCY=8
+CONCURRENCY=${BENCH_CONCURRENCY:-8}
 RESYNC=30
+# The sections to run (a trial of one; make bench runs them all): local remote big select.
+SECTIONS=" ${BENCH_SECTIONS:-local remote big select} "
+section() { [[ $SECTIONS == *" $1 "* ]]; }
 # A trial run at other sizes writes elsewhere (BENCH_OUT, BENCH_CHART), not over the figures.
 OUT=${BENCH_OUT:-$ROOT/bench/results.txt}
 CHART=${BENCH_CHART:-$ROOT/bench/creation.svg}
@@ -200,6 +203,26 @@ busy = sum(int(v) for i, v in enumerate(open("/proc/stat").readline().split()[1:
 print(" ".join(f"{tree(int(p)):.2f}" for p in sys.argv[1:]), f"{busy:.2f}")
 PY
 }
+# What the cluster stored and received so far: "etcd_puts etcd_put_bytes create patch": the
+# bodies of ImageAccess requests by verb, in bytes (create: kubectl's client-side apply of a new
+# object; patch: the operator's finalizer and status writes, and kubectl --server-side's apply,
+# which the API server's metrics also count as patches). Per object: the delta over a run / N.
+kube_costs() {
+  local etcd apiserver
+  etcd=$(curl -sf "http://127.0.0.1:${IAO_ETCD_PORT:-12379}/metrics") || { log "etcd's metrics unreadable"; exit 1; }
+  apiserver=$(kubectl get --raw /metrics) || { log "the API server's metrics unreadable"; exit 1; }
+  printf '%s\n%s\n' "$etcd" "$apiserver" | awk '
+    /^etcd_mvcc_put_total / {puts = $2}
+    /^etcd_debugging_mvcc_total_put_size_in_bytes / {bytes = $2}
+    /^apiserver_request_body_size_bytes_sum\{group="glance.viettelidc.com.vn",resource="imageaccesses"/ {
+      match($0, /verb="[a-z]+"/); verb = substr($0, RSTART + 6, RLENGTH - 7); body[verb] += $2 }
+    END {if (puts == "" || bytes == "") exit 1; printf "%d %d %d %d\n", puts, bytes, body["create"], body["patch"]}' \
+    || { log "etcd's put counters missing from its metrics"; exit 1; }
+}
+kube_cost_delta() { # "before" "after" -> per object: "puts KiB-put create-bytes patch-bytes"
+  awk -v a="$1" -v b="$2" -v n="$N" 'BEGIN{split(a, x); split(b, y)
+    printf "%.2f %.2f %.0f %.0f", (y[1]-x[1])/n, (y[2]-x[2])/n/1024, (y[3]-x[3])/n, (y[4]-x[4])/n}'
+}
 cpu_delta() { # "before" "after" -> "apiserver etcd glance keystone other busy%"
   awk -v a="$1" -v b="$2" -v wall="$3" -v cores="$(nproc)" 'BEGIN{split(a, x); split(b, y)
     for (i = 1; i <= 5; i++) d[i] = y[i] - x[i]
@@ -246,7 +269,7 @@ run_floor() { # PAIRS TIMELINE -> "seconds cpu-parts(6)"
 # One ImageAccess per pair, or with SHARE=1 one ImageShare of the pairs' images × members (the
 # pairs must be their full product: make_pairs with 100 per image and N a multiple of 100),
 # whose N children the operator makes.
-run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) [steady(6)]"
+run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] -> "apply total glance/object writes/object cpu rss events/object cpu-parts(6) kube-costs(4) [steady(6)]"
   local pairs=$1 ns port pid manifests t0 apply total g0 g1 a0 a1 c1 c2 steady="" share=${4:-0} flag=${5:-}
   ns=bench-$(date +%s%N | cut -c9-16); port=$((18100 + RANDOM % 800 * 2))
   track namespace "$ns"
@@ -261,7 +284,8 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] 
       printf '  memberIds:\n'
       cut -d' ' -f2 "$pairs" | sort -u | sed 's/^/  - /'; } > "$manifests"
   fi
-  local w0 w1 e0 e1 parts0 parts
+  local w0 w1 e0 e1 parts0 parts costs0 costs
+  costs0=$(kube_costs)
   read -r a0 w0 e0 < <(audit_count)
   g0=$(glance_metric_total "$port")
   parts0=$(cpu_parts)
@@ -274,6 +298,7 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] 
   wait "$watch"; total=$(cat "$WORK/ready")
   parts=$(cpu_delta "$parts0" "$(cpu_parts)" "$total")
   sleep 2   # the last status writes' echoes
+  costs=$(kube_cost_delta "$costs0" "$(kube_costs)")
   g1=$(glance_metric_total "$port")
   read -r a1 w1 e1 < <(audit_count)
   c1=$(cpu_of "$pid")
@@ -288,7 +313,8 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] 
     steady="$(( (g2 - g1) )) $images $((a2 - a1)) $((w2 - w1)) $(awk -v a="$c1" -v b="$c2" 'BEGIN{printf "%.2f", b-a}') $(awk -v r="$((r2 - r1))" -v n="$N" 'BEGIN{printf "%.2f", r/n}')"
   fi
   per() { awk -v v="$1" -v n="$N" 'BEGIN{printf "%.2f", v/n}'; }
-  echo "$apply $total $(per $((g1 - g0))) $(per $((w1 - w0))) $c1 $(rss_of "$pid") $(per $((e1 - e0))) $parts $steady"
+  echo "$apply $total $(per $((g1 - g0))) $(per $((w1 - w0))) $c1 $(rss_of "$pid") $(per $((e1 - e0))) $parts $costs $steady"
+  curl -s "127.0.0.1:$port/metrics" > "$WORK/metrics-$ns" || true   # kept for a closer look
   drain_namespace "$ns"
   kill "$pid" 2>/dev/null || true
 }
@@ -358,7 +384,7 @@ run_tool() { # TOOL PAIRS TIMELINE STEADY(0|1) [PARALLELISM] -> "seconds [plan_s
 # ------------------------------------------------------------------ 1 + 2: creation, steady state
 REPORT=$WORK/report.txt
 : > "$REPORT"
-for processes in 1 2; do
+section local && for processes in 1 2; do
   log "the benchmark's Keystone + Glance, $processes Glance API worker(s), image_member_quota 128"
   bench_openstack "$processes"
   : > "$WORK/rows"
@@ -423,13 +449,19 @@ for processes in 1 2; do
     lower_bound() { awk -F' [|] ' -v f="$1" -v cores="$(nproc)" '{split($f, a, " "); printf "%.2f\n", (a[8] + a[9] + a[10] + a[11] + a[12]) / cores}' "$WORK/rows" | median; }
     printf '  the CPU seconds of the whole machine over its %s cores: no run at that cost can be shorter than %s s (kubectl apply), %s s (--server-side)\n' \
       "$(nproc)" "$(lower_bound 2)" "$(lower_bound 5)"
+    # What a real cluster pays per object, whatever this machine's speed.
+    per_object_cpu() { awk -F' [|] ' -v f="$1" -v c="$2" -v n="$N" '{split($f, a, " "); printf "%.2f\n", 1000 * a[c] / n}' "$WORK/rows" | median; }
+    printf '  the cluster'"'"'s cost per object (median): API server %s ms CPU, etcd %s ms CPU, %s etcd puts of %s KiB in all; request bodies %s B (kubectl'"'"'s create) + %s B (patches: the operator'"'"'s finalizer and status)\n' \
+      "$(per_object_cpu 2 8)" "$(per_object_cpu 2 9)" "$(col 2 14 | median)" "$(col 2 15 | median)" "$(col 2 16 | median)" "$(col 2 17 | median)"
+    printf '  the same with kubectl apply --server-side: API server %s ms, etcd %s ms, %s puts of %s KiB; bodies %s B (patches: kubectl'"'"'s apply, the operator'"'"'s finalizer and status)\n' \
+      "$(per_object_cpu 5 8)" "$(per_object_cpu 5 9)" "$(col 5 14 | median)" "$(col 5 15 | median)" "$(col 5 17 | median)"
     printf '  CPU seconds during the floor (median) - Glance %s, Keystone %s, the rest (the client) %s; machine busy %s%%\n' \
       "$(col 1 4 | median)" "$(col 1 5 | median)" "$(col 1 6 | median)" "$(col 1 7 | median)"
   } >> "$REPORT"
   cp "$WORK/rows" "$WORK/rows-$processes"
   if [ "$processes" = 1 ]; then
     scol() { awk -F' [|] ' -v f="$1" -v c="$2" '{split($f, a, " "); print a[c]}' "$WORK/share-rows"; }
-    read -r _ _ _ _ _ _ _ _ _ _ _ _ _ shg _ shreads shwrites _ < <(head -1 "$WORK/share-rows" | cut -d'|' -f1)
+    read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ shg _ shreads shwrites _ < <(head -1 "$WORK/share-rows" | cut -d'|' -f1)
     {
       echo "-- one ImageShare of $((N / 100)) images x 100 members ($N children), same Glance; median of $RUNS runs (seconds)"
       printf '  kubectl apply start to all %s children Ready: %s (the apply itself: %s); %s hand-written ImageAccess objects in the same runs: %s; ratio share/objects %s (goal <= 1)\n' \
@@ -440,7 +472,8 @@ for processes in 1 2; do
     } >> "$REPORT"
   fi
 done
-read -r _ _ _ _ _ _ _ _ _ _ _ _ _ sg images sreads swrites scpu swaves < "$WORK/steady-operator"
+if section local; then
+read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ sg images sreads swrites scpu swaves < "$WORK/steady-operator"
 read -r _ tf_plan tf_plan_requests < "$WORK/steady-terraform"
 read -r _ tofu_plan tofu_plan_requests < "$WORK/steady-tofu"
 {
@@ -457,27 +490,30 @@ median_run() { # FIELD COLUMN -> the run number of the median total
   "operator=$WORK/timeline-operator-1-$(median_run 2 2)" "operator, apply --server-side=$WORK/timeline-operator-ssa-1-$(median_run 5 2)" \
   "terraform=$WORK/timeline-terraform-1-$(median_run 3 1)" "opentofu=$WORK/timeline-tofu-1-$(median_run 4 1)" \
   "floor (the client alone)=$WORK/timeline-floor-1-$(median_run 1 1)"
+fi
 
 # ------------------------------------------------------------------ 3: a remote cloud
 # Users' clusters reach their cloud over a network, where latency, not this machine's CPU,
 # bounds every tool: Keystone and Glance behind a proxy that delays every chunk each way (the
 # catalog names the Glance proxy), the same Glance (1 worker), every tool at its defaults
 # (operator --concurrency 8, Terraform and OpenTofu -parallelism=10) and at equal concurrency (8).
+if section remote; then
 REMOTE_MS=${BENCH_REMOTE_MS:-20}
-log "a remote cloud: Keystone and Glance behind a ${REMOTE_MS} ms proxy each way"
+REMOTE_WORKERS=${BENCH_REMOTE_WORKERS:-1}
+log "a remote cloud: Keystone and Glance ($REMOTE_WORKERS worker(s)) behind a ${REMOTE_MS} ms proxy each way"
 setsid "$BENCH" proxy --listen 127.0.0.1:5102 --target 127.0.0.1:5101 --delay-ms "$REMOTE_MS" > "$WORK/proxy-keystone.log" 2>&1 &
 track pid "$!"
 setsid "$BENCH" proxy --listen 127.0.0.1:9394 --target 127.0.0.1:9393 --delay-ms "$REMOTE_MS" > "$WORK/proxy-glance.log" 2>&1 &
 track pid "$!"
 export OSL_GLANCE_CATALOG_URL=http://127.0.0.1:9394
-bench_openstack 1
+bench_openstack "$REMOTE_WORKERS"
 unset OSL_GLANCE_CATALOG_URL
 AUTH_URL=http://127.0.0.1:5102/v3
 sed -i "s#auth_url: .*#auth_url: $AUTH_URL#" "$WORK/clouds.yaml"
 : > "$WORK/remote-rows"
 for run in $(seq 1 "$RUNS"); do
   order=$(python3 -c 'import random, sys; tools = sys.argv[3:]; random.Random(sys.argv[1] + "/" + sys.argv[2]).shuffle(tools); print(" ".join(tools))' \
-    "$SEED" "remote-$run" floor operator terraform tofu terraform-8 tofu-8)
+    "$SEED" "remote-$run" ${BENCH_REMOTE_TOOLS:-floor operator terraform tofu terraform-8 tofu-8})
   echo "  remote run $run, seed $SEED: $order" >> "$WORK/orders"
   for tool in $order; do
     make_pairs "$WORK/pairs-$tool" "remote-$tool-$run"
@@ -500,7 +536,7 @@ unset AUTH_URL
 rcol() { cut -d' ' -f"$1" "$WORK/remote-rows" | median; }
 rratio() { awk -v a="$1" -v b="$2" '{printf "%.3f\n", $a/$b}' "$WORK/remote-rows" | median; }
 {
-  echo "-- a remote cloud: $N memberships, Keystone and Glance behind a ${REMOTE_MS} ms proxy each way (Glance 1 worker); median of $RUNS runs (seconds)"
+  echo "-- a remote cloud: $N memberships, Keystone and Glance behind a ${REMOTE_MS} ms proxy each way (Glance $REMOTE_WORKERS worker(s)); median of $RUNS runs (seconds)"
   grep "remote run" "$WORK/orders"
   printf '  Glance before each tool: %s\n' "$(cut -d' ' -f2- "$WORK/starts" | sort | uniq -c | awk '{printf "%s%s images %s members (%d times)", (NR>1?"; ":""), $2, $3, $1}')"
   echo "  floor (8 at once) $(rcol 1); operator (--concurrency 8) $(rcol 2); terraform -parallelism=10 $(rcol 3), =8 $(rcol 5); opentofu -parallelism=10 $(rcol 4), =8 $(rcol 6)"
@@ -508,8 +544,10 @@ rratio() { awk -v a="$1" -v b="$2" '{printf "%.3f\n", $a/$b}' "$WORK/remote-rows
   echo "  at equal concurrency (8): operator/floor $(rratio 2 1) (goal <= 1.15); terraform/operator $(rratio 5 2), opentofu/operator $(rratio 6 2)"
 } >> "$REPORT"
 OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
+fi
 
 # ------------------------------------------------------------------ 4: 10,000 on a slow Glance
+if section big; then
 log "$BIG objects on the in-process fake, 20 ms per Glance request"
 setsid "$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
 track pid "$!"
@@ -549,13 +587,16 @@ floor_big=$(awk -v n="$BIG" -v c="$CONCURRENCY" 'BEGIN{printf "%.1f", n*0.020/c}
   echo "  floor N·L/C = $BIG × 20 ms / $CONCURRENCY = ${floor_big} s; ratio $(cut -d' ' -f2 "$WORK/big-rows" | median | awk -v f="$floor_big" '{printf "%.2f", $1/f}') (goal <= 1.2)"
   echo "  peak RSS $(cut -d' ' -f4 "$WORK/big-rows" | median) MiB (goal <= 64); CPU until Ready $(cut -d' ' -f3 "$WORK/big-rows" | median) s; CPU per resync of $BIG objects $(head -1 "$WORK/big-rows" | cut -d' ' -f5) s"
 } >> "$REPORT"
+fi
 
 {
   echo "== bench $(date -u +%Y-%m-%dT%H:%M:%SZ) ($(nproc) cores; operator --concurrency $CONCURRENCY; terraform $(CHECKPOINT_DISABLE=1 terraform version 2>/dev/null | awk '/^Terraform v/{v=$2} END{print v ? v : "(version unknown)"}'), opentofu $(tofu version 2>/dev/null | awk '/^OpenTofu v/{v=$2} END{print v ? v : "(version unknown)"}'), provider terraform-provider-openstack $(go version -m "$(readlink -f "$TOOLS/terraform-provider-openstack")" 2>/dev/null | awk '$1 == "mod" {v=$3} END{print v ? v : "(version unknown)"}'))"
   cat "$REPORT"
   echo
 } | tee -a "$OUT"
-log "chart: $CHART"
+section local && log "chart: $CHART"
 
-log "golden images that follow their builds: bench/select.sh"
-IAO_BENCH_RESULTS=$OUT "$ROOT/bench/select.sh"
+if section select; then
+  log "golden images that follow their builds: bench/select.sh"
+  IAO_BENCH_RESULTS=$OUT "$ROOT/bench/select.sh"
+fi
