@@ -31,6 +31,9 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
         (manifest("long-member", image, &long_member, "owner", ""), "spec.memberId: Too long"),
         (manifest("bad-policy", image, "abc", "owner", "  deletionPolicy: Keep\n"), "spec.deletionPolicy: Unsupported value: \"Keep\""),
         (manifest("slash", image, "a/b", "owner", ""), "memberId must not contain '/'"),
+        // Issue 23: a resync below a minute, or not a duration, is refused with what to write.
+        (manifest("fast-resync", image, "abc", "owner", "  resyncPeriod: 30s\n"), "resyncPeriod must be a duration of at least 1m"),
+        (manifest("bare-resync", image, "abc", "owner", "  resyncPeriod: \"5\"\n"), "resyncPeriod must be a duration of at least 1m"),
     ];
     ns.assert_refused(&cases);
     let out = ns.apply(&manifest(
@@ -38,7 +41,7 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
         image,
         "abc",
         "owner",
-        "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n",
+        "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n  resyncPeriod: 1m\n",
     ));
     assert!(out.success, "{}", out.stderr);
 

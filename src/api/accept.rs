@@ -101,6 +101,14 @@ pub struct ImageAccessAcceptSpec {
     /// is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<AcceptDeletionPolicy>,
+
+    /// How often the operator looks at the member status in Glance again while nothing changes
+    /// (a change made by hand is set back at the next look), a Go duration of at least 1m such
+    /// as `1m`, `10m` or `1h`. Unset: the operator's `--resync-period` (10m unless set otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = kube::core::Rule::new(super::RESYNC_PERIOD_RULE).message(super::RESYNC_PERIOD_MESSAGE))]
+    pub resync_period: Option<String>,
 }
 
 // What deleting an ImageAccessAccept does (no doc comment: schemars would put it in place of
@@ -146,6 +154,10 @@ impl Managed for ImageAccessAccept {
 
     fn credentials_ref(&self) -> &CloudCredentialsRef {
         &self.spec.cloud_credentials_ref
+    }
+
+    fn resync_period_spec(&self) -> Option<&str> {
+        self.spec.resync_period.as_deref()
     }
 }
 

@@ -123,6 +123,41 @@ pub struct ImageAccessSpec {
     /// when a change of imageId, memberId or region replaces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+    /// How often the operator looks at the membership in Glance again while nothing changes
+    /// (Glance has no watch: a hand-made change is repaired at the next look), a Go duration of
+    /// at least 1m such as `1m`, `10m` or `1h`. Unset: the operator's `--resync-period` (10m
+    /// unless set otherwise). Each look of an image's objects costs one Glance member list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = kube::core::Rule::new(RESYNC_PERIOD_RULE).message(RESYNC_PERIOD_MESSAGE))]
+    pub resync_period: Option<String>,
+}
+
+/// `resyncPeriod`: a Go duration the operator reads ([`go_duration`]), at least a minute.
+pub(crate) const RESYNC_PERIOD_RULE: &str = "self.matches('^([0-9]+(h|m|s))+$') && duration(self) >= duration('1m')";
+pub(crate) const RESYNC_PERIOD_MESSAGE: &str = "resyncPeriod must be a duration of at least 1m, such as 1m, 10m or 1h";
+
+/// A duration as the CRDs admit it (`([0-9]+(h|m|s))+`, such as `1h30m`); `None` for any other
+/// text (an object stored before a rule existed), so its caller falls back to its default.
+pub fn go_duration(text: &str) -> Option<std::time::Duration> {
+    let (mut total, mut number) = (0u64, String::new());
+    for c in text.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'h' | 'm' | 's' => {
+                let n: u64 = number.parse().ok()?;
+                number.clear();
+                let unit = match c {
+                    'h' => 3600,
+                    'm' => 60,
+                    _ => 1,
+                };
+                total = total.checked_add(n.checked_mul(unit)?)?;
+            }
+            _ => return None,
+        }
+    }
+    (number.is_empty() && !text.is_empty()).then_some(std::time::Duration::from_secs(total))
 }
 
 /// Glance's form of an image ID. Glance stores IDs lowercase with dashes and answers 404 for
@@ -416,6 +451,15 @@ pub trait Managed: kube::Resource {
     /// The Secret and cloud the object's credentials come from.
     fn credentials_ref(&self) -> &CloudCredentialsRef;
 
+    /// `spec.resyncPeriod` as written.
+    fn resync_period_spec(&self) -> Option<&str>;
+
+    /// How long a look that found nothing to do waits for the next: `spec.resyncPeriod`, else
+    /// the operator's `default` (`--resync-period`).
+    fn resync_period(&self, default: std::time::Duration) -> std::time::Duration {
+        self.resync_period_spec().and_then(go_duration).unwrap_or(default)
+    }
+
     /// The membership this object claimed before calling Glance (see [`CLAIM_ANNOTATION`]).
     fn claim(&self) -> Option<Membership> {
         let text = self.meta().annotations.as_ref()?.get(CLAIM_ANNOTATION)?;
@@ -469,6 +513,10 @@ impl Managed for ImageAccess {
     fn credentials_ref(&self) -> &CloudCredentialsRef {
         &self.spec.cloud_credentials_ref
     }
+
+    fn resync_period_spec(&self) -> Option<&str> {
+        self.spec.resync_period.as_deref()
+    }
 }
 
 impl ImageAccess {
@@ -495,6 +543,23 @@ impl ImageAccess {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 23: an object's own resyncPeriod, else the operator's.
+    #[test]
+    fn the_resync_period_is_the_objects_else_the_operators() {
+        use std::time::Duration;
+        let default = Duration::from_secs(600);
+        let mut object = ImageAccess::test("a", "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10", "m", "owner");
+        assert_eq!(object.resync_period(default), default);
+        object.spec.resync_period = Some("1m30s".into());
+        assert_eq!(object.resync_period(default), Duration::from_secs(90));
+        // Stored before admission checked it: the operator's period, not a hot loop.
+        object.spec.resync_period = Some("soon".into());
+        assert_eq!(object.resync_period(default), default);
+        let mut accept = ImageAccessAccept::test("b", "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10", "member", MemberStatus::Accepted);
+        accept.spec.resync_period = Some("2m".into());
+        assert_eq!(accept.resync_period(default), Duration::from_secs(120));
+    }
 
     #[test]
     fn image_ids_are_normalized_to_glances_form() {

@@ -422,6 +422,7 @@ async fn watch_ready(
     count: usize,
     start: f64,
     timeline: Option<PathBuf>,
+                    resync_period: None,
     timeout: u64,
 ) -> Result<(), Failure> {
     let client = kube::Client::try_default().await?;

@@ -727,6 +727,7 @@ fn golden(members: &[&str], policy: Option<DeletionPolicy>) -> ImageShare {
                 cloud_name: "owner".into(),
             },
             deletion_policy: policy,
+            resync_period: None,
         },
     );
     share.metadata.namespace = Some(NAMESPACE.into());

@@ -495,6 +495,7 @@ impl World {
                             cloud_name: "owner".into(),
                         },
                         deletion_policy: orphan.then_some(DeletionPolicy::Orphan),
+                        resync_period: None,
                     },
                 );
                 share.metadata.namespace = Some(ns.into());

@@ -187,8 +187,8 @@ pub(super) fn jittered(period: Duration) -> Duration {
     period.mul_f64(0.9 + random_fraction() * 0.2)
 }
 
-/// Maps a reconcile's problem to what happens next.
-pub(super) fn finish(ctx: &Context, problem: Option<Problem>) -> Result<Next, Error> {
+/// Maps a reconcile's problem to what happens next; `resync` after a look with none.
+pub(super) fn finish(ctx: &Context, problem: Option<Problem>, resync: Duration) -> Result<Next, Error> {
     match problem {
         Some(Problem::Transient {
             reason,
@@ -206,6 +206,6 @@ pub(super) fn finish(ctx: &Context, problem: Option<Problem>) -> Result<Next, Er
             Err(Error::Waiting { reason, message })
         }
         Some(Problem::Stalled { .. }) => Ok(Next::After(ctx.settings.stalled_recheck)),
-        None => Ok(Next::After(ctx.settings.resync_period)),
+        None => Ok(Next::After(resync)),
     }
 }

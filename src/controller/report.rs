@@ -35,7 +35,7 @@ pub async fn report<K: Kind>(
         for event in events {
             publish(&ctx.events, object, event).await;
         }
-        return finish(ctx, outcome.problem);
+        return finish(ctx, outcome.problem, object.resync_period(ctx.settings.resync_period));
     }
     let previous: Vec<Condition> = object
         .membership_status()
@@ -48,7 +48,7 @@ pub async fn report<K: Kind>(
         publish(&ctx.events, object, event).await;
     }
     publish_problem_transition(ctx, object, &previous, outcome.problem.as_ref()).await;
-    finish(ctx, outcome.problem)
+    finish(ctx, outcome.problem, object.resync_period(ctx.settings.resync_period))
 }
 
 /// A deletion that cannot finish: the finalizer stays; the status and a Warning say why, and

@@ -169,29 +169,8 @@ pub fn refresh_interval(share: &ImageShare) -> Duration {
         .spec
         .refresh_interval
         .as_deref()
-        .and_then(parse_duration)
+        .and_then(crate::api::go_duration)
         .map_or(DEFAULT_REFRESH, |d| d.max(Duration::from_secs(30)))
-}
-
-fn parse_duration(text: &str) -> Option<Duration> {
-    let (mut total, mut number) = (0u64, String::new());
-    for c in text.chars() {
-        match c {
-            '0'..='9' => number.push(c),
-            'h' | 'm' | 's' => {
-                let n: u64 = number.parse().ok()?;
-                number.clear();
-                let unit = match c {
-                    'h' => 3600,
-                    'm' => 60,
-                    _ => 1,
-                };
-                total = total.checked_add(n.checked_mul(unit)?)?;
-            }
-            _ => return None,
-        }
-    }
-    number.is_empty().then_some(Duration::from_secs(total))
 }
 
 /// What `share` shares now: its lists, or its selectors' last evaluation while it is fresh
@@ -469,11 +448,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refresh_intervals_read_as_the_crd_admits_them() {
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("45s"), Some(Duration::from_secs(45)));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("5d"), None);
+    fn durations_read_as_the_crds_admit_them() {
+        use crate::api::go_duration;
+        assert_eq!(go_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(go_duration("45s"), Some(Duration::from_secs(45)));
+        assert_eq!(go_duration("5"), None);
+        assert_eq!(go_duration("5d"), None);
+        assert_eq!(go_duration(""), None);
     }
 }

@@ -45,6 +45,7 @@ fn selecting(newest: Option<i32>) -> ImageShare {
                 cloud_name: "owner".into(),
             },
             deletion_policy: None,
+            resync_period: None,
         },
     );
     share.metadata.namespace = Some(NAMESPACE.into());

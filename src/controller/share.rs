@@ -224,6 +224,7 @@ pub fn desired_children(share: &ImageShare, targets: &Targets) -> BTreeMap<Strin
                     region: share.spec.region.clone(),
                     cloud_credentials_ref: share.spec.cloud_credentials_ref.clone(),
                     deletion_policy: share.spec.deletion_policy,
+                    resync_period: share.spec.resync_period.clone(),
                 },
                 status: None,
             };
@@ -484,7 +485,12 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
     let next = if blocked {
         ctx.settings.stalled_recheck
     } else {
-        ctx.settings.resync_period
+        share
+            .spec
+            .resync_period
+            .as_deref()
+            .and_then(crate::api::go_duration)
+            .unwrap_or(ctx.settings.resync_period)
     };
     // Glance and Keystone have no watch: the selectors are looked at again when due (jittered
     // later only: a look before it would find the last evaluation still fresh).
@@ -1177,6 +1183,7 @@ mod tests {
                     cloud_name: "owner".into(),
                 },
                 deletion_policy: None,
+                resync_period: None,
             },
         );
         share.metadata.namespace = Some("team".into());
@@ -1246,6 +1253,7 @@ mod tests {
         golden.spec.status = Some(MemberStatus::Accepted);
         golden.spec.region = Some("RegionTwo".into());
         golden.spec.deletion_policy = Some(crate::api::DeletionPolicy::Orphan);
+        golden.spec.resync_period = Some("2m".into());
         golden.spec.image_ids[0] = ImageId(IMAGES[0].to_uppercase());
         let child = desired_children(&golden, &Targets::listed(&golden))
             .into_values()
@@ -1256,6 +1264,7 @@ mod tests {
         assert_eq!(child.spec.status, Some(MemberStatus::Accepted));
         assert_eq!(child.spec.region.as_deref(), Some("RegionTwo"));
         assert_eq!(child.spec.deletion_policy, Some(crate::api::DeletionPolicy::Orphan));
+        assert_eq!(child.spec.resync_period.as_deref(), Some("2m"), "issue 23: the share's resync");
     }
 
     fn condition<'a>(status: &'a ImageShareStatus, type_: &str) -> &'a Condition {

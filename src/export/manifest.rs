@@ -141,6 +141,7 @@ fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageA
                 ExportDeletionPolicy::Orphan => DeletionPolicy::Orphan,
                 ExportDeletionPolicy::Delete => DeletionPolicy::Delete,
             }),
+            resync_period: None,
         },
         status: None,
     }
@@ -164,6 +165,7 @@ fn accept(f: &Found, name: &str, options: &Options) -> ImageAccessAccept {
                 ExportDeletionPolicy::Orphan => AcceptDeletionPolicy::Orphan,
                 ExportDeletionPolicy::Delete => AcceptDeletionPolicy::Reject,
             }),
+            resync_period: None,
         },
         status: None,
     }

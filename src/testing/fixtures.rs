@@ -28,6 +28,7 @@ impl ImageAccess {
                     cloud_name: cloud.into(),
                 },
                 deletion_policy: None,
+                resync_period: None,
             },
         );
         object.metadata = ObjectMeta {
@@ -92,6 +93,7 @@ impl ImageAccessAccept {
                     cloud_name: cloud.into(),
                 },
                 deletion_policy: None,
+                resync_period: None,
             },
         );
         object.metadata.namespace = Some(NAMESPACE.into());
