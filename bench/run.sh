@@ -18,6 +18,9 @@
 #   3. BIG (10,000) objects on the in-process fake with 20 ms per Glance request, on the real
 #      API server: time to all Ready against the floor N·L/C, peak RSS, CPU per resync.
 set -euo pipefail
+# A failure inside $(...) (a tool's run) stops the bench too, instead of leaving a field empty
+# and shifting every column after it.
+shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${IAO_E2E_STATE:-$ROOT/.e2e}
 N=${BENCH_N:-1000}
@@ -35,7 +38,14 @@ WORK=$STATE/bench
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}'; }
-median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# The median of the numbers on stdin; "(no data)" when there are none or one is not a number, so
+# missing evidence never reads as 0.
+median() { sort -g | awk '$1 !~ /^-?[0-9.]+(e[-+]?[0-9]+)?$/ {bad = 1} {v[NR]=$1}
+  END{if (bad || NR == 0) print "(no data)"; else print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+# Stops the bench when a row of figures does not have its FIELDS (a tool's run went wrong).
+require_fields() { # FIELDS ROW WHAT
+  [ "$(wc -w <<< "$2")" -ge "$1" ] || { log "$3: expected $1 figures, got: $2"; exit 1; }
+}
 
 "$ROOT/tests/env/up.sh" "$STATE" 2>/dev/null
 # shellcheck disable=SC1091
@@ -48,6 +58,11 @@ log "building the release binaries"
 OPERATOR=$("$ROOT/hack/static-build.sh" 2>/dev/null)
 (cd "$ROOT" && cargo build -q --release --features testing --bin iao-bench)
 BENCH=$ROOT/target/release/iao-bench
+# What an earlier run started and could not stop (it was killed): its daemons and operators run
+# in sessions of their own, and would hold the proxy's ports or measure themselves.
+if [ -f "$WORK/started" ]; then
+  awk '$1 == "pid" {print $2}' "$WORK/started" | while read -r old; do kill "$old" 2>/dev/null || true; done
+fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 AUDIT=$STATE/kube/log/audit.log
 
@@ -82,12 +97,22 @@ trap 'log "interrupted: stopping what the bench started"; exit 130' INT TERM
 
 # An environment left with test objects measures them too (their operators' watches, their
 # objects in etcd): refuse it, or with BENCH_CLEAN=1 delete them first, saying so.
-left=$(kubectl get imageaccesses,imageaccessaccepts,imageshares -A --no-headers 2>/dev/null | awk '{print $1}' | sort -u | paste -sd' ')
+objects_left() {
+  local listed
+  listed=$(kubectl get imageaccesses,imageaccessaccepts,imageshares -A --no-headers) || { log "cannot list the environment's objects"; exit 1; }
+  awk '{print $1}' <<< "$listed" | sort -u | paste -sd' '
+}
+left=$(objects_left)
 if [ -n "$left" ]; then
   if [ "${BENCH_CLEAN:-0}" = 1 ]; then
     log "deleting the namespaces left with objects: $left"
     for ns in $left; do kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true; done
     for ns in $left; do kubectl wait --for=delete "namespace/$ns" --timeout=300s >/dev/null 2>&1 || true; done
+    left=$(objects_left)
+    if [ -n "$left" ]; then
+      log "objects are still in $left (no operator runs for them, so their finalizers keep them): run make clean-env for a fresh environment"
+      exit 1
+    fi
   else
     log "this environment has objects in $(wc -w <<< "$left") namespaces ($(cut -d' ' -f1-5 <<< "$left") ...; tests or a demo): they would be measured too; run make clean-env (a fresh environment) first, or BENCH_CLEAN=1 make bench to delete them (with an operator gone, their finalizers keep them)"
     exit 1
@@ -129,12 +154,17 @@ forget_images() { # PAIRS
   # shellcheck disable=SC2046 # one argument per image
   bench_env "$ROOT/tests/env/glance.py" delete $(images_of "$1")
 }
-# The order of the tools in run RUN: shuffled by a seed printed in the results, so a position
-# effect (a bigger Glance, a warmer machine) cannot favour one tool.
+# The order of the tools in run RUN of a GROUP: an order shuffled once per group by a seed
+# printed in the results, rotated by one place each run, so a position effect (a bigger Glance, a
+# warmer machine) cannot favour one tool and no tool is last in two runs (of up to as many runs
+# as tools).
 SEED=${BENCH_SEED:-$(date +%s)}
-order_of() { # RUN
-  python3 -c 'import random, sys; tools = sys.argv[3:]; random.Random(sys.argv[1] + "/" + sys.argv[2]).shuffle(tools); print(" ".join(tools))' \
-    "$SEED" "$1" floor operator operator-ssa terraform tofu
+order_of() { # GROUP RUN TOOL...
+  python3 -c 'import random, sys
+seed, group, run, tools = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+random.Random(seed + "/" + group).shuffle(tools)
+k = (run - 1) % len(tools)
+print(" ".join(tools[k:] + tools[:k]))' "$SEED" "$@"
 }
 
 # Glance's request log (uwsgi), member requests for the images of a pairs file after a byte
@@ -159,8 +189,12 @@ audit_count() { # operator's Kubernetes requests so far: "reads writes events" (
   python3 - "$AUDIT" <<'PY'
 import glob, json, sys
 reads = writes = events = 0
-# The API server rotates its audit log at 200 MB: count every file, so the count only grows.
-for path in glob.glob(sys.argv[1].replace("audit.log", "audit*.log")):
+# The API server rotates its audit log at 200 MB (keeping 20): count every file, so the count
+# only grows. No log at all is no evidence: fail, never "0 writes".
+paths = glob.glob(sys.argv[1].replace("audit.log", "audit*.log"))
+if not paths:
+    sys.exit("no audit log at " + sys.argv[1])
+for path in paths:
   try:
     for line in open(path):
         e = json.loads(line)
@@ -216,7 +250,7 @@ kube_costs() {
     /^etcd_debugging_mvcc_total_put_size_in_bytes / {bytes = $2}
     /^apiserver_request_body_size_bytes_sum\{group="glance.viettelidc.com.vn",resource="imageaccesses"/ {
       match($0, /verb="[a-z]+"/); verb = substr($0, RSTART + 6, RLENGTH - 7); body[verb] += $2 }
-    END {if (puts == "" || bytes == "") exit 1; printf "%d %d %d %d\n", puts, bytes, body["create"], body["patch"]}' \
+    END {if (puts == "" || bytes == "") exit 1; printf "%.0f %.0f %.0f %.0f\n", puts, bytes, body["create"], body["patch"]}' \
     || { log "etcd's put counters missing from its metrics"; exit 1; }
 }
 kube_cost_delta() { # "before" "after" -> per object: "puts KiB-put create-bytes patch-bytes"
@@ -245,11 +279,16 @@ start_operator() { # NAMESPACE METRICS_PORT RESYNC -> pid
 }
 # Reconciles of ImageAccess objects done so far: in steady state, each is one object's resync,
 # so (delta / N) is how many resync waves a window held (jitter makes it vary around window/period).
+# Both fail when the operator's metrics cannot be read: an unreadable count is not zero.
 reconciles_total() { # METRICS_PORT
-  curl -s "127.0.0.1:$1/metrics" | awk -F'[ }]' '/^controller_runtime_reconcile_total\{.*controller="imageaccess".*result="success"/{s+=$NF} END{print s+0}'
+  local metrics
+  metrics=$(curl -sf "127.0.0.1:$1/metrics") || { log "the operator's metrics on port $1 are unreadable"; exit 1; }
+  awk -F'[ }]' '/^controller_runtime_reconcile_total\{.*controller="imageaccess".*result="success"/{s+=$NF} END{print s+0}' <<< "$metrics"
 }
 glance_metric_total() { # METRICS_PORT -> image requests the operator made
-  curl -s "127.0.0.1:$1/metrics" | awk -F'[ }]' '/^image_access_operator_openstack_requests_total\{service="image"/{s+=$NF} END{print s+0}'
+  local metrics
+  metrics=$(curl -sf "127.0.0.1:$1/metrics") || { log "the operator's metrics on port $1 are unreadable"; exit 1; }
+  awk -F'[ }]' '/^image_access_operator_openstack_requests_total\{service="image"/{s+=$NF} END{print s+0}' <<< "$metrics"
 }
 # Deletes NAMESPACE while its operator runs (every membership goes with its object), bounded.
 drain_namespace() { # NAMESPACE
@@ -284,7 +323,7 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] 
       printf '  memberIds:\n'
       cut -d' ' -f2 "$pairs" | sort -u | sed 's/^/  - /'; } > "$manifests"
   fi
-  local w0 w1 e0 e1 parts0 parts costs0 costs
+  local w0 w1 e0 e1 parts0 parts parts1 costs0 costs
   costs0=$(kube_costs)
   read -r a0 w0 e0 < <(audit_count)
   g0=$(glance_metric_total "$port")
@@ -295,10 +334,14 @@ run_operator() { # PAIRS TIMELINE STEADY(0|1) [SHARE(0|1)] [KUBECTL_APPLY_FLAG] 
   # shellcheck disable=SC2086 # the flag is one word or none
   kubectl -n "$ns" apply $flag -f "$manifests" >/dev/null || { log "kubectl apply${flag:+ $flag} failed"; kill "$watch"; drain_namespace "$ns"; kill "$pid"; exit 1; }
   apply=$(since "$t0")
-  wait "$watch"; total=$(cat "$WORK/ready")
-  parts=$(cpu_delta "$parts0" "$(cpu_parts)" "$total")
+  wait "$watch" || { log "not all $N objects Ready (watch-ready failed)"; exit 1; }
+  total=$(cat "$WORK/ready")
+  parts1=$(cpu_parts)
+  parts=$(cpu_delta "$parts0" "$parts1" "$total")
   sleep 2   # the last status writes' echoes
-  costs=$(kube_cost_delta "$costs0" "$(kube_costs)")
+  local costs1
+  costs1=$(kube_costs)
+  costs=$(kube_cost_delta "$costs0" "$costs1")
   g1=$(glance_metric_total "$port")
   read -r a1 w1 e1 < <(audit_count)
   c1=$(cpu_of "$pid")
@@ -390,31 +433,37 @@ section local && for processes in 1 2; do
   : > "$WORK/rows"
   for run in $(seq 1 "$RUNS"); do
     steady=0; [ "$processes" = 1 ] && [ "$run" = 1 ] && steady=1
-    order=$(order_of "$processes-$run")
+    # With 1 Glance worker the share takes its turn too (not always last).
+    tools="floor operator operator-ssa terraform tofu"
+    [ "$processes" = 1 ] && tools="$tools share"
+    # shellcheck disable=SC2086 # a list of tools
+    order=$(order_of "$processes-workers" "$run" $tools)
     echo "  run $run with $processes Glance worker(s), seed $SEED: $order" >> "$WORK/orders"
     for tool in $order; do
+      if [ "$tool" = share ]; then
+        log "run $run/$RUNS: one ImageShare of $((N / 100)) images x 100 members"
+        make_pairs "$WORK/pairs-share" "share-$run" 100
+        share=$(run_operator "$WORK/pairs-share" "$WORK/timeline-share-$run" "$steady" 1)
+        require_fields 17 "$share" "the share"
+        forget_images "$WORK/pairs-share"
+        log "run $run: share $(echo "$share" | cut -d' ' -f2)s"
+        continue
+      fi
       make_pairs "$WORK/pairs-$tool" "$tool-$processes-$run"
       counted=$(glance_count)
       echo "$tool $counted" >> "$WORK/starts"
       log "run $run/$RUNS: $tool (Glance before it: $counted images and members of the owner project)"
       case $tool in
-        floor) floor=$(run_floor "$WORK/pairs-$tool" "$WORK/timeline-floor-$processes-$run") ;;
-        operator) operator=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-$processes-$run" "$steady") ;;
-        operator-ssa) operator_ssa=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side) ;;
-        terraform) terraform_s=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-terraform-$processes-$run" "$steady") ;;
-        tofu) tofu_s=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-tofu-$processes-$run" "$steady") ;;
+        floor) floor=$(run_floor "$WORK/pairs-$tool" "$WORK/timeline-floor-$processes-$run"); require_fields 7 "$floor" floor ;;
+        operator) operator=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-$processes-$run" "$steady"); require_fields 17 "$operator" operator ;;
+        operator-ssa) operator_ssa=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side); require_fields 17 "$operator_ssa" "operator --server-side" ;;
+        terraform) terraform_s=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-terraform-$processes-$run" "$steady"); require_fields 1 "$terraform_s" terraform ;;
+        tofu) tofu_s=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-tofu-$processes-$run" "$steady"); require_fields 1 "$tofu_s" opentofu ;;
       esac
       forget_images "$WORK/pairs-$tool"
     done
     echo "$floor | $operator | $terraform_s | $tofu_s | $operator_ssa" >> "$WORK/rows"
-    if [ "$processes" = 1 ]; then
-      log "run $run/$RUNS: one ImageShare of $((N / 100)) images x 100 members"
-      make_pairs "$WORK/pairs-share" "share-$run" 100
-      share=$(run_operator "$WORK/pairs-share" "$WORK/timeline-share-$run" "$steady" 1)
-      forget_images "$WORK/pairs-share"
-      echo "$share | $operator" >> "$WORK/share-rows"
-      log "run $run: share $(echo "$share" | cut -d' ' -f2)s"
-    fi
+    [ "$processes" = 1 ] && echo "$share | $operator" >> "$WORK/share-rows"
     log "run $run: floor $(echo "$floor" | cut -d" " -f1)s, operator $(echo "$operator" | cut -d' ' -f2)s (--server-side $(echo "$operator_ssa" | cut -d' ' -f2)s), terraform $(echo "$terraform_s" | cut -d' ' -f1)s, tofu $(echo "$tofu_s" | cut -d' ' -f1)s"
     if [ "$steady" = 1 ]; then
       echo "$operator" > "$WORK/steady-operator"; echo "$terraform_s" > "$WORK/steady-terraform"; echo "$tofu_s" > "$WORK/steady-tofu"
@@ -425,7 +474,7 @@ section local && for processes in 1 2; do
   ratio() { awk -F' [|] ' -v f1="$1" -v c1="$2" -v f2="$3" -v c2="$4" '{split($f1, a, " "); split($f2, b, " "); printf "%.3f\n", a[c1]/b[c2]}' "$WORK/rows"; }
   {
     echo "-- $N memberships, Glance with $processes API worker(s), image_member_quota 128; median of $RUNS runs (seconds)"
-    echo "  the order of the tools in each run (shuffled; BENCH_SEED=$SEED repeats it):"
+    echo "  the order of the tools in each run (shuffled, then rotated a place per run; BENCH_SEED=$SEED repeats it):"
     grep "with $processes Glance" "$WORK/orders"
     printf '  Glance before each tool (the owner project'"'"'s images and members, every tool of every run): %s\n' \
       "$(cut -d' ' -f2- "$WORK/starts" | sort | uniq -c | awk '{printf "%s%s images %s members (%d times)", (NR>1?"; ":""), $2, $3, $1}')"
@@ -501,10 +550,17 @@ if section remote; then
 REMOTE_MS=${BENCH_REMOTE_MS:-20}
 REMOTE_WORKERS=${BENCH_REMOTE_WORKERS:-1}
 log "a remote cloud: Keystone and Glance ($REMOTE_WORKERS worker(s)) behind a ${REMOTE_MS} ms proxy each way"
-setsid "$BENCH" proxy --listen 127.0.0.1:5102 --target 127.0.0.1:5101 --delay-ms "$REMOTE_MS" > "$WORK/proxy-keystone.log" 2>&1 &
-track pid "$!"
-setsid "$BENCH" proxy --listen 127.0.0.1:9394 --target 127.0.0.1:9393 --delay-ms "$REMOTE_MS" > "$WORK/proxy-glance.log" 2>&1 &
-track pid "$!"
+start_proxy() { # NAME LISTEN TARGET -> pid, once it listens
+  setsid "$BENCH" proxy --listen "$2" --target "$3" --delay-ms "$REMOTE_MS" > "$WORK/proxy-$1.log" 2>&1 &
+  local pid=$!
+  track pid "$pid"
+  until grep -q '^proxying' "$WORK/proxy-$1.log" 2>/dev/null; do
+    kill -0 "$pid" 2>/dev/null || { log "the $1 proxy did not start: $(cat "$WORK/proxy-$1.log")"; exit 1; }
+    sleep 0.1
+  done
+  echo "$pid"
+}
+proxies="$(start_proxy keystone 127.0.0.1:5102 127.0.0.1:5101) $(start_proxy glance 127.0.0.1:9394 127.0.0.1:9393)"
 export OSL_GLANCE_CATALOG_URL=http://127.0.0.1:9394
 bench_openstack "$REMOTE_WORKERS"
 unset OSL_GLANCE_CATALOG_URL
@@ -512,8 +568,10 @@ AUTH_URL=http://127.0.0.1:5102/v3
 sed -i "s#auth_url: .*#auth_url: $AUTH_URL#" "$WORK/clouds.yaml"
 : > "$WORK/remote-rows"
 for run in $(seq 1 "$RUNS"); do
-  order=$(python3 -c 'import random, sys; tools = sys.argv[3:]; random.Random(sys.argv[1] + "/" + sys.argv[2]).shuffle(tools); print(" ".join(tools))' \
-    "$SEED" "remote-$run" ${BENCH_REMOTE_TOOLS:-floor operator terraform tofu terraform-8 tofu-8})
+  # A tool left out (BENCH_REMOTE_TOOLS, for a trial) is "-", which no ratio reads.
+  r_floor=- r_operator=- r_tf=- r_tofu=- r_tf8=- r_tofu8=-
+  # shellcheck disable=SC2086 # a list of tools
+  order=$(order_of remote "$run" ${BENCH_REMOTE_TOOLS:-floor operator terraform tofu terraform-equal tofu-equal})
   echo "  remote run $run, seed $SEED: $order" >> "$WORK/orders"
   for tool in $order; do
     make_pairs "$WORK/pairs-$tool" "remote-$tool-$run"
@@ -524,8 +582,8 @@ for run in $(seq 1 "$RUNS"); do
       operator) r_operator=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-remote-operator-$run" 0 | cut -d' ' -f2) ;;
       terraform) r_tf=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-remote-terraform-$run" 0 10 | cut -d' ' -f1) ;;
       tofu) r_tofu=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-remote-tofu-$run" 0 10 | cut -d' ' -f1) ;;
-      terraform-8) r_tf8=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-remote-terraform8-$run" 0 8 | cut -d' ' -f1) ;;
-      tofu-8) r_tofu8=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-remote-tofu8-$run" 0 8 | cut -d' ' -f1) ;;
+      terraform-equal) r_tf8=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-remote-terraform-equal-$run" 0 "$CONCURRENCY" | cut -d' ' -f1) ;;
+      tofu-equal) r_tofu8=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-remote-tofu-equal-$run" 0 "$CONCURRENCY" | cut -d' ' -f1) ;;
     esac
     forget_images "$WORK/pairs-$tool"
   done
@@ -534,24 +592,30 @@ for run in $(seq 1 "$RUNS"); do
 done
 unset AUTH_URL
 rcol() { cut -d' ' -f"$1" "$WORK/remote-rows" | median; }
-rratio() { awk -v a="$1" -v b="$2" '{printf "%.3f\n", $a/$b}' "$WORK/remote-rows" | median; }
+rratio() { awk -v a="$1" -v b="$2" '$a + 0 > 0 && $b + 0 > 0 {printf "%.3f\n", $a/$b}' "$WORK/remote-rows" | median; }
 {
   echo "-- a remote cloud: $N memberships, Keystone and Glance behind a ${REMOTE_MS} ms proxy each way (Glance $REMOTE_WORKERS worker(s)); median of $RUNS runs (seconds)"
   grep "remote run" "$WORK/orders"
   printf '  Glance before each tool: %s\n' "$(cut -d' ' -f2- "$WORK/starts" | sort | uniq -c | awk '{printf "%s%s images %s members (%d times)", (NR>1?"; ":""), $2, $3, $1}')"
-  echo "  floor (8 at once) $(rcol 1); operator (--concurrency 8) $(rcol 2); terraform -parallelism=10 $(rcol 3), =8 $(rcol 5); opentofu -parallelism=10 $(rcol 4), =8 $(rcol 6)"
+  echo "  floor ($CONCURRENCY at once) $(rcol 1); operator (--concurrency $CONCURRENCY) $(rcol 2); terraform -parallelism=10 $(rcol 3), =$CONCURRENCY $(rcol 5); opentofu -parallelism=10 $(rcol 4), =$CONCURRENCY $(rcol 6)"
   echo "  at their defaults: terraform/operator $(rratio 3 2), opentofu/operator $(rratio 4 2) (goal >= 2)"
-  echo "  at equal concurrency (8): operator/floor $(rratio 2 1) (goal <= 1.15); terraform/operator $(rratio 5 2), opentofu/operator $(rratio 6 2)"
+  echo "  at equal concurrency ($CONCURRENCY): operator/floor $(rratio 2 1) (goal <= 1.15); terraform/operator $(rratio 5 2), opentofu/operator $(rratio 6 2)"
 } >> "$REPORT"
 OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
+# shellcheck disable=SC2086 # two pids
+kill $proxies 2>/dev/null || true
 fi
 
 # ------------------------------------------------------------------ 4: 10,000 on a slow Glance
 if section big; then
 log "$BIG objects on the in-process fake, 20 ms per Glance request"
 setsid "$BENCH" serve-fake --out "$WORK/fake" --latency-ms 20 --images $(( (BIG + 99) / 100 )) --member-quota 1000 > "$WORK/fake.log" 2>&1 &
-track pid "$!"
-until [ -s "$WORK/fake/images" ]; do sleep 0.1; done
+fake=$!
+track pid "$fake"
+until [ -s "$WORK/fake/images" ]; do
+  kill -0 "$fake" 2>/dev/null || { log "the in-process fake did not start: $(tail -3 "$WORK/fake.log")"; exit 1; }
+  sleep 0.1
+done
 : > "$WORK/big-pairs"
 while read -r image; do for m in $(seq 1 100); do printf '%s big-member-%03d\n' "$image" "$m"; done; done < "$WORK/fake/images" | head -n "$BIG" > "$WORK/big-pairs"
 : > "$WORK/big-rows"
@@ -565,7 +629,7 @@ for run in $(seq 1 "$RUNS"); do
   "$BENCH" watch-ready --namespace "$ns" --count "$BIG" --start "$t0" --timeline "$WORK/timeline-big-$run" --timeout 900 > "$WORK/big-ready" &
   watch=$!
   created=$(KUBECONFIG=$KUBECONFIG "$BENCH" create --namespace "$ns" --pairs "$WORK/big-pairs" --concurrency 64)
-  wait "$watch"
+  wait "$watch" || { log "not all $BIG objects Ready (watch-ready failed)"; exit 1; }
   ready=$(cat "$WORK/big-ready")
   cpu=$(cpu_of "$pid"); rss=$(rss_of "$pid")
   per_resync="-"

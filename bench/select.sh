@@ -29,7 +29,9 @@ stop() {
   # shellcheck disable=SC2086 # the PIDs, one word each or none
   kill $OP $FAKE 2>/dev/null || true
 }
-trap stop EXIT INT TERM
+trap stop EXIT
+# Ctrl-C ends the script (the EXIT trap stops what it started), never only the trap.
+trap 'exit 130' INT TERM
 IMAGES=${SELECT_IMAGES:-50} PROJECTS=${SELECT_PROJECTS:-200}
 COUNT=$((IMAGES * PROJECTS))
 setsid "$B" serve-fake --out "$W/fake" --latency-ms 5 --images "$IMAGES" --tag golden --projects "$PROJECTS" --member-quota 1000 > "$W/fake.log" 2>&1 &

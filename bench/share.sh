@@ -39,10 +39,20 @@ run() { # MODE
   wait $WATCH
   echo "$1: apply ${applied}s, all 1000 Ready at $(cat $W/ready-$1)s, operator CPU $(awk -v hz=$(getconf CLK_TCK) '{printf "%.2f", ($14+$15)/hz}' /proc/$OP/stat)s, peak RSS $(awk '/VmHWM/{printf "%.1f", $2/1024}' /proc/$OP/status) MiB"
   sleep 5
-  before=$(kubectl get ia,ishare -n $ns -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}' | md5sum)
+  # Every object's resourceVersion, twice: equal and whole (all objects listed) is "no write";
+  # a listing short of them is no evidence either way.
+  local expected=1000 before after
+  [ $1 = share ] && expected=1001
+  before=$(kubectl get ia,ishare -n $ns -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}')
   sleep 30
-  after=$(kubectl get ia,ishare -n $ns -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}' | md5sum)
-  [ "$before" = "$after" ] && echo "$1: steady 30 s: no object written" || echo "$1: steady 30 s: objects WRITTEN"
+  after=$(kubectl get ia,ishare -n $ns -o jsonpath='{range .items[*]}{.metadata.resourceVersion}{"\n"}{end}')
+  if [ "$(grep -c . <<< "$before")" != "$expected" ] || [ "$(grep -c . <<< "$after")" != "$expected" ]; then
+    echo "$1: steady 30 s: no evidence (a listing short of $expected objects)"
+  elif [ "$before" = "$after" ]; then
+    echo "$1: steady 30 s: no object written"
+  else
+    echo "$1: steady 30 s: objects WRITTEN"
+  fi
   if [ $1 = share ]; then kubectl -n $ns get ishare >&2; fi
   kubectl delete namespace $ns --wait=false >/dev/null
   for _ in $(seq 1 240); do kubectl get namespace $ns >/dev/null 2>&1 || break; sleep 0.5; done
@@ -50,6 +60,9 @@ run() { # MODE
 }
 RESULTS=${IAO_BENCH_RESULTS:-$ROOT/bench/results.txt}
 {
+  # The runs are in this subshell (the pipe to tee): so is the trap that stops its operator and
+  # drains its namespace when it ends early.
+  trap 'kill ${OP:-} 2>/dev/null; [ -n "${ns:-}" ] && kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1; kill $FAKE 2>/dev/null || true' EXIT
   echo "-- $(date -u +%F): bench/share.sh, one ImageShare of 10 images x 100 members against 1,000 ImageAccess objects (kubectl apply), in-process Glance 20 ms, twice each"
   run objects
   run share

@@ -189,8 +189,19 @@ async fn proxy(listen: std::net::SocketAddr, target: std::net::SocketAddr, delay
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (client, _) = accepted?;
+                let client = match accepted {
+                    Ok((client, _)) => client,
+                    // Out of file descriptors, a connection reset before it was taken: this
+                    // connection fails, the proxy goes on.
+                    Err(e) => {
+                        eprintln!("accept: {e}");
+                        continue;
+                    }
+                };
                 tokio::spawn(async move {
+                    // A remote server's TCP handshake costs a round trip before the request can
+                    // go (the servers here close every connection, so every request pays it).
+                    tokio::time::sleep(delay * 2).await;
                     if let Ok(server) = tokio::net::TcpStream::connect(target).await {
                         let _ = client.set_nodelay(true);
                         let _ = server.set_nodelay(true);
@@ -249,15 +260,24 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// Times each line of stdin that contains `pattern` (one process for the whole output), and
+/// keeps the output beside the timeline (`<timeline>.log`), so a failed run can be read.
+/// Lines are bytes: output that is not UTF-8 is timed and kept, never the end of the run.
 fn stamp(pattern: &str, start: f64, timeline: &PathBuf) -> Result<(), Failure> {
     use std::io::{BufRead, Write};
     let mut out = std::io::BufWriter::new(std::fs::File::create(timeline)?);
-    for line in std::io::stdin().lock().lines() {
-        if line?.contains(pattern) {
+    let mut log = std::io::BufWriter::new(std::fs::File::create(timeline.with_extension("log"))?);
+    let mut input = std::io::stdin().lock();
+    let mut line = Vec::new();
+    while input.read_until(b'\n', &mut line)? > 0 {
+        if !pattern.is_empty() && line.windows(pattern.len()).any(|w| w == pattern.as_bytes()) {
             writeln!(out, "{:.3}", unix_now() - start)?;
         }
+        log.write_all(&line)?;
+        line.clear();
     }
     out.flush()?;
+    log.flush()?;
     Ok(())
 }
 
@@ -348,10 +368,11 @@ async fn floor(
         },
         Arc::new(Metrics::default()),
     );
+    let pairs = read_pairs(&pairs)?;
+    // From before the login, as the operator's and the tools' times are.
+    let started = Instant::now();
     let session = openstack.session(&cloud.credentials)?;
     let glance = session.glance(cloud.region_name.as_deref(), &cloud.interface).await?;
-    let pairs = read_pairs(&pairs)?;
-    let started = Instant::now();
     let times: Vec<f64> = futures::stream::iter(pairs)
         .map(|(image, member)| {
             let glance = glance.clone();
@@ -401,6 +422,7 @@ async fn create(
                         cloud_name: cloud.clone(),
                     },
                     deletion_policy: None,
+                    resync_period: None,
                 },
             );
             async move { api.create(&PostParams::default(), &object).await.map(|_| ()) }
@@ -422,7 +444,6 @@ async fn watch_ready(
     count: usize,
     start: f64,
     timeline: Option<PathBuf>,
-                    resync_period: None,
     timeout: u64,
 ) -> Result<(), Failure> {
     let client = kube::Client::try_default().await?;

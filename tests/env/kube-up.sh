@@ -98,7 +98,7 @@ EOF
 if ! alive "$STATE/run/etcd.pid"; then
   port_busy "$ETCD_PORT" && die "$(busy_message "$ETCD_PORT" IAO_ETCD_PORT)"
   log "starting etcd on 127.0.0.1:$ETCD_PORT"
-  etcd --name iao-test --data-dir "$STATE/etcd" \
+  setsid etcd --name iao-test --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster "iao-test=http://127.0.0.1:$ETCD_PEER_PORT" \
@@ -116,7 +116,7 @@ done
 if ! alive "$STATE/run/kube-apiserver.pid"; then
   port_busy "$API_PORT" && die "$(busy_message "$API_PORT" IAO_APISERVER_PORT)"
   log "starting kube-apiserver on https://127.0.0.1:$API_PORT"
-  kube-apiserver \
+  setsid kube-apiserver \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --secure-port "$API_PORT" \
     --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
@@ -131,7 +131,7 @@ if ! alive "$STATE/run/kube-apiserver.pid"; then
     --enable-priority-and-fairness=false \
     --event-ttl 1h \
     --audit-policy-file "$STATE/audit-policy.yaml" --audit-log-path "$STATE/log/audit.log" \
-    --audit-log-maxsize 200 --audit-log-maxbackup 1 \
+    --audit-log-maxsize 200 --audit-log-maxbackup 20 \
     >"$STATE/log/kube-apiserver.log" 2>&1 &
   echo $! > "$STATE/run/kube-apiserver.pid"
 fi
@@ -151,7 +151,7 @@ done
 if ! alive "$STATE/run/kube-controller-manager.pid"; then
   port_busy "$KCM_PORT" && die "$(busy_message "$KCM_PORT" IAO_KCM_PORT)"
   log "starting kube-controller-manager on 127.0.0.1:$KCM_PORT"
-  kube-controller-manager \
+  setsid kube-controller-manager \
     --kubeconfig "$KUBECONFIG_FILE" \
     --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
@@ -174,7 +174,7 @@ done
 if ! alive "$STATE/run/kube-scheduler.pid"; then
   port_busy "$SCHEDULER_PORT" && die "$(busy_message "$SCHEDULER_PORT" IAO_SCHEDULER_PORT)"
   log "starting kube-scheduler on 127.0.0.1:$SCHEDULER_PORT"
-  kube-scheduler --kubeconfig "$KUBECONFIG_FILE" \
+  setsid kube-scheduler --kubeconfig "$KUBECONFIG_FILE" \
     --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false \
     > "$STATE/log/kube-scheduler.log" 2>&1 &

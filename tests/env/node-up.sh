@@ -81,7 +81,7 @@ if [ -n "$REGISTRY" ]; then
 fi
 if ! alive "$STATE/run/containerd.pid"; then
   log "starting containerd"
-  containerd --config "$STATE/containerd/config.toml" > "$STATE/log/containerd.log" 2>&1 &
+  setsid containerd --config "$STATE/containerd/config.toml" > "$STATE/log/containerd.log" 2>&1 &
   echo $! > "$STATE/run/containerd.pid"
 fi
 for i in $(seq 1 100); do
@@ -145,7 +145,7 @@ if ! alive "$STATE/run/kubelet.pid"; then
   log "starting kubelet on $ADDRESS:$KUBELET_PORT"
   # The kubelet refuses a loopback --node-ip ("nodeIP can't be loopback address") and then
   # leaves the node's addresses alone: they are set below, to ADDRESS only.
-  kubelet --config "$STATE/kubelet/config.yaml" --kubeconfig "$KUBECONFIG" \
+  setsid kubelet --config "$STATE/kubelet/config.yaml" --kubeconfig "$KUBECONFIG" \
     --root-dir "$STATE/kubelet/root" --hostname-override "$NODE" --node-ip "$ADDRESS" \
     --v=1 > "$STATE/log/kubelet.log" 2>&1 &
   echo $! > "$STATE/run/kubelet.pid"

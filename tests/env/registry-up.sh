@@ -23,7 +23,7 @@ http:
 YAML
 if ! alive "$STATE/registry.pid"; then
   (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && { log "ERROR: 127.0.0.1:$PORT is taken (set IAO_REGISTRY_PORT)"; exit 1; }
-  OTEL_TRACES_EXPORTER=none registry serve "$STATE/config.yml" >> "$STATE/registry.log" 2>&1 &
+  OTEL_TRACES_EXPORTER=none setsid registry serve "$STATE/config.yml" >> "$STATE/registry.log" 2>&1 &
   echo $! > "$STATE/registry.pid"
 fi
 for i in $(seq 1 100); do
