@@ -58,16 +58,12 @@ log "building the release binaries"
 OPERATOR=$("$ROOT/hack/static-build.sh" 2>/dev/null)
 (cd "$ROOT" && cargo build -q --release --features testing --bin iao-bench)
 BENCH=$ROOT/target/release/iao-bench
-# What an earlier run started and could not stop (it was killed): its daemons and operators run
-# in sessions of their own, and would hold the proxy's ports or measure themselves.
-if [ -f "$WORK/started" ]; then
-  awk '$1 == "pid" {print $2}' "$WORK/started" | while read -r old; do kill "$old" 2>/dev/null || true; done
-fi
-rm -rf "$WORK" && mkdir -p "$WORK"
 AUDIT=$STATE/kube/log/audit.log
+BENCH_STARTED=$(date +%s)
 
 # What the run started, one "pid N" or "namespace NS" line each: a file, because operators and
 # namespaces are started inside $(...) subshells, whose variables the EXIT trap never sees.
+# Removed by a run that stops as it should; one that was killed leaves it for the next run.
 STARTED=$WORK/started
 track() { echo "$1 $2" >> "$STARTED"; }
 cleanup() {
@@ -86,9 +82,21 @@ cleanup() {
     [ "$left" = 0 ] && break
     sleep 1
   done
-  for value in "${pids[@]}"; do kill "$value" 2>/dev/null || true; done
+  # Only processes of the bench: a pid of a killed run may be another program's by now.
+  for value in "${pids[@]}"; do
+    grep -qa -e iao-bench -e image-access-operator "/proc/$value/cmdline" 2>/dev/null && kill "$value" 2>/dev/null
+  done
   OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
+  rm -f "$STARTED"
 }
+# What an earlier run started and could not stop (it was killed): its namespaces drained through
+# its operators, then they, its daemons (sessions of their own, which would hold the proxy's
+# ports or be measured) and its Keystone + Glance stopped.
+if [ -f "$STARTED" ]; then
+  log "stopping what a killed run left"
+  cleanup
+fi
+rm -rf "$WORK" && mkdir -p "$WORK"
 trap cleanup EXIT
 # Ctrl-C or a kill: the EXIT trap runs (bash skips it when a signal ends the script untrapped).
 # The daemons the bench starts run in sessions of their own (setsid), so the terminal's SIGINT
@@ -186,12 +194,13 @@ print(total, writes)' "$2"
 }
 
 audit_count() { # operator's Kubernetes requests so far: "reads writes events" (writes without events)
-  python3 - "$AUDIT" <<'PY'
-import glob, json, sys
+  python3 - "$AUDIT" "$BENCH_STARTED" <<'PY'
+import glob, json, os, sys
 reads = writes = events = 0
-# The API server rotates its audit log at 200 MB (keeping 20): count every file, so the count
-# only grows. No log at all is no evidence: fail, never "0 writes".
-paths = glob.glob(sys.argv[1].replace("audit.log", "audit*.log"))
+# The API server rotates its audit log at 200 MB (keeping 20): count every file written since
+# the bench started (older ones hold nothing it measures, and would only be read again), so the
+# count only grows. No log at all is no evidence: fail, never "0 writes".
+paths = [p for p in glob.glob(sys.argv[1].replace("audit.log", "audit*.log")) if os.path.getmtime(p) >= float(sys.argv[2])]
 if not paths:
     sys.exit("no audit log at " + sys.argv[1])
 for path in paths:
@@ -457,8 +466,8 @@ section local && for processes in 1 2; do
         floor) floor=$(run_floor "$WORK/pairs-$tool" "$WORK/timeline-floor-$processes-$run"); require_fields 7 "$floor" floor ;;
         operator) operator=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-$processes-$run" "$steady"); require_fields 17 "$operator" operator ;;
         operator-ssa) operator_ssa=$(run_operator "$WORK/pairs-$tool" "$WORK/timeline-operator-ssa-$processes-$run" 0 0 --server-side); require_fields 17 "$operator_ssa" "operator --server-side" ;;
-        terraform) terraform_s=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-terraform-$processes-$run" "$steady"); require_fields 1 "$terraform_s" terraform ;;
-        tofu) tofu_s=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-tofu-$processes-$run" "$steady"); require_fields 1 "$tofu_s" opentofu ;;
+        terraform) terraform_s=$(run_tool terraform "$WORK/pairs-$tool" "$WORK/timeline-terraform-$processes-$run" "$steady"); require_fields $((1 + 2 * steady)) "$terraform_s" terraform ;;
+        tofu) tofu_s=$(run_tool tofu "$WORK/pairs-$tool" "$WORK/timeline-tofu-$processes-$run" "$steady"); require_fields $((1 + 2 * steady)) "$tofu_s" opentofu ;;
       esac
       forget_images "$WORK/pairs-$tool"
     done
@@ -560,7 +569,8 @@ start_proxy() { # NAME LISTEN TARGET -> pid, once it listens
   done
   echo "$pid"
 }
-proxies="$(start_proxy keystone 127.0.0.1:5102 127.0.0.1:5101) $(start_proxy glance 127.0.0.1:9394 127.0.0.1:9393)"
+keystone_proxy=$(start_proxy keystone 127.0.0.1:5102 127.0.0.1:5101)
+glance_proxy=$(start_proxy glance 127.0.0.1:9394 127.0.0.1:9393)
 export OSL_GLANCE_CATALOG_URL=http://127.0.0.1:9394
 bench_openstack "$REMOTE_WORKERS"
 unset OSL_GLANCE_CATALOG_URL
@@ -588,7 +598,7 @@ for run in $(seq 1 "$RUNS"); do
     forget_images "$WORK/pairs-$tool"
   done
   echo "$r_floor $r_operator $r_tf $r_tofu $r_tf8 $r_tofu8" >> "$WORK/remote-rows"
-  log "remote run $run: floor ${r_floor}s, operator ${r_operator}s, terraform ${r_tf}s (at 8: ${r_tf8}s), tofu ${r_tofu}s (at 8: ${r_tofu8}s)"
+  log "remote run $run: floor ${r_floor}s, operator ${r_operator}s, terraform ${r_tf}s (at $CONCURRENCY: ${r_tf8}s), tofu ${r_tofu}s (at $CONCURRENCY: ${r_tofu8}s)"
 done
 unset AUTH_URL
 rcol() { cut -d' ' -f"$1" "$WORK/remote-rows" | median; }
@@ -602,8 +612,7 @@ rratio() { awk -v a="$1" -v b="$2" '$a + 0 > 0 && $b + 0 > 0 {printf "%.3f\n", $
   echo "  at equal concurrency ($CONCURRENCY): operator/floor $(rratio 2 1) (goal <= 1.15); terraform/operator $(rratio 5 2), opentofu/operator $(rratio 6 2)"
 } >> "$REPORT"
 OSL_STATE_DIR=$WORK/openstack "$ROOT/tests/env/openstack-down.sh" "$WORK/openstack" --clean >/dev/null 2>&1 || true
-# shellcheck disable=SC2086 # two pids
-kill $proxies 2>/dev/null || true
+kill "$keystone_proxy" "$glance_proxy" 2>/dev/null || true
 fi
 
 # ------------------------------------------------------------------ 4: 10,000 on a slow Glance
@@ -636,7 +645,8 @@ for run in $(seq 1 "$RUNS"); do
   if [ "$run" = 1 ]; then
     log "10k steady state: two resync periods (60 s)"
     sleep 120
-    per_resync=$(awk -v a="$cpu" -v b="$(cpu_of "$pid")" 'BEGIN{printf "%.2f", (b-a)/2}')
+    cpu_after=$(cpu_of "$pid")
+    per_resync=$(awk -v a="$cpu" -v b="$cpu_after" 'BEGIN{printf "%.2f", (b-a)/2}')
     rss=$(rss_of "$pid")
   fi
   echo "$created $ready $cpu $rss $per_resync" >> "$WORK/big-rows"

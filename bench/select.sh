@@ -36,7 +36,10 @@ IMAGES=${SELECT_IMAGES:-50} PROJECTS=${SELECT_PROJECTS:-200}
 COUNT=$((IMAGES * PROJECTS))
 setsid "$B" serve-fake --out "$W/fake" --latency-ms 5 --images "$IMAGES" --tag golden --projects "$PROJECTS" --member-quota 1000 > "$W/fake.log" 2>&1 &
 FAKE=$!
-until [ -s "$W/fake/images" ]; do sleep 0.1; done
+until [ -s "$W/fake/images" ]; do
+  kill -0 "$FAKE" 2>/dev/null || { echo "the in-process fake did not start: $(tail -3 "$W/fake.log")" >&2; exit 1; }
+  sleep 0.1
+done
 FAKE_URL=$(awk '/auth_url/{print $2; exit}' "$W/fake/clouds.yaml" | sed 's#/v3$##')
 counts() { curl -sf --noproxy '*' "$FAKE_URL/_fake/requests"; }
 # "COUNT DIGEST" of the namespace's objects' resourceVersions: equal digests over the same
@@ -52,7 +55,10 @@ kubectl -n "$ns" create secret generic openstack-credentials --from-file=clouds.
 KUBECONFIG=$IAO_OPERATOR_KUBECONFIG setsid "$OPB" --watch-namespaces "$ns" --concurrency 8 \
   --metrics-addr 127.0.0.1:18962 --health-addr 127.0.0.1:18963 > "$W/op.log" 2>&1 &
 OP=$!
-until curl -sf --noproxy '*' 127.0.0.1:18963/readyz >/dev/null; do sleep 0.2; done
+until curl -sf --noproxy '*' 127.0.0.1:18963/readyz >/dev/null; do
+  kill -0 "$OP" 2>/dev/null || { echo "the operator did not start: $(tail -3 "$W/op.log")" >&2; exit 1; }
+  sleep 0.2
+done
 t0=$(date +%s.%N)
 $B watch-ready --namespace "$ns" --count "$COUNT" --start "$t0" --timeout 900 > "$W/ready" &
 WATCH=$!

@@ -15,17 +15,20 @@ OPB=$("$ROOT/hack/static-build.sh" 2>/dev/null)
 cargo build -q --release --features testing --bin iao-bench
 B=$ROOT/target/release/iao-bench
 W=$STATE/bench-share; rm -rf "$W"; mkdir -p "$W"
-$B serve-fake --out $W/fake --latency-ms 20 --images 10 --member-quota 1000 > $W/fake.log 2>&1 &
+# The fake and the operators in sessions of their own: Ctrl-C reaches the script's trap, which
+# drains the namespace through them before stopping them.
+setsid $B serve-fake --out $W/fake --latency-ms 20 --images 10 --member-quota 1000 > $W/fake.log 2>&1 &
 FAKE=$!
 trap 'kill $FAKE 2>/dev/null || true' EXIT
-until [ -s $W/fake/images ]; do sleep 0.1; done
+trap 'exit 130' INT TERM
+until [ -s $W/fake/images ]; do kill -0 $FAKE 2>/dev/null || exit 1; sleep 0.1; done
 run() { # MODE
   ns=sb-$1-$(date +%s | cut -c6-10)
   kubectl create namespace $ns >/dev/null
   kubectl -n $ns create secret generic openstack-credentials --from-file=clouds.yaml=$W/fake/clouds.yaml >/dev/null
-  KUBECONFIG=$IAO_OPERATOR_KUBECONFIG $OPB --watch-namespaces $ns --resync-period 10m --concurrency 8 --metrics-addr 127.0.0.1:18960 --health-addr 127.0.0.1:18961 > $W/op-$1.log 2>&1 &
+  KUBECONFIG=$IAO_OPERATOR_KUBECONFIG setsid $OPB --watch-namespaces $ns --resync-period 10m --concurrency 8 --metrics-addr 127.0.0.1:18960 --health-addr 127.0.0.1:18961 > $W/op-$1.log 2>&1 &
   OP=$!
-  until curl -sf 127.0.0.1:18961/readyz >/dev/null; do sleep 0.2; done
+  until curl -sf 127.0.0.1:18961/readyz >/dev/null; do kill -0 $OP 2>/dev/null || exit 1; sleep 0.2; done
   if [ $1 = objects ]; then
     i=0; while read -r image; do for m in $(seq 1 100); do i=$((i+1)); printf 'apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageAccess\nmetadata:\n  name: ia-%d\nspec:\n  imageId: %s\n  memberId: member-%03d\n  cloudCredentialsRef: {secretName: openstack-credentials, cloudName: owner}\n---\n' $i $image $m; done; done < $W/fake/images > $W/m.yaml
   else
@@ -62,7 +65,15 @@ RESULTS=${IAO_BENCH_RESULTS:-$ROOT/bench/results.txt}
 {
   # The runs are in this subshell (the pipe to tee): so is the trap that stops its operator and
   # drains its namespace when it ends early.
-  trap 'kill ${OP:-} 2>/dev/null; [ -n "${ns:-}" ] && kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1; kill $FAKE 2>/dev/null || true' EXIT
+  drain() { # the namespace first, while its operator runs (it removes the finalizers), bounded
+    if [ -n "${ns:-}" ]; then
+      kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1
+      for _ in $(seq 1 240); do kubectl get namespace "$ns" >/dev/null 2>&1 || break; sleep 0.5; done
+    fi
+    kill ${OP:-} $FAKE 2>/dev/null || true
+  }
+  trap drain EXIT
+  trap 'exit 130' INT TERM
   echo "-- $(date -u +%F): bench/share.sh, one ImageShare of 10 images x 100 members against 1,000 ImageAccess objects (kubectl apply), in-process Glance 20 ms, twice each"
   run objects
   run share

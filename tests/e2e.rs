@@ -32,8 +32,9 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
         (manifest("bad-policy", image, "abc", "owner", "  deletionPolicy: Keep\n"), "spec.deletionPolicy: Unsupported value: \"Keep\""),
         (manifest("slash", image, "a/b", "owner", ""), "memberId must not contain '/'"),
         // Issue 23: a resync below a minute, or not a duration, is refused with what to write.
-        (manifest("fast-resync", image, "abc", "owner", "  resyncPeriod: 30s\n"), "resyncPeriod must be a duration of at least 1m"),
-        (manifest("bare-resync", image, "abc", "owner", "  resyncPeriod: \"5\"\n"), "resyncPeriod must be a duration of at least 1m"),
+        (manifest("fast-resync", image, "abc", "owner", "  resyncPeriod: 30s\n"), "resyncPeriod must be a duration from 1m to 24h"),
+        (manifest("bare-resync", image, "abc", "owner", "  resyncPeriod: \"5\"\n"), "resyncPeriod must be a duration from 1m to 24h"),
+        (manifest("slow-resync", image, "abc", "owner", "  resyncPeriod: 25h\n"), "resyncPeriod must be a duration from 1m to 24h"),
     ];
     ns.assert_refused(&cases);
     let out = ns.apply(&manifest(

@@ -366,7 +366,7 @@ async fn a_cloud_added_to_the_secret_is_used_within_seconds() {
 async fn a_resync_period_of_a_minute_repairs_a_member_removed_by_hand() {
     let env = RealOpenStack::from_env();
     let ns = TestNamespace::new("resync-1m", &env).await;
-    let operator = Operator::start(&ns.name, &[]);
+    let _operator = Operator::start(&ns.name, &[]);
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
     assert!(
@@ -384,9 +384,13 @@ async fn a_resync_period_of_a_minute_repairs_a_member_removed_by_hand() {
     })
     .await;
     eprintln!("repaired {:?} after the removal", removed.elapsed());
-    let events = kubectl_ok(
-        &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"],
-        None,
-    );
-    assert!(events.contains("MemberRecreated"), "{events}\n{}", operator.log_for_message());
+    // The event follows Glance's answer (and the status write) by a moment.
+    eventually("a MemberRecreated event", Duration::from_secs(15), || async {
+        let events = kubectl_ok(
+            &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"],
+            None,
+        );
+        events.contains("MemberRecreated").then_some(())
+    })
+    .await;
 }

@@ -103,8 +103,9 @@ pub struct ImageAccessAcceptSpec {
     pub deletion_policy: Option<AcceptDeletionPolicy>,
 
     /// How often the operator looks at the member status in Glance again while nothing changes
-    /// (a change made by hand is set back at the next look), a Go duration of at least 1m such
-    /// as `1m`, `10m` or `1h`. Unset: the operator's `--resync-period` (10m unless set otherwise).
+    /// (a change made by hand is set back at the next look): from 1m to 24h in whole h, m and
+    /// s, such as `1m`, `1m30s` or `1h`. Unset: the operator's `--resync-period` (10m unless set
+    /// otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = kube::core::Rule::new(super::RESYNC_PERIOD_RULE).message(super::RESYNC_PERIOD_MESSAGE))]

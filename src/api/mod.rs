@@ -124,18 +124,31 @@ pub struct ImageAccessSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
     /// How often the operator looks at the membership in Glance again while nothing changes
-    /// (Glance has no watch: a hand-made change is repaired at the next look), a Go duration of
-    /// at least 1m such as `1m`, `10m` or `1h`. Unset: the operator's `--resync-period` (10m
-    /// unless set otherwise). Each look of an image's objects costs one Glance member list.
+    /// (Glance has no watch: a hand-made change is repaired at the next look): from 1m to 24h
+    /// in whole h, m and s, such as `1m`, `1m30s` or `1h`. Unset: the operator's
+    /// `--resync-period` (10m unless set otherwise). The objects of one image (same credentials,
+    /// region and namespace) are looked at together, with one Glance member list, at the
+    /// shortest period among them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = kube::core::Rule::new(RESYNC_PERIOD_RULE).message(RESYNC_PERIOD_MESSAGE))]
     pub resync_period: Option<String>,
 }
 
-/// `resyncPeriod`: a Go duration the operator reads ([`go_duration`]), at least a minute.
-pub(crate) const RESYNC_PERIOD_RULE: &str = "self.matches('^([0-9]+(h|m|s))+$') && duration(self) >= duration('1m')";
-pub(crate) const RESYNC_PERIOD_MESSAGE: &str = "resyncPeriod must be a duration of at least 1m, such as 1m, 10m or 1h";
+/// `resyncPeriod`: whole hours, minutes and seconds ([`go_duration`]), from a minute to a day
+/// (the bounds of `--resync-period` but for the lower, which spares Glance).
+pub(crate) const RESYNC_PERIOD_RULE: &str =
+    "self.matches('^([0-9]+(h|m|s))+$') && duration(self) >= duration('1m') && duration(self) <= duration('24h')";
+pub(crate) const RESYNC_PERIOD_MESSAGE: &str =
+    "resyncPeriod must be a duration from 1m to 24h in whole h, m and s, such as 1m, 1m30s, 10m or 1h";
+
+/// The period of a `resyncPeriod` as written (`None`: the operator's `default`). Never below a
+/// minute, whatever got stored: a cluster that skipped the CRD's rule must not loop on Glance.
+pub fn resync_period(written: Option<&str>, default: std::time::Duration) -> std::time::Duration {
+    written
+        .and_then(go_duration)
+        .map_or(default, |period| period.max(std::time::Duration::from_secs(60)))
+}
 
 /// A duration as the CRDs admit it (`([0-9]+(h|m|s))+`, such as `1h30m`); `None` for any other
 /// text (an object stored before a rule existed), so its caller falls back to its default.
@@ -457,7 +470,7 @@ pub trait Managed: kube::Resource {
     /// How long a look that found nothing to do waits for the next: `spec.resyncPeriod`, else
     /// the operator's `default` (`--resync-period`).
     fn resync_period(&self, default: std::time::Duration) -> std::time::Duration {
-        self.resync_period_spec().and_then(go_duration).unwrap_or(default)
+        resync_period(self.resync_period_spec(), default)
     }
 
     /// The membership this object claimed before calling Glance (see [`CLAIM_ANNOTATION`]).
@@ -556,6 +569,8 @@ mod tests {
         // Stored before admission checked it: the operator's period, not a hot loop.
         object.spec.resync_period = Some("soon".into());
         assert_eq!(object.resync_period(default), default);
+        object.spec.resync_period = Some("0s".into());
+        assert_eq!(object.resync_period(default), Duration::from_secs(60), "never below a minute");
         let mut accept = ImageAccessAccept::test("b", "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10", "member", MemberStatus::Accepted);
         accept.spec.resync_period = Some("2m".into());
         assert_eq!(accept.resync_period(default), Duration::from_secs(120));

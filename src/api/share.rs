@@ -125,9 +125,9 @@ pub struct ImageShareSpec {
     pub deletion_policy: Option<DeletionPolicy>,
 
     /// How often the operator looks at each membership in Glance again while nothing changes,
-    /// given to every child ImageAccess (and used by the share for itself): a Go duration of at
-    /// least 1m such as `1m`, `10m` or `1h`. Unset: the operator's `--resync-period` (10m unless
-    /// set otherwise). Not how often selectors are evaluated: that is refreshInterval.
+    /// given to every child ImageAccess (and used by the share for itself): from 1m to 24h in
+    /// whole h, m and s, such as `1m`, `1m30s` or `1h`. Unset: the operator's `--resync-period`
+    /// (10m unless set otherwise). Not how often selectors are evaluated: that is refreshInterval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = kube::core::Rule::new(super::RESYNC_PERIOD_RULE).message(super::RESYNC_PERIOD_MESSAGE))]

@@ -193,8 +193,10 @@ async fn proxy(listen: std::net::SocketAddr, target: std::net::SocketAddr, delay
                     Ok((client, _)) => client,
                     // Out of file descriptors, a connection reset before it was taken: this
                     // connection fails, the proxy goes on.
+                    // (A moment's pause: out of descriptors, accept fails again at once.)
                     Err(e) => {
                         eprintln!("accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };

@@ -485,12 +485,7 @@ pub(super) async fn reconcile(share: Arc<ImageShare>, ctx: Arc<Context>) -> Resu
     let next = if blocked {
         ctx.settings.stalled_recheck
     } else {
-        share
-            .spec
-            .resync_period
-            .as_deref()
-            .and_then(crate::api::go_duration)
-            .unwrap_or(ctx.settings.resync_period)
+        crate::api::resync_period(share.spec.resync_period.as_deref(), ctx.settings.resync_period)
     };
     // Glance and Keystone have no watch: the selectors are looked at again when due (jittered
     // later only: a look before it would find the last evaluation still fresh).
