@@ -26,10 +26,10 @@ pub const FINALIZER: &str = "glance.viettelidc.com.vn/cleanup";
 /// call that could create it: if the operator stops before the status records the result, the
 /// deletion still knows what to remove. JSON of a [`Membership`].
 pub const CLAIM_ANNOTATION: &str = "glance.viettelidc.com.vn/membership";
-/// Set to `"true"` on an object that names a membership which already exists (`export` writes
-/// it): its first look reads the image's members instead of creating, so adopting what exists
-/// sends Glance no write at all. Without it a new object creates first (one request, not two)
-/// and adopts on the 409.
+/// The older form of `spec.onCreate: Adopt`: set to `"true"` on an object that names a
+/// membership which already exists, its first look reads the image's members instead of
+/// creating, so adopting what exists sends Glance no write at all. Without either a new object
+/// creates first (one request, not two) and adopts on the 409.
 pub const ADOPT_ANNOTATION: &str = "glance.viettelidc.com.vn/adopt";
 
 /// Desired state of one Glance image membership: the image `imageId` shared with `memberId`.
@@ -133,6 +133,25 @@ pub struct ImageAccessSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = kube::core::Rule::new(RESYNC_PERIOD_RULE).message(RESYNC_PERIOD_MESSAGE))]
     pub resync_period: Option<String>,
+
+    /// What the first look does when the membership may exist already: Create (the default)
+    /// creates it at once and adopts one that exists on Glance's 409 (one request for a new
+    /// membership); Adopt reads the image's members first and adopts what is there with no
+    /// write to Glance at all (what `export` writes for a migration), creating only what is
+    /// missing. The annotation glance.viettelidc.com.vn/adopt: "true" is the older form of Adopt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_create: Option<OnCreate>,
+}
+
+// What the first look does with a membership that may exist (no doc comment: kube-derive would
+// put it in the schema of every field of this type, over the field's own description).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum OnCreate {
+    /// Create the membership, adopting it on Glance's 409.
+    #[default]
+    Create,
+    /// Read the image's members first; adopt with no write what exists.
+    Adopt,
 }
 
 /// `resyncPeriod`: whole hours, minutes and seconds ([`go_duration`]), from a minute to a day

@@ -425,6 +425,7 @@ async fn create(
                     },
                     deletion_policy: None,
                     resync_period: None,
+                    on_create: None,
                 },
             );
             async move { api.create(&PostParams::default(), &object).await.map(|_| ()) }

@@ -18,7 +18,7 @@ use super::status::{self, Observation, Outcome, STALLED};
 use super::{Context, Kind, KindState, Refusal, ownership, refs, share};
 use crate::api::{
     ADOPT_ANNOTATION, CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership,
-    ResolvedRefs,
+    OnCreate, ResolvedRefs,
 };
 use crate::openstack::{Glance, HttpErrorKind, Member, OpenStackError};
 use crate::runtime::{Happened, patch_metadata};
@@ -380,12 +380,14 @@ async fn act(
     }
 }
 
-/// Whether the object was written for a membership that exists already ([`ADOPT_ANNOTATION`]).
+/// Whether the object was written for a membership that exists already: `spec.onCreate: Adopt`,
+/// or its older form, [`ADOPT_ANNOTATION`].
 fn adopts_existing(object: &ImageAccess) -> bool {
-    object
-        .annotations()
-        .get(ADOPT_ANNOTATION)
-        .is_some_and(|value| value == "true")
+    object.spec.on_create == Some(OnCreate::Adopt)
+        || object
+            .annotations()
+            .get(ADOPT_ANNOTATION)
+            .is_some_and(|value| value == "true")
 }
 
 /// The member `desired` names, as Glance shows it now: from the image's member list, read once

@@ -225,6 +225,7 @@ pub fn desired_children(share: &ImageShare, targets: &Targets) -> BTreeMap<Strin
                     cloud_credentials_ref: share.spec.cloud_credentials_ref.clone(),
                     deletion_policy: share.spec.deletion_policy,
                     resync_period: share.spec.resync_period.clone(),
+                    on_create: None,
                 },
                 status: None,
             };

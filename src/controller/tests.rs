@@ -610,13 +610,40 @@ async fn an_image_deleted_under_a_membership_is_reported_without_a_create() {
     assert_eq!(h.fake.requests("POST members"), 1, "only the first create");
 }
 
+/// `spec.onCreate: Adopt`, as `export` writes it (issue 23).
 fn adopting(mut object: ImageAccess) -> ImageAccess {
+    object.spec.on_create = Some(crate::api::OnCreate::Adopt);
+    object
+}
+
+/// The older form of `onCreate: Adopt`, which objects exported by earlier versions carry.
+#[tokio::test]
+async fn the_older_adopt_annotation_still_adopts_without_a_glance_write() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+    let mut object = share("share");
     object
         .metadata
         .annotations
         .get_or_insert_default()
         .insert(crate::api::ADOPT_ANNOTATION.into(), "true".into());
-    object
+    h.apply(&object);
+    h.reconcile("share").await.expect("reconciled");
+    assert_eq!(condition(&h.status("share"), "Ready").status, "True");
+    let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
+    assert_eq!(writes, [0, 0, 0], "POST, PUT, DELETE");
+}
+
+/// `onCreate: Create` (and no field) creates first: one request for a new membership.
+#[tokio::test]
+async fn on_create_create_creates_first() {
+    let mut h = Harness::new().await;
+    let mut object = share("share");
+    object.spec.on_create = Some(crate::api::OnCreate::Create);
+    h.apply(&object);
+    h.reconcile("share").await.expect("reconciled");
+    assert_eq!(h.fake.requests("POST members"), 1);
+    assert_eq!(h.fake.requests("GET members"), 0, "no read before the create");
 }
 
 #[tokio::test]

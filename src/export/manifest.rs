@@ -7,8 +7,8 @@ use kube::api::ObjectMeta;
 
 use super::{ExportDeletionPolicy, Found, FoundKind};
 use crate::api::{
-    ADOPT_ANNOTATION, AcceptDeletionPolicy, CloudCredentialsRef, DeletionPolicy, ImageAccess, ImageAccessAccept,
-    ImageAccessAcceptSpec, ImageAccessSpec,
+    AcceptDeletionPolicy, CloudCredentialsRef, DeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessAcceptSpec,
+    ImageAccessSpec, OnCreate,
 };
 use crate::names::{dns_label_part, short_id, stable_hash};
 
@@ -69,7 +69,7 @@ pub(super) fn render(mut found: Vec<Found>, options: &Options) -> Result<Rendere
     let accepts = found.len() - accesses;
     let mut yaml = format!(
         "# image-access-operator export: {accesses} ImageAccess, {accepts} ImageAccessAccept, from {}.\n\
-         # Applied, each ImageAccess adopts its membership with reads only ({ADOPT_ANNOTATION}).\n\
+         # Applied, each ImageAccess adopts its membership with reads only (onCreate: Adopt).\n\
          # deletionPolicy {:?}: {}\n",
         options.source,
         options.deletion_policy,
@@ -114,18 +114,17 @@ pub(super) fn render(mut found: Vec<Found>, options: &Options) -> Result<Rendere
     Ok(Rendered { yaml, notes })
 }
 
-fn metadata(name: &str, options: &Options, adopt: bool) -> ObjectMeta {
+fn metadata(name: &str, options: &Options) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: options.namespace.clone(),
-        annotations: adopt.then(|| BTreeMap::from([(ADOPT_ANNOTATION.to_string(), "true".to_string())])),
         ..Default::default()
     }
 }
 
 fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageAccess {
     ImageAccess {
-        metadata: metadata(name, options, true),
+        metadata: metadata(name, options),
         spec: ImageAccessSpec {
             image_id: f.image_id.clone(),
             image_ref: None,
@@ -142,6 +141,8 @@ fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageA
                 ExportDeletionPolicy::Delete => DeletionPolicy::Delete,
             }),
             resync_period: None,
+            // Adopts what exists with reads only (the annotation of earlier versions did too).
+            on_create: Some(OnCreate::Adopt),
         },
         status: None,
     }
@@ -149,8 +150,8 @@ fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageA
 
 fn accept(f: &Found, name: &str, options: &Options) -> ImageAccessAccept {
     ImageAccessAccept {
-        // An accept reads the member before any write: adopting needs no annotation.
-        metadata: metadata(name, options, false),
+        // An accept reads the member before any write: it adopts without being told.
+        metadata: metadata(name, options),
         spec: ImageAccessAcceptSpec {
             image_id: f.image_id.clone(),
             image_ref: None,

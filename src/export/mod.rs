@@ -1,7 +1,7 @@
 //! `image-access-operator export`: manifests for memberships that exist already, read from
 //! Glance or from a Terraform state, so that a team moves them to GitOps in one step. Every
-//! ImageAccess written carries [`ADOPT_ANNOTATION`]: applied, it adopts its membership with reads
-//! only. `deletionPolicy` defaults to `Orphan`, so that a mistake in the migration can never
+//! ImageAccess written says `onCreate: Adopt` ([`OnCreate::Adopt`]): applied, it adopts its
+//! membership with reads only. `deletionPolicy` defaults to `Orphan`, so that a mistake in the migration can never
 //! remove a membership.
 
 mod glance;
@@ -15,7 +15,7 @@ use clap::{Args, ValueEnum};
 
 pub use self::terraform::StateError;
 #[cfg(doc)]
-use crate::api::ADOPT_ANNOTATION;
+use crate::api::OnCreate;
 use crate::api::MemberStatus;
 use crate::openstack::{ConfigError, OpenStackError};
 

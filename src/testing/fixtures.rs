@@ -29,6 +29,7 @@ impl ImageAccess {
                 },
                 deletion_policy: None,
                 resync_period: None,
+                on_create: None,
             },
         );
         object.metadata = ObjectMeta {
