@@ -370,8 +370,14 @@ async fn a_resync_period_of_a_minute_repairs_a_member_removed_by_hand() {
     let image = env.create_image("shared").await;
     let member = env.member1_project_id.clone();
     assert!(
-        ns.apply(&manifest("every-minute", &image, &member, "owner", "  resyncPeriod: 1m\n"))
-            .success
+        ns.apply(&manifest(
+            "every-minute",
+            &image,
+            &member,
+            "owner",
+            "  resyncPeriod: 1m\n"
+        ))
+        .success
     );
     ns.wait_ready("every-minute").await;
 

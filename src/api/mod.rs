@@ -589,8 +589,17 @@ mod tests {
         object.spec.resync_period = Some("soon".into());
         assert_eq!(object.resync_period(default), default);
         object.spec.resync_period = Some("0s".into());
-        assert_eq!(object.resync_period(default), Duration::from_secs(60), "never below a minute");
-        let mut accept = ImageAccessAccept::test("b", "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10", "member", MemberStatus::Accepted);
+        assert_eq!(
+            object.resync_period(default),
+            Duration::from_secs(60),
+            "never below a minute"
+        );
+        let mut accept = ImageAccessAccept::test(
+            "b",
+            "6c0a1e2b-2b1e-4f58-9a53-4f0c7f1c2a10",
+            "member",
+            MemberStatus::Accepted,
+        );
         accept.spec.resync_period = Some("2m".into());
         assert_eq!(accept.resync_period(default), Duration::from_secs(120));
     }

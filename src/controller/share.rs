@@ -1260,7 +1260,11 @@ mod tests {
         assert_eq!(child.spec.status, Some(MemberStatus::Accepted));
         assert_eq!(child.spec.region.as_deref(), Some("RegionTwo"));
         assert_eq!(child.spec.deletion_policy, Some(crate::api::DeletionPolicy::Orphan));
-        assert_eq!(child.spec.resync_period.as_deref(), Some("2m"), "issue 23: the share's resync");
+        assert_eq!(
+            child.spec.resync_period.as_deref(),
+            Some("2m"),
+            "issue 23: the share's resync"
+        );
     }
 
     fn condition<'a>(status: &'a ImageShareStatus, type_: &str) -> &'a Condition {

@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 pub use self::terraform::StateError;
+use crate::api::MemberStatus;
 #[cfg(doc)]
 use crate::api::OnCreate;
-use crate::api::MemberStatus;
 use crate::openstack::{ConfigError, OpenStackError};
 
 /// Write ImageAccess (and ImageAccessAccept) manifests for memberships that exist already, to

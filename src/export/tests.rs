@@ -174,7 +174,11 @@ fn manifests_adopt_orphan_and_name_every_object_once() {
     assert_eq!((accesses.len(), accepts.len()), (4, 1));
     for access in &accesses {
         assert_eq!(access.metadata.namespace.as_deref(), Some("apps"));
-        assert_eq!(access.spec.on_create, Some(crate::api::OnCreate::Adopt), "adopts with reads only");
+        assert_eq!(
+            access.spec.on_create,
+            Some(crate::api::OnCreate::Adopt),
+            "adopts with reads only"
+        );
         assert_eq!(access.metadata.annotations, None, "the field, not the older annotation");
         assert_eq!(access.spec.deletion_policy, Some(DeletionPolicy::Orphan));
         assert_eq!(access.spec.status, None, "the member decides unless --with-status");
