@@ -165,20 +165,7 @@ async fn a_secret_that_is_really_gone_blocks_deletion_and_says_how_to_let_go() {
         env.member(&image, &member).await.is_some(),
         "nothing was removed, nothing forgotten"
     );
-    let warnings = kubectl_ok(
-        &[
-            "get",
-            "events",
-            "-n",
-            &ns.name,
-            "--field-selector",
-            "type=Warning",
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ],
-        None,
-    );
-    assert!(warnings.contains("CredentialsSecretNotFound"), "{warnings}");
+    ns.wait_events(Some("Warning"), &["CredentialsSecretNotFound"]).await;
 
     // The way out the message names.
     kubectl_ok(
@@ -317,11 +304,7 @@ async fn two_objects_for_one_membership_one_manages_the_other_waits_then_takes_o
         member_now["status"], "accepted",
         "the consumer's acceptance survived the handover"
     );
-    let events = kubectl_ok(
-        &["get", "events", "-n", &first.name, "-o", "jsonpath={.items[*].reason}"],
-        None,
-    );
-    assert!(events.contains("MemberHandedOver"), "{events}");
+    first.wait_events(None, &["MemberHandedOver"]).await;
 }
 
 /// Issue 7, B8: a fixed Secret is picked up within seconds, not at the stalled re-check.
@@ -390,13 +373,5 @@ async fn a_resync_period_of_a_minute_repairs_a_member_removed_by_hand() {
     })
     .await;
     eprintln!("repaired {:?} after the removal", removed.elapsed());
-    // The event follows Glance's answer (and the status write) by a moment.
-    eventually("a MemberRecreated event", Duration::from_secs(15), || async {
-        let events = kubectl_ok(
-            &["get", "events", "-n", &ns.name, "-o", "jsonpath={.items[*].reason}"],
-            None,
-        );
-        events.contains("MemberRecreated").then_some(())
-    })
-    .await;
+    ns.wait_events(None, &["MemberRecreated"]).await;
 }

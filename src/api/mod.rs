@@ -154,10 +154,27 @@ pub enum OnCreate {
     Adopt,
 }
 
+/// The form of the CRDs' durations: up to three parts of up to 5 digits and h, m or s, so that
+/// CEL's `duration()` never overflows (it would refuse with an evaluation error, not the rule's
+/// message).
+macro_rules! duration_form {
+    () => {
+        "'^([0-9]{1,5}(h|m|s)){1,3}$'"
+    };
+}
 /// `resyncPeriod`: whole hours, minutes and seconds ([`go_duration`]), from a minute to a day
 /// (the bounds of `--resync-period` but for the lower, which spares Glance).
-pub(crate) const RESYNC_PERIOD_RULE: &str =
-    "self.matches('^([0-9]+(h|m|s))+$') && duration(self) >= duration('1m') && duration(self) <= duration('24h')";
+pub(crate) const RESYNC_PERIOD_RULE: &str = concat!(
+    "self.matches(",
+    duration_form!(),
+    ") && duration(self) >= duration('1m') && duration(self) <= duration('24h')"
+);
+/// `ImageShare.spec.refreshInterval`: at least 30s.
+pub(crate) const REFRESH_INTERVAL_RULE: &str = concat!(
+    "self.matches(",
+    duration_form!(),
+    ") && duration(self) >= duration('30s')"
+);
 pub(crate) const RESYNC_PERIOD_MESSAGE: &str =
     "resyncPeriod must be a duration from 1m to 24h in whole h, m and s, such as 1m, 1m30s, 10m or 1h";
 
@@ -169,7 +186,7 @@ pub fn resync_period(written: Option<&str>, default: std::time::Duration) -> std
         .map_or(default, |period| period.max(std::time::Duration::from_secs(60)))
 }
 
-/// A duration as the CRDs admit it (`([0-9]+(h|m|s))+`, such as `1h30m`); `None` for any other
+/// A duration as the CRDs admit it (up to three parts of digits and h, m or s, such as `1h30m`); `None` for any other
 /// text (an object stored before a rule existed), so its caller falls back to its default.
 pub fn go_duration(text: &str) -> Option<std::time::Duration> {
     let (mut total, mut number) = (0u64, String::new());

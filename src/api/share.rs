@@ -102,7 +102,7 @@ pub struct ImageShareSpec {
     /// list and one project list, whatever the number of images and projects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = kube::core::Rule::new("self.matches('^([0-9]+(h|m|s))+$') && duration(self) >= duration('30s')").message("refreshInterval must be a duration of at least 30s, such as 30s, 5m or 1h"))]
+    #[x_kube(validation = kube::core::Rule::new(super::REFRESH_INTERVAL_RULE).message("refreshInterval must be a duration of at least 30s, such as 30s, 5m or 1h"))]
     pub refresh_interval: Option<String>,
 
     /// Member status for every pair: pending, accepted or rejected. Leave it unset to let each

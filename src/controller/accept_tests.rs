@@ -668,3 +668,19 @@ async fn an_image_that_is_not_shared_has_nothing_to_accept_and_says_so() {
     let message = &status.membership.conditions[0].message;
     assert!(message.contains("nothing to do until its owner"), "{message}");
 }
+
+/// Issue 23: an accept's next look comes after its own `resyncPeriod`.
+#[tokio::test]
+async fn an_accepts_next_look_comes_after_its_resync_period() {
+    let mut h = Harness::new().await;
+    shared(&mut h).await;
+    let mut object = accept(MemberStatus::Accepted);
+    object.spec.resync_period = Some("3m".into());
+    h.apply(&object);
+    let action = h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("accepted");
+    let wait = super::tests::requeue_after(&action);
+    assert!(
+        (Duration::from_secs(162)..=Duration::from_secs(198)).contains(&wait),
+        "3m, jittered: {wait:?}"
+    );
+}

@@ -205,7 +205,8 @@ pub(super) fn finish(ctx: &Context, problem: Option<Problem>, resync: Duration) 
         Some(Problem::Stalled { reason, message }) if Problem::rechecked_with_backoff(reason) => {
             Err(Error::Waiting { reason, message })
         }
-        Some(Problem::Stalled { .. }) => Ok(Next::After(ctx.settings.stalled_recheck)),
+        // An object that asks to be looked at more often than the re-check is, stalled too.
+        Some(Problem::Stalled { .. }) => Ok(Next::After(ctx.settings.stalled_recheck.min(resync))),
         None => Ok(Next::After(resync)),
     }
 }

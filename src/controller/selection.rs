@@ -109,6 +109,9 @@ struct Last {
     /// A failed evaluation, for the generation it was of, told again without a call until
     /// the instant given: every child event wakes the share, and each must not be a Glance call.
     failed: Option<(Option<i64>, Instant, Problem)>,
+    /// Wakes by a change of the share's Secret: a failure of an evaluation that started before
+    /// the last one read the old Secret, and is not remembered.
+    wakes: u64,
 }
 
 impl Evaluations {
@@ -133,14 +136,28 @@ impl Evaluations {
         (*of == generation && now < *until).then(|| problem.clone())
     }
 
-    fn put_failure(&self, uid: String, generation: Option<i64>, until: Instant, problem: Problem) {
-        self.lock().entry(uid).or_default().failed = Some((generation, until, problem));
+    /// The Secret wakes so far (see [`Last::wakes`]): read before an evaluation starts.
+    fn wakes(&self, uid: &str) -> u64 {
+        self.lock().get(uid).map_or(0, |last| last.wakes)
     }
 
-    pub fn forget_failure(&self, uid: &str) {
-        if let Some(last) = self.lock().get_mut(uid) {
-            last.failed = None;
+    /// Remembers a failure of an evaluation that started at `wakes`, unless the Secret changed
+    /// since (the failure is of the old Secret; the wake's look must call again).
+    fn put_failure(&self, uid: String, generation: Option<i64>, until: Instant, problem: Problem, wakes: u64) {
+        let mut map = self.lock();
+        let last = map.entry(uid).or_default();
+        if last.wakes == wakes {
+            last.failed = Some((generation, until, problem));
         }
+    }
+
+    /// The share's Secret changed: its last failure is forgotten, and so is any failure of an
+    /// evaluation in flight now.
+    pub fn secret_changed(&self, uid: &str) {
+        let mut map = self.lock();
+        let last = map.entry(uid.to_string()).or_default();
+        last.failed = None;
+        last.wakes += 1;
     }
 
     pub fn forget(&self, uid: &str) {
@@ -207,6 +224,7 @@ pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Probl
     if let Some(problem) = ctx.shares.evaluations.failed(&uid, generation, ctx.clock.now()) {
         return Err(problem);
     }
+    let wakes = ctx.shares.evaluations.wakes(&uid);
     match evaluate(share, last.as_ref(), ctx, now).await {
         Ok(selection) => {
             ctx.shares.evaluations.put(uid, selection.clone());
@@ -216,7 +234,7 @@ pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Probl
             let until = ctx.clock.now() + quiet_after(&problem, ctx);
             ctx.shares
                 .evaluations
-                .put_failure(uid, generation, until, problem.clone());
+                .put_failure(uid, generation, until, problem.clone(), wakes);
             Err(problem)
         }
     }
@@ -225,7 +243,8 @@ pub async fn targets(share: &ImageShare, ctx: &Context) -> Result<Targets, Probl
 /// The images a selector picks from `matched` (newest first): with `newest: N`, up to the Nth
 /// `shared` one (newer images that are not shared are listed too, with their reason, and do
 /// not count: a new build not shared yet does not push the last shared one out); without, all.
-/// `None` when more than the cap match (and, with N, fewer than N shared are among them).
+/// `None` when more than the cap match (and, with N, the Nth shared one is not among the cap's
+/// newest: the status lists at most the cap).
 fn newest_shared(matched: Vec<crate::openstack::Image>, newest: Option<usize>) -> Option<Vec<crate::openstack::Image>> {
     let Some(wanted) = newest else {
         return (matched.len() <= IMAGE_CAP).then_some(matched);
@@ -236,6 +255,9 @@ fn newest_shared(matched: Vec<crate::openstack::Image>, newest: Option<usize>) -
     for image in matched {
         if shared == wanted {
             return Some(picked);
+        }
+        if picked.len() == IMAGE_CAP {
+            return None;
         }
         shared += usize::from(image.visibility == "shared");
         picked.push(image);
@@ -319,12 +341,15 @@ async fn evaluate(
             .map_err(|e| Problem::selection(&e, what, &secret))?;
         let newest = selector.newest.map(|n| usize::try_from(n).unwrap_or(1).max(1));
         let Some(images) = newest_shared(images, newest) else {
-            return Err(Problem::selection_too_large(
-                "images",
-                "imageSelector",
-                IMAGE_CAP,
-                "add newest: N, or a tag",
-            ));
+            return Err(match newest {
+                None => Problem::selection_too_large("images", "imageSelector", IMAGE_CAP, "add newest: N, or a tag"),
+                Some(wanted) => Problem::Stalled {
+                    reason: "SelectionTooLarge",
+                    message: format!(
+                        "imageSelector's newest {wanted} shared images are not among its {IMAGE_CAP} newest matches (the newer ones are not shared): share the builds to use (openstack image set --shared), delete old private builds, or narrow imageSelector with a name or a tag; nothing was removed"
+                    ),
+                },
+            });
         };
         selection.images = images
             .into_iter()
@@ -446,6 +471,53 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An evaluation that read the old Secret and fails after the Secret changed leaves no
+    /// remembered failure: the wake's look calls again (it would wait for the re-check).
+    #[test]
+    fn a_failure_of_the_old_secret_is_not_remembered_after_a_change() {
+        let evaluations = Evaluations::default();
+        let problem = || Problem::Stalled {
+            reason: "CredentialsSecretNotFound",
+            message: String::new(),
+        };
+        let until = Instant::now() + Duration::from_secs(300);
+        let started_at = evaluations.wakes("u");
+        evaluations.secret_changed("u");
+        evaluations.put_failure("u".into(), Some(1), until, problem(), started_at);
+        assert!(
+            evaluations.failed("u", Some(1), Instant::now()).is_none(),
+            "the old Secret's failure"
+        );
+        let started_at = evaluations.wakes("u");
+        evaluations.put_failure("u".into(), Some(1), until, problem(), started_at);
+        assert!(
+            evaluations.failed("u", Some(1), Instant::now()).is_some(),
+            "the new Secret's failure"
+        );
+    }
+
+    /// `newest: N` never lists more than the cap: a Nth shared image past the cap's newest
+    /// matches is refused, not written into a status the CRD caps at 100.
+    #[test]
+    fn newest_never_picks_more_than_the_cap() {
+        let image = |i: usize, visibility: &str| crate::openstack::Image {
+            id: format!("{i:08}"),
+            visibility: visibility.into(),
+            owner: None,
+            name: None,
+            created_at: None,
+            status: None,
+        };
+        let matches = |private: usize| -> Vec<_> {
+            (0..private)
+                .map(|i| image(i, "private"))
+                .chain([image(private, "shared")])
+                .collect()
+        };
+        assert_eq!(newest_shared(matches(99), Some(1)).map(|p| p.len()), Some(100));
+        assert_eq!(newest_shared(matches(100), Some(1)).map(|p| p.len()), None);
+    }
 
     #[test]
     fn durations_read_as_the_crds_admit_them() {

@@ -327,8 +327,11 @@ async fn a_fixed_secret_is_used_at_once() {
             .0,
     )
     .expect("utf-8");
+    let mut woken = h.ctx().shares.requeue.register(None);
     h.kube.put_secret(NAMESPACE, SECRET, &[("clouds.yaml", &clouds)]);
     h.sync();
+    let asked = woken.try_recv().expect("the Secret's change wakes the share");
+    assert_eq!(asked.name, "golden");
     reconcile_share(&mut h).await.expect("selected");
     assert_eq!(children(&h), vec![B1.to_string(), B2.to_string()]);
 }
@@ -354,4 +357,19 @@ async fn a_new_build_not_shared_yet_does_not_push_the_last_one_out() {
         .map(|i| (i.id.as_str(), i.reason.is_some()))
         .collect();
     assert_eq!(listed, vec![(B3, true), (B2, false)]);
+}
+
+/// Issue 23: the share looks again after its own `resyncPeriod` (sooner than its refresh).
+#[tokio::test]
+async fn a_share_looks_again_after_its_resync_period() {
+    let mut h = Harness::new().await;
+    builds(&h);
+    let mut share = selecting(None);
+    share.spec.resync_period = Some("2m".into());
+    h.apply(&share);
+    let wait = super::tests::requeue_after(&reconcile_share(&mut h).await.expect("selected"));
+    assert!(
+        (Duration::from_secs(108)..=Duration::from_secs(132)).contains(&wait),
+        "2m, jittered: {wait:?}"
+    );
 }

@@ -57,7 +57,7 @@ const NAMED_STALLED: usize = 5;
 #[derive(Default)]
 pub struct ShareState {
     stores: Mutex<Vec<(Option<String>, Store<ImageShare>)>>,
-    requeue: Requeue<ImageShare>,
+    pub(super) requeue: Requeue<ImageShare>,
     /// Children written whose watch event has not come back yet, with a fingerprint of what
     /// was written: the same content is not written again meanwhile (a share woken by the
     /// first children of a batch would otherwise apply the rest twice); other content is. An
@@ -122,7 +122,7 @@ impl ShareState {
                 && Targets::reads_openstack(share)
         });
         for share in using {
-            self.evaluations.forget_failure(&share.uid().unwrap_or_default());
+            self.evaluations.secret_changed(&share.uid().unwrap_or_default());
             self.requeue.send(ObjectRef::from_obj(share.as_ref()));
         }
     }

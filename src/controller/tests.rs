@@ -530,20 +530,31 @@ async fn existing_member_is_adopted_after_a_409() {
     assert_eq!(h.fake.requests("GET member"), 1, "read once, after the 409");
 }
 
-/// Issue 11: what `export` writes is adopted with reads only, the status Glance shows kept.
+/// Issue 11: what `export` writes is adopted with reads only, the status Glance shows kept;
+/// issue 23: `onCreate: Adopt`, and the annotation that was its form before (objects exported
+/// by earlier versions carry it).
 #[tokio::test]
 async fn an_object_written_for_an_existing_membership_adopts_it_without_a_glance_write() {
-    let mut h = Harness::new().await;
-    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
-    h.apply(&adopting(share("share")));
-    h.reconcile("share").await.expect("reconciled");
-    let status = h.status("share");
-    assert_eq!(condition(&status, "Ready").status, "True");
-    assert_eq!(status.member_status, Some(MemberStatus::Accepted));
-    assert_eq!(event_reasons(&h.calls()), vec!["MemberAdopted"]);
-    let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
-    assert_eq!(writes, [0, 0, 0], "POST, PUT, DELETE");
-    assert_eq!(h.fake.requests("GET members"), 1, "one read of the image's members");
+    for (form, adopt) in [
+        ("onCreate: Adopt", adopting as fn(ImageAccess) -> ImageAccess),
+        ("the annotation", adopting_by_annotation),
+    ] {
+        let mut h = Harness::new().await;
+        h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+        h.apply(&adopt(share("share")));
+        h.reconcile("share").await.expect("reconciled");
+        let status = h.status("share");
+        assert_eq!(condition(&status, "Ready").status, "True", "{form}");
+        assert_eq!(status.member_status, Some(MemberStatus::Accepted), "{form}");
+        assert_eq!(event_reasons(&h.calls()), vec!["MemberAdopted"], "{form}");
+        let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
+        assert_eq!(writes, [0, 0, 0], "{form}: POST, PUT, DELETE");
+        assert_eq!(
+            h.fake.requests("GET members"),
+            1,
+            "{form}: one read of the image's members"
+        );
+    }
 }
 
 /// The member's own credentials see the member in the image's member list, but could never
@@ -616,22 +627,14 @@ fn adopting(mut object: ImageAccess) -> ImageAccess {
     object
 }
 
-/// The older form of `onCreate: Adopt`, which objects exported by earlier versions carry.
-#[tokio::test]
-async fn the_older_adopt_annotation_still_adopts_without_a_glance_write() {
-    let mut h = Harness::new().await;
-    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
-    let mut object = share("share");
+/// The older form of `onCreate: Adopt`.
+fn adopting_by_annotation(mut object: ImageAccess) -> ImageAccess {
     object
         .metadata
         .annotations
         .get_or_insert_default()
         .insert(crate::api::ADOPT_ANNOTATION.into(), "true".into());
-    h.apply(&object);
-    h.reconcile("share").await.expect("reconciled");
-    assert_eq!(condition(&h.status("share"), "Ready").status, "True");
-    let writes = ["POST members", "PUT member", "DELETE member"].map(|kind| h.fake.requests(kind));
-    assert_eq!(writes, [0, 0, 0], "POST, PUT, DELETE");
+    object
 }
 
 /// `onCreate: Create` (and no field) creates first: one request for a new membership.
@@ -1525,4 +1528,29 @@ fn watched_objects_are_slimmed_without_losing_the_annotation_map() {
     slim(&mut object);
     assert_eq!(object.metadata.managed_fields, None);
     assert_eq!(object.metadata.annotations, Some(Default::default()));
+}
+
+/// Issue 23: a look that finds nothing to do comes back after the object's `resyncPeriod`, not
+/// the operator's 10 minutes, and so does a stalled one when that is sooner than the re-check.
+#[tokio::test]
+async fn the_next_look_comes_after_the_objects_resync_period() {
+    let mut h = Harness::new().await;
+    let mut object = share("share");
+    object.spec.resync_period = Some("2m".into());
+    h.apply(&object);
+    let wait = requeue_after(&h.reconcile("share").await.expect("created"));
+    assert!(
+        (Duration::from_secs(108)..=Duration::from_secs(132)).contains(&wait),
+        "2m, jittered: {wait:?}"
+    );
+    let mut stalled = share("stalled").with_member_status(MemberStatus::Accepted);
+    stalled.spec.image_id = OTHER_IMAGE.into();
+    stalled.spec.resync_period = Some("1m".into());
+    h.apply(&stalled);
+    let wait = requeue_after(&h.reconcile("stalled").await.expect("stalled, not an error"));
+    assert_eq!(condition(&h.status("stalled"), "Stalled").status, "True");
+    assert!(
+        wait <= Duration::from_secs(66),
+        "the object's minute, not the 5 min re-check: {wait:?}"
+    );
 }

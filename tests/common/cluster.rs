@@ -128,7 +128,6 @@ impl TestNamespace {
             .expect("secret");
     }
 
-    /// `kubectl apply` of an ImageAccess manifest in this namespace.
     /// Applies each manifest of `cases` and requires admission to refuse it with its message.
     pub fn assert_refused<Y: AsRef<str>>(&self, cases: &[(Y, &str)]) {
         for (yaml, expected) in cases {
@@ -143,8 +142,31 @@ impl TestNamespace {
         }
     }
 
+    /// `kubectl apply` of a manifest in this namespace.
     pub fn apply(&self, manifest: &str) -> Output {
         kubectl(&["apply", "-n", &self.name, "-f", "-"], Some(manifest))
+    }
+
+    /// Waits until the namespace's events (of `type_`, such as `Warning`, or of any type) name
+    /// every one of `reasons`, and returns the reasons seen: an event follows the write it tells
+    /// of by a moment, so one read right after the write may miss it.
+    pub async fn wait_events(&self, type_: Option<&str>, reasons: &[&str]) -> String {
+        let mut args: Vec<String> = ["get", "events", "-n", &self.name, "-o", "jsonpath={.items[*].reason}"]
+            .map(String::from)
+            .into();
+        if let Some(type_) = type_ {
+            args.extend(["--field-selector".to_string(), format!("type={type_}")]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        eventually(
+            &format!("events {reasons:?} in {}", self.name),
+            Duration::from_secs(15),
+            || async {
+                let seen = kubectl_try(&args)?;
+                reasons.iter().all(|reason| seen.contains(reason)).then_some(seen)
+            },
+        )
+        .await
     }
 
     pub async fn get(&self, name: &str) -> Option<ImageAccess> {
