@@ -110,6 +110,13 @@ pub struct ImageAccessAcceptSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = kube::core::Rule::new(super::RESYNC_PERIOD_RULE).message(super::RESYNC_PERIOD_MESSAGE))]
     pub resync_period: Option<String>,
+
+    /// Managed (the default): the operator sets the member status to spec.status. Observe: it
+    /// only reads and reports the member status (InSync False when it differs from
+    /// spec.status); it never writes to Glance, holds no finalizer and never blocks another
+    /// object that sets the same status. Managed → Observe leaves the status as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<super::ManagementPolicy>,
 }
 
 // What deleting an ImageAccessAccept does (no doc comment: schemars would put it in place of
@@ -159,6 +166,10 @@ impl Managed for ImageAccessAccept {
 
     fn resync_period_spec(&self) -> Option<&str> {
         self.spec.resync_period.as_deref()
+    }
+
+    fn management_policy(&self) -> Option<super::ManagementPolicy> {
+        self.spec.management_policy
     }
 }
 

@@ -72,6 +72,7 @@ pub const ADOPT_ANNOTATION: &str = "glance.viettelidc.com.vn/adopt";
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("has(self.imageId) != has(self.imageRef)").message("give exactly one of imageId (the image by ID) and imageRef (the image by name)"))]
 #[x_kube(validation = kube::core::Rule::new("has(self.memberId) != has(self.memberRef)").message("give exactly one of memberId (the project by ID) and memberRef (the project by name)"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.managementPolicy) || self.managementPolicy != 'Observe' || !has(self.onCreate)").message("onCreate has no effect with managementPolicy: Observe (an Observe object never creates nor adopts): remove onCreate, or set managementPolicy to Managed"))]
 pub struct ImageAccessSpec {
     /// ID of the Glance image to share, as Glance shows it: a lowercase UUID with dashes. The
     /// image must have visibility `shared`, and the credentials must belong to its owner
@@ -141,6 +142,26 @@ pub struct ImageAccessSpec {
     /// missing. The annotation glance.viettelidc.com.vn/adopt: "true" is the older form of Adopt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_create: Option<OnCreate>,
+
+    /// Managed (the default): the operator makes Glance follow the spec. Observe: it only reads
+    /// the membership and reports it (status, Ready, and InSync False with what differs from the
+    /// spec); it never writes to Glance, holds no finalizer, never blocks a Managed object of
+    /// the same membership, and its deletion calls nothing. Managed → Observe stops managing
+    /// with no Glance write (the membership stays as it is); Observe → Managed adopts what
+    /// exists with reads only. A migration can start with Observe objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<ManagementPolicy>,
+}
+
+// Whether the operator writes to Glance for the object (no doc comment: kube-derive would put it
+// in place of the field's description).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    /// Make Glance follow the spec.
+    #[default]
+    Managed,
+    /// Read and report only; never write to Glance.
+    Observe,
 }
 
 // What the first look does with a membership that may exist (no doc comment: kube-derive would
@@ -503,6 +524,15 @@ pub trait Managed: kube::Resource {
     /// `spec.resyncPeriod` as written.
     fn resync_period_spec(&self) -> Option<&str>;
 
+    /// `spec.managementPolicy` as written.
+    fn management_policy(&self) -> Option<ManagementPolicy>;
+
+    /// Whether the object only reads and reports (`managementPolicy: Observe`): it never writes
+    /// to Glance, holds nothing, and takes no part in who manages a membership.
+    fn observes(&self) -> bool {
+        self.management_policy() == Some(ManagementPolicy::Observe)
+    }
+
     /// How long a look that found nothing to do waits for the next: `spec.resyncPeriod`, else
     /// the operator's `default` (`--resync-period`).
     fn resync_period(&self, default: std::time::Duration) -> std::time::Duration {
@@ -565,6 +595,10 @@ impl Managed for ImageAccess {
 
     fn resync_period_spec(&self) -> Option<&str> {
         self.spec.resync_period.as_deref()
+    }
+
+    fn management_policy(&self) -> Option<ManagementPolicy> {
+        self.spec.management_policy
     }
 }
 

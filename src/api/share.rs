@@ -132,6 +132,12 @@ pub struct ImageShareSpec {
     #[schemars(length(max = 32))]
     #[x_kube(validation = kube::core::Rule::new(super::RESYNC_PERIOD_RULE).message(super::RESYNC_PERIOD_MESSAGE))]
     pub resync_period: Option<String>,
+
+    /// Managed (the default) or Observe, given to every child ImageAccess: Observe children
+    /// only read and report their memberships (InSync), never write to Glance and hold no
+    /// finalizer. Managed → Observe leaves every membership as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_policy: Option<super::ManagementPolicy>,
 }
 
 /// Images by what they are. Every criterion given must match.
@@ -316,4 +322,11 @@ pub struct ImageShareStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     pub ready_of_desired: Option<String>,
+}
+
+impl ImageShare {
+    /// Whether the share only observes (`managementPolicy: Observe`): its children do too.
+    pub fn observes(&self) -> bool {
+        self.spec.management_policy == Some(super::ManagementPolicy::Observe)
+    }
 }

@@ -426,6 +426,7 @@ async fn create(
                     deletion_policy: None,
                     resync_period: None,
                     on_create: None,
+                    management_policy: None,
                 },
             );
             async move { api.create(&PostParams::default(), &object).await.map(|_| ()) }

@@ -21,7 +21,7 @@ use crate::api::{
     AcceptDeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessAcceptStatus, Managed, MemberStatus, Membership,
     ResolvedRefs,
 };
-use crate::openstack::{Glance, HttpErrorKind, OpenStackError};
+use crate::openstack::{Glance, HttpErrorKind, Member, OpenStackError};
 use crate::runtime::Happened;
 
 /// The reason of a refusal by credentials that are not the member's.
@@ -71,6 +71,7 @@ impl Kind for ImageAccessAccept {
             self.metadata.generation,
             desired,
             Some(self.spec.status),
+            self.observes(),
             outcome,
             now,
         );
@@ -154,6 +155,10 @@ impl Kind for ImageAccessAccept {
         act(object, record, applied, creds, ctx, events).await
     }
 
+    async fn observe(object: &Self, desired: &Membership, creds: &Resolved, ctx: &Context) -> Outcome {
+        observe_only(object, desired, creds, ctx).await
+    }
+
     async fn orphans(object: &Self, _ctx: &Context) -> Result<bool, Problem> {
         Ok(object.deletion_policy() == AcceptDeletionPolicy::Orphan)
     }
@@ -225,6 +230,88 @@ impl Kind for ImageAccessAccept {
     }
 }
 
+/// The member as Glance shows it to the member's credentials; else the outcome of a look that
+/// could not read it (what the status records as `applied` stays, unless the member's own
+/// credentials see it is not there).
+async fn read_member(
+    session: &MemberSession<'_>,
+    desired: &Membership,
+    applied: Option<Membership>,
+) -> Result<Member, Outcome> {
+    let fail = |error: &OpenStackError| Problem::openstack(error, Step::ObserveMember, desired, &session.creds.secret);
+    match session.glance.show_member(&desired.image_id, &desired.member_id).await {
+        Ok(member) => Ok(member),
+        Err(e) if e.is_not_found() => {
+            let problem = match session.why_not_found(desired).await {
+                Ok(problem) => problem,
+                Err(e) => fail(&e),
+            };
+            // Only the member's own credentials see that it is not there: to any other, it is
+            // hidden, and what the status records of it stays.
+            let (applied, observation) = if session.is_member(desired) {
+                (None, Observation::Absent)
+            } else {
+                (applied, Observation::Unknown)
+            };
+            Err(Outcome {
+                image: None,
+                applied,
+                observation,
+                problem: Some(problem),
+            })
+        }
+        Err(
+            e @ OpenStackError::Http {
+                kind: HttpErrorKind::Forbidden,
+                ..
+            },
+        ) => {
+            let said = match &e {
+                OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
+                other => format!("({other})"),
+            };
+            Err(stopped(applied, Problem::no_members_to_accept(desired, &said)))
+        }
+        Err(e) => Err(stopped(applied, fail(&e))),
+    }
+}
+
+/// What an object that only observes reports: the member status as the member's credentials
+/// see it (InSync says whether it is spec.status), with no write.
+async fn observe_only(object: &ImageAccessAccept, desired: &Membership, creds: &Resolved, ctx: &Context) -> Outcome {
+    let glance = match creds.glance(desired.region.as_deref()).await {
+        Ok(glance) => glance,
+        Err(e) => {
+            return stopped(
+                None,
+                Problem::openstack(&e, Step::ObserveMember, desired, &creds.secret),
+            );
+        }
+    };
+    let session = MemberSession {
+        glance: &glance,
+        creds,
+        ctx,
+    };
+    match read_member(&session, desired, None).await {
+        Ok(member) => {
+            let known = object.status.as_ref().is_some_and(|s| s.image_owner.is_some());
+            let image = if known {
+                None
+            } else {
+                glance.show_image(&desired.image_id).await.ok()
+            };
+            Outcome {
+                image,
+                applied: None,
+                observation: Observation::Present(member),
+                problem: None,
+            }
+        }
+        Err(outcome) => outcome,
+    }
+}
+
 /// Reads the member and brings its status to the spec; the outcome says what Glance showed.
 async fn act(
     object: &ImageAccessAccept,
@@ -244,40 +331,9 @@ async fn act(
         creds,
         ctx,
     };
-    let mut member = match glance.show_member(&desired.image_id, &desired.member_id).await {
+    let mut member = match read_member(&member_session, desired, applied.clone()).await {
         Ok(member) => member,
-        Err(e) if e.is_not_found() => {
-            let problem = match member_session.why_not_found(desired).await {
-                Ok(problem) => problem,
-                Err(e) => fail(&e, Step::ObserveMember),
-            };
-            // Only the member's own credentials see that it is not there: to any other, it is
-            // hidden, and what the status records of it stays.
-            let (applied, observation) = if member_session.is_member(desired) {
-                (None, Observation::Absent)
-            } else {
-                (applied, Observation::Unknown)
-            };
-            return Outcome {
-                image: None,
-                applied,
-                observation,
-                problem: Some(problem),
-            };
-        }
-        Err(
-            e @ OpenStackError::Http {
-                kind: HttpErrorKind::Forbidden,
-                ..
-            },
-        ) => {
-            let said = match &e {
-                OpenStackError::Http { status, message, .. } => format!("({status}: {message})"),
-                other => format!("({other})"),
-            };
-            return stopped(applied, Problem::no_members_to_accept(desired, &said));
-        }
-        Err(e) => return stopped(applied, fail(&e, Step::ObserveMember)),
+        Err(outcome) => return outcome,
     };
     let wanted = object.spec.status;
     if member.status != wanted {

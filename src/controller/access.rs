@@ -14,7 +14,7 @@ use super::lifecycle::{self, Released, Why, stopped, witness_gone};
 use super::lists::ListKey;
 use super::plan::{self, CreateReason, Plan};
 use super::problem::{Problem, Step};
-use super::status::{self, Observation, Outcome, STALLED};
+use super::status::{self, IN_SYNC, Observation, Outcome, STALLED};
 use super::{Context, Kind, KindState, Refusal, ownership, refs, share};
 use crate::api::{
     ADOPT_ANNOTATION, CLAIM_ANNOTATION, DeletionPolicy, FINALIZER, ImageAccess, ImageAccessAccept, Managed, Membership,
@@ -76,6 +76,7 @@ impl Kind for ImageAccess {
             self.metadata.generation,
             desired,
             self.spec.status,
+            self.observes(),
             outcome,
             now,
         );
@@ -147,6 +148,10 @@ impl Kind for ImageAccess {
         events: &mut Vec<Happened>,
     ) -> Outcome {
         act(object, record, applied, creds, ctx, events).await
+    }
+
+    async fn observe(object: &Self, desired: &Membership, creds: &Resolved, ctx: &Context) -> Outcome {
+        observe_only(object, desired, creds, ctx).await
     }
 
     async fn orphans(object: &Self, ctx: &Context) -> Result<bool, Problem> {
@@ -380,14 +385,60 @@ async fn act(
     }
 }
 
+/// What an object that only observes (`managementPolicy: Observe`) reports: the member as
+/// the image's member list shows it (read once for the objects of the image, as a Managed
+/// object's look), or its absence, believed only from credentials that could see it.
+async fn observe_only(object: &ImageAccess, desired: &Membership, creds: &Resolved, ctx: &Context) -> Outcome {
+    let fail = |error: &OpenStackError| Problem::openstack(error, Step::ObserveMember, desired, &creds.secret);
+    let glance = match creds.glance(desired.region.as_deref()).await {
+        Ok(glance) => glance,
+        Err(e) => return stopped(None, fail(&e)),
+    };
+    match observe(object, &glance, creds, desired, ctx).await {
+        Ok(Some(member)) => Outcome {
+            image: None,
+            applied: None,
+            observation: Observation::Present(member),
+            problem: None,
+        },
+        Ok(None) => {
+            // The same witness as for "gone": one that could see it, or nothing is concluded.
+            let could_see = creds.caller.admin || creds.caller.is(&desired.member_id);
+            let owner = if could_see {
+                None
+            } else {
+                match glance.show_image(&desired.image_id).await {
+                    Ok(image) => image.owner,
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return stopped(None, fail(&e)),
+                }
+            };
+            if could_see || owner.as_deref().is_some_and(|owner| creds.caller.is(owner)) {
+                Outcome {
+                    image: None,
+                    applied: None,
+                    observation: Observation::Absent,
+                    problem: Some(Problem::observed_absent(desired)),
+                }
+            } else {
+                let problem = Problem::cannot_observe(desired, &creds.caller, owner.as_deref(), &creds.secret);
+                stopped(None, problem)
+            }
+        }
+        Err(e) => stopped(None, fail(&e)),
+    }
+}
+
 /// Whether the object was written for a membership that exists already: `spec.onCreate: Adopt`,
-/// or its older form, [`ADOPT_ANNOTATION`].
+/// or its older form, [`ADOPT_ANNOTATION`]; or it observed it until now (its status has
+/// InSync), and adopts it with reads only as it turns Managed.
 fn adopts_existing(object: &ImageAccess) -> bool {
     object.spec.on_create == Some(OnCreate::Adopt)
         || object
             .annotations()
             .get(ADOPT_ANNOTATION)
             .is_some_and(|value| value == "true")
+        || object.condition(IN_SYNC).is_some()
 }
 
 /// The member `desired` names, as Glance shows it now: from the image's member list, read once
@@ -489,7 +540,7 @@ fn siblings(object: &ImageAccess, ctx: &Context) -> Vec<(ObjectRef<ImageAccess>,
             continue;
         };
         let uid = sibling.uid().unwrap_or_default();
-        let would_look = (sibling.applied().is_some() || adopts_existing(&sibling))
+        let would_look = (sibling.applied().is_some() || adopts_existing(&sibling) || sibling.observes())
             && !sibling.is_deleting()
             && sibling.condition(STALLED).is_none_or(|c| c.status != "True")
             && ctx.tracker.failures(&uid) == 0
@@ -570,6 +621,19 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
     ctx.secrets_changed_meanwhile();
     held.map_err(failed)?;
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
+    // Read again: one switched to Observe since the cache showed it would let go of the
+    // membership with no write, and leave it to nobody.
+    let fresh = api
+        .get_opt(&successor.name_any())
+        .await
+        .map_err(|e| Problem::kubernetes_read(&e, &format!("ImageAccess {label}")))?;
+    let Some(successor) = fresh.filter(|fresh| fresh.uid() == successor.uid() && !fresh.observes()) else {
+        return Ok(None);
+    };
+    let successor = &successor;
+    if successor.claim().is_some_and(|claim| !claim.same(target)) {
+        return Ok(None);
+    }
     let mut finalizers = successor.finalizers().to_vec();
     if !successor.has_finalizer() {
         finalizers.push(FINALIZER.to_string());

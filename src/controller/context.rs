@@ -151,6 +151,8 @@ impl Context {
             .into_iter()
             .filter(|reference| Some(reference) != me)
             .filter_map(|reference| self.object(&reference))
+            // An object that only observes takes no part in who manages or sets a membership.
+            .filter(|other| !other.observes())
             .collect()
     }
 

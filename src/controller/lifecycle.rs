@@ -30,7 +30,8 @@ use super::status::{MANAGED_ELSEWHERE, Observation, Outcome, READY, STALLED, STA
 use super::{Context, Error, Kind, Next, refs};
 use crate::api::{Managed, Membership};
 use crate::openstack::{Caller, Glance};
-use crate::runtime::{Happened, publish};
+use crate::runtime::tracker::Fingerprint;
+use crate::runtime::{Happened, patch_metadata, publish};
 
 /// What letting go of a membership did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,17 +78,25 @@ pub(super) fn stopped(applied: Option<Membership>, problem: Problem) -> Outcome 
     }
 }
 
-/// Brings Glance to the spec; returns the membership it names (as far as the credentials could
-/// resolve it), the outcome, and the object with the names it resolved (imageRef, memberRef)
-/// when it resolved them. Only a failed Kubernetes write that nothing can report is an `Err`.
+/// Brings Glance to the spec (or, for an object that only observes, reads it); returns the
+/// membership it names (as far as the credentials could resolve it), the outcome, and the object
+/// with the names it resolved (imageRef, memberRef) when it resolved them. Only a failed
+/// Kubernetes write that nothing can report is an `Err`.
 async fn converge<K: Kind>(
     object: &K,
     api: &Api<K>,
     ctx: &Context,
     events: &mut Vec<Happened>,
 ) -> Result<(Membership, Outcome, Option<K>), Error> {
-    let applied = object.applied().cloned();
     let unresolved = holding::unresolved(object);
+    let applied = if object.observes() {
+        if let Err(problem) = stop_managing(object, api, ctx, events).await {
+            return Ok((unresolved, stopped(None, problem), None));
+        }
+        None
+    } else {
+        object.applied().cloned()
+    };
     let creds = match Resolved::of(object, ctx).await {
         Ok(creds) => creds,
         Err(problem) => return Ok((unresolved, stopped(applied, problem), None)),
@@ -98,8 +107,77 @@ async fn converge<K: Kind>(
         Ok(resolved) => resolved.map(|resolved| object.with_resolved(resolved)),
         Err(problem) => return Ok((unresolved, stopped(applied, problem), None)),
     };
-    let (desired, outcome) = converge_named(named_now.as_ref().unwrap_or(object), api, ctx, events, creds).await?;
+    let named = named_now.as_ref().unwrap_or(object);
+    let (desired, outcome) = if named.observes() {
+        match locate(named, &creds).await {
+            Ok(desired) => {
+                let outcome = K::observe(named, &desired, &creds, ctx).await;
+                (desired, outcome)
+            }
+            Err((desired, problem)) => (desired, stopped(None, problem)),
+        }
+    } else {
+        converge_named(named, api, ctx, events, creds).await?
+    };
     Ok((desired, outcome, named_now))
+}
+
+/// The membership the object names, where its credentials reach it; else the membership as far
+/// as it is known, and why it could not be located.
+async fn locate<K: Kind>(object: &K, creds: &Resolved) -> Result<Membership, (Membership, Problem)> {
+    let member = K::member(object, creds).map_err(|problem| (holding::unresolved(object), problem))?;
+    let named = object
+        .named()
+        .filter(|named| named.member_id == member)
+        .unwrap_or_else(|| Membership::named(object.image_id(), member.clone(), None));
+    match creds.locate(named.image_id.clone(), member, named.region.clone()).await {
+        Ok((desired, _)) => Ok(desired),
+        Err(e) => {
+            let problem = Problem::openstack(&e, Step::ObserveMember, &named, &creds.secret);
+            Err((named, problem))
+        }
+    }
+}
+
+/// Managed → Observe (`managementPolicy: Observe`): the object stops managing what it held with
+/// no OpenStack call: each membership stays in Glance as it is, and the claim and the finalizer
+/// go, so its deletion calls nothing and it blocks no Managed object.
+async fn stop_managing<K: Kind>(
+    object: &K,
+    api: &Api<K>,
+    ctx: &Context,
+    events: &mut Vec<Happened>,
+) -> Result<(), Problem> {
+    if !object.has_finalizer() && object.claim().is_none() {
+        return Ok(());
+    }
+    let finalizers: Vec<String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != crate::api::FINALIZER)
+        .cloned()
+        .collect();
+    if let Err(e) = patch_metadata(api, object.meta(), &finalizers, &[(crate::api::CLAIM_ANNOTATION, None)]).await {
+        let what = "the release of the finalizer and the claim (managementPolicy is Observe)";
+        return Err(holding::patch_problem(api, object.meta(), e, what).await);
+    }
+    // The echo of this write is no change to look at again.
+    let mut expected = object.meta().clone();
+    expected.finalizers = Some(finalizers);
+    let uid = object.uid().unwrap_or_default();
+    ctx.tracker
+        .note_written(&uid, Fingerprint::of(&expected, crate::api::FINALIZER));
+    ctx.refused_claims().remove(&uid);
+    events.extend(object.held_memberships().iter().map(stopped_managing));
+    Ok(())
+}
+
+/// The event of a membership an object stopped managing because it only observes now.
+fn stopped_managing(held: &Membership) -> Happened {
+    Happened::normal(
+        "ManagementStopped",
+        format!("managementPolicy is Observe: stopped managing the membership ({held}) and left it in Glance as it is"),
+    )
 }
 
 /// [`converge`] once the spec's names are resolved.
@@ -111,21 +189,9 @@ async fn converge_named<K: Kind>(
     creds: Resolved,
 ) -> Result<(Membership, Outcome), Error> {
     let applied = object.applied().cloned();
-    let unresolved = holding::unresolved(object);
-    let member = match K::member(object, &creds) {
-        Ok(member) => member,
-        Err(problem) => return Ok((unresolved, stopped(applied, problem))),
-    };
-    let named = object
-        .named()
-        .filter(|named| named.member_id == member)
-        .unwrap_or_else(|| Membership::named(object.image_id(), member.clone(), None));
-    let desired = match creds.locate(named.image_id.clone(), member, named.region.clone()).await {
-        Ok((desired, _)) => desired,
-        Err(e) => {
-            let problem = Problem::openstack(&e, Step::ObserveMember, &named, &creds.secret);
-            return Ok((named, stopped(applied, problem)));
-        }
+    let desired = match locate(object, &creds).await {
+        Ok(desired) => desired,
+        Err((named, problem)) => return Ok((named, stopped(applied, problem))),
     };
     let applied = match applied {
         Some(applied) => Some(creds.placed(applied).await),
@@ -310,6 +376,14 @@ async fn let_go<K: Kind>(
 pub async fn cleanup<K: Kind>(object: &K, api: &Api<K>, ctx: &Context) -> Result<Next, Error> {
     if !object.has_finalizer() {
         return Ok(Next::Gone);
+    }
+    if object.observes() {
+        // Switched to Observe while (or before) being deleted: it lets go of what it held with
+        // no OpenStack call, as the switch does.
+        for held in object.held_memberships() {
+            publish(&ctx.events, object, stopped_managing(&held)).await;
+        }
+        return let_go_finalizer(api, object).await;
     }
     let mut events = Vec::new();
     for target in object.held_memberships() {

@@ -728,6 +728,7 @@ fn golden(members: &[&str], policy: Option<DeletionPolicy>) -> ImageShare {
             },
             deletion_policy: policy,
             resync_period: None,
+            management_policy: None,
         },
     );
     share.metadata.namespace = Some(NAMESPACE.into());

@@ -206,6 +206,16 @@ pub trait Kind:
         events: &mut Vec<Happened>,
     ) -> impl Future<Output = status::Outcome> + Send;
 
+    /// Reads `desired` and reports it with no write anywhere (`managementPolicy: Observe`): the
+    /// outcome holds nothing (`applied` is `None`). "Absent" only on the word of credentials
+    /// that could see it.
+    fn observe(
+        object: &Self,
+        desired: &Membership,
+        creds: &Resolved,
+        ctx: &Context,
+    ) -> impl Future<Output = status::Outcome> + Send;
+
     /// Whether letting go leaves the membership in Glance as it is (`deletionPolicy: Orphan`,
     /// the object's or the share's that controls it). No OpenStack call.
     fn orphans(object: &Self, ctx: &Context) -> impl Future<Output = Result<bool, Problem>> + Send;
@@ -244,6 +254,8 @@ pub trait Kind:
 mod accept_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod observe_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -274,6 +274,36 @@ impl Problem {
         }
     }
 
+    /// An object that only observes, and credentials that see the image's members, found no
+    /// `target`.
+    pub fn observed_absent(target: &Membership) -> Problem {
+        Problem::stalled(
+            "MemberNotFound",
+            format!(
+                "Glance has no membership {target}, and managementPolicy is Observe, so the operator does not create it: create it outside Kubernetes (openstack image add project), or set spec.managementPolicy to Managed and the operator creates it"
+            ),
+        )
+    }
+
+    /// An object that only observes, with credentials that cannot see whether `target` exists:
+    /// names whose could.
+    pub fn cannot_observe(target: &Membership, caller: &Caller, image_owner: Option<&str>, secret: &str) -> Problem {
+        let asked = caller.project.as_deref().map_or_else(
+            || "credentials that are not scoped to a project".to_string(),
+            |p| format!("project {p}"),
+        );
+        let whose = image_owner.map_or_else(
+            || "the image's owner project".to_string(),
+            |owner| format!("project {owner}, the image's owner"),
+        );
+        Problem::stalled(
+            HIDDEN,
+            format!(
+                "the credentials in Secret {secret} ({asked}) cannot see whether the membership ({target}) exists: Glance shows an image's members only to its owner, an admin, and each member its own. Put the credentials of {whose} (or an admin's, or the member's) in the Secret"
+            ),
+        )
+    }
+
     /// A "not found" from credentials that may not see `target`: it may still exist and
     /// grant access, so nothing is concluded. Names who made it, who asked, and both ways out.
     pub fn hidden(target: &Membership, caller: &Caller, image_owner: Option<&str>, secret: &str) -> Problem {

@@ -496,6 +496,7 @@ impl World {
                         },
                         deletion_policy: orphan.then_some(DeletionPolicy::Orphan),
                         resync_period: None,
+                        management_policy: None,
                     },
                 );
                 share.metadata.namespace = Some(ns.into());

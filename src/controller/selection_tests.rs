@@ -46,6 +46,7 @@ fn selecting(newest: Option<i32>) -> ImageShare {
             },
             deletion_policy: None,
             resync_period: None,
+            management_policy: None,
         },
     );
     share.metadata.namespace = Some(NAMESPACE.into());

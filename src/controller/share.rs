@@ -226,6 +226,7 @@ pub fn desired_children(share: &ImageShare, targets: &Targets) -> BTreeMap<Strin
                     deletion_policy: share.spec.deletion_policy,
                     resync_period: share.spec.resync_period.clone(),
                     on_create: None,
+                    management_policy: share.spec.management_policy,
                 },
                 status: None,
             };
@@ -621,13 +622,18 @@ async fn leave_policy_to_children(share: &ImageShare, namespace: &str, ctx: &Con
     }
 }
 
-/// Writes the share's deletion policy onto `child` when it says another: the policy it will be
-/// deleted with.
+/// Writes the share's deletion and management policies onto `child` when it says others: the
+/// policies it will be deleted with.
 async fn carry_policy(api: &Api<ImageAccess>, share: &ImageShare, child: &ImageAccess) -> Result<(), kube::Error> {
-    if child.deletion_policy() == share.spec.deletion_policy.unwrap_or_default() {
+    if child.deletion_policy() == share.spec.deletion_policy.unwrap_or_default() && child.observes() == share.observes()
+    {
         return Ok(());
     }
-    let patch = json!({ "spec": { "deletionPolicy": share.spec.deletion_policy } });
+    // An Observe share's children let go with no Glance call, whatever their deletion policy.
+    let patch = json!({ "spec": {
+        "deletionPolicy": share.spec.deletion_policy,
+        "managementPolicy": share.spec.management_policy,
+    } });
     let params = PatchParams {
         field_manager: Some(SHARE_FIELD_MANAGER.into()),
         ..PatchParams::default()
@@ -654,17 +660,18 @@ pub(super) async fn deletion_policy_of_child(
     let namespace = child.namespace().unwrap_or_default();
     let reference = ObjectRef::<ImageShare>::new(&owner.name).within(&namespace);
     let cached = ctx.cached_share(&reference);
-    if cached.is_some_and(|share| {
-        share.metadata.uid.as_deref() == Some(owner.uid.as_str())
-            && share.spec.deletion_policy == Some(DeletionPolicy::Orphan)
-    }) {
+    // A share that only observes now leaves every membership as it is, as Orphan does.
+    let leaves = |share: &ImageShare| share.spec.deletion_policy == Some(DeletionPolicy::Orphan) || share.observes();
+    if cached.is_some_and(|share| share.metadata.uid.as_deref() == Some(owner.uid.as_str()) && leaves(&share)) {
         return Ok(Some(DeletionPolicy::Orphan));
     }
     let api: Api<ImageShare> = Api::namespaced(ctx.client.clone(), &namespace);
     match api.get_opt(&owner.name).await {
-        Ok(Some(share)) if share.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
-            Ok(Some(share.spec.deletion_policy.unwrap_or_default()))
-        }
+        Ok(Some(share)) if share.metadata.uid.as_deref() == Some(owner.uid.as_str()) => Ok(Some(if leaves(&share) {
+            DeletionPolicy::Orphan
+        } else {
+            share.spec.deletion_policy.unwrap_or_default()
+        })),
         Ok(_) => Ok(None),
         Err(e) => Err(Problem::kubernetes_read(
             &e,
@@ -1180,6 +1187,7 @@ mod tests {
                 },
                 deletion_policy: None,
                 resync_period: None,
+                management_policy: None,
             },
         );
         share.metadata.namespace = Some("team".into());

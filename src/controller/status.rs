@@ -20,6 +20,9 @@ pub const STATUS_CONFLICT: &str = "MemberStatusConflict";
 /// The reason of an ImageAccessAccept whose image is not shared with its member yet.
 pub const WAITING_FOR_SHARE: &str = "WaitingForShare";
 pub const RECONCILING: &str = "Reconciling";
+/// Of an object that only observes (`managementPolicy: Observe`): whether Glance shows the
+/// membership as the spec describes it. Managed objects have none: they make it so.
+pub const IN_SYNC: &str = "InSync";
 pub const STALLED: &str = "Stalled";
 
 /// What the reconcile knows about the member in Glance.
@@ -43,12 +46,15 @@ pub struct Outcome {
     pub image: Option<Image>,
 }
 
-/// The status after a reconcile of `desired` (asking for `desired_status`) with `outcome`.
+/// The status after a reconcile of `desired` (asking for `desired_status`) with `outcome`; with
+/// `observe_only`, of an object that only reads (Ready says the membership is there, InSync
+/// whether it is as the spec describes it).
 pub fn next(
     previous: &ImageAccessStatus,
     generation: Option<i64>,
     desired: &Membership,
     desired_status: Option<MemberStatus>,
+    observe_only: bool,
     outcome: &Outcome,
     now: jiff::Timestamp,
 ) -> ImageAccessStatus {
@@ -103,6 +109,15 @@ pub fn next(
             );
             set_condition(conditions, STALLED, "False", reason, "", generation, now);
         }
+        (None, Observation::Present(member)) if observe_only => {
+            let message = format!(
+                "image {} is shared with member {} (member status: {}); managementPolicy is Observe: the operator only reads it",
+                desired.image_id, desired.member_id, member.status
+            );
+            set_condition(conditions, READY, "True", OBSERVED, &message, generation, now);
+            set_condition(conditions, RECONCILING, "False", OBSERVED, "", generation, now);
+            set_condition(conditions, STALLED, "False", OBSERVED, "", generation, now);
+        }
         (None, Observation::Present(member)) if desired_status.is_none_or(|s| s == member.status) => {
             let message = format!(
                 "image {} is shared with member {} (member status: {})",
@@ -128,7 +143,52 @@ pub fn next(
             set_condition(conditions, STALLED, "False", "MemberNotReady", "", generation, now);
         }
     }
+    if observe_only {
+        let (in_sync, reason, message) = drift(desired, desired_status, &outcome.observation);
+        set_condition(conditions, IN_SYNC, in_sync, reason, &message, generation, now);
+    } else {
+        conditions.retain(|c| c.type_ != IN_SYNC);
+    }
     status
+}
+
+/// The reason of an observed membership's Ready.
+const OBSERVED: &str = "Observed";
+
+/// The InSync condition of an object that only observes: status, reason and what differs.
+fn drift(
+    desired: &Membership,
+    desired_status: Option<MemberStatus>,
+    observation: &Observation,
+) -> (&'static str, &'static str, String) {
+    const TO_APPLY: &str = "managementPolicy is Observe, so the operator changes nothing: set it to Managed to make Glance follow the spec";
+    match observation {
+        Observation::Present(member) => match desired_status {
+            Some(wanted) if wanted != member.status => (
+                "False",
+                "MemberStatusDiffers",
+                format!(
+                    "Glance shows member status {} for {desired}, the spec says {wanted}; {TO_APPLY}",
+                    member.status
+                ),
+            ),
+            _ => (
+                "True",
+                "InSync",
+                format!("Glance shows {desired} as the spec describes it"),
+            ),
+        },
+        Observation::Absent => (
+            "False",
+            "MemberNotFound",
+            format!("Glance has no membership {desired}; {TO_APPLY}"),
+        ),
+        Observation::Unknown => (
+            "Unknown",
+            "NotObserved",
+            "the membership could not be read: Ready says why".to_string(),
+        ),
+    }
 }
 
 /// Whether writing `next` would change anything but condition transition times.
@@ -243,6 +303,7 @@ mod tests {
             Some(1),
             &desired(),
             None,
+            false,
             &ok(member(MemberStatus::Pending)),
             now,
         );
@@ -343,6 +404,7 @@ mod tests {
                 Some(2),
                 &desired(),
                 desired_status,
+                false,
                 &outcome,
                 now,
             );
@@ -361,6 +423,7 @@ mod tests {
             Some(1),
             &desired(),
             None,
+            false,
             &ok(member(MemberStatus::Accepted)),
             now,
         );
@@ -374,7 +437,7 @@ mod tests {
                 retry_after: None,
             }),
         };
-        let after = next(&ready, Some(1), &desired(), None, &transient, now);
+        let after = next(&ready, Some(1), &desired(), None, false, &transient, now);
         assert_eq!(after.member_status, Some(MemberStatus::Accepted));
         let gone = Outcome {
             image: None,
@@ -382,7 +445,7 @@ mod tests {
             observation: Observation::Absent,
             problem: None,
         };
-        let after = next(&ready, Some(1), &desired(), None, &gone, now);
+        let after = next(&ready, Some(1), &desired(), None, false, &gone, now);
         assert_eq!(after.member_status, None);
         assert_eq!(after.created_at, None);
     }
@@ -396,6 +459,7 @@ mod tests {
             Some(1),
             &desired(),
             None,
+            false,
             &ok(member(MemberStatus::Pending)),
             first,
         );
@@ -404,6 +468,7 @@ mod tests {
             Some(1),
             &desired(),
             None,
+            false,
             &ok(member(MemberStatus::Pending)),
             later,
         );
@@ -411,13 +476,14 @@ mod tests {
         assert_eq!(cond(&s2, READY).last_transition_time, Time(first));
         let mut updated = member(MemberStatus::Pending);
         updated.updated_at = "2026-11-28T14:09:00Z".into();
-        let s3 = next(&s2, Some(1), &desired(), None, &ok(updated), later);
+        let s3 = next(&s2, Some(1), &desired(), None, false, &ok(updated), later);
         assert!(differs(Some(&s2), &s3), "Glance's updated_at changed");
         let s4 = next(
             &s3,
             Some(2),
             &desired(),
             None,
+            false,
             &ok(member(MemberStatus::Pending)),
             later,
         );
@@ -433,6 +499,7 @@ mod tests {
             Some(1),
             &desired(),
             None,
+            false,
             &ok(member(MemberStatus::Pending)),
             first,
         );
@@ -445,7 +512,7 @@ mod tests {
                 message: "m".into(),
             }),
         };
-        let s = next(&ready, Some(1), &desired(), None, &stalled, later);
+        let s = next(&ready, Some(1), &desired(), None, false, &stalled, later);
         assert_eq!(cond(&s, READY).last_transition_time, Time(later));
         assert_eq!(cond(&s, STALLED).last_transition_time, Time(later));
     }

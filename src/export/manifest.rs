@@ -8,7 +8,7 @@ use kube::api::ObjectMeta;
 use super::{ExportDeletionPolicy, Found, FoundKind};
 use crate::api::{
     AcceptDeletionPolicy, CloudCredentialsRef, DeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessAcceptSpec,
-    ImageAccessSpec, OnCreate,
+    ImageAccessSpec, ManagementPolicy, OnCreate,
 };
 use crate::names::{dns_label_part, short_id, stable_hash};
 
@@ -20,6 +20,8 @@ pub(super) struct Options {
     pub accept_cloud_name: String,
     pub deletion_policy: ExportDeletionPolicy,
     pub with_status: bool,
+    /// `managementPolicy: Observe` on every object.
+    pub observe: bool,
     /// For the header: where the memberships were read.
     pub source: String,
 }
@@ -141,8 +143,10 @@ fn access(f: &Found, name: &str, options: &Options, with_status: bool) -> ImageA
                 ExportDeletionPolicy::Delete => DeletionPolicy::Delete,
             }),
             resync_period: None,
-            // Adopts what exists with reads only (the annotation of earlier versions did too).
-            on_create: Some(OnCreate::Adopt),
+            // Adopts what exists with reads only (the annotation of earlier versions did too); an
+            // Observe object never creates, and turned Managed it adopts with reads only anyway.
+            on_create: (!options.observe).then_some(OnCreate::Adopt),
+            management_policy: options.observe.then_some(ManagementPolicy::Observe),
         },
         status: None,
     }
@@ -167,6 +171,7 @@ fn accept(f: &Found, name: &str, options: &Options) -> ImageAccessAccept {
                 ExportDeletionPolicy::Delete => AcceptDeletionPolicy::Reject,
             }),
             resync_period: None,
+            management_policy: options.observe.then_some(ManagementPolicy::Observe),
         },
         status: None,
     }

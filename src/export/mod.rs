@@ -81,6 +81,13 @@ pub struct ExportArgs {
     /// Delete once the migration is done.
     #[arg(long, value_enum, ignore_case = true, default_value_t = ExportDeletionPolicy::Orphan)]
     pub deletion_policy: ExportDeletionPolicy,
+
+    /// Write every object with `managementPolicy: Observe`: the operator only reads and reports
+    /// the memberships (drift as InSync False) and never writes to Glance, while Terraform still
+    /// manages them. Set `managementPolicy: Managed` (or drop it) when the team is ready: the
+    /// objects then adopt what exists with reads only.
+    #[arg(long)]
+    pub observe: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -222,6 +229,7 @@ pub async fn run(args: &ExportArgs) -> Result<Exported, ExportError> {
         accept_cloud_name: args.accept_cloud_name.clone().unwrap_or(cloud_name),
         deletion_policy: args.deletion_policy,
         with_status: args.with_status,
+        observe: args.observe,
         source,
     };
     let rendered = manifest::render(found, &options).map_err(ExportError::Render)?;

@@ -146,6 +146,7 @@ fn options() -> manifest::Options {
         accept_cloud_name: "member".into(),
         deletion_policy: ExportDeletionPolicy::Orphan,
         with_status: false,
+        observe: false,
         source: "test".into(),
     }
 }
@@ -389,6 +390,7 @@ fn glance_args(clouds: &std::path::Path, cloud: &str) -> ExportArgs {
         clouds_file: Some(clouds.to_path_buf()),
         images: Vec::new(),
         with_status: false,
+        observe: false,
         namespace: None,
         secret_name: "openstack-credentials".into(),
         cloud_name: None,

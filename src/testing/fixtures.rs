@@ -30,6 +30,7 @@ impl ImageAccess {
                 deletion_policy: None,
                 resync_period: None,
                 on_create: None,
+                management_policy: None,
             },
         );
         object.metadata = ObjectMeta {
@@ -95,6 +96,7 @@ impl ImageAccessAccept {
                 },
                 deletion_policy: None,
                 resync_period: None,
+                management_policy: None,
             },
         );
         object.metadata.namespace = Some(NAMESPACE.into());

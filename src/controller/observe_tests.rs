@@ -1,0 +1,204 @@
+//! `managementPolicy: Observe` (issue 23) against the in-process fakes: an object that only
+//! observes reads and reports (InSync with what differs), never writes to Glance, holds no
+//! finalizer, never blocks a Managed object, and switches both ways with no Glance write.
+
+use super::tests::{Harness, IMAGE, condition, event_reasons, share};
+use super::*;
+use crate::api::{
+    AcceptDeletionPolicy, ImageAccess, ImageAccessAccept, ImageAccessAcceptStatus, ManagementPolicy, MemberStatus,
+};
+use crate::testing::fake_openstack::{Fault, MEMBER_PROJECT, OTHER_PROJECT, OWNER_PROJECT};
+use crate::testing::fixtures::NAMESPACE;
+
+/// Glance writes of every kind the fake answered.
+fn writes(h: &Harness) -> usize {
+    ["POST members", "PUT member", "DELETE member"]
+        .iter()
+        .map(|kind| h.fake.requests(kind))
+        .sum()
+}
+
+fn observing(mut object: ImageAccess) -> ImageAccess {
+    object.spec.management_policy = Some(ManagementPolicy::Observe);
+    object
+}
+
+#[tokio::test]
+async fn an_observe_object_reports_a_membership_and_its_drift_and_writes_nothing() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Accepted);
+    h.apply(&observing(share("watch").with_member_status(MemberStatus::Accepted)));
+    h.reconcile("watch").await.expect("observed");
+    let object = h.object("watch").expect("object");
+    assert!(!object.has_finalizer(), "an Observe object holds no finalizer");
+    assert!(object.claim().is_none(), "nor a claim");
+    let status = h.status("watch");
+    assert_eq!(status.applied, None, "it holds nothing");
+    assert_eq!(status.member_status, Some(MemberStatus::Accepted));
+    assert_eq!(condition(&status, "Ready").reason, "Observed");
+    assert_eq!(condition(&status, "InSync").status, "True");
+
+    // Someone changes the member status by hand: drift, shown, not repaired.
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Rejected);
+    h.later();
+    h.reconcile("watch").await.expect("observed");
+    let status = h.status("watch");
+    let in_sync = condition(&status, "InSync");
+    assert_eq!(
+        (in_sync.status.as_str(), in_sync.reason.as_str()),
+        ("False", "MemberStatusDiffers")
+    );
+    assert!(in_sync.message.contains("rejected") && in_sync.message.contains("accepted"));
+    assert_eq!(status.member_status, Some(MemberStatus::Rejected));
+    assert_eq!(condition(&status, "Ready").status, "True", "it is there, observed");
+
+    // Removed by hand: reported as missing, not made again.
+    h.fake.remove_member(IMAGE, MEMBER_PROJECT);
+    h.later();
+    h.reconcile("watch").await.expect("a stalled object is no error");
+    let status = h.status("watch");
+    assert_eq!(condition(&status, "Stalled").reason, "MemberNotFound");
+    assert!(condition(&status, "Stalled").message.contains("Managed"));
+    assert_eq!(condition(&status, "InSync").reason, "MemberNotFound");
+    assert_eq!(writes(&h), 0, "Observe never writes to Glance");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+
+    // Its deletion calls nothing: no finalizer to wait for.
+    h.delete("watch");
+    assert!(h.object("watch").is_none(), "deleted at once");
+    assert_eq!(writes(&h), 0);
+}
+
+/// An Observe object never blocks a Managed object of the same membership, even the older one.
+#[tokio::test]
+async fn an_observe_object_never_blocks_a_managed_one() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.apply(&observing(share("watch")));
+    h.reconcile("watch").await.expect("observed");
+    h.apply(&share("manage"));
+    h.reconcile("manage").await.expect("managed");
+    let status = h.status("manage");
+    assert_eq!(condition(&status, "Ready").status, "True", "{status:?}");
+    assert!(status.applied.is_some(), "the Managed object adopted it");
+    // Deleting the Managed one removes the membership: an observer takes nothing over.
+    h.delete("manage");
+    h.reconcile("manage").await.expect("deleted");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_none());
+    assert!(h.object("manage").is_none());
+}
+
+/// Managed → Observe lets go with no Glance write; Observe → Managed adopts with reads only.
+#[tokio::test]
+async fn switching_both_ways_writes_nothing_to_glance() {
+    let mut h = Harness::new().await;
+    h.apply(&share("switch"));
+    h.reconcile("switch").await.expect("created");
+    assert_eq!(writes(&h), 1, "the create");
+    h.calls();
+
+    let mut object = h.object("switch").expect("object");
+    object.spec.management_policy = Some(ManagementPolicy::Observe);
+    h.apply(&object);
+    h.reconcile("switch").await.expect("observing");
+    let object = h.object("switch").expect("object");
+    assert!(!object.has_finalizer() && object.claim().is_none(), "let go of");
+    assert_eq!(h.status("switch").applied, None);
+    assert_eq!(condition(&h.status("switch"), "InSync").status, "True");
+    assert!(event_reasons(&h.calls()).contains(&"ManagementStopped".to_string()));
+    assert_eq!(writes(&h), 1, "no write to let go");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "left as it is");
+
+    let mut object = h.object("switch").expect("object");
+    object.spec.management_policy = Some(ManagementPolicy::Managed);
+    h.apply(&object);
+    h.reconcile("switch").await.expect("managed again");
+    let object = h.object("switch").expect("object");
+    assert!(object.has_finalizer());
+    let status = h.status("switch");
+    assert!(status.applied.is_some(), "adopted");
+    assert!(
+        status.conditions.iter().all(|c| c.type_ != "InSync"),
+        "InSync is for Observe only"
+    );
+    assert_eq!(writes(&h), 1, "adopted with reads only");
+    assert_eq!(event_reasons(&h.calls()), vec!["MemberAdopted"]);
+}
+
+/// Switched to Observe while being deleted: the finalizer goes with no Glance call.
+#[tokio::test]
+async fn a_deletion_switched_to_observe_lets_go_without_a_call() {
+    let mut h = Harness::new().await;
+    h.apply(&share("switch"));
+    h.reconcile("switch").await.expect("created");
+    h.fake.inject(Fault {
+        operation: "DELETE member",
+        status: 503,
+        retry_after: None,
+    });
+    h.delete("switch");
+    h.reconcile("switch").await.expect_err("Glance unavailable");
+    let mut object = h.object("switch").expect("still there");
+    object.spec.management_policy = Some(ManagementPolicy::Observe);
+    h.apply(&object);
+    h.reconcile("switch").await.expect("let go");
+    assert!(h.object("switch").is_none(), "gone");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some(), "left in Glance");
+}
+
+/// Credentials that cannot see the image's members conclude nothing about absence.
+#[tokio::test]
+async fn an_observer_that_cannot_see_the_members_says_whose_credentials_could() {
+    let mut h = Harness::new().await;
+    // Another member's credentials see the image, and of its members only their own.
+    h.fake.put_member(IMAGE, OTHER_PROJECT, MemberStatus::Accepted);
+    h.apply(&observing(ImageAccess::test("watch", IMAGE, MEMBER_PROJECT, "other")));
+    // Waits (with backoff) for credentials that could see.
+    let _ = h.reconcile("watch").await;
+    let status = h.status("watch");
+    let ready = condition(&status, "Ready");
+    assert_eq!(ready.reason, "MembershipHidden", "{ready:?}");
+    assert!(
+        ready.message.contains(OWNER_PROJECT),
+        "names whose credentials see it: {}",
+        ready.message
+    );
+    assert_eq!(condition(&status, "InSync").status, "Unknown", "nothing concluded");
+    assert_eq!(writes(&h), 0);
+}
+
+fn accept_status(h: &Harness) -> ImageAccessAcceptStatus {
+    h.kube
+        .accept(NAMESPACE, "accept")
+        .and_then(|a| a.status)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_observe_accept_reports_the_member_status_and_sets_nothing() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    let mut accept = ImageAccessAccept::test("accept", IMAGE, "member", MemberStatus::Accepted)
+        .with_policy(AcceptDeletionPolicy::Reject);
+    accept.spec.management_policy = Some(ManagementPolicy::Observe);
+    h.apply(&accept);
+    h.reconcile_kind::<ImageAccessAccept>("accept").await.expect("observed");
+    let status = accept_status(&h);
+    let in_sync = status
+        .membership
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "InSync")
+        .expect("InSync");
+    assert_eq!(
+        (in_sync.status.as_str(), in_sync.reason.as_str()),
+        ("False", "MemberStatusDiffers")
+    );
+    assert_eq!(status.membership.member_status, Some(MemberStatus::Pending));
+    assert_eq!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).map(|m| m.status),
+        Some(MemberStatus::Pending)
+    );
+    assert!(!h.kube.accept(NAMESPACE, "accept").expect("accept").has_finalizer());
+    assert_eq!(writes(&h), 0);
+}
