@@ -9,6 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::cluster::{Operator, TestNamespace, WAIT, eventually, is_ready, kubectl, kubectl_ok};
 use common::{RealOpenStack, var};
@@ -530,4 +531,173 @@ async fn export_refuses_what_it_cannot_read_and_says_why() {
         "{stderr}"
     );
     assert!(!stderr.contains("not-the-password"), "{stderr}");
+}
+
+/// `kubectl patch --type merge` of the ImageAccess `name`'s spec.
+fn patch_spec(ns: &TestNamespace, name: &str, spec: serde_json::Value) {
+    let patch = serde_json::json!({ "spec": spec }).to_string();
+    kubectl_ok(
+        &[
+            "patch",
+            "imageaccess",
+            name,
+            "-n",
+            &ns.name,
+            "--type",
+            "merge",
+            "-p",
+            &patch,
+        ],
+        None,
+    );
+}
+
+/// Whether `object` only observes, as its status says for its current generation: InSync of
+/// `in_sync` (and `reason`), no finalizer, nothing recorded as held.
+fn observing(object: &ImageAccess, in_sync: &str, reason: &str) -> bool {
+    common::cluster::has_reason(object, "InSync", in_sync, Some(reason))
+        && !object.has_finalizer()
+        && object.status.as_ref().is_some_and(|s| s.applied.is_none())
+}
+
+/// Issue 23: a migration that starts with Observe objects (`export --observe`). They read and
+/// report, drift included, and never write to Glance (its request log is the judge); a Managed
+/// object of the same membership is not blocked by them; the switch to Managed adopts with
+/// reads only, and back to Observe lets go with no write; their deletion calls nothing.
+#[tokio::test]
+async fn observe_objects_report_and_switch_both_ways_with_no_write() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("migrate-observe", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let setup = GlanceLog::from_now();
+    let images = vec![env.create_image("shared").await, env.create_image("shared").await];
+    let (accepted_one, plain_one) = (&images[0], &images[1]);
+    let (member1, member2) = (&env.member1_project_id, &env.member2_project_id);
+    for (image, member) in [(accepted_one, member1), (plain_one, member2)] {
+        let path = format!("/v2/images/{image}/members");
+        let body = serde_json::json!({ "member": member });
+        assert_eq!(env.raw("owner", reqwest::Method::POST, &path, Some(body)).await, 200);
+    }
+    let member1_path = format!("/v2/images/{accepted_one}/members/{member1}");
+    let accepted = serde_json::json!({"status": "accepted"});
+    assert_eq!(
+        env.raw("member1", reqwest::Method::PUT, &member1_path, Some(accepted))
+            .await,
+        200
+    );
+
+    let clouds = var("IAO_CLOUDS_YAML");
+    let export_of = |image: &str, with_status: bool| {
+        let mut args = vec![
+            "--from-glance",
+            "--clouds-file",
+            &clouds,
+            "--os-cloud",
+            "owner",
+            "--image",
+            image,
+            "--observe",
+            "-n",
+            &ns.name,
+        ];
+        if with_status {
+            args.push("--with-status");
+        }
+        export(&args, None)
+    };
+    let manifests = format!("{}---\n{}", export_of(accepted_one, true), export_of(plain_one, false));
+    assert!(manifests.contains("managementPolicy: Observe"), "{manifests}");
+    assert!(
+        !manifests.contains("onCreate"),
+        "an Observe object never creates: {manifests}"
+    );
+    let names = names_of(&manifests, "ImageAccess");
+    assert_eq!(names.len(), 2, "{manifests}");
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&manifests).expect("YAML");
+    let name_of = |image: &str| {
+        documents
+            .iter()
+            .find(|d| d["kind"] == "ImageAccess" && d["spec"]["imageId"] == image)
+            .and_then(|d| d["metadata"]["name"].as_str())
+            .unwrap_or_else(|| panic!("the object of {image} in {manifests}"))
+            .to_string()
+    };
+    let (watched, switched) = (name_of(accepted_one), name_of(plain_one));
+
+    let log = setup.after_member_writes(&images, 3).await;
+    assert!(ns.apply(&manifests).success);
+    for name in &names {
+        let object = ns
+            .wait_for::<ImageAccess>(name, "observed and InSync", WAIT, |o| {
+                is_ready(o) && observing(o, "True", "InSync")
+            })
+            .await;
+        assert!(object.status.as_ref().and_then(|s| s.member_status).is_some(), "{name}");
+    }
+    reads_only(&log, &images, "Observe objects applied");
+
+    // Drift: the member rejects the image by hand; at the object's next look (1m) it shows.
+    patch_spec(&ns, &watched, serde_json::json!({"resyncPeriod": "1m"}));
+    ns.wait_for::<ImageAccess>(&watched, "the patch observed", WAIT, |o| observing(o, "True", "InSync"))
+        .await;
+    let rejected = serde_json::json!({"status": "rejected"});
+    assert_eq!(
+        env.raw("member1", reqwest::Method::PUT, &member1_path, Some(rejected))
+            .await,
+        200
+    );
+    let log = log.after_member_writes(&images, 1).await;
+    let drifted = ns
+        .wait_for::<ImageAccess>(&watched, "InSync False", Duration::from_secs(90), |o| {
+            observing(o, "False", "MemberStatusDiffers")
+        })
+        .await;
+    let message = &drifted.condition("InSync").expect("InSync").message;
+    assert!(
+        message.contains("rejected") && message.contains("accepted"),
+        "{message}"
+    );
+    assert!(is_ready(&drifted), "observed: Ready");
+
+    // A Managed object of the same membership is not blocked by the Observe one.
+    let managed = "managed-beside";
+    let adopt = "  onCreate: Adopt\n  deletionPolicy: Orphan\n";
+    assert!(
+        ns.apply(&common::cluster::manifest(
+            managed,
+            accepted_one,
+            member1,
+            "owner",
+            adopt
+        ))
+        .success
+    );
+    let object = ns.wait_ready(managed).await;
+    assert!(object.status.as_ref().and_then(|s| s.applied.as_ref()).is_some());
+
+    // Observe → Managed: adopted with reads only; Managed → Observe: let go with no write.
+    patch_spec(&ns, &switched, serde_json::json!({"managementPolicy": "Managed"}));
+    let object = ns
+        .wait_for::<ImageAccess>(&switched, "adopted", WAIT, |o| {
+            is_ready(o) && o.has_finalizer() && o.status.as_ref().is_some_and(|s| s.applied.is_some())
+        })
+        .await;
+    assert!(object.condition("InSync").is_none(), "InSync is for Observe only");
+    patch_spec(&ns, &switched, serde_json::json!({"managementPolicy": "Observe"}));
+    ns.wait_for::<ImageAccess>(&switched, "let go of", WAIT, |o| observing(o, "True", "InSync"))
+        .await;
+    ns.wait_events(None, &["MemberAdopted", "ManagementStopped"]).await;
+
+    // Deleting the Observe objects calls nothing (and waits for nothing).
+    for name in [&watched, &switched] {
+        kubectl_ok(&["delete", "imageaccess", name, "-n", &ns.name, "--wait=false"], None);
+        ns.wait_gone_of::<ImageAccess>(name).await;
+    }
+    assert!(env.member(plain_one, member2).await.is_some(), "left as it is");
+    assert!(env.member(accepted_one, member1).await.is_some(), "left as it is");
+    reads_only(
+        &log,
+        &images,
+        "drift, a Managed neighbour, both switches and the deletions",
+    );
 }

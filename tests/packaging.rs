@@ -371,6 +371,7 @@ fn sample(outcome: Outcome, generation: i64, observed: i64) -> ImageAccess {
         Some(observed),
         &desired,
         None,
+        false,
         &outcome,
         now,
     ));

@@ -69,9 +69,14 @@ pub(super) fn render(mut found: Vec<Found>, options: &Options) -> Result<Rendere
     let names = names(&found);
     let accesses = found.iter().filter(|f| f.kind == FoundKind::Access).count();
     let accepts = found.len() - accesses;
+    let applied = if options.observe {
+        "Applied, each object only observes its membership (managementPolicy: Observe): it reports it, drift included, and never writes to Glance; set managementPolicy to Managed when the team is ready (it adopts with reads only)."
+    } else {
+        "Applied, each ImageAccess adopts its membership with reads only (onCreate: Adopt)."
+    };
     let mut yaml = format!(
         "# image-access-operator export: {accesses} ImageAccess, {accepts} ImageAccessAccept, from {}.\n\
-         # Applied, each ImageAccess adopts its membership with reads only (onCreate: Adopt).\n\
+         # {applied}\n\
          # deletionPolicy {:?}: {}\n",
         options.source,
         options.deletion_policy,
