@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, env = "IAO_REQUEST_TIMEOUT", default_value = "30s", value_parser = REQUEST_TIMEOUT.parser())]
     pub request_timeout: Duration,
 
+    /// Let a cloud entry turn TLS verification off (`verify: false`, `insecure: true`). Without
+    /// it such an entry is refused (Stalled, saying to put the CA in the Secret's cacert key):
+    /// anyone on the way could read the credentials.
+    #[arg(long, env = "IAO_ALLOW_INSECURE_TLS", default_value_t = false)]
+    pub allow_insecure_tls: bool,
+
     /// Only watch these namespaces, comma-separated (default: all namespaces). With a list the
     /// operator needs rights in those namespaces only.
     #[arg(long, env = "IAO_WATCH_NAMESPACES", value_delimiter = ',')]

@@ -75,6 +75,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         ClientSettings {
             request_timeout: config.request_timeout,
             max_in_flight: usize::from(config.concurrency),
+            allow_insecure_tls: config.allow_insecure_tls,
             ..Default::default()
         },
         metrics.clone(),

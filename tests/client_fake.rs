@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use image_access_operator::api::MemberStatus;
 use image_access_operator::metrics::Metrics;
-use image_access_operator::openstack::{ClientSettings, Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError};
+use image_access_operator::openstack::{
+    ClientSettings, Cloud, Glance, HttpErrorKind, NoFiles, OpenStack, OpenStackError, SecretFiles,
+};
 use image_access_operator::testing::fake_openstack::{
     ADMIN_PROJECT, FakeOpenStack, Fault, MEMBER_PROJECT, OWNER_PROJECT, PASSWORD,
 };
@@ -33,11 +35,8 @@ async fn setup(settings: ClientSettings) -> Setup {
 
 impl Setup {
     async fn glance(&self, cloud: &str) -> Result<Glance, OpenStackError> {
-        let cloud = Cloud::from_clouds_yaml(&self.fake.clouds_yaml(), cloud, None)?;
-        self.openstack
-            .session(&cloud.credentials)?
-            .glance(None, &cloud.interface)
-            .await
+        let cloud = Cloud::from_clouds_yaml(&self.fake.clouds_yaml(), cloud, &NoFiles)?;
+        self.openstack.session(&cloud.credentials)?.glance(None, &cloud).await
     }
 }
 
@@ -232,11 +231,11 @@ async fn an_unreachable_endpoint_does_not_cause_an_authentication_storm() {
 async fn concurrent_callers_share_one_authentication() {
     let s = setup(ClientSettings::default()).await;
     s.fake.set_delay(Some(Duration::from_millis(50)));
-    let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", None).expect("cloud");
+    let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", &NoFiles).expect("cloud");
     let session = s.openstack.session(&cloud.credentials).expect("session");
     let calls = (0..20).map(|_| {
-        let session = session.clone();
-        async move { session.glance(None, "public").await.map(|_| ()) }
+        let (session, cloud) = (session.clone(), cloud.clone());
+        async move { session.glance(None, &cloud).await.map(|_| ()) }
     });
     for result in futures::future::join_all(calls).await {
         result.expect("glance");
@@ -251,7 +250,7 @@ async fn rotated_credentials_get_a_new_session() {
     let first = s
         .openstack
         .session(
-            &Cloud::from_clouds_yaml(&yaml, "owner", None)
+            &Cloud::from_clouds_yaml(&yaml, "owner", &NoFiles)
                 .expect("cloud")
                 .credentials,
         )
@@ -259,7 +258,7 @@ async fn rotated_credentials_get_a_new_session() {
     let same = s
         .openstack
         .session(
-            &Cloud::from_clouds_yaml(&yaml, "owner", None)
+            &Cloud::from_clouds_yaml(&yaml, "owner", &NoFiles)
                 .expect("cloud")
                 .credentials,
         )
@@ -269,7 +268,7 @@ async fn rotated_credentials_get_a_new_session() {
     let second = s
         .openstack
         .session(
-            &Cloud::from_clouds_yaml(&rotated, "owner", None)
+            &Cloud::from_clouds_yaml(&rotated, "owner", &NoFiles)
                 .expect("cloud")
                 .credentials,
         )
@@ -337,11 +336,11 @@ async fn unreachable_keystone_is_transient() {
     let metrics = Arc::new(Metrics::default());
     let openstack = OpenStack::new(ClientSettings::default(), metrics);
     let yaml = "clouds:\n  c:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n      username: u\n      password: p\n      project_name: x\n      domain_name: Default\n";
-    let cloud = Cloud::from_clouds_yaml(yaml, "c", None).expect("cloud");
+    let cloud = Cloud::from_clouds_yaml(yaml, "c", &NoFiles).expect("cloud");
     let err = openstack
         .session(&cloud.credentials)
         .expect("session")
-        .glance(None, &cloud.interface)
+        .glance(None, &cloud)
         .await
         .expect_err("refused");
     assert!(err.is_transient(), "{err}");
@@ -373,7 +372,7 @@ async fn sessions_nobody_holds_are_pruned_and_held_ones_kept() {
     let yaml = s.fake.clouds_yaml();
     let cloud = |password: &str| {
         let rotated = yaml.replacen(&format!("password: {PASSWORD}"), &format!("password: {password}"), 1);
-        Cloud::from_clouds_yaml(&rotated, "owner", None).expect("cloud")
+        Cloud::from_clouds_yaml(&rotated, "owner", &NoFiles).expect("cloud")
     };
     // Held by a caller: survives pruning even without a token.
     let held = s.openstack.session(&cloud("held").credentials).expect("session");
@@ -398,7 +397,8 @@ async fn sessions_nobody_holds_are_pruned_and_held_ones_kept() {
 async fn a_cacert_that_is_not_pem_is_a_tls_settings_error() {
     let s = setup(ClientSettings::default()).await;
     for bad in [b"not a certificate".to_vec(), Vec::new()] {
-        let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", Some(bad)).expect("cloud");
+        let files = SecretFiles([("cacert".to_string(), bad)].into());
+        let cloud = Cloud::from_clouds_yaml(&s.fake.clouds_yaml(), "owner", &files).expect("cloud");
         let err = s.openstack.session(&cloud.credentials).expect_err("refused");
         assert!(matches!(err, OpenStackError::Tls(_)), "{err:?}");
         assert!(!err.is_transient());

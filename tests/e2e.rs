@@ -37,6 +37,9 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
         (manifest("slow-resync", image, "abc", "owner", "  resyncPeriod: 25h\n"), "resyncPeriod must be a duration from 1m to 24h"),
         // Digits CEL's duration() would overflow on: the rule's message, not an evaluation error.
         (manifest("huge-resync", image, "abc", "owner", "  resyncPeriod: 99999999999h\n"), "resyncPeriod must be a duration from 1m to 24h"),
+        // Issue 23: an Observe object never creates, so onCreate beside it makes no sense.
+        (manifest("observe-adopt", image, "abc", "owner", "  managementPolicy: Observe\n  onCreate: Adopt\n"), "onCreate has no effect with managementPolicy: Observe"),
+        (manifest("bad-mode", image, "abc", "owner", "  managementPolicy: Unmanaged\n"), "spec.managementPolicy: Unsupported value: \"Unmanaged\""),
     ];
     ns.assert_refused(&cases);
     let out = ns.apply(&manifest(
@@ -44,7 +47,7 @@ async fn admission_refuses_bad_manifests_with_readable_messages() {
         image,
         "abc",
         "owner",
-        "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n  resyncPeriod: 1m\n",
+        "  status: accepted\n  region: RegionOne\n  deletionPolicy: Orphan\n  resyncPeriod: 1m\n  managementPolicy: Observe\n",
     ));
     assert!(out.success, "{}", out.stderr);
 

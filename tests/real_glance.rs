@@ -11,16 +11,15 @@ use common::RealOpenStack;
 use common::cluster::unique;
 use image_access_operator::api::MemberStatus;
 use image_access_operator::metrics::Metrics;
-use image_access_operator::openstack::{ClientSettings, Cloud, Glance, HttpErrorKind, OpenStack, OpenStackError};
+use image_access_operator::openstack::{
+    ClientSettings, Cloud, ConfigError, Glance, HttpErrorKind, NoFiles, OpenStack, OpenStackError, SecretFiles,
+};
 
 async fn glance(env: &RealOpenStack, yaml: &str, cloud: &str) -> Result<Glance, OpenStackError> {
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
-    let cloud = Cloud::from_clouds_yaml(yaml, cloud, None)?;
+    let cloud = Cloud::from_clouds_yaml(yaml, cloud, &NoFiles)?;
     let _ = env;
-    openstack
-        .session(&cloud.credentials)?
-        .glance(None, &cloud.interface)
-        .await
+    openstack.session(&cloud.credentials)?.glance(None, &cloud).await
 }
 
 fn kind<T: std::fmt::Debug>(result: Result<T, OpenStackError>) -> HttpErrorKind {
@@ -249,11 +248,11 @@ async fn application_credential_and_token_auth_work() {
 async fn a_region_the_catalog_lacks_is_a_clear_error() {
     let env = RealOpenStack::from_env();
     let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
-    let cloud = Cloud::from_clouds_yaml(&env.clouds_yaml(), "owner", None).expect("cloud");
+    let cloud = Cloud::from_clouds_yaml(&env.clouds_yaml(), "owner", &NoFiles).expect("cloud");
     let err = openstack
         .session(&cloud.credentials)
         .expect("session")
-        .glance(Some("Atlantis"), &cloud.interface)
+        .glance(Some("Atlantis"), &cloud)
         .await
         .expect_err("no endpoint");
     let text = err.to_string();
@@ -275,16 +274,20 @@ async fn tls_settings_from_the_secret_are_used() {
             "clouds:\n  tls:\n    auth:\n      auth_url: https://127.0.0.1:{port}\n      username: u\n      password: p\n      project_name: x\n      domain_name: Default\n{verify}"
         )
     };
-    let attempt = |yaml: String, ca: Option<Vec<u8>>| async move {
-        let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
-        let cloud = Cloud::from_clouds_yaml(&yaml, "tls", ca).expect("cloud");
-        openstack
-            .session(&cloud.credentials)
-            .expect("session")
-            .glance(None, &cloud.interface)
-            .await
-            .expect_err("not a Keystone")
+    let attempt_with = |yaml: String, ca: Option<Vec<u8>>, allow_insecure_tls: bool| async move {
+        let settings = ClientSettings {
+            allow_insecure_tls,
+            ..ClientSettings::default()
+        };
+        let openstack = OpenStack::new(settings, Arc::new(Metrics::default()));
+        let files = SecretFiles(ca.into_iter().map(|ca| ("cacert".to_string(), ca)).collect());
+        let cloud = Cloud::from_clouds_yaml(&yaml, "tls", &files).expect("cloud");
+        match openstack.session(&cloud.credentials) {
+            Ok(session) => session.glance(None, &cloud).await.expect_err("not a Keystone"),
+            Err(refused) => refused,
+        }
     };
+    let attempt = |yaml: String, ca: Option<Vec<u8>>| attempt_with(yaml, ca, false);
     // Issue 7, C13: an untrusted certificate is not a transient outage: no retry fixes it.
     let unknown_ca = attempt(yaml(""), None).await;
     assert!(matches!(unknown_ca, OpenStackError::TlsTrust { .. }), "{unknown_ca}");
@@ -307,9 +310,28 @@ async fn tls_settings_from_the_secret_are_used() {
         matches!(with_ca, OpenStackError::Http { .. }),
         "the CA from the Secret is trusted: {with_ca}"
     );
-    let unverified = attempt(yaml("    verify: false\n"), None).await;
-    assert!(
-        matches!(unverified, OpenStackError::Http { .. }),
-        "verify: false: {unverified}"
-    );
+    // Issue 23: verification turned off is refused unless the operator allows it.
+    for off in ["    verify: false\n", "    insecure: true\n"] {
+        let refused = attempt(yaml(off), None).await;
+        assert!(
+            matches!(refused, OpenStackError::Config(ConfigError::InsecureRefused)),
+            "{off}: {refused}"
+        );
+        let problem = image_access_operator::controller::problem::Problem::openstack(
+            &refused,
+            image_access_operator::controller::problem::Step::ReadCredentials,
+            &target,
+            "ns/creds",
+        );
+        assert_eq!(problem.reason(), "InsecureTLSRefused");
+        assert!(
+            problem.message().contains("cacert") && problem.message().contains("--allow-insecure-tls"),
+            "{problem:?}"
+        );
+        let unverified = attempt_with(yaml(off), None, true).await;
+        assert!(
+            matches!(unverified, OpenStackError::Http { .. }),
+            "{off} with --allow-insecure-tls: {unverified}"
+        );
+    }
 }

@@ -362,7 +362,11 @@ async fn floor(
     concurrency: usize,
     timeline: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let cloud = Cloud::from_clouds_yaml(&std::fs::read_to_string(clouds)?, &cloud, None)?;
+    let cloud = Cloud::from_clouds_yaml(
+        &std::fs::read_to_string(clouds)?,
+        &cloud,
+        &image_access_operator::openstack::NoFiles,
+    )?;
     let openstack = OpenStack::new(
         ClientSettings {
             max_in_flight: concurrency,
@@ -374,7 +378,7 @@ async fn floor(
     // From before the login, as the operator's and the tools' times are.
     let started = Instant::now();
     let session = openstack.session(&cloud.credentials)?;
-    let glance = session.glance(cloud.region_name.as_deref(), &cloud.interface).await?;
+    let glance = session.glance(cloud.region_name.as_deref(), &cloud).await?;
     let times: Vec<f64> = futures::stream::iter(pairs)
         .map(|(image, member)| {
             let glance = glance.clone();

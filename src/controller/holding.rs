@@ -47,7 +47,7 @@ impl Resolved {
 
     /// The Glance of `region` (the spec's, or else the cloud entry's).
     pub async fn glance(&self, region: Option<&str>) -> Result<Glance, OpenStackError> {
-        self.session.glance(region, &self.cloud.interface).await
+        self.session.glance(region, &self.cloud).await
     }
 
     /// The membership of `image_id` with `member_id` in the spec's `region` (or the cloud's),
@@ -109,7 +109,7 @@ impl Resolved {
         }
         let found = self
             .session
-            .glance_where(&self.cloud.interface, |place| {
+            .glance_where(&self.cloud, |place| {
                 let here = Membership {
                     endpoint: Some(place.url.to_string()),
                     service: place.service.clone(),

@@ -419,6 +419,7 @@ impl Problem {
             OpenStackError::Config(config) => {
                 let reason = match config {
                     ConfigError::CloudNotFound { .. } => "CloudNotFound",
+                    ConfigError::InsecureRefused => "InsecureTLSRefused",
                     _ => "InvalidCloudsYaml",
                 };
                 Problem::stalled(reason, format!("{config}: fix the clouds.yaml in Secret {secret}"))
@@ -426,6 +427,12 @@ impl Problem {
             OpenStackError::Tls(detail) => Problem::stalled(
                 "InvalidTLSConfig",
                 format!("{detail}: fix the cacert key (or verify) in Secret {secret}"),
+            ),
+            OpenStackError::TlsClientCertificate { .. } => Problem::stalled(
+                "ClientCertificateRefused",
+                format!(
+                    "{error}: put the PEM client certificate and its key in the cert and key keys of Secret {secret} (a cloud entry's cert and key paths name them too), signed by a CA the server trusts"
+                ),
             ),
             OpenStackError::TlsTrust { .. } => Problem::stalled(
                 "TLSCertificateNotTrusted",

@@ -318,7 +318,7 @@ async fn evaluate(
         };
         let region = share.spec.region.as_deref().or(cloud.region_name.as_deref());
         let glance = session
-            .glance(region, &cloud.interface)
+            .glance(region, &cloud)
             .await
             .map_err(|e| Problem::selection(&e, what, &secret))?;
         let query = ImageQuery {

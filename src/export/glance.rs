@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{ExportArgs, ExportError, Found, FoundKind};
 use crate::metrics::Metrics;
-use crate::openstack::{ClientSettings, Cloud, Glance, Image, OpenStack, OpenStackError};
+use crate::openstack::{ClientSettings, Cloud, Files, Glance, Image, OpenStack, OpenStackError};
 
 pub(super) struct FromGlance {
     pub found: Vec<Found>,
@@ -27,18 +27,23 @@ pub(super) async fn memberships(args: &ExportArgs) -> Result<FromGlance, ExportE
         .os_cloud
         .clone()
         .ok_or_else(|| ExportError::NoCloud { path: shown.clone() })?;
-    let ca_cert = ca_cert(&text, &cloud_name)?;
-    let cloud = Cloud::from_clouds_yaml(&text, &cloud_name, ca_cert).map_err(|source| ExportError::Clouds {
+    let cloud = Cloud::from_clouds_yaml(&text, &cloud_name, &DiskFiles).map_err(|source| ExportError::Clouds {
         path: shown.clone(),
         source,
     })?;
-    let openstack = OpenStack::new(ClientSettings::default(), Arc::new(Metrics::default()));
+    // Run by hand on the user's machine, as the openstack CLI: a clouds.yaml that turns TLS
+    // verification off is the user's own choice here.
+    let settings = ClientSettings {
+        allow_insecure_tls: true,
+        ..ClientSettings::default()
+    };
+    let openstack = OpenStack::new(settings, Arc::new(Metrics::default()));
     let failed = |doing: String| move |source| ExportError::OpenStack { doing, source };
     let session = openstack
         .session(&cloud.credentials)
         .map_err(failed(format!("cloud {cloud_name:?}")))?;
     let glance = session
-        .glance(cloud.region_name.as_deref(), &cloud.interface)
+        .glance(cloud.region_name.as_deref(), &cloud)
         .await
         .map_err(failed(format!("cloud {cloud_name:?}")))?;
     let project = session
@@ -157,26 +162,21 @@ fn clouds_file(args: &ExportArgs) -> Result<PathBuf, ExportError> {
         })
 }
 
-/// The CA bundle: `OS_CACERT`, else the entry's `cacert` path (in a Secret it is a key of its own).
-fn ca_cert(clouds_yaml: &str, cloud: &str) -> Result<Option<Vec<u8>>, ExportError> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        #[serde(default)]
-        clouds: std::collections::BTreeMap<String, Entry>,
+/// The files a cloud entry names, from the disk, as the openstack CLI reads them: `OS_CACERT`,
+/// `OS_CERT` and `OS_KEY` first, then the entry's paths.
+struct DiskFiles;
+
+impl Files for DiskFiles {
+    fn named(&self, what: &str, path: Option<&str>) -> Option<Vec<u8>> {
+        let variable = format!("OS_{}", what.to_ascii_uppercase());
+        let path = std::env::var(variable)
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or(path.map(str::to_string))?;
+        std::fs::read(path).ok()
     }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        #[serde(default)]
-        cacert: Option<String>,
+
+    fn missing(&self, what: &str, path: &str) -> String {
+        format!("{what} names the file {path}, which cannot be read")
     }
-    let from_entry = serde_saphyr::from_str::<File>(clouds_yaml)
-        .ok()
-        .and_then(|mut file| file.clouds.remove(cloud))
-        .and_then(|entry| entry.cacert);
-    let Some(path) = std::env::var("OS_CACERT").ok().filter(|p| !p.is_empty()).or(from_entry) else {
-        return Ok(None);
-    };
-    std::fs::read(&path)
-        .map(Some)
-        .map_err(|source| ExportError::ReadCaCert { path, source })
 }

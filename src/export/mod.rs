@@ -139,8 +139,6 @@ pub enum ExportError {
     NoCloud { path: String },
     #[error("{path}: {source}")]
     Clouds { path: String, source: ConfigError },
-    #[error("cannot read the CA bundle {path}: {source}")]
-    ReadCaCert { path: String, source: std::io::Error },
     #[error("{doing}: {source}; {}", what_to_do(source))]
     OpenStack { doing: String, source: OpenStackError },
     #[error(

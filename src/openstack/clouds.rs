@@ -3,6 +3,10 @@
 //!
 //! Only the keys this operator uses are read; unknown keys are ignored, as openstacksdk does.
 //! Secrets are held in [`SecretString`], so `Debug` never prints them.
+//!
+//! The files an entry names (`cacert`, `cert`, `key`, or `verify` given a CA path) are read from
+//! the [`Files`] given: a Secret's keys (the key of that name, or the file name of the path, as
+//! the Secret mounted where the openstack CLI reads it has them), or the disk for `export`.
 
 use std::collections::BTreeMap;
 
@@ -25,13 +29,91 @@ struct RawCloud {
     auth_type: Option<String>,
     #[serde(default)]
     region_name: Option<String>,
+    /// The cloud's regions; the first is the default when `region_name` is not given.
+    #[serde(default)]
+    regions: Vec<RawRegion>,
     #[serde(default)]
     interface: Option<String>,
     /// Older clouds.yaml files say `endpoint_type` for `interface`.
     #[serde(default)]
     endpoint_type: Option<String>,
+    /// `false` turns TLS verification off; a path names a CA bundle.
     #[serde(default)]
-    verify: Option<bool>,
+    verify: Option<RawVerify>,
+    /// `true` turns TLS verification off (openstacksdk's older spelling of `verify: false`).
+    #[serde(default)]
+    insecure: Option<bool>,
+    /// Paths of the CA bundle, the client certificate and its key (PEM).
+    #[serde(default)]
+    cacert: Option<String>,
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    /// Glance's URL, instead of the catalog's.
+    #[serde(default)]
+    image_endpoint_override: Option<String>,
+    /// Keystone's URL for identity calls (project lists), instead of auth_url.
+    #[serde(default)]
+    identity_endpoint_override: Option<String>,
+}
+
+/// A region as `regions:` lists it: a name, or `{name: ..., values: {...}}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRegion {
+    Name(String),
+    Entry { name: String },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawVerify {
+    Enabled(bool),
+    CaPath(String),
+}
+
+/// Where the files a cloud entry names (`cacert`, `cert`, `key`) come from.
+pub trait Files {
+    /// The content of the file the entry names for `what` (`cacert`, `cert` or `key`) at `path`
+    /// (`None` when the entry names none), if there is one here.
+    fn named(&self, what: &str, path: Option<&str>) -> Option<Vec<u8>>;
+    /// What to do when the entry names `path` for `what` and there is no such file here.
+    fn missing(&self, what: &str, path: &str) -> String;
+}
+
+/// No files at all.
+pub struct NoFiles;
+
+impl Files for NoFiles {
+    fn named(&self, _what: &str, _path: Option<&str>) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn missing(&self, what: &str, path: &str) -> String {
+        format!("{what} names the file {path}, and there are no files here")
+    }
+}
+
+/// A Secret's keys: the file for `cacert` is the key `cacert`, else the key named as the path's
+/// file name (what the Secret mounted where the openstack CLI reads the path would show).
+pub struct SecretFiles(pub BTreeMap<String, Vec<u8>>);
+
+impl Files for SecretFiles {
+    fn named(&self, what: &str, path: Option<&str>) -> Option<Vec<u8>> {
+        self.0.get(what).or_else(|| self.0.get(file_name(path?))).cloned()
+    }
+
+    fn missing(&self, what: &str, path: &str) -> String {
+        format!(
+            "{what} names the file {path}, and a Secret has no files: put its PEM content in the Secret under the key {what} (or {})",
+            file_name(path)
+        )
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 #[derive(Deserialize, Default)]
@@ -57,6 +139,8 @@ struct RawAuth {
     application_credential_name: Option<String>,
     application_credential_secret: Option<SecretString>,
     token: Option<SecretString>,
+    /// `all`: a token for the whole deployment (a system-scoped admin), instead of a project's.
+    system_scope: Option<String>,
 }
 
 /// A domain named by ID or by name.
@@ -73,11 +157,12 @@ pub enum UserRef {
     Name { name: String, domain: DomainRef },
 }
 
-/// The project a token is scoped to.
+/// What a token is scoped to: a project, or the whole deployment (`auth.system_scope: all`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ProjectScope {
     Id(String),
     Name { name: String, domain: DomainRef },
+    System,
 }
 
 /// How to obtain a token from Keystone.
@@ -106,9 +191,12 @@ pub enum Auth {
 #[derive(Clone, Debug)]
 pub struct Cloud {
     pub credentials: Credentials,
+    /// `region_name`, else the first of `regions`.
     pub region_name: Option<String>,
     /// `public`, `internal` or `admin`.
     pub interface: String,
+    /// `image_endpoint_override`: Glance's base URL, used instead of the catalog's.
+    pub image_endpoint_override: Option<reqwest::Url>,
 }
 
 /// What Keystone needs to issue a token, and the TLS settings to reach it.
@@ -117,20 +205,21 @@ pub struct Credentials {
     /// Keystone v3 base URL, always ending in `/v3`.
     pub auth_url: String,
     pub auth: Auth,
-    /// False only when the entry says `verify: false`.
+    /// False only when the entry says `verify: false` or `insecure: true`.
     pub verify_tls: bool,
     /// PEM CA bundle from the Secret's `cacert` key.
     pub ca_cert: Option<Vec<u8>>,
+    /// The client certificate and its key (PEM, one after the other), for a Keystone or Glance
+    /// that asks for one.
+    pub client_identity: Option<SecretString>,
+    /// `identity_endpoint_override`: Keystone's v3 URL for identity calls (not authentication).
+    pub identity_endpoint_override: Option<String>,
 }
 
 impl Cloud {
-    /// Parses `clouds_yaml` and returns the entry `cloud_name`. `ca_cert` is the PEM bundle
-    /// from the Secret, if it has one.
-    pub fn from_clouds_yaml(
-        clouds_yaml: &str,
-        cloud_name: &str,
-        ca_cert: Option<Vec<u8>>,
-    ) -> Result<Cloud, ConfigError> {
+    /// Parses `clouds_yaml` and returns the entry `cloud_name`, with the files it names from
+    /// `files`.
+    pub fn from_clouds_yaml(clouds_yaml: &str, cloud_name: &str, files: &dyn Files) -> Result<Cloud, ConfigError> {
         let file: CloudsFile = serde_saphyr::from_str(clouds_yaml).map_err(|e| ConfigError::Malformed {
             // Only the position: a parser's own message may quote the offending value, which
             // can be a password.
@@ -145,10 +234,10 @@ impl Cloud {
                 cloud: cloud_name.to_string(),
                 known,
             })?;
-        Cloud::from_raw(raw, cloud_name, ca_cert)
+        Cloud::from_raw(raw, cloud_name, files)
     }
 
-    fn from_raw(raw: RawCloud, cloud: &str, ca_cert: Option<Vec<u8>>) -> Result<Cloud, ConfigError> {
+    fn from_raw(raw: RawCloud, cloud: &str, files: &dyn Files) -> Result<Cloud, ConfigError> {
         let missing = |field: &str| ConfigError::MissingField {
             cloud: cloud.to_string(),
             field: field.to_string(),
@@ -178,13 +267,29 @@ impl Cloud {
         };
         let project_id = a.project_id.clone().or(a.tenant_id.clone());
         let project_name = a.project_name.clone().or(a.tenant_name.clone());
-        let scope = match (project_id, project_name) {
-            (Some(id), _) => Some(ProjectScope::Id(id)),
-            (None, Some(name)) => Some(ProjectScope::Name {
+        let invalid = |detail: String| ConfigError::Invalid {
+            cloud: cloud.to_string(),
+            detail,
+        };
+        let scope = match (project_id, project_name, a.system_scope.as_deref()) {
+            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                return Err(invalid(
+                    "auth.system_scope and a project (project_id or project_name) both scope the token: keep one"
+                        .into(),
+                ));
+            }
+            (None, None, Some("all")) => Some(ProjectScope::System),
+            (None, None, Some(other)) => {
+                return Err(invalid(format!(
+                    "auth.system_scope {other:?} is not a scope Keystone knows: the only system scope is all"
+                )));
+            }
+            (Some(id), _, None) => Some(ProjectScope::Id(id)),
+            (None, Some(name), None) => Some(ProjectScope::Name {
                 name,
                 domain: project_domain.ok_or_else(|| missing("auth.project_domain_name (or project_domain_id)"))?,
             }),
-            (None, None) => None,
+            (None, None, None) => None,
         };
 
         let auth_type = raw
@@ -228,14 +333,16 @@ impl Cloud {
                 scope,
             },
             other => {
-                return Err(ConfigError::Invalid {
-                    cloud: cloud.to_string(),
-                    detail: format!(
-                        "auth_type {other:?} is not supported; use password, v3applicationcredential or token"
-                    ),
-                });
+                return Err(invalid(format!(
+                    "auth_type {other:?} is not supported; use password (or v3password), v3applicationcredential (or applicationcredential) or token (or v3token)"
+                )));
             }
         };
+        if matches!(auth, Auth::ApplicationCredential { .. }) && a.system_scope.is_some() {
+            return Err(invalid(
+                "an application credential carries its own scope: remove auth.system_scope".into(),
+            ));
+        }
         let interface = raw.interface.or(raw.endpoint_type).unwrap_or_else(|| "public".into());
         // keystoneauth accepts the v2-era spelling "publicURL" too.
         let interface = interface.trim_end_matches("URL").to_ascii_lowercase();
@@ -245,16 +352,93 @@ impl Cloud {
                 detail: format!("interface {interface:?} must be public, internal or admin"),
             });
         }
+        let regions: Vec<String> = raw
+            .regions
+            .into_iter()
+            .map(|region| match region {
+                RawRegion::Name(name) | RawRegion::Entry { name } => name,
+            })
+            .collect();
+        let region_name = match raw.region_name.filter(|r| !r.is_empty()) {
+            Some(region) if !regions.is_empty() && !regions.contains(&region) => {
+                return Err(invalid(format!(
+                    "region_name {region:?} is not one of its regions ({})",
+                    regions.join(", ")
+                )));
+            }
+            Some(region) => Some(region),
+            None => regions.first().cloned(),
+        };
+        let (verify_tls, ca_path) = match raw.verify {
+            Some(RawVerify::Enabled(verify)) => (verify, None),
+            Some(RawVerify::CaPath(path)) => (true, Some(path)),
+            None => (true, None),
+        };
+        let verify_tls = verify_tls && raw.insecure != Some(true);
+        let ca_cert = named_file(files, cloud, "cacert", raw.cacert.as_deref().or(ca_path.as_deref()))?;
+        let cert = named_file(files, cloud, "cert", raw.cert.as_deref())?;
+        let key = named_file(files, cloud, "key", raw.key.as_deref())?;
+        let client_identity = match (cert, key) {
+            (Some(mut cert), Some(key)) => {
+                cert.push(b'\n');
+                cert.extend_from_slice(&key);
+                let pem = String::from_utf8(cert).map_err(|_| invalid("cert and key must be PEM text".into()))?;
+                Some(SecretString::from(pem))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "a client certificate (cert) needs its key: give key too (in a Secret, the key key)".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "a client key needs its certificate: give cert too (in a Secret, the key cert)".into(),
+                ));
+            }
+        };
+        let override_url = |key: &str, value: Option<String>| -> Result<Option<reqwest::Url>, ConfigError> {
+            value
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    reqwest::Url::parse(&v)
+                        .ok()
+                        .filter(|u| matches!(u.scheme(), "http" | "https") && !u.cannot_be_a_base())
+                        .ok_or_else(|| invalid(format!("{key} must be an http:// or https:// URL")))
+                })
+                .transpose()
+        };
+        let image_endpoint_override = override_url("image_endpoint_override", raw.image_endpoint_override)?
+            .map(|url| super::keystone::glance_base_url(url.as_str()).unwrap_or(url));
+        let identity_endpoint_override = override_url("identity_endpoint_override", raw.identity_endpoint_override)?
+            .and_then(|url| normalize_auth_url(url.as_str()));
         Ok(Cloud {
             credentials: Credentials {
                 auth_url,
                 auth,
-                verify_tls: raw.verify.unwrap_or(true),
+                verify_tls,
                 ca_cert,
+                client_identity,
+                identity_endpoint_override,
             },
-            region_name: raw.region_name.filter(|r| !r.is_empty()),
+            region_name,
             interface,
+            image_endpoint_override,
         })
+    }
+}
+
+/// The file an entry names for `what` (`cacert`, `cert`, `key`) at `path`; an error that says
+/// where to put it when the entry names a path `files` does not have.
+fn named_file(files: &dyn Files, cloud: &str, what: &str, path: Option<&str>) -> Result<Option<Vec<u8>>, ConfigError> {
+    let path = path.filter(|p| !p.is_empty());
+    match (files.named(what, path), path) {
+        (Some(content), _) => Ok(Some(content)),
+        (None, None) => Ok(None),
+        (None, Some(path)) => Err(ConfigError::Invalid {
+            cloud: cloud.to_string(),
+            detail: files.missing(what, path),
+        }),
     }
 }
 
@@ -272,6 +456,8 @@ impl Credentials {
         put(&self.auth_url);
         put(&format!("{}", self.verify_tls));
         put(&String::from_utf8_lossy(self.ca_cert.as_deref().unwrap_or_default()));
+        put(self.client_identity.as_ref().map_or("", |pem| pem.expose_secret()));
+        put(self.identity_endpoint_override.as_deref().unwrap_or_default());
         match &self.auth {
             Auth::Password { user, password, scope } => {
                 put("password");
@@ -323,7 +509,7 @@ mod tests {
     use super::*;
 
     fn parse(yaml: &str) -> Result<Cloud, ConfigError> {
-        Cloud::from_clouds_yaml(yaml, "mycloud", None)
+        Cloud::from_clouds_yaml(yaml, "mycloud", &NoFiles)
     }
 
     #[test]
@@ -384,7 +570,7 @@ mod tests {
         let err = Cloud::from_clouds_yaml(
             "clouds:\n  a:\n    auth: {auth_url: http://ks}\n  b:\n    auth: {auth_url: http://ks}\n",
             "c",
-            None,
+            &NoFiles,
         )
         .expect_err("cloud c is missing");
         let msg = err.to_string();
@@ -454,5 +640,109 @@ mod tests {
         assert_eq!(one.credentials.cache_key(), two.credentials.cache_key());
         assert_eq!(two.region_name.as_deref(), Some("R2"));
         assert_eq!(two.interface, "internal");
+    }
+
+    const AUTH: &str =
+        "    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n      domain_name: Default\n";
+
+    fn entry(extra: &str) -> Result<Cloud, ConfigError> {
+        parse(&format!("clouds:\n  mycloud:\n{AUTH}{extra}"))
+    }
+
+    /// Issue 23: `regions` as a list, its first the default; a region_name outside it refused.
+    #[test]
+    fn regions_as_a_list() {
+        let cloud = entry("    regions:\n      - R1\n      - name: R2\n        values: {}\n").expect("valid");
+        assert_eq!(cloud.region_name.as_deref(), Some("R1"));
+        let cloud = entry("    regions: [R1, R2]\n    region_name: R2\n").expect("valid");
+        assert_eq!(cloud.region_name.as_deref(), Some("R2"));
+        let err = entry("    regions: [R1, R2]\n    region_name: R3\n").expect_err("not one of them");
+        assert!(err.to_string().contains("R1, R2"), "{err}");
+    }
+
+    #[test]
+    fn system_scope_is_all_and_alone() {
+        let cloud = parse("clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n      domain_name: Default\n      system_scope: all\n").expect("valid");
+        assert!(matches!(
+            cloud.credentials.auth,
+            Auth::Password {
+                scope: Some(ProjectScope::System),
+                ..
+            }
+        ));
+        let both = parse(
+            "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n      domain_name: Default\n      project_name: x\n      system_scope: all\n",
+        );
+        assert!(both.expect_err("both").to_string().contains("keep one"));
+        let other = parse(
+            "clouds:\n  mycloud:\n    auth:\n      auth_url: http://ks\n      username: u\n      password: p\n      domain_name: Default\n      system_scope: domain\n",
+        );
+        assert!(
+            other
+                .expect_err("not a scope")
+                .to_string()
+                .contains("the only system scope is all")
+        );
+    }
+
+    #[test]
+    fn insecure_and_verify_false_turn_verification_off() {
+        assert!(!entry("    insecure: true\n").expect("valid").credentials.verify_tls);
+        assert!(!entry("    verify: false\n").expect("valid").credentials.verify_tls);
+        assert!(entry("    insecure: false\n").expect("valid").credentials.verify_tls);
+    }
+
+    /// The files an entry names come from a Secret's keys: the key of their kind, else the path's
+    /// file name; a path the Secret does not have says where to put it.
+    #[test]
+    fn files_come_from_the_secret_by_kind_or_file_name() {
+        let files = |pairs: &[(&str, &str)]| {
+            SecretFiles(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+            )
+        };
+        let yaml = format!(
+            "clouds:\n  mycloud:\n{AUTH}    verify: /etc/openstack/ca.pem\n    cert: /etc/openstack/client.crt\n    key: /etc/openstack/client.key\n"
+        );
+        let cloud = Cloud::from_clouds_yaml(
+            &yaml,
+            "mycloud",
+            &files(&[("ca.pem", "CA"), ("client.crt", "CERT"), ("key", "KEY")]),
+        )
+        .expect("valid");
+        assert_eq!(
+            cloud.credentials.ca_cert.as_deref(),
+            Some(&b"CA"[..]),
+            "verify as a CA path"
+        );
+        assert!(cloud.credentials.verify_tls);
+        let identity = cloud.credentials.client_identity.expect("identity");
+        assert_eq!(identity.expose_secret(), "CERT\nKEY");
+        let err = Cloud::from_clouds_yaml(&yaml, "mycloud", &files(&[("ca.pem", "CA")])).expect_err("no cert");
+        assert!(err.to_string().contains("under the key cert (or client.crt)"), "{err}");
+        let half = format!("clouds:\n  mycloud:\n{AUTH}");
+        let err = Cloud::from_clouds_yaml(&half, "mycloud", &files(&[("cert", "CERT")])).expect_err("no key");
+        assert!(err.to_string().contains("needs its key"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_overrides_are_urls_and_lose_the_version() {
+        let cloud = entry("    image_endpoint_override: https://glance.example:9292/v2/\n    identity_endpoint_override: https://ks.example:5000\n").expect("valid");
+        assert_eq!(
+            cloud.image_endpoint_override.map(|u| u.to_string()).as_deref(),
+            Some("https://glance.example:9292/")
+        );
+        assert_eq!(
+            cloud.credentials.identity_endpoint_override.as_deref(),
+            Some("https://ks.example:5000/v3")
+        );
+        let err = entry("    image_endpoint_override: glance:9292\n").expect_err("not a URL");
+        assert!(
+            err.to_string().contains("image_endpoint_override must be an http"),
+            "{err}"
+        );
     }
 }

@@ -14,6 +14,10 @@ pub enum ConfigError {
     MissingField { cloud: String, field: String },
     #[error("cloud {cloud:?} in clouds.yaml: {detail}")]
     Invalid { cloud: String, detail: String },
+    #[error(
+        "the cloud entry turns TLS verification off (verify: false or insecure: true), so anyone on the way could read the credentials: put the cloud's CA bundle in the Secret's cacert key and drop verify/insecure, or start the operator with --allow-insecure-tls (Helm: allowInsecureTLS: true)"
+    )]
+    InsecureRefused,
 }
 
 fn position_text(position: Option<(u64, u64)>) -> String {
@@ -135,6 +139,11 @@ pub enum OpenStackError {
     #[error("{} {} failed: the server's TLS certificate is not trusted ({detail})", .operation.service().as_str(), .operation.as_str())]
     TlsTrust { operation: Operation, detail: String },
 
+    /// The server asked for a client certificate and refused the one given, or that none was:
+    /// the Secret's `cert` and `key` must change.
+    #[error("{} {} failed: the server refused the TLS handshake for want of a client certificate it trusts ({detail})", .operation.service().as_str(), .operation.as_str())]
+    TlsClientCertificate { operation: Operation, detail: String },
+
     #[error("{} {} answered {status}: {message}", .operation.service().as_str(), .operation.as_str())]
     Http {
         operation: Operation,
@@ -182,7 +191,8 @@ impl OpenStackError {
             OpenStackError::Config(_)
             | OpenStackError::NoEndpoint { .. }
             | OpenStackError::Tls(_)
-            | OpenStackError::TlsTrust { .. } => false,
+            | OpenStackError::TlsTrust { .. }
+            | OpenStackError::TlsClientCertificate { .. } => false,
         }
     }
 
@@ -208,6 +218,7 @@ impl OpenStackError {
         match self {
             OpenStackError::Transport { operation, .. }
             | OpenStackError::TlsTrust { operation, .. }
+            | OpenStackError::TlsClientCertificate { operation, .. }
             | OpenStackError::Http { operation, .. }
             | OpenStackError::InvalidResponse { operation, .. }
             | OpenStackError::Incomplete { operation, .. } => Some(*operation),

@@ -86,6 +86,8 @@ pub struct Glance {
     /// The catalog entry this was made for: where the memberships it touches live (their
     /// identity), whatever region name picked it.
     place: GlancePlace,
+    /// The cloud entry's `image_endpoint_override`: used instead of the catalog's URL.
+    endpoint_override: Option<Url>,
 }
 
 impl std::fmt::Debug for Glance {
@@ -98,12 +100,19 @@ impl std::fmt::Debug for Glance {
 }
 
 impl Glance {
-    pub(super) fn new(session: Arc<Session>, region: Option<String>, interface: String, place: GlancePlace) -> Self {
+    pub(super) fn new(
+        session: Arc<Session>,
+        region: Option<String>,
+        interface: String,
+        place: GlancePlace,
+        endpoint_override: Option<Url>,
+    ) -> Self {
         Glance {
             session,
             region,
             interface,
             place,
+            endpoint_override,
         }
     }
 
@@ -304,7 +313,10 @@ impl Glance {
     /// `{endpoint}/v2/images/{path...}` with the endpoint from `token`'s catalog, each part
     /// percent-encoded.
     fn url(&self, token: &Token, path: &[&str]) -> Result<Url, OpenStackError> {
-        let mut url = token.image_endpoint(&self.interface, self.region.as_deref())?;
+        let mut url = match &self.endpoint_override {
+            Some(url) => url.clone(),
+            None => token.image_endpoint(&self.interface, self.region.as_deref())?,
+        };
         // `cannot_be_a_base` was ruled out when the endpoint was read from the catalog.
         if let Ok(mut segments) = url.path_segments_mut() {
             segments.pop_if_empty().extend(["v2", "images"]).extend(path);

@@ -184,7 +184,7 @@ impl Token {
 
 /// Some clouds register Glance with its version (`.../v2`) in the catalog: the member paths
 /// add their own, so it is removed. A path prefix (`https://cloud/image`) is kept.
-fn glance_base_url(raw: &str) -> Option<Url> {
+pub(super) fn glance_base_url(raw: &str) -> Option<Url> {
     let mut url = Url::parse(raw).ok()?;
     if url.cannot_be_a_base() {
         return None;
@@ -216,6 +216,7 @@ fn scope_json(scope: &Option<ProjectScope>) -> Option<Value> {
     scope.as_ref().map(|scope| match scope {
         ProjectScope::Id(id) => json!({ "project": { "id": id } }),
         ProjectScope::Name { name, domain } => json!({ "project": { "name": name, "domain": domain_json(domain) } }),
+        ProjectScope::System => json!({ "system": { "all": true } }),
     })
 }
 

@@ -21,7 +21,7 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
 use crate::metrics::Metrics;
-pub use clouds::{Cloud, Credentials};
+pub use clouds::{Cloud, Credentials, Files, NoFiles, SecretFiles};
 pub use error::{ConfigError, HttpErrorKind, OpenStackError, Operation};
 pub use glance::{Glance, Image, ImageQuery, Member};
 
@@ -42,6 +42,9 @@ pub struct ClientSettings {
     /// OpenStack requests in flight at once, over every session: the load the operator may put
     /// on the cloud.
     pub max_in_flight: usize,
+    /// Whether a cloud entry may turn TLS verification off (`verify: false`, `insecure: true`):
+    /// refused unless the operator is started with `--allow-insecure-tls`.
+    pub allow_insecure_tls: bool,
 }
 
 impl Default for ClientSettings {
@@ -51,6 +54,7 @@ impl Default for ClientSettings {
             refresh_before_expiry: Duration::from_secs(120),
             catalog_refresh_after: Duration::from_secs(10),
             max_in_flight: 8,
+            allow_insecure_tls: false,
         }
     }
 }
@@ -108,8 +112,14 @@ impl OpenStack {
 
     /// The HTTP client for the credentials' TLS settings, built once per distinct settings.
     fn http_client(&self, credentials: &Credentials) -> Result<reqwest::Client, OpenStackError> {
+        if !credentials.verify_tls && !self.settings.allow_insecure_tls {
+            return Err(OpenStackError::Config(ConfigError::InsecureRefused));
+        }
         let mut material = credentials.ca_cert.clone().unwrap_or_default();
         material.push(u8::from(credentials.verify_tls));
+        if let Some(identity) = &credentials.client_identity {
+            material.extend_from_slice(identity.expose_secret().as_bytes());
+        }
         let digest = ring::digest::digest(&ring::digest::SHA256, &material);
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
@@ -132,6 +142,15 @@ impl OpenStack {
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
+        }
+        if let Some(identity) = &credentials.client_identity {
+            let identity = reqwest::Identity::from_pem(identity.expose_secret().as_bytes()).map_err(|_| {
+                // Not the parser's words: they could quote the key.
+                OpenStackError::Tls(
+                    "the client certificate (cert) and key are not a PEM certificate and its private key".into(),
+                )
+            })?;
+            builder = builder.identity(identity);
         }
         if !credentials.verify_tls {
             builder = builder.danger_accept_invalid_certs(true);
@@ -265,14 +284,39 @@ impl Session {
 
     /// The Glance of `region` (any region when none) on `interface` (`public`, `internal`,
     /// `admin`). Authenticates if needed, so a bad password or a missing endpoint shows here.
-    pub async fn glance(self: &Arc<Self>, region: Option<&str>, interface: &str) -> Result<Glance, OpenStackError> {
+    /// With the cloud's `image_endpoint_override`, that URL instead of the catalog's.
+    pub async fn glance(self: &Arc<Self>, region: Option<&str>, cloud: &Cloud) -> Result<Glance, OpenStackError> {
+        self.glance_on(region, &cloud.interface, cloud.image_endpoint_override.as_ref())
+            .await
+    }
+
+    async fn glance_on(
+        self: &Arc<Self>,
+        region: Option<&str>,
+        interface: &str,
+        endpoint_override: Option<&Url>,
+    ) -> Result<Glance, OpenStackError> {
         let token = self.token().await?;
-        let place = token.image_place(interface, region)?;
+        let place = match endpoint_override {
+            // The catalog's entry of the same URL, if it has one, says which service it is.
+            Some(url) => token
+                .image_places(interface, |place| place.url == *url)
+                .into_iter()
+                .next()
+                .map(|(_, place)| place)
+                .unwrap_or_else(|| GlancePlace {
+                    url: url.clone(),
+                    service: None,
+                    region: region.map(str::to_string),
+                }),
+            None => token.image_place(interface, region)?,
+        };
         Ok(Glance::new(
             self.clone(),
             region.map(str::to_string),
             interface.to_string(),
             place,
+            endpoint_override.cloned(),
         ))
     }
 
@@ -280,12 +324,20 @@ impl Session {
     /// another interface of the catalog; `None` when the catalog has no such entry.
     pub async fn glance_where(
         self: &Arc<Self>,
-        interface: &str,
+        cloud: &Cloud,
         matches: impl Fn(&GlancePlace) -> bool,
     ) -> Result<Option<Glance>, OpenStackError> {
+        if let Some(url) = &cloud.image_endpoint_override {
+            // The one Glance these credentials use.
+            let glance = self.glance(cloud.region_name.as_deref(), cloud).await?;
+            return Ok(matches(glance.place()).then_some(glance).or_else(|| {
+                tracing::debug!(%url, "the image endpoint override is another Glance");
+                None
+            }));
+        }
         let token = self.token().await?;
-        match token.image_places(interface, matches).into_iter().next() {
-            Some((found_on, place)) => self.glance(place.region.as_deref(), &found_on).await.map(Some),
+        match token.image_places(&cloud.interface, matches).into_iter().next() {
+            Some((found_on, place)) => self.glance_on(place.region.as_deref(), &found_on, None).await.map(Some),
             None => Ok(None),
         }
     }
@@ -305,7 +357,9 @@ impl Session {
     pub async fn list_projects(&self, query: &ProjectQuery<'_>) -> Result<Vec<Project>, OpenStackError> {
         let operation = Operation::ListProjects;
         let url = |_: &Token| {
-            let base = format!("{}/projects", self.credentials.auth_url);
+            let keystone =
+                (self.credentials.identity_endpoint_override.as_deref()).unwrap_or(&self.credentials.auth_url);
+            let base = format!("{keystone}/projects");
             let mut url = Url::parse(&base).map_err(|e| OpenStackError::InvalidResponse {
                 operation,
                 detail: format!("the auth_url does not make a URL: {e}"),
@@ -447,8 +501,12 @@ impl Session {
 /// A failed request as a typed error: an untrusted certificate (which no retry fixes), or a
 /// transport failure (which a retry may).
 fn transport_error(operation: Operation, error: reqwest::Error) -> OpenStackError {
-    if let Some(detail) = certificate_problem(&error) {
-        return OpenStackError::TlsTrust { operation, detail };
+    match certificate_problem(&error) {
+        Some(Refused::ServerCertificate(detail)) => return OpenStackError::TlsTrust { operation, detail },
+        Some(Refused::ClientCertificate(detail)) => {
+            return OpenStackError::TlsClientCertificate { operation, detail };
+        }
+        None => {}
     }
     OpenStackError::Transport {
         operation,
@@ -458,14 +516,29 @@ fn transport_error(operation: Operation, error: reqwest::Error) -> OpenStackErro
     }
 }
 
-/// The TLS library's verdict on the server's certificate, if that is why the request failed.
-/// rustls reports it as a typed error inside `io::Error`s (nested: hyper wraps the one
-/// tokio-rustls made), whose `source()` skips the error they carry, so each `io::Error` is
-/// opened with `get_ref`.
-fn certificate_problem(error: &reqwest::Error) -> Option<String> {
-    fn find(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-        if let Some(rustls::Error::InvalidCertificate(problem)) = error.downcast_ref::<rustls::Error>() {
-            return Some(format!("{problem:?}"));
+/// Whose certificate the TLS handshake refused.
+enum Refused {
+    /// We do not trust the server's.
+    ServerCertificate(String),
+    /// The server wants one from us, or does not trust ours.
+    ClientCertificate(String),
+}
+
+/// The TLS library's verdict on a certificate, if that is why the request failed. rustls
+/// reports it as a typed error inside `io::Error`s (nested: hyper wraps the one tokio-rustls
+/// made), whose `source()` skips the error they carry, so each `io::Error` is opened with
+/// `get_ref`.
+fn certificate_problem(error: &reqwest::Error) -> Option<Refused> {
+    fn find(error: &(dyn std::error::Error + 'static)) -> Option<Refused> {
+        use rustls::AlertDescription::{BadCertificate, CertificateRequired, HandshakeFailure, UnknownCA};
+        match error.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(problem)) => {
+                return Some(Refused::ServerCertificate(format!("{problem:?}")));
+            }
+            Some(rustls::Error::AlertReceived(
+                alert @ (CertificateRequired | BadCertificate | UnknownCA | HandshakeFailure),
+            )) => return Some(Refused::ClientCertificate(format!("the server's alert: {alert:?}"))),
+            _ => {}
         }
         if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             return find(inner);

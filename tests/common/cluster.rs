@@ -112,13 +112,21 @@ impl TestNamespace {
 
     /// Creates or replaces the credentials Secret.
     pub async fn put_secret(&self, clouds_yaml: &str) {
+        self.put_secret_with_files(clouds_yaml, &[]).await;
+    }
+
+    /// [`TestNamespace::put_secret`] with other keys beside clouds.yaml (`cacert`, `cert`, ...).
+    pub async fn put_secret_with_files(&self, clouds_yaml: &str, files: &[(&str, String)]) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.name);
+        let mut data: std::collections::BTreeMap<String, String> =
+            [("clouds.yaml".to_string(), clouds_yaml.to_string())].into();
+        data.extend(files.iter().map(|(key, value)| (key.to_string(), value.clone())));
         let secret = Secret {
             metadata: ObjectMeta {
                 name: Some(SECRET.into()),
                 ..Default::default()
             },
-            string_data: Some([("clouds.yaml".to_string(), clouds_yaml.to_string())].into()),
+            string_data: Some(data),
             ..Default::default()
         };
         let params = kube::api::PatchParams::apply("e2e-test").force();

@@ -313,3 +313,4 @@ impl RealOpenStack {
 }
 pub mod cluster;
 pub mod helm;
+pub mod tls;
