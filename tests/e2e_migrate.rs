@@ -701,3 +701,85 @@ async fn observe_objects_report_and_switch_both_ways_with_no_write() {
         "drift, a Managed neighbour, both switches and the deletions",
     );
 }
+
+/// Issue 23: an ImageShare in Observe mode makes Observe children: a hand-made membership is
+/// reported, a missing one is `MemberNotFound` (not made), Glance sees no write, and deleting the
+/// share leaves every membership as it is.
+#[tokio::test]
+async fn an_observe_share_makes_observe_children_and_writes_nothing() {
+    let env = RealOpenStack::from_env();
+    let ns = TestNamespace::new("share-observe", &env).await;
+    let _operator = Operator::start(&ns.name, &[]);
+    let setup = GlanceLog::from_now();
+    let image = env.create_image("shared").await;
+    let (member1, member2) = (env.member1_project_id.clone(), env.member2_project_id.clone());
+    let path = format!("/v2/images/{image}/members");
+    let body = serde_json::json!({ "member": member1 });
+    assert_eq!(env.raw("owner", reqwest::Method::POST, &path, Some(body)).await, 200);
+    let images = vec![image.clone()];
+    let log = setup.after_member_writes(&images, 1).await;
+
+    let share = format!(
+        "apiVersion: glance.viettelidc.com.vn/v1alpha1\nkind: ImageShare\nmetadata:\n  name: watched\nspec:\n  imageIds: [{image}]\n  memberIds: [{member1}, {member2}]\n  managementPolicy: Observe\n  cloudCredentialsRef: {{secretName: {}, cloudName: owner}}\n",
+        common::cluster::SECRET
+    );
+    assert!(ns.apply(&share).success);
+    let children = eventually("the share's two children", WAIT, || async {
+        let names = kubectl_ok(
+            &[
+                "get",
+                "ia",
+                "-n",
+                &ns.name,
+                "-l",
+                "glance.viettelidc.com.vn/image-share=watched",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+            None,
+        );
+        let names: Vec<String> = names.split_whitespace().map(str::to_string).collect();
+        (names.len() == 2).then_some(names)
+    })
+    .await;
+    let mut reported = Vec::new();
+    for name in &children {
+        let child = ns
+            .wait_for::<ImageAccess>(name, "observed", WAIT, |o| {
+                observing(o, "True", "InSync") || observing(o, "False", "MemberNotFound")
+            })
+            .await;
+        assert_eq!(
+            child.spec.management_policy,
+            Some(image_access_operator::api::ManagementPolicy::Observe)
+        );
+        let in_sync = child.condition("InSync").expect("InSync").status.clone();
+        reported.push((child.spec.member_id.clone(), in_sync));
+    }
+    reported.sort();
+    let mut expected = vec![
+        (member1.clone(), "True".to_string()),
+        (member2.clone(), "False".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(reported, expected, "the hand-made one in sync, the other missing");
+
+    kubectl_ok(
+        &[
+            "delete",
+            "imageshare",
+            "watched",
+            "-n",
+            &ns.name,
+            "--wait=true",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    for name in &children {
+        ns.wait_gone_of::<ImageAccess>(name).await;
+    }
+    assert!(env.member(&image, &member1).await.is_some(), "left as it is");
+    assert!(env.member(&image, &member2).await.is_none(), "never made");
+    reads_only(&log, &images, "an Observe share, applied and deleted");
+}
