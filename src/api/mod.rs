@@ -503,7 +503,7 @@ impl Membership {
     /// This record with the holder of `previous` when that names the same membership: who made
     /// it stays recorded while others (a rotated Secret, an admin) look after it.
     pub fn held_as(mut self, previous: Option<&Membership>) -> Membership {
-        if let Some(previous) = previous.filter(|p| p.same(&self) && p.project.is_some()) {
+        if let Some(previous) = previous.filter(|p| p.same(&self) && (p.project.is_some() || p.admin)) {
             self.project = previous.project.clone();
             self.admin = previous.admin;
         }

@@ -21,7 +21,7 @@ use crate::api::{
     OnCreate, ResolvedRefs,
 };
 use crate::openstack::{Glance, HttpErrorKind, Member, OpenStackError};
-use crate::runtime::{Happened, patch_metadata};
+use crate::runtime::{Happened, patch_metadata_if};
 
 /// Reasons of a look that ended with Glance refusing what the object tried on a membership it
 /// had not recorded: it changed nothing there.
@@ -174,7 +174,7 @@ impl Kind for ImageAccess {
     /// recorded) is judged by the last look's refusal.
     fn made_nothing(&self, target: &Membership) -> bool {
         self.claim()
-            .is_some_and(|claim| claim.same(target) && claim.project.is_none())
+            .is_some_and(|claim| claim.same(target) && claim.project.is_none() && !claim.admin)
             && lifecycle::refused_before(self, target, REFUSED)
     }
 
@@ -454,7 +454,7 @@ async fn observe(
     let key = (
         creds.session.key(),
         desired.region.clone(),
-        creds.cloud.interface.clone(),
+        creds.cloud.reached_by(),
         desired.image_id.clone(),
     );
     let find = |list: &[Member]| list.iter().find(|m| m.member_id == desired.member_id).cloned();
@@ -640,9 +640,20 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
     }
     // Who made it stays recorded.
     let claim = serde_json::to_string(target).ok();
-    if let Err(e) =
-        patch_metadata::<ImageAccess>(&api, &successor.metadata, &finalizers, &[(CLAIM_ANNOTATION, claim)]).await
-    {
+    // Not if it turned Observe since the read: it would let go of it with no write.
+    let policy = (
+        "/spec/managementPolicy",
+        serde_json::json!(successor.spec.management_policy),
+    );
+    let claimed = patch_metadata_if::<ImageAccess>(
+        &api,
+        &successor.metadata,
+        &finalizers,
+        &[(CLAIM_ANNOTATION, claim)],
+        &[policy],
+    )
+    .await;
+    if let Err(e) = claimed {
         let what = format!("the hand-over to ImageAccess {label}");
         let problem = super::holding::patch_problem(&api, &successor.metadata, e, &what).await;
         // The race was on the successor: what this object saw of itself is not stale, so its

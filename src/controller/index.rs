@@ -29,8 +29,8 @@ struct Entry {
     image: String,
     pairs: Vec<PairKey>,
     secret: SecretKey,
-    /// Whether the object still needs its Secret: not deleted, or deleted but still holding
-    /// the finalizer whose cleanup reads it.
+    /// Whether the operator holds the object's Secret for it: it is not deleted (and manages),
+    /// or it is deleted but still holds the finalizer whose cleanup reads it.
     needs_secret: bool,
     /// A digest of what other objects' decisions depend on (claim, applied, deletion,
     /// finalizer, conditions): when it changes, the others naming the same pairs are woken.
@@ -154,7 +154,8 @@ fn entry_of<K: Kind>(object: &K) -> Entry {
             object.namespace().unwrap_or_default(),
             object.credentials_ref().secret_name.clone(),
         ),
-        needs_secret: !object.is_deleting() || object.has_finalizer(),
+        // An object that only observes needs it to read, and not to be deleted.
+        needs_secret: object.has_finalizer() || (!object.is_deleting() && !object.observes()),
         stake: hasher.finish(),
     }
 }

@@ -130,13 +130,27 @@ async fn locate<K: Kind>(object: &K, creds: &Resolved) -> Result<Membership, (Me
         .named()
         .filter(|named| named.member_id == member)
         .unwrap_or_else(|| Membership::named(object.image_id(), member.clone(), None));
-    match creds.locate(named.image_id.clone(), member, named.region.clone()).await {
+    let region = named.region.clone().or_else(|| listed_region_held(object, creds));
+    match creds.locate(named.image_id.clone(), member, region).await {
         Ok((desired, _)) => Ok(desired),
         Err(e) => {
             let problem = Problem::openstack(&e, Step::ObserveMember, &named, &creds.secret);
             Err((named, problem))
         }
     }
+}
+
+/// With no region in the spec, and a cloud entry whose region is only the first of its
+/// `regions` list: the region of the membership the object holds, when it is one of that list.
+/// The list's first region is a default, not a choice: an entry read before `regions` was (any
+/// region of the catalog), or a list reordered, must not replace (remove) a membership.
+fn listed_region_held<K: Kind>(object: &K, creds: &Resolved) -> Option<String> {
+    let listed = creds.cloud.region_from_list.as_ref()?;
+    object
+        .held_memberships()
+        .into_iter()
+        .filter_map(|held| held.region)
+        .find(|region| listed.contains(region))
 }
 
 /// Managed → Observe (`managementPolicy: Observe`): the object stops managing what it held with
@@ -270,7 +284,11 @@ async fn converge_named<K: Kind>(
     {
         return Ok((desired, stopped(None, problem)));
     }
-    let previous = applied.clone().filter(|a| a.project.is_some()).or(claimed.clone());
+    // A holder is recorded: a project, or a system-scoped admin (no project).
+    let previous = applied
+        .clone()
+        .filter(|a| a.project.is_some() || a.admin)
+        .or(claimed.clone());
     let record = desired.held_as(previous.as_ref());
     let written = match claim(api, object, &record, ctx).await {
         Ok(written) => written,

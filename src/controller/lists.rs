@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::openstack::{Member, OpenStackError};
 
 /// Whose view of which image: the credentials' digest, the region, the interface, the image.
+/// `(credentials, region, how Glance is reached (interface, or the override URL), image)`.
 pub type ListKey = ([u8; 32], Option<String>, String, String);
 
 /// How long a lent list stands: long enough for the siblings woken by the object that read it

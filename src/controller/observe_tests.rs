@@ -202,3 +202,44 @@ async fn an_observe_accept_reports_the_member_status_and_sets_nothing() {
     assert!(!h.kube.accept(NAMESPACE, "accept").expect("accept").has_finalizer());
     assert_eq!(writes(&h), 0);
 }
+
+/// Observe → Managed whose first Managed look fails before it holds the membership: the next
+/// look still adopts with reads only (the InSync mark stays until then).
+#[tokio::test]
+async fn a_switch_to_managed_interrupted_still_adopts_with_reads_only() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.apply(&observing(share("switch")));
+    h.reconcile("switch").await.expect("observed");
+    let mut object = h.object("switch").expect("object");
+    object.spec.management_policy = Some(ManagementPolicy::Managed);
+    h.apply(&object);
+    h.fake.inject(Fault {
+        operation: "GET members",
+        status: 503,
+        retry_after: None,
+    });
+    h.reconcile("switch").await.expect_err("Glance unavailable");
+    let status = h.status("switch");
+    let in_sync = condition(&status, "InSync");
+    assert_eq!(in_sync.reason, "SwitchingToManaged", "{in_sync:?}");
+    h.later();
+    h.reconcile("switch").await.expect("adopted");
+    assert!(h.status("switch").applied.is_some());
+    assert!(h.status("switch").conditions.iter().all(|c| c.type_ != "InSync"));
+    assert_eq!(writes(&h), 0, "adopted with reads only");
+}
+
+/// An object that only observes does not hold its Secret (its deletion needs nothing).
+#[tokio::test]
+async fn an_observe_object_does_not_hold_its_secret() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.apply(&observing(share("watch")));
+    h.reconcile("watch").await.expect("observed");
+    assert!(
+        !h.ctx()
+            .secret_in_use(crate::testing::fixtures::NAMESPACE, crate::testing::fixtures::SECRET),
+        "not held for an observer"
+    );
+}

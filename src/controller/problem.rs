@@ -426,7 +426,7 @@ impl Problem {
             }
             OpenStackError::Tls(detail) => Problem::stalled(
                 "InvalidTLSConfig",
-                format!("{detail}: fix the cacert key (or verify) in Secret {secret}"),
+                format!("{detail}: fix the TLS files of the cloud entry (cacert, cert, key) in Secret {secret}"),
             ),
             OpenStackError::TlsClientCertificate { .. } => Problem::stalled(
                 "ClientCertificateRefused",

@@ -89,13 +89,14 @@ pub async fn resolve<K: Kind>(object: &K, creds: &Resolved) -> Result<Option<Res
 const GONE_STATES: [&str; 3] = ["killed", "deleted", "pending_delete"];
 
 async fn image_named(refs: &Refs<'_>, creds: &Resolved, image: &ImageRef, among: Among) -> Result<String, Problem> {
-    let project = creds.caller.project.clone().unwrap_or_default();
+    // System-scoped credentials have no project: any image they see (an admin's: all).
+    let project = creds.caller.project.clone();
     let region = refs.region.or(creds.cloud.region_name.as_deref());
     let failed =
         |e: OpenStackError| lookup_failed(&e, &format!("look image {:?} up in Glance", image.name), &creds.secret);
     let glance = creds.glance(region).await.map_err(failed)?;
     let query = ImageQuery {
-        owner: (among == Among::Owned).then_some(project.as_str()),
+        owner: project.as_deref().filter(|_| among == Among::Owned),
         shared_with_me: among == Among::SharedWithMe,
         // An upload still running or failed is no candidate (a rebuild in progress would make
         // the name ambiguous).
@@ -110,11 +111,11 @@ async fn image_named(refs: &Refs<'_>, creds: &Resolved, image: &ImageRef, among:
             continue;
         }
         if among == Among::SharedWithMe {
-            if candidate.owner.as_deref() == Some(project.as_str()) {
+            if candidate.owner.is_some() && candidate.owner == project {
                 continue;
             }
             // An admin sees every shared image: only those shared with this member count.
-            let member = refs.member_id.unwrap_or(project.as_str());
+            let member = refs.member_id.or(project.as_deref()).unwrap_or_default();
             match glance.show_member(&candidate.id, member).await {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => continue,
@@ -125,8 +126,14 @@ async fn image_named(refs: &Refs<'_>, creds: &Resolved, image: &ImageRef, among:
     }
     let found = candidates;
     let place = match among {
-        Among::Owned => format!("among the images of project {project}"),
-        Among::SharedWithMe => format!("among the images shared with project {project}"),
+        Among::Owned => match &project {
+            Some(project) => format!("among the images of project {project}"),
+            None => "among the images the system-scoped credentials see".to_string(),
+        },
+        Among::SharedWithMe => format!(
+            "among the images shared with project {}",
+            refs.member_id.or(project.as_deref()).unwrap_or("(none: give memberId)")
+        ),
     };
     match found.as_slice() {
         [one] => Ok(crate::api::normalize_image_id(&one.id)),

@@ -146,6 +146,12 @@ pub fn next(
     if observe_only {
         let (in_sync, reason, message) = drift(desired, desired_status, &outcome.observation);
         set_condition(conditions, IN_SYNC, in_sync, reason, &message, generation, now);
+    } else if outcome.applied.is_none() && conditions.iter().any(|c| c.type_ == IN_SYNC) {
+        // Switched from Observe, and not holding it yet (a look that stopped before Glance):
+        // kept, as the mark that the first look that gets there adopts with reads only.
+        let message =
+            "managementPolicy is Managed now: the first look that reaches Glance adopts what exists with reads only";
+        set_condition(conditions, IN_SYNC, "Unknown", SWITCHING, message, generation, now);
     } else {
         conditions.retain(|c| c.type_ != IN_SYNC);
     }
@@ -154,6 +160,8 @@ pub fn next(
 
 /// The reason of an observed membership's Ready.
 const OBSERVED: &str = "Observed";
+/// The reason of the InSync an object keeps from Observe until it adopts as Managed.
+const SWITCHING: &str = "SwitchingToManaged";
 
 /// The InSync condition of an object that only observes: status, reason and what differs.
 fn drift(
@@ -178,10 +186,12 @@ fn drift(
                 format!("Glance shows {desired} as the spec describes it"),
             ),
         },
+        // What to do is the kind's (Ready says it): an owner's object may create it, a
+        // member's cannot.
         Observation::Absent => (
             "False",
             "MemberNotFound",
-            format!("Glance has no membership {desired}; {TO_APPLY}"),
+            format!("Glance has no membership {desired}; managementPolicy is Observe, so the operator changes nothing"),
         ),
         Observation::Unknown => (
             "Unknown",

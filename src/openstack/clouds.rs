@@ -95,13 +95,16 @@ impl Files for NoFiles {
     }
 }
 
-/// A Secret's keys: the file for `cacert` is the key `cacert`, else the key named as the path's
-/// file name (what the Secret mounted where the openstack CLI reads the path would show).
+/// A Secret's keys: the file an entry names by path is the key named as the path's file name
+/// (what the Secret mounted where the openstack CLI reads the path would show), else the key of
+/// its kind (`cacert`, `cert`, `key`); with no path, the key of its kind.
 pub struct SecretFiles(pub BTreeMap<String, Vec<u8>>);
 
 impl Files for SecretFiles {
     fn named(&self, what: &str, path: Option<&str>) -> Option<Vec<u8>> {
-        self.0.get(what).or_else(|| self.0.get(file_name(path?))).cloned()
+        path.and_then(|path| self.0.get(file_name(path)))
+            .or_else(|| self.0.get(what))
+            .cloned()
     }
 
     fn missing(&self, what: &str, path: &str) -> String {
@@ -193,6 +196,9 @@ pub struct Cloud {
     pub credentials: Credentials,
     /// `region_name`, else the first of `regions`.
     pub region_name: Option<String>,
+    /// Whether `region_name` is only the first of `regions` (the entry names no region_name):
+    /// then any of `regions` is as much the entry's region.
+    pub region_from_list: Option<Vec<String>>,
     /// `public`, `internal` or `admin`.
     pub interface: String,
     /// `image_endpoint_override`: Glance's base URL, used instead of the catalog's.
@@ -359,7 +365,9 @@ impl Cloud {
                 RawRegion::Name(name) | RawRegion::Entry { name } => name,
             })
             .collect();
-        let region_name = match raw.region_name.filter(|r| !r.is_empty()) {
+        let given = raw.region_name.filter(|r| !r.is_empty());
+        let region_from_list = (given.is_none() && !regions.is_empty()).then(|| regions.clone());
+        let region_name = match given {
             Some(region) if !regions.is_empty() && !regions.contains(&region) => {
                 return Err(invalid(format!(
                     "region_name {region:?} is not one of its regions ({})",
@@ -375,10 +383,18 @@ impl Cloud {
             None => (true, None),
         };
         let verify_tls = verify_tls && raw.insecure != Some(true);
-        let ca_cert = named_file(files, cloud, "cacert", raw.cacert.as_deref().or(ca_path.as_deref()))?;
+        // A CA path the Secret does not have is no error: the system's roots may do, and if they
+        // do not, the untrusted certificate's problem says where the CA goes.
+        let ca_cert = named_file(files, cloud, "cacert", raw.cacert.as_deref().or(ca_path.as_deref()))
+            .ok()
+            .flatten();
         let cert = named_file(files, cloud, "cert", raw.cert.as_deref())?;
         let key = named_file(files, cloud, "key", raw.key.as_deref())?;
+        let named_by_entry = raw.cert.is_some() || raw.key.is_some();
         let client_identity = match (cert, key) {
+            // A Secret key named `cert` or `key` alone, and an entry that names neither: not a
+            // client certificate.
+            (Some(_), None) | (None, Some(_)) if !named_by_entry => None,
             (Some(mut cert), Some(key)) => {
                 cert.push(b'\n');
                 cert.extend_from_slice(&key);
@@ -422,6 +438,7 @@ impl Cloud {
                 identity_endpoint_override,
             },
             region_name,
+            region_from_list,
             interface,
             image_endpoint_override,
         })
@@ -439,6 +456,17 @@ fn named_file(files: &dyn Files, cloud: &str, what: &str, path: Option<&str>) ->
             cloud: cloud.to_string(),
             detail: files.missing(what, path),
         }),
+    }
+}
+
+impl Cloud {
+    /// How Glance is reached: the interface, or the override URL (two entries that differ only
+    /// in it may be two Glances: what one reads is not the other's).
+    pub fn reached_by(&self) -> String {
+        match &self.image_endpoint_override {
+            Some(url) => format!("{} via {url}", self.interface),
+            None => self.interface.clone(),
+        }
     }
 }
 
@@ -723,9 +751,28 @@ mod tests {
         assert_eq!(identity.expose_secret(), "CERT\nKEY");
         let err = Cloud::from_clouds_yaml(&yaml, "mycloud", &files(&[("ca.pem", "CA")])).expect_err("no cert");
         assert!(err.to_string().contains("under the key cert (or client.crt)"), "{err}");
-        let half = format!("clouds:\n  mycloud:\n{AUTH}");
-        let err = Cloud::from_clouds_yaml(&half, "mycloud", &files(&[("cert", "CERT")])).expect_err("no key");
+        let plain = format!("clouds:\n  mycloud:\n{AUTH}");
+        let stray = Cloud::from_clouds_yaml(&plain, "mycloud", &files(&[("key", "something else")])).expect("valid");
+        assert!(
+            stray.credentials.client_identity.is_none(),
+            "a stray key key is no certificate"
+        );
+        let half = format!("clouds:\n  mycloud:\n{AUTH}    cert: /etc/openstack/client.crt\n");
+        let err = Cloud::from_clouds_yaml(&half, "mycloud", &files(&[("client.crt", "CERT")])).expect_err("no key");
         assert!(err.to_string().contains("needs its key"), "{err}");
+        // A CA path the Secret lacks falls back to the system's roots.
+        let ca = format!("clouds:\n  mycloud:\n{AUTH}    cacert: /etc/openstack/ca.pem\n");
+        assert!(
+            Cloud::from_clouds_yaml(&ca, "mycloud", &files(&[]))
+                .expect("valid")
+                .credentials
+                .ca_cert
+                .is_none()
+        );
+        // A path's file name wins over the key of its kind (two clouds, two CAs in one Secret).
+        let both =
+            Cloud::from_clouds_yaml(&ca, "mycloud", &files(&[("cacert", "OTHER"), ("ca.pem", "MINE")])).expect("valid");
+        assert_eq!(both.credentials.ca_cert.as_deref(), Some(&b"MINE"[..]));
     }
 
     #[test]

@@ -115,11 +115,17 @@ impl OpenStack {
         if !credentials.verify_tls && !self.settings.allow_insecure_tls {
             return Err(OpenStackError::Config(ConfigError::InsecureRefused));
         }
-        let mut material = credentials.ca_cert.clone().unwrap_or_default();
-        material.push(u8::from(credentials.verify_tls));
-        if let Some(identity) = &credentials.client_identity {
-            material.extend_from_slice(identity.expose_secret().as_bytes());
-        }
+        let mut material = Vec::new();
+        let mut put = |part: &[u8]| {
+            material.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            material.extend_from_slice(part);
+        };
+        put(credentials.ca_cert.as_deref().unwrap_or_default());
+        put(&[u8::from(credentials.verify_tls)]);
+        put(credentials
+            .client_identity
+            .as_ref()
+            .map_or(&b""[..], |identity| identity.expose_secret().as_bytes()));
         let digest = ring::digest::digest(&ring::digest::SHA256, &material);
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
@@ -298,17 +304,14 @@ impl Session {
     ) -> Result<Glance, OpenStackError> {
         let token = self.token().await?;
         let place = match endpoint_override {
-            // The catalog's entry of the same URL, if it has one, says which service it is.
-            Some(url) => token
-                .image_places(interface, |place| place.url == *url)
-                .into_iter()
-                .next()
-                .map(|(_, place)| place)
-                .unwrap_or_else(|| GlancePlace {
-                    url: url.clone(),
-                    service: None,
-                    region: region.map(str::to_string),
-                }),
+            // The override only says how to reach Glance: the membership's identity stays the
+            // catalog's image service of the region when the catalog has one (adding or dropping
+            // the override is the same Glance), else the override's URL.
+            Some(url) => token.image_place(interface, region).unwrap_or_else(|_| GlancePlace {
+                url: url.clone(),
+                service: None,
+                region: region.map(str::to_string),
+            }),
             None => token.image_place(interface, region)?,
         };
         Ok(Glance::new(
@@ -537,7 +540,15 @@ fn certificate_problem(error: &reqwest::Error) -> Option<Refused> {
             }
             Some(rustls::Error::AlertReceived(
                 alert @ (CertificateRequired | BadCertificate | UnknownCA | HandshakeFailure),
-            )) => return Some(Refused::ClientCertificate(format!("the server's alert: {alert:?}"))),
+            )) => {
+                // TLS 1.2 servers say HandshakeFailure for a missing certificate, and for a
+                // version or cipher they do not share too: the detail says both.
+                let detail = match alert {
+                    HandshakeFailure => "the server's alert: HandshakeFailure (a client certificate it wants, or no TLS version or cipher in common)".to_string(),
+                    other => format!("the server's alert: {other:?}"),
+                };
+                return Some(Refused::ClientCertificate(detail));
+            }
             _ => {}
         }
         if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {

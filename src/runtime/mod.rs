@@ -168,7 +168,29 @@ pub async fn patch_metadata<K>(
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    let patch = metadata_patch(seen, finalizers, annotations);
+    patch_metadata_if(api, seen, finalizers, annotations, &[]).await
+}
+
+/// [`patch_metadata`] that also tests each `(path, value)` of `also`: a write that must not land
+/// if that field changed since it was read (a JSON pointer, such as `/spec/managementPolicy`;
+/// a missing field tests as null).
+pub async fn patch_metadata_if<K>(
+    api: &Api<K>,
+    seen: &kube::api::ObjectMeta,
+    finalizers: &[String],
+    annotations: &[(&str, Option<String>)],
+    also: &[(&str, serde_json::Value)],
+) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut patch = metadata_patch(seen, finalizers, annotations);
+    if let Some(ops) = patch.as_array_mut() {
+        let tests = also
+            .iter()
+            .map(|(path, value)| json!({"op": "test", "path": path, "value": value}));
+        ops.splice(0..0, tests);
+    }
     let patch: json_patch::Patch = serde_json::from_value(patch).map_err(kube::Error::SerdeError)?;
     let name = seen.name.clone().unwrap_or_default();
     api.patch(&name, &merge_params(), &Patch::<()>::Json(patch)).await
