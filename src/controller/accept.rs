@@ -296,17 +296,7 @@ async fn observe_only(object: &ImageAccessAccept, desired: &Membership, creds: &
     match read_member(&session, desired, None).await {
         Ok(member) => {
             let known = object.status.as_ref().is_some_and(|s| s.image_owner.is_some());
-            let image = if known {
-                None
-            } else {
-                glance.show_image(&desired.image_id).await.ok()
-            };
-            Outcome {
-                image,
-                applied: None,
-                observation: Observation::Present(member),
-                problem: None,
-            }
+            found(&glance, desired, member, None, known).await
         }
         Err(outcome) => outcome,
     }
@@ -356,9 +346,21 @@ async fn act(
             }
         }
     }
-    // What the member sees of the image: read when the status has none for this membership
-    // yet (a name changes rarely; a resync does not read it again).
+    // For this membership: a new one's image is read anew.
     let known = object.status.as_ref().is_some_and(|s| s.image_owner.is_some()) && applied.is_some();
+    found(&glance, desired, member, Some(desired.clone()), known).await
+}
+
+/// The outcome of a look that found `member`, holding `applied`, with what the member sees of
+/// the image unless the status has it (`known`) (a name changes rarely; a resync does not read it
+/// again).
+async fn found(
+    glance: &Glance,
+    desired: &Membership,
+    member: Member,
+    applied: Option<Membership>,
+    known: bool,
+) -> Outcome {
     let image = if known {
         None
     } else {
@@ -366,7 +368,7 @@ async fn act(
     };
     Outcome {
         image,
-        applied: Some(desired.clone()),
+        applied,
         observation: Observation::Present(member),
         problem: None,
     }

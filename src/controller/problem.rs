@@ -288,10 +288,7 @@ impl Problem {
     /// An object that only observes, with credentials that cannot see whether `target` exists:
     /// names whose could.
     pub fn cannot_observe(target: &Membership, caller: &Caller, image_owner: Option<&str>, secret: &str) -> Problem {
-        let asked = caller.project.as_deref().map_or_else(
-            || "credentials that are not scoped to a project".to_string(),
-            |p| format!("project {p}"),
-        );
+        let asked = who_asked(caller);
         let whose = image_owner.map_or_else(
             || "the image's owner project".to_string(),
             |owner| format!("project {owner}, the image's owner"),
@@ -307,10 +304,7 @@ impl Problem {
     /// A "not found" from credentials that may not see `target`: it may still exist and
     /// grant access, so nothing is concluded. Names who made it, who asked, and both ways out.
     pub fn hidden(target: &Membership, caller: &Caller, image_owner: Option<&str>, secret: &str) -> Problem {
-        let asked = caller.project.as_deref().map_or_else(
-            || "credentials that are not scoped to a project".to_string(),
-            |p| format!("project {p}"),
-        );
+        let asked = who_asked(caller);
         let made = target
             .project
             .as_deref()
@@ -523,6 +517,14 @@ impl Problem {
             ),
         }
     }
+}
+
+/// Whose credentials asked, for messages.
+fn who_asked(caller: &Caller) -> String {
+    caller.project.as_deref().map_or_else(
+        || "credentials that are not scoped to a project".to_string(),
+        |p| format!("project {p}"),
+    )
 }
 
 #[cfg(test)]
