@@ -404,3 +404,27 @@ async fn a_cacert_that_is_not_pem_is_a_tls_settings_error() {
         assert!(!err.is_transient());
     }
 }
+
+/// Issue 23: `image_endpoint_override` is the Glance of the entry's region: another region asked
+/// for is refused with what to change (recorded as one Glance, the requests would go to another).
+#[tokio::test]
+async fn an_image_endpoint_override_is_its_regions_glance_only() {
+    let s = setup(ClientSettings::default()).await;
+    let yaml = s.fake.clouds_yaml().replace(
+        "    region_name: RegionOne\n",
+        "    region_name: RegionOne\n    image_endpoint_override: http://127.0.0.1:1/v2/\n",
+    );
+    let cloud = Cloud::from_clouds_yaml(&yaml, "owner", &NoFiles).expect("cloud");
+    let session = s.openstack.session(&cloud.credentials).expect("session");
+    let glance = session.glance(Some("RegionOne"), &cloud).await.expect("its own region");
+    assert_eq!(
+        glance.place().region.as_deref(),
+        Some("RegionOne"),
+        "the catalog's identity"
+    );
+    let refused = session
+        .glance(Some("RegionTwo"), &cloud)
+        .await
+        .expect_err("another region");
+    assert!(refused.to_string().contains("drop spec.region"), "{refused}");
+}

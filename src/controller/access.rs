@@ -401,30 +401,20 @@ async fn observe_only(object: &ImageAccess, desired: &Membership, creds: &Resolv
             observation: Observation::Present(member),
             problem: None,
         },
-        Ok(None) => {
-            // The same witness as for "gone": one that could see it, or nothing is concluded.
-            let could_see = creds.caller.admin || creds.caller.is(&desired.member_id);
-            let owner = if could_see {
-                None
-            } else {
-                match glance.show_image(&desired.image_id).await {
-                    Ok(image) => image.owner,
-                    Err(e) if e.is_not_found() => None,
-                    Err(e) => return stopped(None, fail(&e)),
-                }
-            };
-            if could_see || owner.as_deref().is_some_and(|owner| creds.caller.is(owner)) {
-                Outcome {
-                    image: None,
-                    applied: None,
-                    observation: Observation::Absent,
-                    problem: Some(Problem::observed_absent(desired)),
-                }
-            } else {
-                let problem = Problem::cannot_observe(desired, &creds.caller, owner.as_deref(), &creds.secret);
+        // The same witness as for "gone": one that could see it, or nothing is concluded.
+        Ok(None) => match lifecycle::witness(&glance, &creds.caller, desired, true).await {
+            Ok(lifecycle::Witness::Sees) => Outcome {
+                image: None,
+                applied: None,
+                observation: Observation::Absent,
+                problem: Some(Problem::observed_absent(desired)),
+            },
+            Ok(lifecycle::Witness::Blind { image_owner }) => {
+                let problem = Problem::cannot_observe(desired, &creds.caller, image_owner.as_deref(), &creds.secret);
                 stopped(None, problem)
             }
-        }
+            Err(e) => stopped(None, fail(&e)),
+        },
         Err(e) => stopped(None, fail(&e)),
     }
 }
@@ -574,46 +564,11 @@ async fn hand_over(object: &ImageAccess, target: &Membership, ctx: &Context) -> 
 async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Context) -> Result<Option<String>, Problem> {
     let namespace = successor.namespace().unwrap_or_default();
     let label = format!("{namespace}/{}", successor.name_any());
-    if successor.applied().is_some_and(|applied| applied.same(target)) {
-        // It made or adopted it with its own credentials: it can undo it.
-        return Ok(Some(label));
-    }
-    if successor.claim().is_some_and(|claim| !claim.same(target)) {
-        // Its claim records another membership it may hold: not overwritten.
+    // It made or adopted it with its own credentials: it can undo it. Else its credentials are
+    // asked whether they could.
+    let holds = successor.applied().is_some_and(|applied| applied.same(target));
+    if !holds && !can_take(successor, target, &label, ctx).await? {
         return Ok(None);
-    }
-    let transient = |problem: Problem| match problem {
-        Problem::Transient { .. } => Err(problem),
-        _ => Ok(None),
-    };
-    let creds = match Resolved::of(successor, ctx).await {
-        Ok(creds) => creds,
-        Err(problem) => return transient(problem),
-    };
-    if creds.caller.is(&target.member_id) {
-        // It would see the membership, and never be able to remove it.
-        return Ok(None);
-    }
-    let unavailable = |e: &OpenStackError| Problem::openstack(e, Step::ObserveMember, target, &label);
-    let located = creds
-        .locate(
-            target.image_id.clone(),
-            target.member_id.clone(),
-            successor.spec.region.clone(),
-        )
-        .await;
-    let glance = match located {
-        Ok((reached, glance)) if reached.same(target) => glance,
-        // Another Glance: another membership.
-        Ok(_) => return Ok(None),
-        Err(e) if e.is_transient() => return Err(unavailable(&e)),
-        Err(_) => return Ok(None),
-    };
-    match glance.show_member(&target.image_id, &target.member_id).await {
-        Ok(_) => {}
-        Err(e) if e.is_transient() => return Err(unavailable(&e)),
-        // Its credentials cannot see the membership: it could not remove it either.
-        Err(_) => return Ok(None),
     }
     let failed = |e: kube::Error| Problem::kubernetes_write(&e, &format!("the hand-over to ImageAccess {label}"));
     let secret = &successor.spec.cloud_credentials_ref.secret_name;
@@ -621,26 +576,19 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
     ctx.secrets_changed_meanwhile();
     held.map_err(failed)?;
     let api: Api<ImageAccess> = Api::namespaced(ctx.client.clone(), &namespace);
-    // Read again: one switched to Observe since the cache showed it would let go of the
-    // membership with no write, and leave it to nobody.
-    let fresh = api
-        .get_opt(&successor.name_any())
-        .await
-        .map_err(|e| Problem::kubernetes_read(&e, &format!("ImageAccess {label}")))?;
-    let Some(successor) = fresh.filter(|fresh| fresh.uid() == successor.uid() && !fresh.observes()) else {
-        return Ok(None);
-    };
-    let successor = &successor;
-    if successor.claim().is_some_and(|claim| !claim.same(target)) {
-        return Ok(None);
-    }
     let mut finalizers = successor.finalizers().to_vec();
     if !successor.has_finalizer() {
         finalizers.push(FINALIZER.to_string());
     }
-    // Who made it stays recorded.
-    let claim = serde_json::to_string(target).ok();
-    // Not if it turned Observe since the read: it would let go of it with no write.
+    // Who made it stays recorded; one that holds it keeps its own claim (only tested).
+    let claim = if holds {
+        successor.annotations().get(CLAIM_ANNOTATION).cloned()
+    } else {
+        serde_json::to_string(target).ok()
+    };
+    // Not if it turned Observe since the cache showed it (an Observe object is never a
+    // successor): it would let go of the membership with no write, and leave it to nobody. The
+    // claim annotation is tested too, so the one the cache showed is the one overwritten.
     let policy = (
         "/spec/managementPolicy",
         serde_json::json!(successor.spec.management_policy),
@@ -665,6 +613,50 @@ async fn hand_over_to(successor: &ImageAccess, target: &Membership, ctx: &Contex
     // Its finalizer may have been there already: its fingerprint need not change, so wake it.
     ctx.wake(ObjectRef::from(successor));
     Ok(Some(label))
+}
+
+/// Whether `successor`, which does not hold `target`, could take it over: its claim records no
+/// other membership, its credentials are not the member's, reach this very Glance and see the
+/// membership. A transient failure to tell is an `Err`.
+async fn can_take(successor: &ImageAccess, target: &Membership, label: &str, ctx: &Context) -> Result<bool, Problem> {
+    if successor.claim().is_some_and(|claim| !claim.same(target)) {
+        // Its claim records another membership it may hold: not overwritten.
+        return Ok(false);
+    }
+    let transient = |problem: Problem| match problem {
+        Problem::Transient { .. } => Err(problem),
+        _ => Ok(false),
+    };
+    let creds = match Resolved::of(successor, ctx).await {
+        Ok(creds) => creds,
+        Err(problem) => return transient(problem),
+    };
+    if creds.caller.is(&target.member_id) {
+        // It would see the membership, and never be able to remove it.
+        return Ok(false);
+    }
+    let unavailable = |e: &OpenStackError| Problem::openstack(e, Step::ObserveMember, target, label);
+    let located = creds
+        .locate(
+            target.image_id.clone(),
+            target.member_id.clone(),
+            successor.spec.region.clone(),
+        )
+        .await;
+    let glance = match located {
+        Ok((reached, glance)) if reached.same(target) => glance,
+        // Another Glance: another membership.
+        Ok(_) => return Ok(false),
+        Err(e) if e.is_transient() => return Err(unavailable(&e)),
+        Err(_) => return Ok(false),
+    };
+    match glance.show_member(&target.image_id, &target.member_id).await {
+        Ok(_) => {}
+        Err(e) if e.is_transient() => return Err(unavailable(&e)),
+        // Its credentials cannot see the membership: it could not remove it either.
+        Err(_) => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Removes `target` from Glance with the object's credentials. A "not found" or a refusal is

@@ -31,7 +31,7 @@ use super::{Context, Error, Kind, Next, refs};
 use crate::api::{Managed, Membership};
 use crate::openstack::{Caller, Glance};
 use crate::runtime::tracker::Fingerprint;
-use crate::runtime::{Happened, patch_metadata, publish};
+use crate::runtime::{Happened, patch_metadata_if, publish};
 
 /// What letting go of a membership did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,13 +165,8 @@ async fn stop_managing<K: Kind>(
     if !object.has_finalizer() && object.claim().is_none() {
         return Ok(());
     }
-    let finalizers: Vec<String> = object
-        .finalizers()
-        .iter()
-        .filter(|f| *f != crate::api::FINALIZER)
-        .cloned()
-        .collect();
-    if let Err(e) = patch_metadata(api, object.meta(), &finalizers, &[(crate::api::CLAIM_ANNOTATION, None)]).await {
+    let finalizers = without_finalizer(object);
+    if let Err(e) = release_observing(api, object, &finalizers).await {
         let what = "the release of the finalizer and the claim (managementPolicy is Observe)";
         return Err(holding::patch_problem(api, object.meta(), e, what).await);
     }
@@ -184,6 +179,29 @@ async fn stop_managing<K: Kind>(
     ctx.refused_claims().remove(&uid);
     events.extend(object.held_memberships().iter().map(stopped_managing));
     Ok(())
+}
+
+fn without_finalizer<K: Kind>(object: &K) -> Vec<String> {
+    object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != crate::api::FINALIZER)
+        .cloned()
+        .collect()
+}
+
+/// Drops the finalizer and the claim of an object that observes, as long as it still does: one
+/// switched back to Managed meanwhile (and maybe deleted) keeps them, and is looked at again.
+async fn release_observing<K: Kind>(api: &Api<K>, object: &K, finalizers: &[String]) -> Result<K, kube::Error> {
+    let still_observing = ("/spec/managementPolicy", serde_json::json!("Observe"));
+    patch_metadata_if(
+        api,
+        object.meta(),
+        finalizers,
+        &[(crate::api::CLAIM_ANNOTATION, None)],
+        &[still_observing],
+    )
+    .await
 }
 
 /// The event of a membership an object stopped managing because it only observes now.
@@ -398,10 +416,17 @@ pub async fn cleanup<K: Kind>(object: &K, api: &Api<K>, ctx: &Context) -> Result
     if object.observes() {
         // Switched to Observe while (or before) being deleted: it lets go of what it held with
         // no OpenStack call, as the switch does.
-        for held in object.held_memberships() {
-            publish(&ctx.events, object, stopped_managing(&held)).await;
-        }
-        return let_go_finalizer(api, object).await;
+        return match release_observing(api, object, &without_finalizer(object)).await {
+            Ok(_) => {
+                for held in object.held_memberships() {
+                    publish(&ctx.events, object, stopped_managing(&held)).await;
+                }
+                Ok(Next::Gone)
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(Next::Gone),
+            // Switched back meanwhile (the patch's test): looked at again, as Managed.
+            Err(e) => Err(Error::Kube(e)),
+        };
     }
     let mut events = Vec::new();
     for target in object.held_memberships() {
@@ -416,11 +441,38 @@ pub async fn cleanup<K: Kind>(object: &K, api: &Api<K>, ctx: &Context) -> Result
     let_go_finalizer(api, object).await
 }
 
-/// Whether a "not found" that `caller` got for `target` means it is gone: only credentials
-/// that could see it are believed. An admin sees every image and member; the image's owner
-/// sees all its members; with `member_sees_own`, the member sees its own membership. Anyone
-/// else might just not see it: then it is hidden, a Stalled problem that names who made it and
-/// both ways out.
+/// Whether `caller`'s "not found" for `target` is worth believing.
+pub enum Witness {
+    /// The credentials could see it: it is not there.
+    Sees,
+    /// They might just not see it; the image's owner, when Glance shows the image to them.
+    Blind { image_owner: Option<String> },
+}
+
+/// Who could see `target`: an admin sees every image and member; the image's owner sees all its
+/// members; with `member_sees_own`, the member sees its own membership. Anyone else might just
+/// not see it. A failure to tell is an `Err`, never a verdict.
+pub async fn witness(
+    glance: &Glance,
+    caller: &Caller,
+    target: &Membership,
+    member_sees_own: bool,
+) -> Result<Witness, crate::openstack::OpenStackError> {
+    if caller.admin || (member_sees_own && caller.is(&target.member_id)) {
+        return Ok(Witness::Sees);
+    }
+    match glance.show_image(&target.image_id).await {
+        Ok(image) if image.owner.as_deref().is_some_and(|owner| caller.is(owner)) => Ok(Witness::Sees),
+        Ok(image) => Ok(Witness::Blind {
+            image_owner: image.owner,
+        }),
+        Err(e) if e.is_not_found() => Ok(Witness::Blind { image_owner: None }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a "not found" that `caller` got for `target` means it is gone ([`witness`]); else it
+/// is hidden, a Stalled problem that names who made it and both ways out.
 pub async fn witness_gone(
     glance: &Glance,
     caller: &Caller,
@@ -428,13 +480,9 @@ pub async fn witness_gone(
     member_sees_own: bool,
     secret: &str,
 ) -> Result<(), Problem> {
-    if caller.admin || (member_sees_own && caller.is(&target.member_id)) {
-        return Ok(());
-    }
-    match glance.show_image(&target.image_id).await {
-        Ok(image) if image.owner.as_deref().is_some_and(|owner| caller.is(owner)) => Ok(()),
-        Ok(image) => Err(Problem::hidden(target, caller, image.owner.as_deref(), secret)),
-        Err(e) if e.is_not_found() => Err(Problem::hidden(target, caller, None, secret)),
+    match witness(glance, caller, target, member_sees_own).await {
+        Ok(Witness::Sees) => Ok(()),
+        Ok(Witness::Blind { image_owner }) => Err(Problem::hidden(target, caller, image_owner.as_deref(), secret)),
         Err(e) => Err(Problem::openstack(&e, Step::ObserveMember, target, secret)),
     }
 }

@@ -835,6 +835,78 @@ async fn a_child_deleted_before_its_share_goes_uses_the_shares_policy() {
     assert_eq!(h.fake.requests("DELETE member"), 0, "the share says Orphan");
 }
 
+/// The share as `golden`, switched to Observe (issue 23).
+fn golden_observing(members: &[&str]) -> ImageShare {
+    let mut share = golden(members, None);
+    share.spec.management_policy = Some(crate::api::ManagementPolicy::Observe);
+    share
+}
+
+/// Issue 23: a share switched to Observe and deleted at once, before its children looked again:
+/// it leaves Observe on every child before the collector deletes them, so nothing is removed.
+#[tokio::test]
+async fn observe_then_delete_at_once_leaves_every_membership() {
+    let mut h = Harness::new().await;
+    shared_with_both(&mut h).await;
+    h.kube.apply(&golden_observing(&[MEMBER_PROJECT, "member-b"]));
+    h.kube.delete_share(NAMESPACE, "golden");
+    reconcile_share(&mut h).await.expect("policy carried, finalizer gone");
+    assert!(h.kube.share(NAMESPACE, "golden").is_none(), "the share went");
+    assert!(
+        h.kube.objects().iter().all(|child| child.observes()),
+        "every child carries Observe"
+    );
+    for child in h.kube.objects() {
+        h.kube
+            .delete(NAMESPACE, &child.metadata.name.clone().unwrap_or_default());
+    }
+    reconcile_children(&mut h).await;
+    assert!(h.kube.objects().is_empty(), "the children went");
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    assert!(h.fake.member(IMAGE, "member-b").is_some());
+    assert_eq!(h.fake.requests("DELETE member"), 0);
+}
+
+/// Issue 23, foreground deletion: a child deleted while its share (switched to Observe) still
+/// exists, before the policy was carried to it, reads the share and removes nothing.
+#[tokio::test]
+async fn a_child_deleted_before_its_observe_share_goes_removes_nothing() {
+    let mut h = Harness::new().await;
+    shared_with_both(&mut h).await;
+    h.kube.apply(&golden_observing(&[MEMBER_PROJECT, "member-b"]));
+    h.kube.delete_share(NAMESPACE, "golden");
+    for child in h.kube.objects() {
+        h.kube
+            .delete(NAMESPACE, &child.metadata.name.clone().unwrap_or_default());
+    }
+    reconcile_children(&mut h).await;
+    assert!(h.kube.objects().is_empty());
+    assert_eq!(h.fake.requests("DELETE member"), 0, "the share observes");
+}
+
+/// Issue 23: a share that observed, switched to Managed and deleted at once: its children, which
+/// hold nothing, stay Observe as they go, so none removes what some would have just adopted.
+#[tokio::test]
+async fn managed_then_delete_at_once_of_an_observe_share_removes_nothing() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, MEMBER_PROJECT, MemberStatus::Pending);
+    h.apply(&golden_observing(&[MEMBER_PROJECT, "member-b"]));
+    reconcile_share(&mut h).await.expect("children written");
+    reconcile_children(&mut h).await;
+    h.kube.apply(&golden(&[MEMBER_PROJECT, "member-b"], None));
+    h.kube.delete_share(NAMESPACE, "golden");
+    reconcile_share(&mut h).await.expect("policy carried, finalizer gone");
+    assert!(h.kube.objects().iter().all(|child| child.observes()), "still Observe");
+    for child in h.kube.objects() {
+        h.kube
+            .delete(NAMESPACE, &child.metadata.name.clone().unwrap_or_default());
+    }
+    reconcile_children(&mut h).await;
+    assert!(h.kube.objects().is_empty());
+    assert!(h.fake.member(IMAGE, MEMBER_PROJECT).is_some());
+    assert_eq!(h.fake.requests("DELETE member") + h.fake.requests("POST members"), 0);
+}
+
 /// Case 9: a transient failure of one child write does not lose the share's pass: the other
 /// children are written, and so are the status and the events; the failure is retried.
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! observes reads and reports (InSync with what differs), never writes to Glance, holds no
 //! finalizer, never blocks a Managed object, and switches both ways with no Glance write.
 
+use std::time::Duration;
+
 use super::tests::{Harness, IMAGE, condition, event_reasons, share};
 use super::*;
 use crate::api::{
@@ -241,5 +243,67 @@ async fn an_observe_object_does_not_hold_its_secret() {
         !h.ctx()
             .secret_in_use(crate::testing::fixtures::NAMESPACE, crate::testing::fixtures::SECRET),
         "not held for an observer"
+    );
+}
+
+/// A deletion the cache shows as Observe, while the object was switched back to Managed: the
+/// release tests the policy, so the finalizer stays and the Managed cleanup removes the
+/// membership (its deletionPolicy is Delete).
+#[tokio::test]
+async fn a_release_as_observe_does_not_land_on_an_object_switched_back_to_managed() {
+    let mut h = Harness::new().await;
+    h.apply(&share("switch"));
+    h.reconcile("switch").await.expect("created");
+    let mut object = h.object("switch").expect("object");
+    object.spec.management_policy = Some(ManagementPolicy::Observe);
+    h.kube.apply(&object);
+    h.delete("switch");
+    // Back to Managed; the cache has not seen it yet.
+    let mut object = h.object("switch").expect("still there");
+    object.spec.management_policy = Some(ManagementPolicy::Managed);
+    h.kube.apply(&object);
+    let result = reconcile(
+        h.op.ctx
+            .object(&kube::runtime::reflector::ObjectRef::<ImageAccess>::new("switch").within(NAMESPACE))
+            .expect("cached"),
+        h.ctx(),
+    )
+    .await;
+    assert!(result.is_err(), "the release refused by its test");
+    assert!(h.object("switch").expect("kept").has_finalizer());
+    h.later();
+    h.reconcile("switch").await.expect("cleaned up as Managed");
+    assert!(h.object("switch").is_none());
+    assert!(
+        h.fake.member(IMAGE, MEMBER_PROJECT).is_none(),
+        "Delete, as the spec says now"
+    );
+}
+
+/// Waiting for credentials that could see (or for the owner's share) follows a resyncPeriod
+/// shorter than the stalled re-check.
+#[tokio::test]
+async fn a_wait_follows_a_short_resync_period() {
+    let mut h = Harness::new().await;
+    h.fake.put_member(IMAGE, OTHER_PROJECT, MemberStatus::Accepted);
+    let mut object = observing(ImageAccess::test("watch", IMAGE, MEMBER_PROJECT, "other"));
+    object.spec.resync_period = Some("1m".into());
+    h.apply(&object);
+    let mut longest = Duration::ZERO;
+    for _ in 0..12 {
+        h.later();
+        let cached =
+            h.op.ctx
+                .object(&kube::runtime::reflector::ObjectRef::<ImageAccess>::new("watch").within(NAMESPACE))
+                .expect("cached");
+        let error = reconcile(cached.clone(), h.ctx()).await.expect_err("waiting");
+        let action = error_policy(cached, &error, h.ctx());
+        longest = longest.max(super::tests::requeue_after(&action));
+        h.sync();
+    }
+    assert!(longest > Duration::from_secs(30), "backed off: {longest:?}");
+    assert!(
+        longest <= Duration::from_secs(60),
+        "never past its resyncPeriod: {longest:?}"
     );
 }

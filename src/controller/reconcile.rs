@@ -152,7 +152,12 @@ pub fn error_policy<K: Kind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -
         let delay = backoff_delay(settings, failures, random_fraction());
         match error.retry_after() {
             Some(wait) => delay.max(wait).min(settings.backoff_max),
-            None if waiting => delay.min(settings.stalled_recheck),
+            // An object asking to be looked at more often than the re-check is, waiting too.
+            None if waiting => delay.min(
+                settings
+                    .stalled_recheck
+                    .min(object.resync_period(settings.resync_period)),
+            ),
             None => delay,
         }
     });

@@ -625,14 +625,22 @@ async fn leave_policy_to_children(share: &ImageShare, namespace: &str, ctx: &Con
 /// Writes the share's deletion and management policies onto `child` when it says others: the
 /// policies it will be deleted with.
 async fn carry_policy(api: &Api<ImageAccess>, share: &ImageShare, child: &ImageAccess) -> Result<(), kube::Error> {
-    if child.deletion_policy() == share.spec.deletion_policy.unwrap_or_default() && child.observes() == share.observes()
+    // An Observe share's children let go with no Glance call, whatever their deletion policy.
+    // A child that observes and holds nothing stays Observe: a share switched to Managed and
+    // deleted at once must not remove what some of its children would have just adopted.
+    let management_policy = if child.observes() && !child.has_finalizer() {
+        child.spec.management_policy
+    } else {
+        share.spec.management_policy
+    };
+    if child.deletion_policy() == share.spec.deletion_policy.unwrap_or_default()
+        && child.spec.management_policy.unwrap_or_default() == management_policy.unwrap_or_default()
     {
         return Ok(());
     }
-    // An Observe share's children let go with no Glance call, whatever their deletion policy.
     let patch = json!({ "spec": {
         "deletionPolicy": share.spec.deletion_policy,
-        "managementPolicy": share.spec.management_policy,
+        "managementPolicy": management_policy,
     } });
     let params = PatchParams {
         field_manager: Some(SHARE_FIELD_MANAGER.into()),

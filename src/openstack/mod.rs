@@ -292,6 +292,19 @@ impl Session {
     /// `admin`). Authenticates if needed, so a bad password or a missing endpoint shows here.
     /// With the cloud's `image_endpoint_override`, that URL instead of the catalog's.
     pub async fn glance(self: &Arc<Self>, region: Option<&str>, cloud: &Cloud) -> Result<Glance, OpenStackError> {
+        // The override is one Glance, the entry's region's: another region would be recorded as
+        // one Glance while the requests go to another.
+        if let (Some(_), Some(asked), Some(own)) =
+            (&cloud.image_endpoint_override, region, cloud.region_name.as_deref())
+            && asked != own
+        {
+            return Err(OpenStackError::Config(ConfigError::Invalid {
+                cloud: "(this cloud)".into(),
+                detail: format!(
+                    "image_endpoint_override is the Glance of its region {own}, and region {asked} is asked (spec.region): drop spec.region, or use a cloud entry of region {asked}"
+                ),
+            }));
+        }
         self.glance_on(region, &cloud.interface, cloud.image_endpoint_override.as_ref())
             .await
     }
@@ -330,13 +343,10 @@ impl Session {
         cloud: &Cloud,
         matches: impl Fn(&GlancePlace) -> bool,
     ) -> Result<Option<Glance>, OpenStackError> {
-        if let Some(url) = &cloud.image_endpoint_override {
+        if cloud.image_endpoint_override.is_some() {
             // The one Glance these credentials use.
             let glance = self.glance(cloud.region_name.as_deref(), cloud).await?;
-            return Ok(matches(glance.place()).then_some(glance).or_else(|| {
-                tracing::debug!(%url, "the image endpoint override is another Glance");
-                None
-            }));
+            return Ok(matches(glance.place()).then_some(glance));
         }
         let token = self.token().await?;
         match token.image_places(&cloud.interface, matches).into_iter().next() {
